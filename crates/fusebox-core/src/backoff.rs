@@ -1,0 +1,1 @@
+//! Backoff sequences: fixed, exponential and jittered delays as reproducible iterators.

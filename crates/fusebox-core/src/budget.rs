@@ -1,0 +1,1 @@
+//! Retry budgets: a token bucket that caps retries against a failing dependency.

@@ -1,0 +1,282 @@
+//! Time sources. The sans-IO core never reads a clock: time is passed in as nanoseconds
+//! since an arbitrary, fixed origin. The concurrent shell reads one of these clocks.
+//!
+//! * [`MonotonicClock`]: the default. On Linux it reads `CLOCK_MONOTONIC_COARSE` (a few ns,
+//!   resolution of one kernel tick, 1 to 4 ms); elsewhere it falls back to [`PreciseClock`].
+//! * [`PreciseClock`]: `std::time::Instant`, nanosecond resolution, ~20-40 ns per read on VMs.
+//! * [`ManualClock`]: moved by hand, for deterministic tests.
+//! * [`TokioClock`] (feature `tokio`): follows `tokio::time`, so `tokio::time::pause` drives it.
+
+use std::fmt;
+use std::sync::Arc;
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+/// A monotonic source of time, in nanoseconds since an origin fixed for the clock's lifetime.
+///
+/// Implement it to plug in your own time source; it must never go backwards.
+///
+/// ```
+/// use fusebox_core::clock::{Clock, ManualClock};
+/// use std::time::Duration;
+///
+/// let clock = ManualClock::new();
+/// clock.advance(Duration::from_millis(5));
+/// assert_eq!(clock.now_nanos(), 5_000_000);
+/// ```
+pub trait Clock: Send + Sync + fmt::Debug + 'static {
+    /// Nanoseconds since this clock's origin.
+    fn now_nanos(&self) -> u64;
+}
+
+fn process_origin() -> Instant {
+    static ORIGIN: OnceLock<Instant> = OnceLock::new();
+    *ORIGIN.get_or_init(Instant::now)
+}
+
+fn duration_to_nanos(d: Duration) -> u64 {
+    u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
+}
+
+/// The precise system clock: `std::time::Instant` measured from a process-wide origin.
+///
+/// ```
+/// use fusebox_core::clock::{Clock, PreciseClock};
+/// let a = PreciseClock.now_nanos();
+/// let b = PreciseClock.now_nanos();
+/// assert!(b >= a);
+/// ```
+#[derive(Debug, Clone, Copy, Default)]
+pub struct PreciseClock;
+
+impl Clock for PreciseClock {
+    #[inline]
+    fn now_nanos(&self) -> u64 {
+        duration_to_nanos(process_origin().elapsed())
+    }
+}
+
+/// The default clock: cheap to read, monotonic, millisecond-grade resolution on Linux.
+///
+/// Circuit breakers compare times against cooldowns and windows of seconds, so a clock that
+/// costs a few nanoseconds matters more than one with nanosecond resolution. Use
+/// [`PreciseClock`] when slow-call thresholds are below ~50 ms (the breaker builder does this
+/// by itself when no clock was chosen).
+///
+/// ```
+/// use fusebox_core::clock::{Clock, MonotonicClock};
+/// let a = MonotonicClock.now_nanos();
+/// assert!(MonotonicClock.now_nanos() >= a);
+/// ```
+#[derive(Debug, Clone, Copy, Default)]
+pub struct MonotonicClock;
+
+impl MonotonicClock {
+    /// The resolution of this clock on this platform.
+    ///
+    /// ```
+    /// use fusebox_core::clock::MonotonicClock;
+    /// assert!(MonotonicClock::resolution() <= std::time::Duration::from_millis(20));
+    /// ```
+    pub fn resolution() -> Duration {
+        #[cfg(any(target_os = "linux", target_os = "android"))]
+        {
+            let mut ts = libc::timespec {
+                tv_sec: 0,
+                tv_nsec: 0,
+            };
+            // SAFETY: `ts` is a valid, writable timespec.
+            let rc = unsafe { libc::clock_getres(libc::CLOCK_MONOTONIC_COARSE, &mut ts) };
+            if rc == 0 {
+                return Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32);
+            }
+        }
+        Duration::from_nanos(1)
+    }
+}
+
+impl Clock for MonotonicClock {
+    #[inline]
+    fn now_nanos(&self) -> u64 {
+        #[cfg(any(target_os = "linux", target_os = "android"))]
+        {
+            let mut ts = libc::timespec {
+                tv_sec: 0,
+                tv_nsec: 0,
+            };
+            // SAFETY: `ts` is a valid, writable timespec; the call cannot fail for this clock id
+            // on kernels from 2.6.32 on, and on failure we fall back to the precise clock.
+            let rc = unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC_COARSE, &mut ts) };
+            if rc == 0 {
+                return (ts.tv_sec as u64)
+                    .wrapping_mul(1_000_000_000)
+                    .wrapping_add(ts.tv_nsec as u64);
+            }
+        }
+        PreciseClock.now_nanos()
+    }
+}
+
+/// A clock moved only by hand. Clones share the same time.
+///
+/// ```
+/// use fusebox_core::clock::{Clock, ManualClock};
+/// use std::time::Duration;
+///
+/// let clock = ManualClock::new();
+/// let shared = clock.clone();
+/// shared.advance(Duration::from_secs(1));
+/// assert_eq!(clock.now(), Duration::from_secs(1));
+/// clock.set(Duration::from_secs(10));
+/// assert_eq!(shared.now_nanos(), 10_000_000_000);
+/// ```
+#[derive(Debug, Clone, Default)]
+pub struct ManualClock {
+    nanos: Arc<AtomicU64>,
+}
+
+impl ManualClock {
+    /// A manual clock at time zero.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Moves the clock forward by `by`.
+    pub fn advance(&self, by: Duration) {
+        self.nanos
+            .fetch_add(duration_to_nanos(by), Ordering::SeqCst);
+    }
+
+    /// Sets the clock to `at` since its origin. Setting it backwards is allowed for tests of
+    /// clock anomalies; fusebox treats a clock that went back as "no time passed".
+    pub fn set(&self, at: Duration) {
+        self.nanos.store(duration_to_nanos(at), Ordering::SeqCst);
+    }
+
+    /// The current time since the origin.
+    pub fn now(&self) -> Duration {
+        Duration::from_nanos(self.now_nanos())
+    }
+}
+
+impl Clock for ManualClock {
+    #[inline]
+    fn now_nanos(&self) -> u64 {
+        self.nanos.load(Ordering::SeqCst)
+    }
+}
+
+/// A clock that follows `tokio::time`, so `tokio::time::pause()` and `advance()` drive it.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+/// # async fn main() {
+/// use fusebox_core::clock::{Clock, TokioClock};
+/// use std::time::Duration;
+///
+/// let clock = TokioClock::new();
+/// tokio::time::sleep(Duration::from_secs(3)).await;
+/// assert_eq!(clock.now_nanos(), 3_000_000_000);
+/// # }
+/// ```
+#[cfg(feature = "tokio")]
+#[derive(Debug, Clone, Copy)]
+pub struct TokioClock {
+    origin: tokio::time::Instant,
+}
+
+#[cfg(feature = "tokio")]
+impl TokioClock {
+    /// A clock whose origin is `tokio::time::Instant::now()`.
+    pub fn new() -> Self {
+        Self {
+            origin: tokio::time::Instant::now(),
+        }
+    }
+}
+
+#[cfg(feature = "tokio")]
+impl Default for TokioClock {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+#[cfg(feature = "tokio")]
+impl Clock for TokioClock {
+    fn now_nanos(&self) -> u64 {
+        duration_to_nanos(tokio::time::Instant::now().saturating_duration_since(self.origin))
+    }
+}
+
+/// The clock a breaker holds: the built-in clocks are matched statically, so the hot path
+/// pays no indirect call for them.
+#[derive(Debug, Clone)]
+pub(crate) enum ClockHandle {
+    Monotonic,
+    Precise,
+    Manual(ManualClock),
+    Custom(Arc<dyn Clock>),
+}
+
+impl ClockHandle {
+    #[inline]
+    pub(crate) fn now_nanos(&self) -> u64 {
+        match self {
+            ClockHandle::Monotonic => MonotonicClock.now_nanos(),
+            ClockHandle::Precise => PreciseClock.now_nanos(),
+            ClockHandle::Manual(c) => c.now_nanos(),
+            ClockHandle::Custom(c) => c.now_nanos(),
+        }
+    }
+}
+
+/// Anything that can become the clock of a breaker or policy.
+///
+/// ```
+/// use fusebox_core::clock::{IntoClock, ManualClock, PreciseClock};
+/// fn takes(_c: impl IntoClock) {}
+/// takes(ManualClock::new());
+/// takes(PreciseClock);
+/// ```
+pub trait IntoClock {
+    #[doc(hidden)]
+    fn into_handle(self) -> ClockHandleOpaque;
+}
+
+/// Opaque wrapper so the internal clock enum stays private.
+#[doc(hidden)]
+#[derive(Debug, Clone)]
+pub struct ClockHandleOpaque(pub(crate) ClockHandle);
+
+impl IntoClock for MonotonicClock {
+    fn into_handle(self) -> ClockHandleOpaque {
+        ClockHandleOpaque(ClockHandle::Monotonic)
+    }
+}
+impl IntoClock for PreciseClock {
+    fn into_handle(self) -> ClockHandleOpaque {
+        ClockHandleOpaque(ClockHandle::Precise)
+    }
+}
+impl IntoClock for ManualClock {
+    fn into_handle(self) -> ClockHandleOpaque {
+        ClockHandleOpaque(ClockHandle::Manual(self))
+    }
+}
+#[cfg(feature = "tokio")]
+impl IntoClock for TokioClock {
+    fn into_handle(self) -> ClockHandleOpaque {
+        ClockHandleOpaque(ClockHandle::Custom(Arc::new(self)))
+    }
+}
+impl IntoClock for Arc<dyn Clock> {
+    fn into_handle(self) -> ClockHandleOpaque {
+        ClockHandleOpaque(ClockHandle::Custom(self))
+    }
+}
+
+pub(crate) fn nanos(d: Duration) -> u64 {
+    duration_to_nanos(d)
+}

@@ -1,0 +1,174 @@
+//! Error types shared across fusebox: configuration errors from validated builders and the
+//! call error that keeps the caller's own error intact beside fusebox's reasons.
+
+use std::borrow::Cow;
+
+/// A configuration value was rejected by a builder or a pure check.
+///
+/// Every variant names the offending field so the message points straight at the setting.
+///
+/// ```
+/// use fusebox_core::ConfigError;
+///
+/// let err = ConfigError::invalid("failure_rate", "must be within [0, 1], got 1.5");
+/// assert_eq!(err.field(), Some("failure_rate"));
+/// assert_eq!(err.to_string(), "invalid `failure_rate`: must be within [0, 1], got 1.5");
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// One field holds a value outside its allowed range.
+    #[error("invalid `{field}`: {reason}")]
+    Invalid {
+        /// Name of the field, as spelled in the builder method or config key.
+        field: &'static str,
+        /// What was expected and what was given.
+        reason: Cow<'static, str>,
+    },
+    /// Two or more settings cannot be used together.
+    #[error("conflicting settings `{first}` and `{second}`: {reason}")]
+    Conflict {
+        /// The first setting involved.
+        first: &'static str,
+        /// The second setting involved.
+        second: &'static str,
+        /// Why they conflict.
+        reason: Cow<'static, str>,
+    },
+}
+
+impl ConfigError {
+    /// Builds an [`ConfigError::Invalid`] for `field`.
+    ///
+    /// ```
+    /// # use fusebox_core::ConfigError;
+    /// let e = ConfigError::invalid("window", "must not be zero");
+    /// assert!(matches!(e, ConfigError::Invalid { field: "window", .. }));
+    /// ```
+    pub fn invalid(field: &'static str, reason: impl Into<Cow<'static, str>>) -> Self {
+        ConfigError::Invalid {
+            field,
+            reason: reason.into(),
+        }
+    }
+
+    /// Builds a [`ConfigError::Conflict`] between two settings.
+    ///
+    /// ```
+    /// # use fusebox_core::ConfigError;
+    /// let e = ConfigError::conflict("count_window", "time_window", "pick one window");
+    /// assert!(e.to_string().contains("pick one window"));
+    /// ```
+    pub fn conflict(
+        first: &'static str,
+        second: &'static str,
+        reason: impl Into<Cow<'static, str>>,
+    ) -> Self {
+        ConfigError::Conflict {
+            first,
+            second,
+            reason: reason.into(),
+        }
+    }
+
+    /// The field this error is about (the first one for a conflict).
+    ///
+    /// ```
+    /// # use fusebox_core::ConfigError;
+    /// assert_eq!(ConfigError::invalid("alpha", "NaN").field(), Some("alpha"));
+    /// ```
+    pub fn field(&self) -> Option<&'static str> {
+        match self {
+            ConfigError::Invalid { field, .. } => Some(field),
+            ConfigError::Conflict { first, .. } => Some(first),
+        }
+    }
+}
+
+/// Validation helpers used by every builder, so that messages read the same everywhere.
+#[allow(dead_code)] // not every feature set uses every check
+pub(crate) mod check {
+    use super::ConfigError;
+    use std::time::Duration;
+
+    /// A finite number (not NaN, not infinite).
+    pub(crate) fn finite(field: &'static str, value: f64) -> Result<f64, ConfigError> {
+        if value.is_finite() {
+            Ok(value)
+        } else {
+            Err(ConfigError::invalid(
+                field,
+                format!("must be a finite number, got {value}"),
+            ))
+        }
+    }
+
+    /// A finite number `>= 0`.
+    pub(crate) fn non_negative(field: &'static str, value: f64) -> Result<f64, ConfigError> {
+        finite(field, value)?;
+        if value < 0.0 {
+            return Err(ConfigError::invalid(
+                field,
+                format!("must not be negative, got {value}"),
+            ));
+        }
+        Ok(value)
+    }
+
+    /// A finite number `> 0`.
+    pub(crate) fn positive(field: &'static str, value: f64) -> Result<f64, ConfigError> {
+        finite(field, value)?;
+        if value <= 0.0 {
+            return Err(ConfigError::invalid(
+                field,
+                format!("must be greater than zero, got {value}"),
+            ));
+        }
+        Ok(value)
+    }
+
+    /// A ratio within `[0, 1]`.
+    pub(crate) fn unit(field: &'static str, value: f64) -> Result<f64, ConfigError> {
+        finite(field, value)?;
+        if !(0.0..=1.0).contains(&value) {
+            return Err(ConfigError::invalid(
+                field,
+                format!("must be within [0, 1], got {value}"),
+            ));
+        }
+        Ok(value)
+    }
+
+    /// A ratio within `(0, 1]`.
+    pub(crate) fn unit_open_low(field: &'static str, value: f64) -> Result<f64, ConfigError> {
+        finite(field, value)?;
+        if !(value > 0.0 && value <= 1.0) {
+            return Err(ConfigError::invalid(
+                field,
+                format!("must be within (0, 1], got {value}"),
+            ));
+        }
+        Ok(value)
+    }
+
+    /// A count that must not be zero.
+    pub(crate) fn nonzero(field: &'static str, value: u64) -> Result<u64, ConfigError> {
+        if value == 0 {
+            Err(ConfigError::invalid(field, "must be at least 1, got 0"))
+        } else {
+            Ok(value)
+        }
+    }
+
+    /// A duration that must not be zero.
+    pub(crate) fn nonzero_duration(
+        field: &'static str,
+        value: Duration,
+    ) -> Result<Duration, ConfigError> {
+        if value.is_zero() {
+            Err(ConfigError::invalid(field, "must be longer than zero"))
+        } else {
+            Ok(value)
+        }
+    }
+}

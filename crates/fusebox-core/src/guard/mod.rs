@@ -1,0 +1,1 @@
+//! Spend guards: budget checks, spike detection and EWMA baselines.

@@ -1,0 +1,1 @@
+//! A small, safe expression language for trip rules and mode rules.
