@@ -172,3 +172,74 @@ pub(crate) mod check {
         }
     }
 }
+
+/// The error of a call made through fusebox: the caller's own error, intact, or the reason
+/// fusebox stopped the call.
+///
+/// ```
+/// use fusebox_core::Error;
+/// let e: Error<std::io::Error> = Error::Inner(std::io::Error::other("disk"));
+/// assert!(!e.is_rejected());
+/// assert_eq!(e.into_inner().unwrap().to_string(), "disk");
+/// ```
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error<E> {
+    /// The protected call ran and failed with the caller's error.
+    #[error(transparent)]
+    Inner(E),
+    /// A circuit breaker refused the call.
+    #[error(transparent)]
+    Rejected(crate::breaker::Rejected),
+}
+
+impl<E> Error<E> {
+    /// Whether a breaker refused the call.
+    ///
+    /// ```
+    /// # use fusebox_core::Error;
+    /// assert!(!Error::Inner(()).is_rejected());
+    /// ```
+    pub fn is_rejected(&self) -> bool {
+        matches!(self, Error::Rejected(_))
+    }
+
+    /// The caller's error, if the call ran and failed.
+    ///
+    /// ```
+    /// # use fusebox_core::Error;
+    /// assert_eq!(Error::Inner(7).inner(), Some(&7));
+    /// ```
+    pub fn inner(&self) -> Option<&E> {
+        match self {
+            Error::Inner(e) => Some(e),
+            _ => None,
+        }
+    }
+
+    /// The caller's error, if the call ran and failed.
+    ///
+    /// ```
+    /// # use fusebox_core::Error;
+    /// assert_eq!(Error::Inner("x").into_inner(), Some("x"));
+    /// ```
+    pub fn into_inner(self) -> Option<E> {
+        match self {
+            Error::Inner(e) => Some(e),
+            _ => None,
+        }
+    }
+
+    /// The rejection, if a breaker refused the call.
+    ///
+    /// ```
+    /// # use fusebox_core::Error;
+    /// assert!(Error::Inner(()).rejection().is_none());
+    /// ```
+    pub fn rejection(&self) -> Option<&crate::breaker::Rejected> {
+        match self {
+            Error::Rejected(r) => Some(r),
+            _ => None,
+        }
+    }
+}

@@ -7,11 +7,15 @@
 #![warn(rust_2018_idioms, unreachable_pub)]
 
 pub mod backoff;
+pub mod breaker;
 pub mod budget;
 pub mod clock;
 mod error;
 pub mod guard;
+mod outcome;
 pub mod rule;
 pub(crate) mod sync;
 
-pub use error::ConfigError;
+pub use breaker::{Breaker, Rejected, State};
+pub use error::{ConfigError, Error};
+pub use outcome::{Classifier, ErrIsFailure, FailureWhen, Outcome};

@@ -1,0 +1,399 @@
+//! The sans-IO breaker: a plain, single-threaded state machine. Time comes in as an argument,
+//! randomness from a seeded generator; nothing is read from the outside world.
+//!
+//! Use it to run a breaker inside an actor, a simulation, or any place that owns its state;
+//! [`Breaker`](super::Breaker) is the same rules behind atomics for concurrent callers.
+
+use std::time::Duration;
+
+use rand::rngs::SmallRng;
+use rand::{Rng, SeedableRng};
+
+use crate::outcome::Outcome;
+
+use super::config::{BreakerConfig, Cooldown};
+use super::rules::{evaluate_trip, trial_admissible, trial_verdict};
+use super::stats::{State, TransitionReason, TripReason, WindowStats};
+use super::window::{Mark, SeqWindow};
+
+/// Admission of one call by a [`Machine`]; hand it back with the outcome.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Ticket {
+    generation: u64,
+    trial: bool,
+    started: u64,
+}
+
+impl Ticket {
+    /// Whether the call is a half-open trial.
+    pub fn is_trial(&self) -> bool {
+        self.trial
+    }
+}
+
+/// A call refused by a [`Machine`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Refused {
+    /// The state that refused.
+    pub state: State,
+    /// When calls may be admitted again, if known.
+    pub retry_after: Option<Duration>,
+}
+
+/// A state change made by a [`Machine`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct Change {
+    /// State before.
+    pub from: State,
+    /// State after.
+    pub to: State,
+    /// Why.
+    pub reason: TransitionReason,
+    /// Generation after the change.
+    pub generation: u64,
+}
+
+/// The sans-IO circuit breaker.
+///
+/// ```
+/// use fusebox_core::breaker::{Breaker, Machine, State};
+/// use fusebox_core::Outcome;
+///
+/// let config = Breaker::builder("m").failures_in_last(2, 4).build_config()?;
+/// let mut m = Machine::new(config);
+/// let ms = 1_000_000u64;
+///
+/// for t in 0..2 {
+///     let ticket = m.acquire(t * ms).unwrap();
+///     m.record(ticket, Outcome::Failure, t * ms);
+/// }
+/// assert_eq!(m.state(2 * ms), State::Open);
+/// let changes: Vec<_> = m.take_changes().collect();
+/// assert_eq!((changes[0].from, changes[0].to), (State::Closed, State::Open));
+/// assert!(m.acquire(3 * ms).is_err());
+/// # Ok::<(), fusebox_core::ConfigError>(())
+/// ```
+#[derive(Debug, Clone)]
+pub struct Machine {
+    config: BreakerConfig,
+    state: State,
+    generation: u64,
+    consecutive_failures: u32,
+    window: SeqWindow,
+    open_until: u64,
+    half_open_since: u64,
+    trials_in_flight: u32,
+    trial_successes: u32,
+    trial_failures: u32,
+    consecutive_trips: u32,
+    last_failure: Option<u64>,
+    rng: SmallRng,
+    changes: Vec<Change>,
+}
+
+impl Machine {
+    /// A closed machine with this configuration.
+    pub fn new(config: BreakerConfig) -> Self {
+        let rng = match config.seed {
+            Some(seed) => SmallRng::seed_from_u64(seed),
+            None => SmallRng::from_os_rng(),
+        };
+        Machine {
+            window: SeqWindow::new(config.window),
+            config,
+            state: State::Closed,
+            generation: 0,
+            consecutive_failures: 0,
+            open_until: 0,
+            half_open_since: 0,
+            trials_in_flight: 0,
+            trial_successes: 0,
+            trial_failures: 0,
+            consecutive_trips: 0,
+            last_failure: None,
+            rng,
+            changes: Vec::new(),
+        }
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &BreakerConfig {
+        &self.config
+    }
+
+    /// The state at `now`, after the time-driven transitions.
+    pub fn state(&mut self, now: u64) -> State {
+        self.settle(now);
+        self.state
+    }
+
+    /// How many transitions happened.
+    pub fn generation(&self) -> u64 {
+        self.generation
+    }
+
+    /// Current run of failures.
+    pub fn consecutive_failures(&self) -> u32 {
+        self.consecutive_failures
+    }
+
+    /// Window statistics at `now`.
+    pub fn window_stats(&mut self, now: u64) -> WindowStats {
+        self.window.stats(now)
+    }
+
+    /// Trials in flight while half-open.
+    pub fn trials_in_flight(&self) -> u32 {
+        self.trials_in_flight
+    }
+
+    /// Time of the last failure, if any.
+    pub fn last_failure(&self) -> Option<u64> {
+        self.last_failure
+    }
+
+    /// The state changes made since the last call, oldest first.
+    pub fn take_changes(&mut self) -> impl Iterator<Item = Change> + '_ {
+        self.changes.drain(..)
+    }
+
+    /// Asks to make one call at `now`.
+    pub fn acquire(&mut self, now: u64) -> Result<Ticket, Refused> {
+        for _ in 0..8 {
+            match self.state {
+                State::Closed | State::Disabled => {
+                    return Ok(Ticket {
+                        generation: self.generation,
+                        trial: false,
+                        started: now,
+                    });
+                }
+                State::ForcedOpen => {
+                    return Err(Refused {
+                        state: State::ForcedOpen,
+                        retry_after: None,
+                    });
+                }
+                State::Open => {
+                    if now < self.open_until {
+                        return Err(Refused {
+                            state: State::Open,
+                            retry_after: Some(Duration::from_nanos(self.open_until - now)),
+                        });
+                    }
+                    self.move_to(State::HalfOpen, TransitionReason::CooldownElapsed, now);
+                }
+                State::HalfOpen => {
+                    let finished = self.trial_successes + self.trial_failures;
+                    if trial_admissible(&self.config, self.trials_in_flight, finished) {
+                        self.trials_in_flight += 1;
+                        return Ok(Ticket {
+                            generation: self.generation,
+                            trial: true,
+                            started: now,
+                        });
+                    }
+                    if !self.half_open_expired(now) {
+                        return Err(Refused {
+                            state: State::HalfOpen,
+                            retry_after: None,
+                        });
+                    }
+                }
+            }
+        }
+        Err(Refused {
+            state: self.state,
+            retry_after: None,
+        })
+    }
+
+    /// Records the outcome of an admitted call at `now`.
+    pub fn record(&mut self, ticket: Ticket, outcome: Outcome, now: u64) {
+        if ticket.trial {
+            return self.record_trial(ticket, outcome, now);
+        }
+        if outcome == Outcome::Ignored || ticket.generation != self.generation {
+            return;
+        }
+        let failure = outcome == Outcome::Failure;
+        let slow = self.is_slow(ticket.started, now);
+        self.window.record(Mark { failure, slow }, now);
+        let judging = self.state == State::Closed;
+        if failure {
+            self.last_failure = Some(now);
+            self.consecutive_failures = self.consecutive_failures.saturating_add(1);
+        } else {
+            self.consecutive_failures = 0;
+        }
+        if judging && (failure || slow) {
+            let stats = self.window.stats(now);
+            if let Some(reason) =
+                evaluate_trip(&self.config.rules, self.consecutive_failures, &stats)
+            {
+                self.move_to(State::Open, TransitionReason::Tripped(reason), now);
+            }
+        }
+    }
+
+    /// Gives back a ticket whose call was cancelled: it counts as nothing.
+    pub fn cancel(&mut self, ticket: Ticket) {
+        if ticket.trial
+            && ticket.generation == self.generation
+            && self.state == State::HalfOpen
+            && self.trials_in_flight > 0
+        {
+            self.trials_in_flight -= 1;
+        }
+    }
+
+    /// Opens by hand until [`reset`](Self::reset).
+    pub fn force_open(&mut self, now: u64) -> bool {
+        self.manual(State::ForcedOpen, TransitionReason::ForcedOpen, now, |s| {
+            s != State::ForcedOpen
+        })
+    }
+
+    /// Always admits, still measures, never trips.
+    pub fn disable(&mut self, now: u64) -> bool {
+        self.manual(State::Disabled, TransitionReason::Disabled, now, |s| {
+            s != State::Disabled
+        })
+    }
+
+    /// Back to CLOSED with counters cleared.
+    pub fn reset(&mut self, now: u64) -> bool {
+        if self.state == State::Closed {
+            self.clear_for_close();
+            return false;
+        }
+        self.manual(State::Closed, TransitionReason::Reset, now, |_| true)
+    }
+
+    /// Opens on an external signal; recovers like after any trip.
+    pub fn trip(&mut self, reason: &'static str, now: u64) -> bool {
+        let reason = TransitionReason::Tripped(TripReason::External {
+            reason: reason.into(),
+        });
+        self.manual(State::Open, reason, now, |s| {
+            matches!(s, State::Closed | State::HalfOpen | State::Disabled)
+        })
+    }
+
+    fn manual(
+        &mut self,
+        to: State,
+        reason: TransitionReason,
+        now: u64,
+        allowed_from: impl Fn(State) -> bool,
+    ) -> bool {
+        if !allowed_from(self.state) {
+            return false;
+        }
+        self.move_to(to, reason, now);
+        true
+    }
+
+    fn record_trial(&mut self, ticket: Ticket, outcome: Outcome, now: u64) {
+        if ticket.generation != self.generation
+            || self.state != State::HalfOpen
+            || self.trials_in_flight == 0
+        {
+            return;
+        }
+        let failure = outcome == Outcome::Failure;
+        if failure {
+            self.last_failure = Some(now);
+        }
+        let slow = outcome != Outcome::Ignored && self.is_slow(ticket.started, now);
+        self.trials_in_flight -= 1;
+        match outcome {
+            Outcome::Ignored => return,
+            Outcome::Success if !slow => self.trial_successes += 1,
+            _ => self.trial_failures += 1,
+        }
+        let rule = self.config.close;
+        let (s, f) = (self.trial_successes, self.trial_failures);
+        if let Some((to, reason)) = trial_verdict(rule, s, f).transition(rule, s, f) {
+            self.move_to(to, reason, now);
+        }
+    }
+
+    fn is_slow(&self, started: u64, now: u64) -> bool {
+        match self.config.rules.slow {
+            Some(rule) => now.saturating_sub(started) >= rule.threshold_nanos,
+            None => false,
+        }
+    }
+
+    fn half_open_expired(&mut self, now: u64) -> bool {
+        match self.config.half_open_max_nanos {
+            Some(max) if now.saturating_sub(self.half_open_since) >= max => {
+                self.move_to(State::Open, TransitionReason::HalfOpenTimedOut, now);
+                true
+            }
+            _ => false,
+        }
+    }
+
+    fn settle(&mut self, now: u64) {
+        for _ in 0..4 {
+            let state = self.state;
+            match state {
+                State::Open if now >= self.open_until => {
+                    self.move_to(State::HalfOpen, TransitionReason::CooldownElapsed, now);
+                }
+                State::HalfOpen => {
+                    if !self.half_open_expired(now) {
+                        return;
+                    }
+                }
+                _ => return,
+            }
+        }
+    }
+
+    fn clear_for_close(&mut self) {
+        self.window.reset();
+        self.consecutive_failures = 0;
+        self.consecutive_trips = 0;
+    }
+
+    fn move_to(&mut self, to: State, reason: TransitionReason, now: u64) {
+        match to {
+            State::Open => {
+                self.consecutive_trips = self.consecutive_trips.saturating_add(1);
+                let jitter = match self.config.cooldown {
+                    Cooldown::Fixed { jitter, .. } | Cooldown::Growing { jitter, .. } => jitter,
+                };
+                let unit = if jitter > 0.0 {
+                    self.rng.random::<f64>()
+                } else {
+                    0.5
+                };
+                let cooldown = self
+                    .config
+                    .cooldown
+                    .after_trips(self.consecutive_trips, unit);
+                self.open_until = now.saturating_add(crate::clock::nanos(cooldown));
+            }
+            State::HalfOpen => {
+                self.trials_in_flight = 0;
+                self.trial_successes = 0;
+                self.trial_failures = 0;
+                self.half_open_since = now;
+            }
+            State::Closed => self.clear_for_close(),
+            State::ForcedOpen | State::Disabled => {}
+        }
+        let from = self.state;
+        self.state = to;
+        self.generation += 1;
+        self.changes.push(Change {
+            from,
+            to,
+            reason,
+            generation: self.generation,
+        });
+    }
+}

@@ -1,0 +1,40 @@
+//! The circuit breaker.
+//!
+//! Three concerns live in three places:
+//! * **classification** ([`Classifier`](crate::Classifier)): what a result means: success,
+//!   failure, or ignored; plus the slow-call threshold for durations;
+//! * **transition policy** (trip rules over a [window](WindowKind), the half-open
+//!   [close rule](CloseRule), the [cooldown](Cooldown)): how outcomes move the state; pure
+//!   functions shared by the sans-IO [`Machine`], the [`decide`] function and the concurrent
+//!   [`Breaker`];
+//! * **admission** ([`Breaker::try_acquire`], [`Permit`]): whether the state admits a call now,
+//!   including external triggers ([`Breaker::trip`], [`Breaker::force_open`],
+//!   [`Breaker::disable`], [`Breaker::reset`]).
+//!
+//! ```text
+//!            trip rule fires                cooldown elapsed (lazily, on the next call)
+//!   CLOSED ───────────────────▶ OPEN ───────────────────────────────▶ HALF_OPEN
+//!     ▲                          ▲                                      │   │
+//!     │                          └──── a trial failure makes the ───────┘   │
+//!     │                                close rule unreachable               │
+//!     └──────────────────── close rule met ("5 of 5 trials") ───────────────┘
+//! ```
+
+mod config;
+mod gate;
+mod machine;
+mod name;
+mod rules;
+mod shell;
+mod stats;
+mod window;
+
+pub use config::{BreakerConfig, BreakerSettings, CloseRule, Cooldown, WindowKind};
+pub use machine::{Change, Machine, Refused, Ticket};
+pub use name::Name;
+pub use rules::{Counters, Decision, decide};
+pub use shell::{Breaker, BreakerBuilder, BreakerListener, OwnedPermit, Permit, Rejected};
+pub use stats::{
+    LoggedOutcome, OutcomeEntry, Snapshot, State, Transition, TransitionReason, TripReason,
+    WindowStats,
+};

@@ -1,0 +1,1277 @@
+//! The concurrent breaker: what users hold. Lock-free on the CLOSED path; transitions take a
+//! short slow path and are published with a generation number so each is reported once.
+
+use std::borrow::Cow;
+use std::fmt;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use rand::rngs::SmallRng;
+use rand::{Rng, SeedableRng};
+
+use crate::ConfigError;
+use crate::clock::{ClockHandle, IntoClock};
+use crate::error::Error;
+use crate::outcome::{Classifier, ErrIsFailure, Outcome};
+use crate::sync::{AtomicU32, AtomicU64, Mutex, Ordering};
+
+use super::Name;
+use super::config::{BreakerConfig, BreakerSettings, CustomRule, WindowKind};
+use super::gate::{Admission, HalfOpenGate};
+use super::rules::{evaluate_trip, trial_verdict};
+use super::stats::{
+    LoggedOutcome, OutcomeEntry, Snapshot, State, Transition, TransitionReason, TripReason,
+    WindowStats,
+};
+use super::window::{AtomicWindow, Mark, OutcomeLog, Padded};
+
+/// A call refused by a breaker, with what a caller needs to back off.
+///
+/// ```
+/// use fusebox_core::breaker::{Breaker, State};
+/// use fusebox_core::clock::ManualClock;
+/// use std::time::Duration;
+///
+/// let b = Breaker::builder("search")
+///     .consecutive_failures(1)
+///     .cooldown(Duration::from_secs(10))
+///     .clock(ManualClock::new())
+///     .build()?;
+/// b.record_failure();
+/// let rejected = b.try_acquire().unwrap_err();
+/// assert_eq!(rejected.name, "search");
+/// assert_eq!(rejected.state, State::Open);
+/// assert_eq!(rejected.retry_after, Some(Duration::from_secs(10)));
+/// assert_eq!(rejected.to_string(), "circuit breaker `search` is open; retry after 10s");
+/// # Ok::<(), fusebox_core::ConfigError>(())
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("circuit breaker `{name}` is {state}{}", RetryHint(*.retry_after))]
+pub struct Rejected {
+    /// The breaker that rejected the call.
+    pub name: Name,
+    /// Its state when it rejected.
+    pub state: State,
+    /// When calls may be admitted again, if known.
+    pub retry_after: Option<Duration>,
+}
+
+struct RetryHint(Option<Duration>);
+
+impl fmt::Display for RetryHint {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0 {
+            Some(d) => write!(f, "; retry after {d:?}"),
+            None => Ok(()),
+        }
+    }
+}
+
+/// Receives a breaker's state changes and rejections.
+///
+/// Listeners run on the thread that caused the event, after the state has changed and with
+/// no lock held, so they may call back into the breaker. Listeners on different threads may
+/// run at once; [`Transition::generation`] orders transitions.
+///
+/// ```
+/// use fusebox_core::breaker::{Breaker, BreakerListener, Rejected, Transition};
+/// use std::sync::Arc;
+/// use std::sync::atomic::{AtomicUsize, Ordering};
+///
+/// #[derive(Default)]
+/// struct Counter(AtomicUsize);
+/// impl BreakerListener for Counter {
+///     fn on_rejection(&self, _: &Rejected) {
+///         self.0.fetch_add(1, Ordering::Relaxed);
+///     }
+/// }
+/// let counter = Arc::new(Counter::default());
+/// let b = Breaker::builder("x").listener(counter.clone()).build()?;
+/// b.force_open();
+/// assert!(b.try_acquire().is_err());
+/// assert_eq!(counter.0.load(Ordering::Relaxed), 1);
+/// # Ok::<(), fusebox_core::ConfigError>(())
+/// ```
+pub trait BreakerListener: Send + Sync + 'static {
+    /// A state change.
+    fn on_transition(&self, transition: &Transition) {
+        let _ = transition;
+    }
+    /// A rejected call.
+    fn on_rejection(&self, rejected: &Rejected) {
+        let _ = rejected;
+    }
+}
+
+struct OnTransition<F>(F);
+impl<F: Fn(&Transition) + Send + Sync + 'static> BreakerListener for OnTransition<F> {
+    fn on_transition(&self, transition: &Transition) {
+        (self.0)(transition)
+    }
+}
+
+struct OnRejection<F>(F);
+impl<F: Fn(&Rejected) + Send + Sync + 'static> BreakerListener for OnRejection<F> {
+    fn on_rejection(&self, rejected: &Rejected) {
+        (self.0)(rejected)
+    }
+}
+
+/// Builds a [`Breaker`]; every setting is checked once, by [`build`](Self::build).
+///
+/// ```
+/// use fusebox_core::breaker::Breaker;
+/// use std::time::Duration;
+///
+/// let breaker = Breaker::builder("inventory")
+///     .failures_in_last(3, 10) // trip when 3 of the last 10 calls failed
+///     .cooldown(Duration::from_secs(5))
+///     .half_open_trials(5, 5) // close after 5 of 5 trial calls succeed
+///     .build()?;
+/// assert_eq!(breaker.config().close_rule().successes, 5);
+///
+/// // Invalid settings name the field.
+/// let err = Breaker::builder("bad").failures_in_last(11, 10).build().unwrap_err();
+/// assert_eq!(err.field(), Some("failures_in_window"));
+/// # Ok::<(), fusebox_core::ConfigError>(())
+/// ```
+#[must_use]
+pub struct BreakerBuilder {
+    name: Name,
+    settings: BreakerSettings,
+    custom: Option<CustomRule>,
+    clock: Option<ClockHandle>,
+    listeners: Vec<Arc<dyn BreakerListener>>,
+}
+
+impl fmt::Debug for BreakerBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("BreakerBuilder")
+            .field("name", &self.name)
+            .field("settings", &self.settings)
+            .field("custom", &self.custom)
+            .field("clock", &self.clock)
+            .field("listeners", &self.listeners.len())
+            .finish()
+    }
+}
+
+impl BreakerBuilder {
+    /// Replaces every setting with `settings` (for instance loaded from TOML).
+    pub fn settings(mut self, settings: BreakerSettings) -> Self {
+        self.settings = settings;
+        self
+    }
+    /// Trips after `n` failures in a row. This is the default rule, with `n = 5`, when no
+    /// other rule is set.
+    pub fn consecutive_failures(mut self, n: u32) -> Self {
+        self.settings.consecutive_failures = Some(n);
+        self
+    }
+    /// Trips when `failures` of the last `calls` calls failed ("3 of the last 10").
+    pub fn failures_in_last(mut self, failures: u32, calls: u32) -> Self {
+        self.settings.failures_in_window = Some(failures);
+        self.settings.window_calls = Some(calls);
+        self.settings.window_span = None;
+        self
+    }
+    /// Trips when the failure rate over the window reaches `rate` (within `(0, 1]`), once the
+    /// window holds [`min_calls`](Self::min_calls) calls.
+    pub fn failure_rate(mut self, rate: f64) -> Self {
+        self.settings.failure_rate = Some(rate);
+        self
+    }
+    /// Measures rates over the last `calls` calls (default 100 when a rate rule is set).
+    pub fn count_window(mut self, calls: u32) -> Self {
+        self.settings.window_calls = Some(calls);
+        self
+    }
+    /// Measures rates over the last `span`, in `buckets` buckets (e.g. 60 s in 10).
+    pub fn time_window(mut self, span: Duration, buckets: u32) -> Self {
+        self.settings.window_span = Some(span);
+        self.settings.window_buckets = Some(buckets);
+        self
+    }
+    /// Calls needed in the window before a rate is judged.
+    pub fn min_calls(mut self, calls: u32) -> Self {
+        self.settings.min_calls = Some(calls);
+        self
+    }
+    /// Counts a call lasting `threshold` or more as slow, and trips when the slow-call rate
+    /// over the window reaches `rate`.
+    pub fn slow_calls(mut self, threshold: Duration, rate: f64) -> Self {
+        self.settings.slow_call_threshold = Some(threshold);
+        self.settings.slow_call_rate = Some(rate);
+        self
+    }
+    /// Adds a custom trip rule over the window statistics, judged after every failure or
+    /// slow call.
+    pub fn trip_when<F>(mut self, rule: F) -> Self
+    where
+        F: Fn(&WindowStats) -> bool + Send + Sync + 'static,
+    {
+        self.custom = Some(CustomRule(Arc::new(rule)));
+        self
+    }
+    /// Time in OPEN before trials (default 30 s).
+    pub fn cooldown(mut self, cooldown: Duration) -> Self {
+        self.settings.cooldown = Some(cooldown);
+        self
+    }
+    /// A cooldown that grows by `factor` with each consecutive trip, from `initial` up to
+    /// `max`, and starts over once the breaker closes.
+    pub fn cooldown_growing(mut self, initial: Duration, max: Duration, factor: f64) -> Self {
+        self.settings.cooldown = Some(initial);
+        self.settings.cooldown_max = Some(max);
+        self.settings.cooldown_factor = Some(factor);
+        self
+    }
+    /// Spreads each cooldown randomly by ± `fraction` so a fleet does not probe in step.
+    pub fn cooldown_jitter(mut self, fraction: f64) -> Self {
+        self.settings.cooldown_jitter = Some(fraction);
+        self
+    }
+    /// Closes after `successes` of `trials` trial calls succeed ("5 of 5", "3 of 5"); a
+    /// failure that makes this unreachable reopens at once. Default: 1 of 1.
+    pub fn half_open_trials(mut self, successes: u32, trials: u32) -> Self {
+        self.settings.half_open_successes = Some(successes);
+        self.settings.half_open_trials = Some(trials);
+        self
+    }
+    /// Trial calls allowed in flight at once (default: all the trials).
+    pub fn half_open_concurrency(mut self, n: u32) -> Self {
+        self.settings.half_open_concurrency = Some(n);
+        self
+    }
+    /// Reopens when half-open lasts longer than `max` without a verdict.
+    pub fn half_open_max_duration(mut self, max: Duration) -> Self {
+        self.settings.half_open_max_duration = Some(max);
+        self
+    }
+    /// Keeps the last `n` outcomes for [`Breaker::snapshot`] (costs a clock read and two
+    /// atomic writes per call; off by default).
+    pub fn outcome_log(mut self, n: u32) -> Self {
+        self.settings.outcome_log = Some(n);
+        self
+    }
+    /// Seeds the cooldown jitter.
+    pub fn seed(mut self, seed: u64) -> Self {
+        self.settings.seed = Some(seed);
+        self
+    }
+    /// The clock (default: [`MonotonicClock`](crate::clock::MonotonicClock), or
+    /// [`PreciseClock`](crate::clock::PreciseClock) when a slow-call threshold under 50 ms is
+    /// set).
+    pub fn clock(mut self, clock: impl IntoClock) -> Self {
+        self.clock = Some(clock.into_handle().0);
+        self
+    }
+    /// Adds a listener for transitions and rejections.
+    pub fn listener(mut self, listener: Arc<dyn BreakerListener>) -> Self {
+        self.listeners.push(listener);
+        self
+    }
+    /// Calls `f` on every state change.
+    pub fn on_transition<F>(self, f: F) -> Self
+    where
+        F: Fn(&Transition) + Send + Sync + 'static,
+    {
+        self.listener(Arc::new(OnTransition(f)))
+    }
+    /// Calls `f` on every rejected call.
+    pub fn on_rejection<F>(self, f: F) -> Self
+    where
+        F: Fn(&Rejected) + Send + Sync + 'static,
+    {
+        self.listener(Arc::new(OnRejection(f)))
+    }
+
+    /// Validates the settings into a [`BreakerConfig`] without building a breaker, for the
+    /// sans-IO [`Machine`](super::Machine) and [`decide`](super::decide).
+    pub fn build_config(&self) -> Result<BreakerConfig, ConfigError> {
+        self.settings.validate(self.custom.clone())
+    }
+
+    /// Validates every setting and builds the breaker.
+    pub fn build(self) -> Result<Breaker, ConfigError> {
+        if self.name.is_empty() {
+            return Err(ConfigError::invalid("name", "must not be empty"));
+        }
+        let config = self.build_config()?;
+        let clock = self.clock.unwrap_or_else(|| match config.rules.slow {
+            Some(slow) if slow.threshold_nanos < 50_000_000 => ClockHandle::Precise,
+            _ => ClockHandle::Monotonic,
+        });
+        Ok(Breaker::from_parts(
+            self.name,
+            config,
+            clock,
+            self.listeners,
+        ))
+    }
+}
+
+const CLOSED: u64 = 0;
+const DISABLED: u64 = 4;
+const STATE_BITS: u64 = 3;
+const STATE_MASK: u64 = (1 << STATE_BITS) - 1;
+
+#[inline]
+fn encode(state: State, generation: u64) -> u64 {
+    (generation << STATE_BITS) | state.code()
+}
+#[inline]
+fn state_of(word: u64) -> State {
+    State::from_code(word & STATE_MASK)
+}
+#[inline]
+fn generation_of(word: u64) -> u64 {
+    word >> STATE_BITS
+}
+
+/// Everything a permit needs to record its outcome later.
+#[derive(Debug, Clone, Copy)]
+struct Ticket {
+    generation: u64,
+    trial: bool,
+    started: u64,
+}
+
+struct SlowPath {
+    consecutive_trips: u32,
+    rng: SmallRng,
+}
+
+struct Shared {
+    state: Padded<AtomicU64>,
+    consecutive: Padded<AtomicU32>,
+    gate: Padded<HalfOpenGate>,
+    window: Option<AtomicWindow>,
+    open_until: AtomicU64,
+    half_open_since: AtomicU64,
+    /// Time of the last failure plus one; 0 means never.
+    last_failure: AtomicU64,
+    log: Option<OutcomeLog>,
+    slow: Mutex<SlowPath>,
+    config: BreakerConfig,
+    name: Name,
+    clock: ClockHandle,
+    listeners: Box<[Arc<dyn BreakerListener>]>,
+    /// Whether a permit must note its start time (slow-call rule).
+    times_calls: bool,
+    /// Whether recording any outcome needs the time (time window, outcome log, slow rule).
+    records_time: bool,
+}
+
+/// A circuit breaker: named, cheap to clone, shared by every clone.
+///
+/// The CLOSED path is lock-free and allocation-free: admitting a call is one atomic load;
+/// recording a success costs a load (consecutive-failure rule), one add and one store
+/// (count-based window) or one add on the calling thread's own stripe (time-based window).
+///
+/// ```
+/// use fusebox_core::breaker::{Breaker, State};
+/// use fusebox_core::clock::ManualClock;
+/// use std::time::Duration;
+///
+/// let clock = ManualClock::new();
+/// let breaker = Breaker::builder("payments")
+///     .consecutive_failures(2)
+///     .cooldown(Duration::from_secs(30))
+///     .clock(clock.clone())
+///     .build()?;
+///
+/// assert!(breaker.call_sync(|| Err::<(), _>("timeout")).is_err());
+/// assert!(breaker.call_sync(|| Err::<(), _>("timeout")).is_err());
+/// assert_eq!(breaker.state(), State::Open);
+/// assert!(breaker.call_sync(|| Ok::<_, ()>(1)).unwrap_err().is_rejected());
+///
+/// clock.advance(Duration::from_secs(30));
+/// assert_eq!(breaker.state(), State::HalfOpen);
+/// assert_eq!(breaker.call_sync(|| Ok::<_, ()>(1)).unwrap(), 1);
+/// assert_eq!(breaker.state(), State::Closed);
+/// # Ok::<(), fusebox_core::ConfigError>(())
+/// ```
+#[derive(Clone)]
+pub struct Breaker {
+    shared: Arc<Shared>,
+}
+
+impl fmt::Debug for Breaker {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Breaker")
+            .field("name", &self.shared.name)
+            .field("state", &self.state())
+            .finish()
+    }
+}
+
+impl Breaker {
+    /// Starts building a breaker called `name` (a `&'static str` costs nothing to carry in
+    /// rejections; a `String` is shared).
+    pub fn builder(name: impl Into<Name>) -> BreakerBuilder {
+        BreakerBuilder {
+            name: name.into(),
+            settings: BreakerSettings::default(),
+            custom: None,
+            clock: None,
+            listeners: Vec::new(),
+        }
+    }
+
+    /// A breaker from an already validated config, with the default clock and no listeners.
+    ///
+    /// ```
+    /// use fusebox_core::breaker::Breaker;
+    /// let config = Breaker::builder("a").consecutive_failures(3).build_config()?;
+    /// let b = Breaker::from_config("a", config);
+    /// assert_eq!(b.config().consecutive_failures(), Some(3));
+    /// # Ok::<(), fusebox_core::ConfigError>(())
+    /// ```
+    pub fn from_config(name: impl Into<Name>, config: BreakerConfig) -> Breaker {
+        Breaker::from_parts(name.into(), config, ClockHandle::Monotonic, Vec::new())
+    }
+
+    fn from_parts(
+        name: Name,
+        config: BreakerConfig,
+        clock: ClockHandle,
+        listeners: Vec<Arc<dyn BreakerListener>>,
+    ) -> Breaker {
+        let window = config.window.map(AtomicWindow::new);
+        let log = (config.outcome_log > 0).then(|| OutcomeLog::new(config.outcome_log as usize));
+        let rng = match config.seed {
+            Some(seed) => SmallRng::seed_from_u64(seed),
+            None => SmallRng::from_os_rng(),
+        };
+        let times_calls = config.measures_duration();
+        let records_time =
+            times_calls || log.is_some() || matches!(config.window, Some(WindowKind::Time { .. }));
+        Breaker {
+            shared: Arc::new(Shared {
+                state: Padded(AtomicU64::new(encode(State::Closed, 0))),
+                consecutive: Padded(AtomicU32::new(0)),
+                gate: Padded(HalfOpenGate::new()),
+                window,
+                open_until: AtomicU64::new(0),
+                half_open_since: AtomicU64::new(0),
+                last_failure: AtomicU64::new(0),
+                log,
+                slow: Mutex::new(SlowPath {
+                    consecutive_trips: 0,
+                    rng,
+                }),
+                config,
+                name,
+                clock,
+                listeners: listeners.into_boxed_slice(),
+                times_calls,
+                records_time,
+            }),
+        }
+    }
+
+    /// The breaker's name.
+    pub fn name(&self) -> &Name {
+        &self.shared.name
+    }
+
+    /// The validated configuration.
+    pub fn config(&self) -> &BreakerConfig {
+        &self.shared.config
+    }
+
+    /// The current state. An OPEN breaker whose cooldown has elapsed moves to HALF_OPEN here
+    /// (and reports the transition), so every read of the state is correct without a timer.
+    pub fn state(&self) -> State {
+        state_of(self.shared.settle())
+    }
+
+    /// Asks to make one call. On success the [`Permit`] records the outcome; a permit dropped
+    /// without recording (a cancelled future, a panic) counts as nothing and frees its
+    /// half-open trial slot.
+    ///
+    /// ```
+    /// use fusebox_core::breaker::Breaker;
+    /// let b = Breaker::builder("p").build()?;
+    /// let permit = b.try_acquire()?;
+    /// permit.success();
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    #[inline]
+    pub fn try_acquire(&self) -> Result<Permit<'_>, Rejected> {
+        let ticket = self.shared.acquire()?;
+        Ok(Permit {
+            shared: &self.shared,
+            ticket,
+            armed: true,
+        })
+    }
+
+    /// Like [`try_acquire`](Self::try_acquire), but the permit owns a handle to the breaker,
+    /// for futures that must be `'static` (tower services, spawned tasks).
+    ///
+    /// ```
+    /// use fusebox_core::breaker::Breaker;
+    /// let b = Breaker::builder("p").build()?;
+    /// let permit = b.try_acquire_owned()?;
+    /// std::thread::spawn(move || permit.failure()).join().unwrap();
+    /// assert_eq!(b.snapshot().consecutive_failures, 1);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    #[inline]
+    pub fn try_acquire_owned(&self) -> Result<OwnedPermit, Rejected> {
+        let ticket = self.shared.acquire()?;
+        Ok(OwnedPermit {
+            shared: Arc::clone(&self.shared),
+            ticket,
+            armed: true,
+        })
+    }
+
+    /// Low-level admission for manual wiring: `true` when a call may go ahead. Follow it with
+    /// [`record_success`](Self::record_success) or [`record_failure`](Self::record_failure).
+    /// Prefer permits, which cannot leak a half-open trial slot.
+    ///
+    /// ```
+    /// use fusebox_core::breaker::Breaker;
+    /// let b = Breaker::builder("manual").consecutive_failures(1).build()?;
+    /// assert!(b.allow_request());
+    /// b.record_failure();
+    /// assert!(!b.allow_request());
+    /// # Ok::<(), fusebox_core::ConfigError>(())
+    /// ```
+    pub fn allow_request(&self) -> bool {
+        match self.try_acquire() {
+            Ok(mut permit) => {
+                permit.armed = false; // the slot is released by record_*
+                true
+            }
+            Err(_) => false,
+        }
+    }
+
+    /// Records a success without a permit (manual wiring).
+    pub fn record_success(&self) {
+        self.shared.record_unticketed(Outcome::Success);
+    }
+
+    /// Records a failure without a permit (manual wiring).
+    pub fn record_failure(&self) {
+        self.shared.record_unticketed(Outcome::Failure);
+    }
+
+    /// Runs an async call through the breaker; `Err` is a failure.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use fusebox_core::breaker::Breaker;
+    /// let b = Breaker::builder("http").build()?;
+    /// let n = b.call(|| async { Ok::<_, std::io::Error>(42) }).await?;
+    /// assert_eq!(n, 42);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub async fn call<F, Fut, T, E>(&self, f: F) -> Result<T, Error<E>>
+    where
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<T, E>>,
+    {
+        self.call_with(&ErrIsFailure, f).await
+    }
+
+    /// Runs an async call through the breaker, classifying its result with `classifier`.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), fusebox_core::ConfigError> {
+    /// use fusebox_core::breaker::Breaker;
+    /// use fusebox_core::Outcome;
+    ///
+    /// let b = Breaker::builder("users").consecutive_failures(1).build()?;
+    /// // A 404 is ignored: it says nothing about the service's health.
+    /// let classify = |r: &Result<(), u16>| match r {
+    ///     Err(404) => Outcome::Ignored,
+    ///     Err(_) => Outcome::Failure,
+    ///     Ok(_) => Outcome::Success,
+    /// };
+    /// let _ = b.call_with(&classify, || async { Err::<(), u16>(404) }).await;
+    /// assert!(b.try_acquire().is_ok());
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub async fn call_with<C, F, Fut, T, E>(&self, classifier: &C, f: F) -> Result<T, Error<E>>
+    where
+        C: Classifier<T, E> + ?Sized,
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<T, E>>,
+    {
+        let permit = self.try_acquire().map_err(Error::Rejected)?;
+        let result = f().await;
+        permit.record(classifier.classify(&result));
+        result.map_err(Error::Inner)
+    }
+
+    /// Runs a blocking call through the breaker; `Err` is a failure.
+    ///
+    /// ```
+    /// use fusebox_core::breaker::Breaker;
+    /// let b = Breaker::builder("disk").build()?;
+    /// let r: Result<u8, _> = b.call_sync(|| Err("io"));
+    /// assert_eq!(r.unwrap_err().into_inner(), Some("io"));
+    /// # Ok::<(), fusebox_core::ConfigError>(())
+    /// ```
+    pub fn call_sync<F, T, E>(&self, f: F) -> Result<T, Error<E>>
+    where
+        F: FnOnce() -> Result<T, E>,
+    {
+        self.call_sync_with(&ErrIsFailure, f)
+    }
+
+    /// Runs a blocking call through the breaker, classifying its result with `classifier`.
+    ///
+    /// ```
+    /// use fusebox_core::breaker::Breaker;
+    /// use fusebox_core::FailureWhen;
+    /// let b = Breaker::builder("disk").consecutive_failures(1).build()?;
+    /// let only_timeouts = FailureWhen(|e: &&str| *e == "timeout");
+    /// let _ = b.call_sync_with(&only_timeouts, || Err::<(), _>("bad input"));
+    /// assert!(b.try_acquire().is_ok());
+    /// # Ok::<(), fusebox_core::ConfigError>(())
+    /// ```
+    pub fn call_sync_with<C, F, T, E>(&self, classifier: &C, f: F) -> Result<T, Error<E>>
+    where
+        C: Classifier<T, E> + ?Sized,
+        F: FnOnce() -> Result<T, E>,
+    {
+        let permit = self.try_acquire().map_err(Error::Rejected)?;
+        let result = f();
+        permit.record(classifier.classify(&result));
+        result.map_err(Error::Inner)
+    }
+
+    /// Opens the breaker by hand (isolates the dependency) until [`reset`](Self::reset).
+    /// Returns whether the state changed.
+    ///
+    /// ```
+    /// use fusebox_core::breaker::{Breaker, State};
+    /// let b = Breaker::builder("x").build()?;
+    /// assert!(b.force_open());
+    /// assert_eq!(b.state(), State::ForcedOpen);
+    /// assert!(b.reset());
+    /// assert_eq!(b.state(), State::Closed);
+    /// # Ok::<(), fusebox_core::ConfigError>(())
+    /// ```
+    pub fn force_open(&self) -> bool {
+        self.shared
+            .transition_from_any(State::ForcedOpen, TransitionReason::ForcedOpen, |s| {
+                s != State::ForcedOpen
+            })
+    }
+
+    /// Switches the breaker off: it admits every call and keeps measuring, but never trips.
+    /// Returns whether the state changed.
+    ///
+    /// ```
+    /// use fusebox_core::breaker::{Breaker, State};
+    /// let b = Breaker::builder("x").consecutive_failures(1).build()?;
+    /// b.disable();
+    /// b.record_failure();
+    /// assert_eq!(b.state(), State::Disabled);
+    /// assert_eq!(b.snapshot().consecutive_failures, 1);
+    /// # Ok::<(), fusebox_core::ConfigError>(())
+    /// ```
+    pub fn disable(&self) -> bool {
+        self.shared
+            .transition_from_any(State::Disabled, TransitionReason::Disabled, |s| {
+                s != State::Disabled
+            })
+    }
+
+    /// Back to CLOSED with every counter cleared, from any state. Returns whether the state
+    /// changed (a closed breaker's counters are cleared all the same).
+    pub fn reset(&self) -> bool {
+        self.shared
+            .transition_from_any(State::Closed, TransitionReason::Reset, |_| true)
+    }
+
+    /// Opens the breaker on an external signal (an operator, a health check, an overload
+    /// detector) with no failure recorded. It then recovers like after any trip: cooldown,
+    /// trials, close. Returns whether the state changed (not when already open or forced
+    /// open).
+    ///
+    /// ```
+    /// use fusebox_core::breaker::{Breaker, State, TransitionReason, TripReason};
+    /// let b = Breaker::builder("x").build()?;
+    /// assert!(b.trip("health check failed"));
+    /// assert_eq!(b.state(), State::Open);
+    /// assert!(!b.trip("again"));
+    /// # Ok::<(), fusebox_core::ConfigError>(())
+    /// ```
+    pub fn trip(&self, reason: impl Into<Cow<'static, str>>) -> bool {
+        let reason = TransitionReason::Tripped(TripReason::External {
+            reason: reason.into(),
+        });
+        self.shared.transition_from_any(State::Open, reason, |s| {
+            matches!(s, State::Closed | State::HalfOpen | State::Disabled)
+        })
+    }
+
+    /// A point-in-time view: state, window statistics, rates, cooldown left, trials and the
+    /// recent-outcome log.
+    pub fn snapshot(&self) -> Snapshot {
+        self.shared.snapshot()
+    }
+}
+
+/// Permission for one call, from [`Breaker::try_acquire`]. Record the outcome with
+/// [`success`](Self::success), [`failure`](Self::failure), [`ignore`](Self::ignore) or
+/// [`record`](Self::record); dropped unrecorded, it counts as nothing.
+///
+/// ```
+/// use fusebox_core::breaker::Breaker;
+/// use fusebox_core::Outcome;
+/// let b = Breaker::builder("p").build()?;
+/// b.try_acquire()?.record(Outcome::Failure);
+/// drop(b.try_acquire()?); // cancelled: not counted
+/// assert_eq!(b.snapshot().consecutive_failures, 1);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[must_use = "a permit records nothing unless its outcome is recorded"]
+pub struct Permit<'a> {
+    shared: &'a Shared,
+    ticket: Ticket,
+    armed: bool,
+}
+
+/// A [`Permit`] that owns a handle to its breaker (`'static`), from
+/// [`Breaker::try_acquire_owned`].
+///
+/// ```
+/// use fusebox_core::breaker::Breaker;
+/// let b = Breaker::builder("p").build()?;
+/// let permit = b.try_acquire_owned()?;
+/// assert!(!permit.is_trial());
+/// permit.success();
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[must_use = "a permit records nothing unless its outcome is recorded"]
+pub struct OwnedPermit {
+    shared: Arc<Shared>,
+    ticket: Ticket,
+    armed: bool,
+}
+
+macro_rules! permit_methods {
+    () => {
+        /// Records the outcome.
+        #[inline]
+        pub fn record(mut self, outcome: Outcome) {
+            self.armed = false;
+            self.shared.finish(self.ticket, outcome);
+        }
+        /// Records a success.
+        #[inline]
+        pub fn success(self) {
+            self.record(Outcome::Success)
+        }
+        /// Records a failure.
+        #[inline]
+        pub fn failure(self) {
+            self.record(Outcome::Failure)
+        }
+        /// Records nothing and frees the permit (an outcome that says nothing about the
+        /// dependency).
+        #[inline]
+        pub fn ignore(self) {
+            self.record(Outcome::Ignored)
+        }
+        /// Whether this call is a half-open trial.
+        pub fn is_trial(&self) -> bool {
+            self.ticket.trial
+        }
+    };
+}
+
+impl Permit<'_> {
+    permit_methods!();
+}
+
+impl OwnedPermit {
+    permit_methods!();
+}
+
+impl Drop for Permit<'_> {
+    #[inline]
+    fn drop(&mut self) {
+        if self.armed {
+            self.shared.release(self.ticket);
+        }
+    }
+}
+
+impl Drop for OwnedPermit {
+    #[inline]
+    fn drop(&mut self) {
+        if self.armed {
+            self.shared.release(self.ticket);
+        }
+    }
+}
+
+impl fmt::Debug for Permit<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Permit")
+            .field("breaker", &self.shared.name)
+            .field("trial", &self.ticket.trial)
+            .finish()
+    }
+}
+
+impl fmt::Debug for OwnedPermit {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("OwnedPermit")
+            .field("breaker", &self.shared.name)
+            .field("trial", &self.ticket.trial)
+            .finish()
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> crate::sync::MutexGuard<'_, T> {
+    // The guarded data stays consistent across a panic (plain counters), so a poisoned
+    // lock is still usable.
+    m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+impl Shared {
+    #[inline]
+    fn now(&self) -> u64 {
+        self.clock.now_nanos()
+    }
+
+    #[inline]
+    fn acquire(&self) -> Result<Ticket, Rejected> {
+        let word = self.state.load(Ordering::Acquire);
+        let code = word & STATE_MASK;
+        if code == CLOSED || code == DISABLED {
+            let started = if self.times_calls { self.now() } else { 0 };
+            return Ok(Ticket {
+                generation: generation_of(word),
+                trial: false,
+                started,
+            });
+        }
+        self.acquire_slow(word)
+    }
+
+    #[cold]
+    fn acquire_slow(&self, mut word: u64) -> Result<Ticket, Rejected> {
+        // Each pass either admits, rejects, or follows a transition; transitions out of one
+        // state cannot chain forever, but bound the loop anyway.
+        for _ in 0..8 {
+            match state_of(word) {
+                State::Closed | State::Disabled => {
+                    let started = if self.times_calls { self.now() } else { 0 };
+                    return Ok(Ticket {
+                        generation: generation_of(word),
+                        trial: false,
+                        started,
+                    });
+                }
+                State::ForcedOpen => return Err(self.reject(State::ForcedOpen, None, None)),
+                State::Open => {
+                    let now = self.now();
+                    let until = self.open_until.load(Ordering::Acquire);
+                    if now < until {
+                        let left = Duration::from_nanos(until - now);
+                        return Err(self.reject(State::Open, Some(left), Some(now)));
+                    }
+                    self.transition(
+                        word,
+                        State::HalfOpen,
+                        TransitionReason::CooldownElapsed,
+                        now,
+                    );
+                }
+                State::HalfOpen => {
+                    let generation = generation_of(word);
+                    let c = &self.config;
+                    match self
+                        .gate
+                        .try_admit(generation, c.half_open_concurrency, c.close.trials)
+                    {
+                        Admission::Admitted => {
+                            return Ok(Ticket {
+                                generation,
+                                trial: true,
+                                started: self.now(),
+                            });
+                        }
+                        Admission::Full => {
+                            if !self.half_open_expired(word) {
+                                return Err(self.reject(State::HalfOpen, None, None));
+                            }
+                        }
+                        Admission::Stale => {}
+                    }
+                }
+            }
+            word = self.state.load(Ordering::Acquire);
+        }
+        Err(self.reject(state_of(word), None, None))
+    }
+
+    /// Reopens a half-open breaker that has gone past its maximum duration; true if it did.
+    fn half_open_expired(&self, word: u64) -> bool {
+        let Some(max) = self.config.half_open_max_nanos else {
+            return false;
+        };
+        let now = self.now();
+        let since = self.half_open_since.load(Ordering::Acquire);
+        if now.saturating_sub(since) < max {
+            return false;
+        }
+        self.transition(word, State::Open, TransitionReason::HalfOpenTimedOut, now);
+        true
+    }
+
+    /// Applies the lazy, time-driven transitions and returns the current state word.
+    fn settle(&self) -> u64 {
+        let mut word = self.state.load(Ordering::Acquire);
+        for _ in 0..4 {
+            match state_of(word) {
+                State::Open => {
+                    let now = self.now();
+                    if now < self.open_until.load(Ordering::Acquire) {
+                        return word;
+                    }
+                    self.transition(
+                        word,
+                        State::HalfOpen,
+                        TransitionReason::CooldownElapsed,
+                        now,
+                    );
+                }
+                State::HalfOpen => {
+                    if !self.half_open_expired(word) {
+                        return word;
+                    }
+                }
+                _ => return word,
+            }
+            word = self.state.load(Ordering::Acquire);
+        }
+        word
+    }
+
+    fn reject(&self, state: State, retry_after: Option<Duration>, now: Option<u64>) -> Rejected {
+        let rejected = Rejected {
+            name: self.name.clone(),
+            state,
+            retry_after,
+        };
+        if let Some(log) = &self.log {
+            let now = now.unwrap_or_else(|| self.now());
+            log.push(LoggedOutcome::Rejected.code(), now);
+        }
+        if !self.listeners.is_empty() {
+            for l in self.listeners.iter() {
+                l.on_rejection(&rejected);
+            }
+        }
+        tracing::trace!(breaker = %self.name, state = state.as_str(), "call rejected");
+        rejected
+    }
+
+    #[inline]
+    fn finish(&self, ticket: Ticket, outcome: Outcome) {
+        if ticket.trial {
+            return self.finish_trial(ticket, outcome);
+        }
+        if outcome == Outcome::Ignored {
+            return;
+        }
+        let word = self.state.load(Ordering::Acquire);
+        if generation_of(word) != ticket.generation {
+            return; // admitted before a transition: says nothing about the new state
+        }
+        let failure = outcome == Outcome::Failure;
+        let now = if self.records_time || failure {
+            self.now()
+        } else {
+            0
+        };
+        let slow = self.is_slow(ticket.started, now);
+        if let Some(window) = &self.window {
+            window.record(Mark { failure, slow }, now);
+        }
+        self.log_outcome(failure, slow, now);
+        let judging = word & STATE_MASK == CLOSED;
+        if failure {
+            self.last_failure
+                .store(now.saturating_add(1), Ordering::Relaxed);
+            let run = self
+                .consecutive
+                .fetch_add(1, Ordering::AcqRel)
+                .saturating_add(1);
+            if judging {
+                self.judge(word, run, now);
+            }
+        } else {
+            // A load, not a write, on the common path: the line stays shared between cores.
+            if self.consecutive.load(Ordering::Relaxed) != 0 {
+                self.consecutive.store(0, Ordering::Relaxed);
+            }
+            if slow && judging {
+                self.judge(word, 0, now);
+            }
+        }
+    }
+
+    #[inline]
+    fn is_slow(&self, started: u64, now: u64) -> bool {
+        match self.config.rules.slow {
+            Some(rule) => now.saturating_sub(started) >= rule.threshold_nanos,
+            None => false,
+        }
+    }
+
+    #[inline]
+    fn log_outcome(&self, failure: bool, slow: bool, now: u64) {
+        if let Some(log) = &self.log {
+            let kind = match (failure, slow) {
+                (false, false) => LoggedOutcome::Success,
+                (true, false) => LoggedOutcome::Failure,
+                (false, true) => LoggedOutcome::SlowSuccess,
+                (true, true) => LoggedOutcome::SlowFailure,
+            };
+            log.push(kind.code(), now);
+        }
+    }
+
+    #[cold]
+    fn judge(&self, word: u64, consecutive: u32, now: u64) {
+        let stats = self.window_stats(now);
+        if let Some(reason) = evaluate_trip(&self.config.rules, consecutive, &stats) {
+            self.transition(word, State::Open, TransitionReason::Tripped(reason), now);
+        }
+    }
+
+    fn window_stats(&self, now: u64) -> WindowStats {
+        match &self.window {
+            Some(w) => w.stats(now),
+            None => WindowStats::default(),
+        }
+    }
+
+    #[cold]
+    fn finish_trial(&self, ticket: Ticket, outcome: Outcome) {
+        let now = self.now();
+        let failure = outcome == Outcome::Failure;
+        let slow = outcome != Outcome::Ignored && self.is_slow(ticket.started, now);
+        if outcome != Outcome::Ignored {
+            self.log_outcome(failure, slow, now);
+        }
+        if failure {
+            self.last_failure
+                .store(now.saturating_add(1), Ordering::Relaxed);
+        }
+        // A slow trial counts as failed: the dependency is not healthy yet.
+        let counted = match outcome {
+            Outcome::Ignored => None,
+            Outcome::Success => Some(!slow),
+            Outcome::Failure => Some(false),
+        };
+        let Some(tally) = self.gate.finish(ticket.generation, counted) else {
+            return;
+        };
+        if counted.is_none() {
+            return;
+        }
+        let rule = self.config.close;
+        let verdict = trial_verdict(rule, tally.successes, tally.failures);
+        if let Some((to, reason)) = verdict.transition(rule, tally.successes, tally.failures) {
+            let expected = encode(State::HalfOpen, ticket.generation);
+            self.transition(expected, to, reason, now);
+        }
+    }
+
+    #[inline]
+    fn release(&self, ticket: Ticket) {
+        if ticket.trial {
+            self.gate.finish(ticket.generation, None);
+        }
+    }
+
+    fn record_unticketed(&self, outcome: Outcome) {
+        let word = self.settle();
+        let now = self.now();
+        let ticket = Ticket {
+            generation: generation_of(word),
+            trial: state_of(word) == State::HalfOpen,
+            started: now,
+        };
+        self.finish(ticket, outcome);
+    }
+
+    /// Moves from the exact state word `expected` to `to`. Returns false when another thread
+    /// moved first (the caller's view was stale): that thread reports its own transition,
+    /// so every change is reported exactly once.
+    fn transition(&self, expected: u64, to: State, reason: TransitionReason, now: u64) -> bool {
+        let stats = self.window_stats(now);
+        let new_word;
+        {
+            let mut slow = lock(&self.slow);
+            if self.state.load(Ordering::Acquire) != expected {
+                return false;
+            }
+            let generation = generation_of(expected) + 1;
+            match to {
+                State::Open => {
+                    slow.consecutive_trips = slow.consecutive_trips.saturating_add(1);
+                    let unit = if self.has_jitter() {
+                        slow.rng.random::<f64>()
+                    } else {
+                        0.5
+                    };
+                    let cooldown = self
+                        .config
+                        .cooldown
+                        .after_trips(slow.consecutive_trips, unit);
+                    let until = now.saturating_add(crate::clock::nanos(cooldown));
+                    self.open_until.store(until, Ordering::Release);
+                }
+                State::HalfOpen => {
+                    self.gate.reset(generation);
+                    self.half_open_since.store(now, Ordering::Release);
+                }
+                State::Closed => {
+                    if let Some(w) = &self.window {
+                        w.reset();
+                    }
+                    self.consecutive.store(0, Ordering::Release);
+                    slow.consecutive_trips = 0;
+                }
+                State::ForcedOpen | State::Disabled => {}
+            }
+            new_word = encode(to, generation);
+            self.state.store(new_word, Ordering::Release);
+        }
+        let transition = Transition {
+            name: self.name.clone(),
+            from: state_of(expected),
+            to,
+            reason,
+            generation: generation_of(new_word),
+            at_nanos: now,
+            stats,
+        };
+        tracing::info!(
+            breaker = %self.name,
+            from = transition.from.as_str(),
+            to = to.as_str(),
+            reason = %transition.reason,
+            generation = transition.generation,
+            calls = stats.calls,
+            failures = stats.failures,
+            slow_calls = stats.slow_calls,
+            "circuit breaker state changed"
+        );
+        for l in self.listeners.iter() {
+            l.on_transition(&transition);
+        }
+        true
+    }
+
+    fn has_jitter(&self) -> bool {
+        match self.config.cooldown {
+            super::Cooldown::Fixed { jitter, .. } | super::Cooldown::Growing { jitter, .. } => {
+                jitter > 0.0
+            }
+        }
+    }
+
+    fn transition_from_any(
+        &self,
+        to: State,
+        reason: TransitionReason,
+        allowed_from: impl Fn(State) -> bool,
+    ) -> bool {
+        loop {
+            let word = self.state.load(Ordering::Acquire);
+            if !allowed_from(state_of(word)) {
+                return false;
+            }
+            if to == State::Closed && state_of(word) == State::Closed {
+                // Reset of a closed breaker: clear the counters, no state change to report.
+                let mut slow = lock(&self.slow);
+                if self.state.load(Ordering::Acquire) != word {
+                    continue;
+                }
+                if let Some(w) = &self.window {
+                    w.reset();
+                }
+                self.consecutive.store(0, Ordering::Release);
+                slow.consecutive_trips = 0;
+                return false;
+            }
+            if self.transition(word, to, reason.clone(), self.now()) {
+                return true;
+            }
+        }
+    }
+
+    fn snapshot(&self) -> Snapshot {
+        let word = self.settle();
+        let now = self.now();
+        let state = state_of(word);
+        let window = self.window_stats(now);
+        let last_failure = self.last_failure.load(Ordering::Relaxed);
+        let remaining_cooldown = (state == State::Open).then(|| {
+            Duration::from_nanos(self.open_until.load(Ordering::Acquire).saturating_sub(now))
+        });
+        let tally = self.gate.tally();
+        let in_half_open =
+            state == State::HalfOpen && tally.tag == super::gate::tag_of(generation_of(word));
+        let recent = match &self.log {
+            Some(log) => log
+                .entries()
+                .into_iter()
+                .filter_map(|(at, code)| {
+                    Some(OutcomeEntry {
+                        outcome: LoggedOutcome::from_code(code)?,
+                        age: Duration::from_nanos(now.saturating_sub(at)),
+                    })
+                })
+                .collect(),
+            None => Vec::new(),
+        };
+        Snapshot {
+            name: self.name.clone(),
+            state,
+            generation: generation_of(word),
+            window,
+            failure_rate: window.failure_rate(),
+            slow_rate: window.slow_rate(),
+            consecutive_failures: self.consecutive.load(Ordering::Acquire),
+            since_last_failure: (last_failure != 0)
+                .then(|| Duration::from_nanos(now.saturating_sub(last_failure - 1))),
+            remaining_cooldown,
+            consecutive_trips: lock(&self.slow).consecutive_trips,
+            trials_in_flight: if in_half_open { tally.in_flight } else { 0 },
+            trial_successes: if in_half_open { tally.successes } else { 0 },
+            trial_failures: if in_half_open { tally.failures } else { 0 },
+            recent,
+        }
+    }
+}
+
+#[cfg(loom)]
+impl Breaker {
+    /// Test hook for loom models: the number of trial slots in flight.
+    pub(crate) fn trials_in_flight(&self) -> u32 {
+        self.shared.gate.tally().in_flight
+    }
+}

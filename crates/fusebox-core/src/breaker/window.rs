@@ -1,0 +1,570 @@
+//! Windows over recent outcomes.
+//!
+//! [`SeqWindow`] is the plain, single-threaded window of the sans-IO machine. [`AtomicWindow`]
+//! is the concurrent one behind [`Breaker`](super::Breaker): recording an outcome is one
+//! atomic add plus one store (count-based) or one add on a per-thread stripe (time-based),
+//! and the window is only summed when a bad outcome must be judged or a snapshot is taken.
+
+use std::cell::Cell;
+use std::collections::VecDeque;
+
+use crate::sync::{AtomicU8, AtomicU64, Ordering};
+
+use super::config::WindowKind;
+use super::stats::WindowStats;
+
+/// What one counted call was: the bits of a window slot.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Mark {
+    pub(crate) failure: bool,
+    pub(crate) slow: bool,
+}
+
+impl Mark {
+    fn slot_code(self) -> u8 {
+        1 | (u8::from(self.failure) << 1) | (u8::from(self.slow) << 2)
+    }
+}
+
+fn add_slot(stats: &mut WindowStats, code: u8) {
+    if code & 1 != 0 {
+        stats.calls += 1;
+        stats.failures += u64::from((code >> 1) & 1);
+        stats.slow_calls += u64::from((code >> 2) & 1);
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Sequential window (sans-IO core)
+// ---------------------------------------------------------------------------------------------
+
+/// The single-threaded window of the sans-IO state machine.
+#[derive(Debug, Clone)]
+pub(crate) enum SeqWindow {
+    None,
+    Count {
+        size: usize,
+        marks: VecDeque<Mark>,
+    },
+    Time {
+        bucket_nanos: u64,
+        buckets: u64,
+        /// (epoch, stats) for the epochs that saw calls, oldest first.
+        counts: VecDeque<(u64, WindowStats)>,
+    },
+}
+
+impl SeqWindow {
+    pub(crate) fn new(kind: Option<WindowKind>) -> Self {
+        match kind {
+            None => SeqWindow::None,
+            Some(WindowKind::Count { calls }) => SeqWindow::Count {
+                size: calls as usize,
+                marks: VecDeque::with_capacity(calls as usize),
+            },
+            Some(WindowKind::Time { span, buckets }) => SeqWindow::Time {
+                bucket_nanos: bucket_nanos(span.as_nanos(), buckets),
+                buckets: u64::from(buckets),
+                counts: VecDeque::new(),
+            },
+        }
+    }
+
+    pub(crate) fn record(&mut self, mark: Mark, now: u64) {
+        match self {
+            SeqWindow::None => {}
+            SeqWindow::Count { size, marks } => {
+                if marks.len() == *size {
+                    marks.pop_front();
+                }
+                marks.push_back(mark);
+            }
+            SeqWindow::Time {
+                bucket_nanos,
+                buckets,
+                counts,
+            } => {
+                let epoch = now / *bucket_nanos;
+                prune(counts, epoch, *buckets);
+                let mut delta = WindowStats::default();
+                add_slot(&mut delta, mark.slot_code());
+                match counts.back_mut() {
+                    Some((e, s)) if *e >= epoch => {
+                        s.calls += delta.calls;
+                        s.failures += delta.failures;
+                        s.slow_calls += delta.slow_calls;
+                    }
+                    _ => counts.push_back((epoch, delta)),
+                }
+            }
+        }
+    }
+
+    pub(crate) fn stats(&mut self, now: u64) -> WindowStats {
+        let mut stats = WindowStats::default();
+        match self {
+            SeqWindow::None => {}
+            SeqWindow::Count { marks, .. } => {
+                for m in marks.iter() {
+                    add_slot(&mut stats, m.slot_code());
+                }
+            }
+            SeqWindow::Time {
+                bucket_nanos,
+                buckets,
+                counts,
+            } => {
+                prune(counts, now / *bucket_nanos, *buckets);
+                for (_, s) in counts.iter() {
+                    stats.calls += s.calls;
+                    stats.failures += s.failures;
+                    stats.slow_calls += s.slow_calls;
+                }
+            }
+        }
+        stats
+    }
+
+    pub(crate) fn reset(&mut self) {
+        match self {
+            SeqWindow::None => {}
+            SeqWindow::Count { marks, .. } => marks.clear(),
+            SeqWindow::Time { counts, .. } => counts.clear(),
+        }
+    }
+}
+
+fn prune(counts: &mut VecDeque<(u64, WindowStats)>, epoch: u64, buckets: u64) {
+    let start = (epoch + 1).saturating_sub(buckets);
+    while matches!(counts.front(), Some((e, _)) if *e < start) {
+        counts.pop_front();
+    }
+}
+
+pub(crate) fn bucket_nanos(span_nanos: u128, buckets: u32) -> u64 {
+    let width = span_nanos / u128::from(buckets.max(1));
+    u64::try_from(width).unwrap_or(u64::MAX).max(1)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Concurrent windows
+// ---------------------------------------------------------------------------------------------
+
+/// Keeps a value on its own pair of cache lines, so that two cores writing neighbouring
+/// values do not bounce one line between them.
+#[derive(Debug, Default)]
+#[repr(align(128))]
+pub(crate) struct Padded<T>(pub(crate) T);
+
+impl<T> std::ops::Deref for Padded<T> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        &self.0
+    }
+}
+
+/// The concurrent window of a breaker.
+#[derive(Debug)]
+#[allow(clippy::large_enum_variant)] // one per breaker; boxing would add a pointer chase per record
+pub(crate) enum AtomicWindow {
+    Count(CountWindow),
+    Time(TimeWindow),
+}
+
+impl AtomicWindow {
+    pub(crate) fn new(kind: WindowKind) -> Self {
+        match kind {
+            WindowKind::Count { calls } => AtomicWindow::Count(CountWindow::new(calls as usize)),
+            WindowKind::Time { span, buckets } => {
+                AtomicWindow::Time(TimeWindow::new(span.as_nanos(), buckets))
+            }
+        }
+    }
+
+    #[inline]
+    pub(crate) fn record(&self, mark: Mark, now: u64) {
+        match self {
+            AtomicWindow::Count(w) => w.record(mark),
+            AtomicWindow::Time(w) => w.record(mark, now),
+        }
+    }
+
+    pub(crate) fn stats(&self, now: u64) -> WindowStats {
+        match self {
+            AtomicWindow::Count(w) => w.stats(),
+            AtomicWindow::Time(w) => w.stats(now),
+        }
+    }
+
+    pub(crate) fn reset(&self) {
+        match self {
+            AtomicWindow::Count(w) => w.reset(),
+            AtomicWindow::Time(w) => w.reset(),
+        }
+    }
+}
+
+/// The last N calls, as a ring of one-byte slots.
+///
+/// A record claims a position with one `fetch_add` and writes its slot with one store;
+/// counts are summed from the slots when a bad outcome is judged, so no counter can drift
+/// when writers race each other or a reset.
+#[derive(Debug)]
+pub(crate) struct CountWindow {
+    next: Padded<AtomicU64>,
+    slots: Box<[AtomicU8]>,
+}
+
+impl CountWindow {
+    pub(crate) fn new(size: usize) -> Self {
+        let size = size.max(1);
+        CountWindow {
+            next: Padded(AtomicU64::new(0)),
+            slots: (0..size).map(|_| AtomicU8::new(0)).collect(),
+        }
+    }
+
+    #[inline]
+    pub(crate) fn record(&self, mark: Mark) {
+        let position = self.next.fetch_add(1, Ordering::Relaxed);
+        let index = (position % self.slots.len() as u64) as usize;
+        if let Some(slot) = self.slots.get(index) {
+            slot.store(mark.slot_code(), Ordering::Release);
+        }
+    }
+
+    pub(crate) fn stats(&self) -> WindowStats {
+        let mut stats = WindowStats::default();
+        for slot in self.slots.iter() {
+            add_slot(&mut stats, slot.load(Ordering::Acquire));
+        }
+        stats
+    }
+
+    pub(crate) fn reset(&self) {
+        for slot in self.slots.iter() {
+            slot.store(0, Ordering::Release);
+        }
+        self.next.store(0, Ordering::Relaxed);
+    }
+}
+
+/// Marks older than every bucket of the window, and "never written".
+const NEVER: u64 = u64::MAX;
+
+/// A time-based window striped per thread.
+///
+/// Each stripe keeps running totals (calls; failures and slow calls packed in one word) that
+/// only ever grow, and remembers the totals at the start of each bucket it saw calls in. The
+/// window's count is "totals now minus totals at the start of the oldest live bucket", so a
+/// record is one add on the thread's own stripe and nothing is ever reset under a writer's
+/// feet: an outcome can be attributed to a neighbouring bucket in a race, never lost.
+#[derive(Debug)]
+pub(crate) struct TimeWindow {
+    bucket_nanos: u64,
+    buckets: u64,
+    stripes: Box<[Padded<Stripe>]>,
+    mask: usize,
+}
+
+#[derive(Debug)]
+pub(crate) struct Stripe {
+    calls: AtomicU64,
+    /// Failures in the low 32 bits, slow calls in the high 32; wrapping is harmless because
+    /// only differences over one window are read.
+    bad: AtomicU64,
+    last_epoch: AtomicU64,
+    marks: Box<[BucketStart]>,
+}
+
+/// Totals of a stripe when a bucket began, written like a seqlock (epoch last).
+#[derive(Debug)]
+pub(crate) struct BucketStart {
+    epoch: AtomicU64,
+    calls: AtomicU64,
+    bad: AtomicU64,
+}
+
+fn stripe_count() -> usize {
+    #[cfg(loom)]
+    {
+        2
+    }
+    #[cfg(not(loom))]
+    {
+        use std::sync::OnceLock;
+        static STRIPES: OnceLock<usize> = OnceLock::new();
+        *STRIPES.get_or_init(|| {
+            std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(4)
+                .next_power_of_two()
+                .clamp(2, 64)
+        })
+    }
+}
+
+thread_local! {
+    static STRIPE_HINT: Cell<usize> = const { Cell::new(usize::MAX) };
+}
+
+#[inline]
+fn stripe_hint() -> usize {
+    STRIPE_HINT.with(|hint| {
+        let h = hint.get();
+        if h != usize::MAX {
+            return h;
+        }
+        static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let h = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        hint.set(h);
+        h
+    })
+}
+
+const BAD_FAILURE: u64 = 1;
+const BAD_SLOW: u64 = 1 << 32;
+
+impl TimeWindow {
+    pub(crate) fn new(span_nanos: u128, buckets: u32) -> Self {
+        let stripes = stripe_count();
+        let marks = buckets as usize + 1;
+        TimeWindow {
+            bucket_nanos: bucket_nanos(span_nanos, buckets),
+            buckets: u64::from(buckets.max(1)),
+            stripes: (0..stripes)
+                .map(|_| {
+                    Padded(Stripe {
+                        calls: AtomicU64::new(0),
+                        bad: AtomicU64::new(0),
+                        last_epoch: AtomicU64::new(NEVER),
+                        marks: (0..marks)
+                            .map(|_| BucketStart {
+                                epoch: AtomicU64::new(NEVER),
+                                calls: AtomicU64::new(0),
+                                bad: AtomicU64::new(0),
+                            })
+                            .collect(),
+                    })
+                })
+                .collect(),
+            mask: stripes - 1,
+        }
+    }
+
+    #[inline]
+    pub(crate) fn record(&self, mark: Mark, now: u64) {
+        let epoch = now / self.bucket_nanos;
+        let Some(stripe) = self.stripes.get(stripe_hint() & self.mask) else {
+            return;
+        };
+        let last = stripe.last_epoch.load(Ordering::Acquire);
+        if last != epoch && (last == NEVER || epoch > last) {
+            self.begin_bucket(stripe, last, epoch);
+        }
+        stripe.calls.fetch_add(1, Ordering::AcqRel);
+        let bad = u64::from(mark.failure) * BAD_FAILURE + u64::from(mark.slow) * BAD_SLOW;
+        if bad != 0 {
+            stripe.bad.fetch_add(bad, Ordering::AcqRel);
+        }
+    }
+
+    #[cold]
+    fn begin_bucket(&self, stripe: &Stripe, last: u64, epoch: u64) {
+        if stripe
+            .last_epoch
+            .compare_exchange(last, epoch, Ordering::AcqRel, Ordering::Acquire)
+            .is_err()
+        {
+            return; // another writer of this stripe opened the bucket
+        }
+        let slot = (epoch % stripe.marks.len() as u64) as usize;
+        if let Some(start) = stripe.marks.get(slot) {
+            start.epoch.store(NEVER, Ordering::Release);
+            start
+                .calls
+                .store(stripe.calls.load(Ordering::Acquire), Ordering::Release);
+            start
+                .bad
+                .store(stripe.bad.load(Ordering::Acquire), Ordering::Release);
+            start.epoch.store(epoch, Ordering::Release);
+        }
+    }
+
+    pub(crate) fn stats(&self, now: u64) -> WindowStats {
+        let epoch = now / self.bucket_nanos;
+        let first = (epoch + 1).saturating_sub(self.buckets);
+        let mut stats = WindowStats::default();
+        for stripe in self.stripes.iter() {
+            let last = stripe.last_epoch.load(Ordering::Acquire);
+            if last == NEVER || last < first {
+                continue; // nothing recorded within the window
+            }
+            let calls = stripe.calls.load(Ordering::Acquire);
+            let bad = stripe.bad.load(Ordering::Acquire);
+            // The oldest bucket start within the window: everything after it is in the window.
+            let mut oldest: Option<(u64, u64, u64)> = None;
+            for start in stripe.marks.iter() {
+                let e = start.epoch.load(Ordering::Acquire);
+                if e == NEVER || e < first || e > epoch {
+                    continue;
+                }
+                let c = start.calls.load(Ordering::Acquire);
+                let b = start.bad.load(Ordering::Acquire);
+                if start.epoch.load(Ordering::Acquire) != e {
+                    continue; // being rewritten
+                }
+                if oldest.is_none_or(|(oe, _, _)| e < oe) {
+                    oldest = Some((e, c, b));
+                }
+            }
+            // No start found: a writer is opening the first bucket right now; its calls
+            // will be seen by the next judgement.
+            // A start newer than the totals read above belongs to a bucket opened meanwhile.
+            if let Some((_, c, b)) = oldest.filter(|&(_, c, _)| c <= calls) {
+                let d_calls = calls - c;
+                let d_bad = bad.wrapping_sub(b);
+                // `bad` was read after `calls`: clamp the few outcomes caught in between.
+                stats.calls += d_calls;
+                stats.failures += (d_bad & 0xFFFF_FFFF).min(d_calls);
+                stats.slow_calls += (d_bad >> 32).min(d_calls);
+            }
+        }
+        stats
+    }
+
+    pub(crate) fn reset(&self) {
+        for stripe in self.stripes.iter() {
+            stripe.last_epoch.store(NEVER, Ordering::Release);
+            for start in stripe.marks.iter() {
+                start.epoch.store(NEVER, Ordering::Release);
+            }
+        }
+    }
+}
+
+/// A bounded log of recent outcomes: one `fetch_add` and one store per entry.
+#[derive(Debug)]
+pub(crate) struct OutcomeLog {
+    next: Padded<AtomicU64>,
+    entries: Box<[AtomicU64]>,
+}
+
+impl OutcomeLog {
+    pub(crate) fn new(capacity: usize) -> Self {
+        OutcomeLog {
+            next: Padded(AtomicU64::new(0)),
+            entries: (0..capacity.max(1)).map(|_| AtomicU64::new(0)).collect(),
+        }
+    }
+
+    /// Stores (time << 3 | outcome code); time 0 is fine because code 0 means "empty".
+    pub(crate) fn push(&self, code: u64, now: u64) {
+        let position = self.next.fetch_add(1, Ordering::Relaxed);
+        let index = (position % self.entries.len() as u64) as usize;
+        if let Some(entry) = self.entries.get(index) {
+            entry.store((now << 3) | (code & 7), Ordering::Release);
+        }
+    }
+
+    /// Entries oldest first, as (time, code).
+    pub(crate) fn entries(&self) -> Vec<(u64, u64)> {
+        let next = self.next.load(Ordering::Acquire);
+        let len = self.entries.len() as u64;
+        let count = next.min(len);
+        let mut out = Vec::with_capacity(count as usize);
+        for i in (next - count)..next {
+            if let Some(entry) = self.entries.get((i % len) as usize) {
+                let raw = entry.load(Ordering::Acquire);
+                if raw & 7 != 0 {
+                    out.push((raw >> 3, raw & 7));
+                }
+            }
+        }
+        out
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+
+    const OK: Mark = Mark {
+        failure: false,
+        slow: false,
+    };
+    const FAIL: Mark = Mark {
+        failure: true,
+        slow: false,
+    };
+
+    #[test]
+    fn count_window_keeps_last_n() {
+        let w = CountWindow::new(3);
+        for m in [FAIL, FAIL, OK, OK] {
+            w.record(m);
+        }
+        assert_eq!(
+            w.stats(),
+            WindowStats {
+                calls: 3,
+                failures: 1,
+                slow_calls: 0
+            }
+        );
+        w.reset();
+        assert_eq!(w.stats(), WindowStats::default());
+    }
+
+    #[test]
+    fn time_window_expires_old_buckets() {
+        // 10 buckets of 1 ms each.
+        let w = TimeWindow::new(10_000_000, 10);
+        let ms = 1_000_000;
+        w.record(FAIL, 0);
+        w.record(OK, 5 * ms);
+        w.record(FAIL, 9 * ms);
+        assert_eq!(w.stats(9 * ms).calls, 3);
+        assert_eq!(w.stats(9 * ms).failures, 2);
+        // At 10 ms the bucket of t=0 left the window.
+        assert_eq!(w.stats(10 * ms).calls, 2);
+        assert_eq!(w.stats(10 * ms).failures, 1);
+        assert_eq!(w.stats(18 * ms).calls, 1);
+        assert_eq!(w.stats(19 * ms).calls, 0);
+        // Records after a long idle gap start fresh.
+        w.record(OK, 100 * ms);
+        assert_eq!(w.stats(100 * ms).calls, 1);
+        w.reset();
+        assert_eq!(w.stats(100 * ms).calls, 0);
+    }
+
+    #[test]
+    fn seq_and_atomic_time_windows_agree() {
+        let kind = WindowKind::Time {
+            span: std::time::Duration::from_millis(50),
+            buckets: 5,
+        };
+        let atomic = AtomicWindow::new(kind);
+        let mut seq = SeqWindow::new(Some(kind));
+        let mut t = 0u64;
+        for i in 0..500u64 {
+            t += (i * 7919) % 3_000_000;
+            let m = Mark {
+                failure: i % 3 == 0,
+                slow: i % 5 == 0,
+            };
+            atomic.record(m, t);
+            seq.record(m, t);
+            assert_eq!(atomic.stats(t), seq.stats(t), "at step {i}");
+        }
+    }
+
+    #[test]
+    fn outcome_log_is_bounded_and_ordered() {
+        let log = OutcomeLog::new(3);
+        for (i, code) in [1u64, 2, 3, 4, 5].into_iter().enumerate() {
+            log.push(code, i as u64);
+        }
+        assert_eq!(log.entries(), vec![(2, 3), (3, 4), (4, 5)]);
+    }
+}
