@@ -204,15 +204,48 @@ impl AtomicWindow {
     }
 }
 
-/// The last N calls, as a ring of one-byte slots.
+/// The last N calls, as a ring of one-byte slots with running counts beside it.
 ///
-/// A record claims a position with one `fetch_add` and writes its slot with one store;
-/// counts are summed from the slots when a bad outcome is judged, so no counter can drift
-/// when writers race each other or a reset.
+/// A record claims a position with one `fetch_add` and reads its slot; only when the slot's
+/// content changes (a success replacing a failure, the first lap) is it swapped, and the
+/// exact difference between old and new content applied to the counts. Every change of a
+/// slot goes through a swap, so the counts always equal the slots' contents once writers are
+/// done, whatever the interleaving, and judging the window costs three loads, not a scan.
 #[derive(Debug)]
 pub(crate) struct CountWindow {
     next: Padded<AtomicU64>,
+    counts: Padded<SlotCounts>,
     slots: Box<[AtomicU8]>,
+}
+
+#[derive(Debug, Default)]
+pub(crate) struct SlotCounts {
+    filled: AtomicU64,
+    failures: AtomicU64,
+    slow: AtomicU64,
+}
+
+/// Applies the change of one slot from `old` to `new` to the running counts.
+fn apply_slot_change(counts: &SlotCounts, old: u8, new: u8) {
+    for (counter, bit) in [
+        (&counts.filled, 0),
+        (&counts.failures, 1),
+        (&counts.slow, 2),
+    ] {
+        let before = (old >> bit) & 1;
+        let after = (new >> bit) & 1;
+        if after > before {
+            counter.fetch_add(1, Ordering::AcqRel);
+        } else if before > after {
+            // May dip below zero for an instant when racing the matching increment: read
+            // as signed and clamped.
+            counter.fetch_sub(1, Ordering::AcqRel);
+        }
+    }
+}
+
+fn read_count(counter: &AtomicU64) -> u64 {
+    (counter.load(Ordering::Acquire) as i64).max(0) as u64
 }
 
 impl CountWindow {
@@ -220,6 +253,7 @@ impl CountWindow {
         let size = size.max(1);
         CountWindow {
             next: Padded(AtomicU64::new(0)),
+            counts: Padded(SlotCounts::default()),
             slots: (0..size).map(|_| AtomicU8::new(0)).collect(),
         }
     }
@@ -228,24 +262,45 @@ impl CountWindow {
     pub(crate) fn record(&self, mark: Mark) {
         let position = self.next.fetch_add(1, Ordering::Relaxed);
         let index = (position % self.slots.len() as u64) as usize;
-        if let Some(slot) = self.slots.get(index) {
-            slot.store(mark.slot_code(), Ordering::Release);
+        let Some(slot) = self.slots.get(index) else {
+            return;
+        };
+        let new = mark.slot_code();
+        // Steady state (a success over a success) writes nothing at all.
+        if slot.load(Ordering::Acquire) != new {
+            let old = slot.swap(new, Ordering::AcqRel);
+            if old != new {
+                apply_slot_change(&self.counts, old, new);
+            }
         }
     }
 
     pub(crate) fn stats(&self) -> WindowStats {
+        let calls = read_count(&self.counts.filled);
+        WindowStats {
+            calls,
+            failures: read_count(&self.counts.failures).min(calls),
+            slow_calls: read_count(&self.counts.slow).min(calls),
+        }
+    }
+
+    pub(crate) fn reset(&self) {
+        for slot in self.slots.iter() {
+            let old = slot.swap(0, Ordering::AcqRel);
+            if old != 0 {
+                apply_slot_change(&self.counts, old, 0);
+            }
+        }
+    }
+
+    /// Counts by scanning every slot: what the running counts must equal at rest.
+    #[cfg(test)]
+    pub(crate) fn scanned(&self) -> WindowStats {
         let mut stats = WindowStats::default();
         for slot in self.slots.iter() {
             add_slot(&mut stats, slot.load(Ordering::Acquire));
         }
         stats
-    }
-
-    pub(crate) fn reset(&self) {
-        for slot in self.slots.iter() {
-            slot.store(0, Ordering::Release);
-        }
-        self.next.store(0, Ordering::Relaxed);
     }
 }
 
@@ -512,8 +567,33 @@ mod tests {
                 slow_calls: 0
             }
         );
+        assert_eq!(w.stats(), w.scanned());
         w.reset();
         assert_eq!(w.stats(), WindowStats::default());
+    }
+
+    #[test]
+    fn count_window_counts_match_slots_under_contention() {
+        let w = std::sync::Arc::new(CountWindow::new(3));
+        let handles: Vec<_> = (0..4)
+            .map(|t| {
+                let w = w.clone();
+                std::thread::spawn(move || {
+                    for i in 0..50_000u32 {
+                        let failure = (i + t) % 3 == 0;
+                        w.record(Mark {
+                            failure,
+                            slow: i % 7 == 0,
+                        });
+                    }
+                })
+            })
+            .collect();
+        for h in handles {
+            h.join().unwrap();
+        }
+        assert_eq!(w.stats(), w.scanned());
+        assert_eq!(w.stats().calls, 3);
     }
 
     #[test]

@@ -1,0 +1,97 @@
+//! The CLOSED fast path allocates nothing: counted with a global allocator.
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::future::Future;
+use std::pin::pin;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::task::{Context, Poll, Waker};
+use std::time::Duration;
+
+use fusebox::breaker::Breaker;
+use fusebox::clock::ManualClock;
+
+struct Counting;
+
+static COUNTING: AtomicBool = AtomicBool::new(false);
+static ALLOCATIONS: AtomicUsize = AtomicUsize::new(0);
+
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        if COUNTING.load(Ordering::Relaxed) {
+            ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+        }
+        // SAFETY: forwarded unchanged to the system allocator.
+        unsafe { System.alloc(layout) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        // SAFETY: forwarded unchanged to the system allocator.
+        unsafe { System.dealloc(ptr, layout) }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: Counting = Counting;
+
+fn allocations_during(f: impl FnOnce()) -> usize {
+    ALLOCATIONS.store(0, Ordering::SeqCst);
+    COUNTING.store(true, Ordering::SeqCst);
+    f();
+    COUNTING.store(false, Ordering::SeqCst);
+    ALLOCATIONS.load(Ordering::SeqCst)
+}
+
+fn poll_once<F: Future>(f: F) -> Poll<F::Output> {
+    let mut cx = Context::from_waker(Waker::noop());
+    pin!(f).poll(&mut cx)
+}
+
+// One test function: the counter is global, so nothing else may run beside it.
+#[test]
+fn closed_path_and_rejections_do_not_allocate() {
+    let breakers = [
+        Breaker::builder("consecutive").build().unwrap(),
+        Breaker::builder("count")
+            .failures_in_last(50, 100)
+            .build()
+            .unwrap(),
+        Breaker::builder("time")
+            .time_window(Duration::from_secs(60), 10)
+            .failure_rate(0.5)
+            .build()
+            .unwrap(),
+        Breaker::builder("slow")
+            .slow_calls(Duration::from_secs(1), 0.5)
+            .build()
+            .unwrap(),
+    ];
+    // Warm up lazily initialised process state (thread-local stripe hint, clock origin).
+    for b in &breakers {
+        b.call_sync(|| Ok::<_, ()>(())).unwrap();
+    }
+    for b in &breakers {
+        let n = allocations_during(|| {
+            for i in 0..10_000u32 {
+                let r = b.call_sync(|| if i % 10 == 0 { Err(i) } else { Ok(i) });
+                std::hint::black_box(r.ok());
+                b.try_acquire().unwrap().success();
+                let r = poll_once(b.call(|| async { Ok::<_, ()>(1) }));
+                assert!(matches!(r, Poll::Ready(Ok(1))));
+            }
+        });
+        assert_eq!(n, 0, "{} allocated on the CLOSED path", b.name());
+    }
+
+    let open = Breaker::builder("open")
+        .consecutive_failures(1)
+        .clock(ManualClock::new())
+        .build()
+        .unwrap();
+    open.record_failure();
+    let _ = open.try_acquire();
+    let n = allocations_during(|| {
+        for _ in 0..10_000 {
+            assert!(open.call_sync(|| Ok::<_, ()>(())).is_err());
+        }
+    });
+    assert_eq!(n, 0, "a rejection allocated");
+}
