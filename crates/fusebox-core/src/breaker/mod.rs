@@ -29,6 +29,9 @@ mod shell;
 mod stats;
 mod window;
 
+#[cfg(all(test, loom))]
+mod loom_tests;
+
 pub use config::{BreakerConfig, BreakerSettings, CloseRule, Cooldown, WindowKind};
 pub use machine::{Change, Machine, Refused, Ticket};
 pub use name::Name;

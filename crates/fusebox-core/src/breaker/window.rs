@@ -294,7 +294,7 @@ impl CountWindow {
     }
 
     /// Counts by scanning every slot: what the running counts must equal at rest.
-    #[cfg(test)]
+    #[cfg(any(test, loom))]
     pub(crate) fn scanned(&self) -> WindowStats {
         let mut stats = WindowStats::default();
         for slot in self.slots.iter() {
