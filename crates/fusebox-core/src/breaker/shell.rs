@@ -62,6 +62,11 @@ struct RetryHint(Option<Duration>);
 impl fmt::Display for RetryHint {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self.0 {
+            // Whole milliseconds, rounded up: a coarse clock's nanoseconds are noise.
+            Some(d) if d >= Duration::from_millis(1) => {
+                let ms = d.as_nanos().div_ceil(1_000_000);
+                write!(f, "; retry after {:?}", Duration::from_millis(ms as u64))
+            }
             Some(d) => write!(f, "; retry after {d:?}"),
             None => Ok(()),
         }
