@@ -1,1 +1,0 @@
-//! Backoff sequences: fixed, exponential and jittered delays as reproducible iterators.
