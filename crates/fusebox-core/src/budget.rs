@@ -1,1 +1,0 @@
-//! Retry budgets: a token bucket that caps retries against a failing dependency.
