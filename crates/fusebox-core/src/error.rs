@@ -191,6 +191,46 @@ pub enum Error<E> {
     /// A circuit breaker refused the call.
     #[error(transparent)]
     Rejected(crate::breaker::Rejected),
+    /// A timeout policy gave up waiting.
+    #[error(transparent)]
+    Timeout(TimedOut),
+    /// A bulkhead had no room for the call.
+    #[error(transparent)]
+    BulkheadFull(BulkheadFull),
+}
+
+/// A call that took longer than its timeout.
+///
+/// ```
+/// use fusebox_core::TimedOut;
+/// use std::time::Duration;
+/// let e = TimedOut { after: Duration::from_millis(250) };
+/// assert_eq!(e.to_string(), "timed out after 250ms");
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("timed out after {after:?}")]
+pub struct TimedOut {
+    /// The timeout that expired.
+    pub after: std::time::Duration,
+}
+
+/// A bulkhead refused a call: every slot was busy and the wait queue full (or waiting
+/// took too long).
+///
+/// ```
+/// use fusebox_core::BulkheadFull;
+/// let e = BulkheadFull { name: "db".into(), max_concurrent: 8, max_queued: 0 };
+/// assert_eq!(e.to_string(), "bulkhead `db` is full (8 calls running, 0 may wait)");
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("bulkhead `{name}` is full ({max_concurrent} calls running, {max_queued} may wait)")]
+pub struct BulkheadFull {
+    /// The bulkhead's name.
+    pub name: crate::breaker::Name,
+    /// Calls allowed at once.
+    pub max_concurrent: u32,
+    /// Calls allowed to wait.
+    pub max_queued: u32,
 }
 
 impl<E> Error<E> {
@@ -227,6 +267,24 @@ impl<E> Error<E> {
         match self {
             Error::Inner(e) => Some(e),
             _ => None,
+        }
+    }
+
+    /// Which fusebox policy stopped the call: `"breaker"`, `"timeout"` or `"bulkhead"`;
+    /// `None` when the call itself failed.
+    ///
+    /// ```
+    /// # use fusebox_core::{Error, TimedOut};
+    /// let e: Error<()> = Error::Timeout(TimedOut { after: std::time::Duration::from_secs(1) });
+    /// assert_eq!(e.stopped_by(), Some("timeout"));
+    /// assert_eq!(Error::Inner(()).stopped_by(), None);
+    /// ```
+    pub fn stopped_by(&self) -> Option<&'static str> {
+        match self {
+            Error::Inner(_) => None,
+            Error::Rejected(_) => Some("breaker"),
+            Error::Timeout(_) => Some("timeout"),
+            Error::BulkheadFull(_) => Some("bulkhead"),
         }
     }
 

@@ -13,9 +13,13 @@ pub mod clock;
 mod error;
 pub mod guard;
 mod outcome;
+#[cfg(feature = "tokio")]
+pub mod pipeline;
+#[cfg(feature = "tokio")]
+pub mod policy;
 pub mod rule;
 pub(crate) mod sync;
 
 pub use breaker::{Breaker, Rejected, State};
-pub use error::{ConfigError, Error};
+pub use error::{BulkheadFull, ConfigError, Error, TimedOut};
 pub use outcome::{Classifier, ErrIsFailure, FailureWhen, Outcome};

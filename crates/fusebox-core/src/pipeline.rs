@@ -1,0 +1,299 @@
+//! Pipelines: fallback, timeout, retry, breaker and bulkhead stacked in the order written.
+//!
+//! # Order
+//!
+//! Policies run outermost first, as written in the builder. The usual stack is
+//!
+//! ```text
+//! fallback -> timeout (whole call) -> retry -> breaker -> timeout (each attempt) -> bulkhead -> call
+//! ```
+//!
+//! * **Retry outside the breaker** (the usual choice): every attempt passes the breaker and
+//!   counts in its window. Once it opens, the next attempt is rejected and the retry stops at
+//!   once (a rejection is not retried by default), so a dead dependency gets no retry storm.
+//!   With `max_retries = 2` and a breaker that trips after 3 consecutive failures, the first
+//!   call makes 3 attempts and trips the breaker; the next call is rejected without any.
+//! * **Retry inside the breaker**: the retry loop runs under one breaker permit, so the
+//!   breaker sees one outcome per call, only the final one. Retries are then invisible to
+//!   it: 3 failed calls of 3 attempts each are 9 failed attempts but 3 breaker failures.
+//!   Choose this when transient failures that a retry absorbs should not count at all.
+//! * **Timeout outside the retry** bounds the whole call, retries and sleeps included;
+//!   **inside** it bounds each attempt (and a timed-out attempt is retried).
+//! * **Bulkhead innermost** holds a slot only while the dependency is really being called,
+//!   not while a retry sleeps; outermost, it also caps calls waiting on backoff.
+//! * **Fallback outermost** answers whatever stopped the call; narrow it with
+//!   [`Fallback::when`] or [`Fallback::on_rejected`].
+
+use std::fmt;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::ConfigError;
+use crate::breaker::Breaker;
+use crate::error::Error;
+use crate::outcome::Outcome;
+use crate::policy::{Bulkhead, Fallback, Retry, Timeout};
+
+/// Deepest stack a pipeline accepts.
+pub const MAX_DEPTH: usize = 6;
+
+type ClassifyOutcome<T, E> = Arc<dyn Fn(&Result<T, Error<E>>) -> Outcome + Send + Sync>;
+
+enum Slot<T, E> {
+    Fallback(Fallback<T, E>),
+    Timeout(Timeout),
+    Retry(Retry<T, E>),
+    Breaker(Breaker, Option<ClassifyOutcome<T, E>>),
+    Bulkhead(Bulkhead),
+}
+
+impl<T, E> Clone for Slot<T, E> {
+    fn clone(&self) -> Self {
+        match self {
+            Slot::Fallback(f) => Slot::Fallback(f.clone()),
+            Slot::Timeout(t) => Slot::Timeout(*t),
+            Slot::Retry(r) => Slot::Retry(r.clone()),
+            Slot::Breaker(b, c) => Slot::Breaker(b.clone(), c.clone()),
+            Slot::Bulkhead(b) => Slot::Bulkhead(b.clone()),
+        }
+    }
+}
+
+impl<T, E> fmt::Debug for Slot<T, E> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Slot::Fallback(x) => x.fmt(f),
+            Slot::Timeout(x) => x.fmt(f),
+            Slot::Retry(x) => x.fmt(f),
+            Slot::Breaker(b, _) => b.fmt(f),
+            Slot::Bulkhead(x) => x.fmt(f),
+        }
+    }
+}
+
+/// How a breaker inside a pipeline reads results by default: the caller's errors and
+/// timeouts are failures; a rejection or a full bulkhead further in says nothing about the
+/// dependency and is ignored.
+fn breaker_outcome<T, E>(result: &Result<T, Error<E>>) -> Outcome {
+    match result {
+        Ok(_) => Outcome::Success,
+        Err(Error::Inner(_)) | Err(Error::Timeout(_)) => Outcome::Failure,
+        Err(_) => Outcome::Ignored,
+    }
+}
+
+impl<T, E> Slot<T, E> {
+    async fn around<F, Fut>(&self, inner: F) -> Result<T, Error<E>>
+    where
+        F: Fn() -> Fut,
+        Fut: Future<Output = Result<T, Error<E>>>,
+    {
+        match self {
+            Slot::Fallback(f) => f.run(inner).await,
+            Slot::Timeout(t) => t.run(inner).await,
+            Slot::Retry(r) => r.run(inner).await,
+            Slot::Bulkhead(b) => b.run(inner).await,
+            Slot::Breaker(b, classify) => {
+                let permit = b.try_acquire().map_err(Error::Rejected)?;
+                let result = inner().await;
+                let outcome = match classify {
+                    None => breaker_outcome(&result),
+                    Some(c) => c(&result),
+                };
+                permit.record(outcome);
+                result
+            }
+        }
+    }
+}
+
+/// Policies stacked in the order written, called around an async closure.
+///
+/// `Clone + Send + Sync`, one `Arc` inside: share it across tasks and SDK methods. A call
+/// allocates nothing on the success path.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// use fusebox_core::backoff::Backoff;
+/// use fusebox_core::breaker::Breaker;
+/// use fusebox_core::pipeline::Pipeline;
+/// use fusebox_core::policy::{Fallback, Retry};
+/// use std::time::Duration;
+///
+/// let pipeline = Pipeline::builder()
+///     .fallback(Fallback::value("cached".to_string()).on_rejected())
+///     .retry(
+///         Retry::builder()
+///             .max_retries(2)
+///             .backoff(Backoff::fixed(Duration::from_millis(50)).build()?)
+///             .build()?,
+///     )
+///     .breaker(Breaker::builder("profile-api").failures_in_last(2, 5).build()?)
+///     .timeout(Duration::from_secs(1))
+///     .build()?;
+///
+/// let name = pipeline.call(|| async { Ok::<_, std::io::Error>("ada".to_string()) }).await?;
+/// assert_eq!(name, "ada");
+/// # Ok(())
+/// # }
+/// ```
+pub struct Pipeline<T, E> {
+    slots: Arc<[Slot<T, E>]>,
+}
+
+impl<T, E> Clone for Pipeline<T, E> {
+    fn clone(&self) -> Self {
+        Pipeline {
+            slots: Arc::clone(&self.slots),
+        }
+    }
+}
+
+impl<T, E> fmt::Debug for Pipeline<T, E> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_list().entries(self.slots.iter()).finish()
+    }
+}
+
+/// Builds a [`Pipeline`]: each method adds a policy inside the ones before it.
+#[must_use]
+pub struct PipelineBuilder<T, E> {
+    slots: Vec<Slot<T, E>>,
+    error: Option<ConfigError>,
+}
+
+impl<T, E> fmt::Debug for PipelineBuilder<T, E> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_list().entries(self.slots.iter()).finish()
+    }
+}
+
+impl<T, E> Pipeline<T, E> {
+    /// An empty builder.
+    pub fn builder() -> PipelineBuilder<T, E> {
+        PipelineBuilder {
+            slots: Vec::new(),
+            error: None,
+        }
+    }
+
+    /// The number of policies.
+    pub fn depth(&self) -> usize {
+        self.slots.len()
+    }
+
+    /// Runs `op` through every policy, outermost first. `op` is called once per attempt, so
+    /// it is `Fn`: capture by reference, or clone what each attempt needs.
+    pub async fn call<F, Fut>(&self, op: F) -> Result<T, Error<E>>
+    where
+        F: Fn() -> Fut,
+        Fut: Future<Output = Result<T, E>>,
+    {
+        let op = || async { op().await.map_err(Error::Inner) };
+        self.level0(&op).await
+    }
+}
+
+// Each level is its own function so the whole stack is one future of known size: no
+// boxing, no recursion, and auto traits (Send) follow from the caller's closure.
+macro_rules! levels {
+    ($($name:ident $idx:literal => $next:ident;)*) => {$(
+        fn $name<'a, F, Fut>(&'a self, op: &'a F) -> impl Future<Output = Result<T, Error<E>>> + 'a
+        where
+            F: Fn() -> Fut,
+            Fut: Future<Output = Result<T, Error<E>>> + 'a,
+        {
+            async move {
+                match self.slots.get($idx) {
+                    None => op().await,
+                    Some(slot) => slot.around(|| self.$next(op)).await,
+                }
+            }
+        }
+    )*};
+}
+
+impl<T, E> Pipeline<T, E> {
+    levels! {
+        level0 0 => level1;
+        level1 1 => level2;
+        level2 2 => level3;
+        level3 3 => level4;
+        level4 4 => level5;
+        level5 5 => level6;
+    }
+
+    fn level6<'a, F, Fut>(&'a self, op: &'a F) -> impl Future<Output = Result<T, Error<E>>> + 'a
+    where
+        F: Fn() -> Fut,
+        Fut: Future<Output = Result<T, Error<E>>> + 'a,
+    {
+        op()
+    }
+}
+
+impl<T, E> PipelineBuilder<T, E> {
+    fn push(mut self, slot: Slot<T, E>) -> Self {
+        self.slots.push(slot);
+        self
+    }
+
+    /// Adds a fallback.
+    pub fn fallback(self, fallback: Fallback<T, E>) -> Self {
+        self.push(Slot::Fallback(fallback))
+    }
+
+    /// Adds a timeout: for each attempt when inside a retry, for the whole call outside.
+    pub fn timeout(mut self, after: Duration) -> Self {
+        match Timeout::new(after) {
+            Ok(t) => self.push(Slot::Timeout(t)),
+            Err(e) => {
+                self.error.get_or_insert(e);
+                self
+            }
+        }
+    }
+
+    /// Adds a retry policy.
+    pub fn retry(self, retry: Retry<T, E>) -> Self {
+        self.push(Slot::Retry(retry))
+    }
+
+    /// Adds a circuit breaker, reading results the default way: the caller's errors and
+    /// timeouts are failures, rejections and full bulkheads further in are ignored.
+    pub fn breaker(self, breaker: Breaker) -> Self {
+        self.push(Slot::Breaker(breaker, None))
+    }
+
+    /// Adds a circuit breaker with its own classification of results (a 503 `Ok` response
+    /// as a failure, say).
+    pub fn breaker_with<C>(self, breaker: Breaker, classify: C) -> Self
+    where
+        C: Fn(&Result<T, Error<E>>) -> Outcome + Send + Sync + 'static,
+    {
+        self.push(Slot::Breaker(breaker, Some(Arc::new(classify))))
+    }
+
+    /// Adds a bulkhead.
+    pub fn bulkhead(self, bulkhead: Bulkhead) -> Self {
+        self.push(Slot::Bulkhead(bulkhead))
+    }
+
+    /// Validates and builds the pipeline.
+    pub fn build(self) -> Result<Pipeline<T, E>, ConfigError> {
+        if let Some(e) = self.error {
+            return Err(e);
+        }
+        if self.slots.len() > MAX_DEPTH {
+            return Err(ConfigError::invalid(
+                "pipeline",
+                format!("at most {MAX_DEPTH} policies, got {}", self.slots.len()),
+            ));
+        }
+        Ok(Pipeline {
+            slots: self.slots.into(),
+        })
+    }
+}

@@ -1,0 +1,139 @@
+//! Fallback: a value or an async closure used when the call fails with chosen errors.
+
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use crate::error::Error;
+
+type BoxFuture<T, E> = Pin<Box<dyn Future<Output = Result<T, Error<E>>> + Send>>;
+type Handler<T, E> = Arc<dyn Fn(Error<E>) -> BoxFuture<T, E> + Send + Sync>;
+type ValueFn<T> = Arc<dyn Fn() -> T + Send + Sync>;
+type When<E> = Arc<dyn Fn(&Error<E>) -> bool + Send + Sync>;
+
+enum Produce<T, E> {
+    Value(ValueFn<T>),
+    Handler(Handler<T, E>),
+}
+
+/// What to return when the call fails: a value, or the result of an async closure given the
+/// error. By default it answers every error; [`when`](Self::when) and
+/// [`on_rejected`](Self::on_rejected) narrow that.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// use fusebox_core::policy::Fallback;
+/// use fusebox_core::Error;
+///
+/// let cached = Fallback::value(vec!["cached"]);
+/// let r = cached.call(|| async { Err::<Vec<&str>, _>("down") }).await;
+/// assert_eq!(r.unwrap(), vec!["cached"]);
+///
+/// // Only when a breaker rejects the call; other errors pass through.
+/// let on_open = Fallback::<u32, &str>::from_fn(|_err| async { Ok(0) }).on_rejected();
+/// let r = on_open.call(|| async { Err("boom") }).await;
+/// assert!(matches!(r, Err(Error::Inner("boom"))));
+/// # }
+/// ```
+pub struct Fallback<T, E> {
+    produce: Produce<T, E>,
+    when: Option<When<E>>,
+}
+
+impl<T, E> Clone for Fallback<T, E> {
+    fn clone(&self) -> Self {
+        Fallback {
+            produce: match &self.produce {
+                Produce::Value(v) => Produce::Value(Arc::clone(v)),
+                Produce::Handler(h) => Produce::Handler(Arc::clone(h)),
+            },
+            when: self.when.clone(),
+        }
+    }
+}
+
+impl<T, E> fmt::Debug for Fallback<T, E> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let kind = match self.produce {
+            Produce::Value(_) => "value",
+            Produce::Handler(_) => "handler",
+        };
+        f.debug_struct("Fallback")
+            .field("kind", &kind)
+            .field("filtered", &self.when.is_some())
+            .finish()
+    }
+}
+
+impl<T, E> Fallback<T, E> {
+    /// Answers with a clone of `value`.
+    pub fn value(value: T) -> Self
+    where
+        T: Clone + Send + Sync + 'static,
+    {
+        Fallback {
+            produce: Produce::Value(Arc::new(move || value.clone())),
+            when: None,
+        }
+    }
+
+    /// Answers with the result of `handler`, given the error.
+    pub fn from_fn<F, Fut>(handler: F) -> Self
+    where
+        F: Fn(Error<E>) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<T, Error<E>>> + Send + 'static,
+    {
+        Fallback {
+            produce: Produce::Handler(Arc::new(move |e| Box::pin(handler(e)))),
+            when: None,
+        }
+    }
+
+    /// Answers only the errors for which `when` is true.
+    pub fn when<P>(mut self, when: P) -> Self
+    where
+        P: Fn(&Error<E>) -> bool + Send + Sync + 'static,
+    {
+        self.when = Some(Arc::new(when));
+        self
+    }
+
+    /// Answers only when a breaker rejected the call.
+    pub fn on_rejected(self) -> Self {
+        self.when(|e| e.is_rejected())
+    }
+
+    /// Runs `op`, falling back on its error.
+    pub async fn call<F, Fut>(&self, op: F) -> Result<T, Error<E>>
+    where
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<T, E>>,
+    {
+        self.run(|| async { op().await.map_err(Error::Inner) })
+            .await
+    }
+
+    // A closure, not a future, for the same reason as `Timeout::run`.
+    pub(crate) async fn run<F, Fut>(&self, inner: F) -> Result<T, Error<E>>
+    where
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<T, Error<E>>>,
+    {
+        match inner().await {
+            Ok(v) => Ok(v),
+            Err(e) if self.when.as_ref().is_none_or(|w| w(&e)) => {
+                tracing::debug!(
+                    stopped_by = e.stopped_by().unwrap_or("call"),
+                    "falling back"
+                );
+                match &self.produce {
+                    Produce::Value(v) => Ok(v()),
+                    Produce::Handler(h) => h(e).await,
+                }
+            }
+            Err(e) => Err(e),
+        }
+    }
+}

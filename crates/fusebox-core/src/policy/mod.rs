@@ -1,0 +1,27 @@
+//! The policy family beside the breaker: retry, timeout, bulkhead and fallback, each usable
+//! alone around an async closure or stacked in a [`Pipeline`](crate::pipeline::Pipeline).
+//!
+//! The sans-IO parts (backoff sequences, the retry budget's ledger) live in
+//! [`backoff`](crate::backoff) and [`budget`](crate::budget); the policies here apply them
+//! with tokio's timers.
+//!
+//! # How a breaker and a retry budget divide the work
+//!
+//! A retry budget caps the *extra* load retries add while nobody knows yet that a dependency
+//! is sick: at most a fraction of first attempts (plus a small floor) may be retried, so a
+//! failing dependency sees, say, 1.2x its normal traffic instead of 4x. The breaker stops
+//! the load once it *knows*: after its trip rule fires, calls are refused without touching
+//! the dependency, and retries outside the breaker stop at the first rejection. The budget
+//! bounds the damage in the seconds before the breaker trips; the breaker ends it.
+
+mod bulkhead;
+mod fallback;
+mod retry;
+mod timeout;
+
+pub use bulkhead::{Bulkhead, BulkheadBuilder, BulkheadSlot};
+pub use fallback::Fallback;
+pub use retry::{
+    GiveUpReason, Retry, RetryAfterHint, RetryBuilder, RetryDecision, RetryEvent, RetryReason,
+};
+pub use timeout::Timeout;
