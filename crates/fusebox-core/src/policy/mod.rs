@@ -22,6 +22,7 @@ mod timeout;
 pub use bulkhead::{Bulkhead, BulkheadBuilder, BulkheadSlot};
 pub use fallback::Fallback;
 pub use retry::{
-    GiveUpReason, Retry, RetryAfterHint, RetryBuilder, RetryDecision, RetryEvent, RetryReason,
+    GiveUpReason, Retry, RetryAfterHint, RetryAttempts, RetryBuilder, RetryDecision, RetryEvent,
+    RetryReason,
 };
 pub use timeout::Timeout;

@@ -9,7 +9,7 @@ use rand::SeedableRng;
 use rand::rngs::SmallRng;
 
 use crate::ConfigError;
-use crate::backoff::{Backoff, Jitter};
+use crate::backoff::{Backoff, Delays, Jitter};
 use crate::breaker::Name;
 use crate::budget::RetryBudget;
 use crate::clock::{ClockHandle, IntoClock};
@@ -299,97 +299,178 @@ impl<T, E> Retry<T, E> {
         F: Fn() -> Fut,
         Fut: Future<Output = Result<T, Error<E>>>,
     {
-        let p = &*self.inner;
-        let started = p.max_elapsed.map(|_| p.clock.now_nanos());
-        if let Some(budget) = &p.budget {
-            budget.deposit(p.clock.now_nanos());
-        }
-        let first = inner().await;
-        let decision = (p.classify)(&first);
-        if !decision.is_retry() {
-            return first;
-        }
-        self.retry_loop(first, decision, started, inner).await
-    }
-
-    async fn retry_loop<F, Fut>(
-        &self,
-        mut last: Result<T, Error<E>>,
-        mut decision: RetryDecision,
-        started: Option<u64>,
-        inner: F,
-    ) -> Result<T, Error<E>>
-    where
-        F: Fn() -> Fut,
-        Fut: Future<Output = Result<T, Error<E>>>,
-    {
-        let p = &*self.inner;
-        let rng = match p.seed {
-            Some(seed) => SmallRng::seed_from_u64(seed),
-            None => SmallRng::from_rng(&mut rand::rng()),
-        };
-        let mut delays = p.backoff.with_rng(rng);
-        let mut attempt: u32 = 1;
-        loop {
-            if attempt > p.max_retries {
-                return self.give_up(last, GiveUpReason::MaxRetries);
-            }
-            let Some(mut delay) = delays.next() else {
-                return self.give_up(last, GiveUpReason::Exhausted);
-            };
-            if let RetryDecision::RetryAfter(hint) = decision {
-                if hint > p.max_retry_after {
-                    return self.give_up(last, GiveUpReason::RetryAfterTooLong);
-                }
-                delay = delay.max(hint);
-            }
-            if let (Some(max), Some(started)) = (p.max_elapsed, started) {
-                let elapsed = Duration::from_nanos(p.clock.now_nanos().saturating_sub(started));
-                if elapsed.saturating_add(delay) > max {
-                    return self.give_up(last, GiveUpReason::Exhausted);
-                }
-            }
-            if let Some(budget) = &p.budget {
-                if !budget.try_withdraw(p.clock.now_nanos()) {
-                    return self.give_up(last, GiveUpReason::BudgetExhausted);
-                }
-            }
-            attempt += 1;
-            let event = RetryEvent {
-                name: p.name.clone(),
-                attempt,
-                delay,
-                reason: RetryReason::of(&last),
-            };
-            tracing::debug!(
-                policy = %p.name,
-                attempt,
-                delay_ms = delay.as_millis() as u64,
-                reason = event.reason.as_str(),
-                "retrying"
-            );
-            for listener in &p.on_retry {
-                listener(&event);
-            }
+        let mut attempts = self.attempts();
+        let mut last = inner().await;
+        while let Some(delay) = attempts.next_delay(&last) {
             drop(last);
             if !delay.is_zero() {
                 tokio::time::sleep(delay).await;
             }
             last = inner().await;
-            decision = (p.classify)(&last);
-            if !decision.is_retry() {
-                return last;
-            }
+        }
+        last
+    }
+
+    /// Starts the retry decisions of one call: a sans-IO stepper for callers that drive the
+    /// attempts themselves (a tower service, an actor). It counts the call as a first attempt
+    /// in the budget.
+    ///
+    /// ```
+    /// use fusebox_core::backoff::Backoff;
+    /// use fusebox_core::policy::Retry;
+    /// use fusebox_core::Error;
+    /// use std::time::Duration;
+    ///
+    /// let retry = Retry::<(), &str>::builder()
+    ///     .max_retries(2)
+    ///     .backoff(Backoff::fixed(Duration::from_millis(5)).build()?)
+    ///     .build()?;
+    /// let mut attempts = retry.attempts();
+    /// let failed: Result<(), Error<&str>> = Err(Error::Inner("boom"));
+    /// assert_eq!(attempts.next_delay(&failed), Some(Duration::from_millis(5)));
+    /// assert_eq!(attempts.next_delay(&failed), Some(Duration::from_millis(5)));
+    /// assert_eq!(attempts.next_delay(&failed), None); // two retries spent
+    /// assert_eq!(attempts.next_delay(&Ok(())), None);
+    /// # Ok::<(), fusebox_core::ConfigError>(())
+    /// ```
+    pub fn attempts(&self) -> RetryAttempts<'_, T, E> {
+        RetryAttempts::begin(PolicyRef::Borrowed(self))
+    }
+
+    /// Like [`attempts`](Self::attempts), owning a handle to the policy, for `'static`
+    /// futures.
+    ///
+    /// ```
+    /// use fusebox_core::policy::Retry;
+    /// let retry = Retry::<(), ()>::builder().build()?;
+    /// let attempts: fusebox_core::policy::RetryAttempts<'static, (), ()> = retry.clone().into_attempts();
+    /// assert_eq!(attempts.attempt(), 1);
+    /// # Ok::<(), fusebox_core::ConfigError>(())
+    /// ```
+    pub fn into_attempts(self) -> RetryAttempts<'static, T, E> {
+        RetryAttempts::begin(PolicyRef::Owned(self))
+    }
+}
+
+enum PolicyRef<'a, T, E> {
+    Borrowed(&'a Retry<T, E>),
+    Owned(Retry<T, E>),
+}
+
+impl<T, E> PolicyRef<'_, T, E> {
+    fn inner(&self) -> &RetryInner<T, E> {
+        match self {
+            PolicyRef::Borrowed(r) => &r.inner,
+            PolicyRef::Owned(r) => &r.inner,
+        }
+    }
+}
+
+/// The retry decisions of one call, from [`Retry::attempts`]: hand it each attempt's result,
+/// it says how long to wait before the next attempt, or `None` to return that result.
+pub struct RetryAttempts<'a, T, E> {
+    policy: PolicyRef<'a, T, E>,
+    started: Option<u64>,
+    /// Created at the first retry, so a call that succeeds at once draws no randomness.
+    delays: Option<Delays<SmallRng>>,
+    attempt: u32,
+}
+
+impl<T, E> fmt::Debug for RetryAttempts<'_, T, E> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RetryAttempts")
+            .field("policy", &self.policy.inner().name)
+            .field("attempt", &self.attempt)
+            .finish()
+    }
+}
+
+impl<'a, T, E> RetryAttempts<'a, T, E> {
+    fn begin(policy: PolicyRef<'a, T, E>) -> Self {
+        let p = policy.inner();
+        if let Some(budget) = &p.budget {
+            budget.deposit(p.clock.now_nanos());
+        }
+        let started = p.max_elapsed.map(|_| p.clock.now_nanos());
+        RetryAttempts {
+            policy,
+            started,
+            delays: None,
+            attempt: 1,
         }
     }
 
-    fn give_up(&self, last: Result<T, Error<E>>, reason: GiveUpReason) -> Result<T, Error<E>> {
-        let p = &*self.inner;
+    /// The attempt that produced the last result (1 for the first).
+    pub fn attempt(&self) -> u32 {
+        self.attempt
+    }
+
+    /// Judges the result of the current attempt: `Some(delay)` to retry after `delay` (the
+    /// retry is counted, reported to listeners and taken from the budget), `None` to return
+    /// this result.
+    pub fn next_delay(&mut self, last: &Result<T, Error<E>>) -> Option<Duration> {
+        let p = self.policy.inner();
+        let decision = (p.classify)(last);
+        if !decision.is_retry() {
+            return None;
+        }
+        if self.attempt > p.max_retries {
+            return self.give_up(GiveUpReason::MaxRetries);
+        }
+        let delays = self.delays.get_or_insert_with(|| {
+            let rng = match p.seed {
+                Some(seed) => SmallRng::seed_from_u64(seed),
+                None => SmallRng::from_rng(&mut rand::rng()),
+            };
+            p.backoff.with_rng(rng)
+        });
+        let Some(mut delay) = delays.next() else {
+            return self.give_up(GiveUpReason::Exhausted);
+        };
+        if let RetryDecision::RetryAfter(hint) = decision {
+            if hint > p.max_retry_after {
+                return self.give_up(GiveUpReason::RetryAfterTooLong);
+            }
+            delay = delay.max(hint);
+        }
+        if let (Some(max), Some(started)) = (p.max_elapsed, self.started) {
+            let elapsed = Duration::from_nanos(p.clock.now_nanos().saturating_sub(started));
+            if elapsed.saturating_add(delay) > max {
+                return self.give_up(GiveUpReason::Exhausted);
+            }
+        }
+        if let Some(budget) = &p.budget {
+            if !budget.try_withdraw(p.clock.now_nanos()) {
+                return self.give_up(GiveUpReason::BudgetExhausted);
+            }
+        }
+        self.attempt += 1;
+        let event = RetryEvent {
+            name: p.name.clone(),
+            attempt: self.attempt,
+            delay,
+            reason: RetryReason::of(last),
+        };
+        tracing::debug!(
+            policy = %p.name,
+            attempt = self.attempt,
+            delay_ms = delay.as_millis() as u64,
+            reason = event.reason.as_str(),
+            "retrying"
+        );
+        for listener in &p.on_retry {
+            listener(&event);
+        }
+        Some(delay)
+    }
+
+    fn give_up(&self, reason: GiveUpReason) -> Option<Duration> {
+        let p = self.policy.inner();
         tracing::debug!(policy = %p.name, reason = ?reason, "not retrying");
         for listener in &p.on_give_up {
             listener(&p.name, reason);
         }
-        last
+        None
     }
 }
 
