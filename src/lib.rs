@@ -5,3 +5,7 @@
 #![deny(missing_docs)]
 
 pub use fusebox_core::*;
+
+/// tower Layers: breakers, retries, timeouts, bulkheads, fallbacks, HTTP and keyed breakers.
+#[cfg(feature = "tower")]
+pub use fusebox_tower as tower;

@@ -1,0 +1,32 @@
+use fusebox_core::{BulkheadFull, Error, Rejected, TimedOut};
+
+/// The error type of every fusebox service: tower's usual boxed error.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// Recovers fusebox's typed reasons from a boxed error: a rejection, a timeout or a full
+/// bulkhead become their [`Error`] variants; anything else is the caller's error.
+///
+/// ```
+/// use fusebox_tower::{classify_error, BoxError};
+/// use fusebox_core::{Error, TimedOut};
+/// use std::time::Duration;
+///
+/// let boxed: BoxError = Box::new(TimedOut { after: Duration::from_secs(1) });
+/// assert!(matches!(classify_error(boxed), Error::Timeout(_)));
+/// let boxed: BoxError = "connection reset".into();
+/// assert!(matches!(classify_error(boxed), Error::Inner(_)));
+/// ```
+pub fn classify_error(error: BoxError) -> Error<BoxError> {
+    let error = match error.downcast::<Rejected>() {
+        Ok(r) => return Error::Rejected(*r),
+        Err(e) => e,
+    };
+    let error = match error.downcast::<TimedOut>() {
+        Ok(t) => return Error::Timeout(*t),
+        Err(e) => e,
+    };
+    match error.downcast::<BulkheadFull>() {
+        Ok(b) => Error::BulkheadFull(*b),
+        Err(e) => Error::Inner(e),
+    }
+}

@@ -1,0 +1,1 @@
+//! HTTP: response classification, idempotent retries, Retry-After, and axum responses.
