@@ -25,11 +25,14 @@
 #![warn(rust_2018_idioms, unreachable_pub)]
 
 pub mod breaker;
+pub mod bulkhead;
 mod error;
+pub mod fallback;
 #[cfg(feature = "http")]
 pub mod http;
 pub mod keyed;
 pub mod retry;
+pub mod timeout;
 
 pub use breaker::{BreakerLayer, CircuitBreaker};
 pub use error::{BoxError, classify_error};

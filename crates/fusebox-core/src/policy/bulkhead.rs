@@ -14,7 +14,7 @@ use crate::error::{BulkheadFull, Error};
 #[derive(Debug)]
 struct BulkheadInner {
     name: Name,
-    semaphore: Semaphore,
+    semaphore: Arc<Semaphore>,
     max_concurrent: u32,
     max_queued: u32,
     max_wait: Option<Duration>,
@@ -47,6 +47,21 @@ pub struct Bulkhead {
 #[derive(Debug)]
 pub struct BulkheadSlot<'a> {
     _permit: tokio::sync::SemaphorePermit<'a>,
+}
+
+/// Leaves the wait queue however the wait ends, cancellation included.
+struct QueuePlace<'a>(&'a AtomicU32);
+
+impl Drop for QueuePlace<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// A slot that owns a handle to its bulkhead (`'static`), for futures that outlive a borrow.
+#[derive(Debug)]
+pub struct OwnedBulkheadSlot {
+    _permit: tokio::sync::OwnedSemaphorePermit,
 }
 
 /// Builds a [`Bulkhead`].
@@ -95,7 +110,7 @@ impl BulkheadBuilder {
         Ok(Bulkhead {
             inner: Arc::new(BulkheadInner {
                 name: self.name,
-                semaphore: Semaphore::new(self.max_concurrent as usize),
+                semaphore: Arc::new(Semaphore::new(self.max_concurrent as usize)),
                 max_concurrent: self.max_concurrent,
                 max_queued: self.max_queued,
                 max_wait: self.max_wait,
@@ -148,6 +163,13 @@ impl Bulkhead {
         if let Some(slot) = self.try_enter() {
             return Ok(slot);
         }
+        let _queued = self.join_queue()?;
+        let permit = self.wait(self.inner.semaphore.acquire()).await?;
+        Ok(BulkheadSlot { _permit: permit })
+    }
+
+    /// A place in the wait queue, or the refusal when the queue is full.
+    fn join_queue(&self) -> Result<QueuePlace<'_>, BulkheadFull> {
         let inner = &*self.inner;
         if inner.max_queued == 0 {
             return Err(self.full());
@@ -156,26 +178,61 @@ impl Bulkhead {
             inner.queued.fetch_sub(1, Ordering::AcqRel);
             return Err(self.full());
         }
-        // Leaves the queue however the wait ends, cancellation included.
-        struct Queued<'a>(&'a AtomicU32);
-        impl Drop for Queued<'_> {
-            fn drop(&mut self) {
-                self.0.fetch_sub(1, Ordering::AcqRel);
-            }
-        }
-        let _queued = Queued(&inner.queued);
-        let acquire = inner.semaphore.acquire();
-        let permit = match inner.max_wait {
-            Some(max) => match tokio::time::timeout(max, acquire).await {
-                Ok(p) => p,
-                Err(_) => return Err(self.full()),
-            },
+        Ok(QueuePlace(&inner.queued))
+    }
+
+    /// Waits for a permit, within `max_wait` when set.
+    async fn wait<P>(
+        &self,
+        acquire: impl Future<Output = Result<P, tokio::sync::AcquireError>>,
+    ) -> Result<P, BulkheadFull> {
+        let acquired = match self.inner.max_wait {
+            Some(max) => tokio::time::timeout(max, acquire)
+                .await
+                .map_err(|_| self.full())?,
             None => acquire.await,
         };
         // The semaphore is never closed, so acquiring only fails if that changes.
-        permit
-            .map(|p| BulkheadSlot { _permit: p })
-            .map_err(|_| self.full())
+        acquired.map_err(|_| self.full())
+    }
+
+    /// Like [`try_enter`](Self::try_enter), owning the slot.
+    ///
+    /// ```
+    /// use fusebox_core::policy::Bulkhead;
+    /// let b = Bulkhead::builder("x").max_concurrent(1).build()?;
+    /// let slot = b.try_enter_owned().expect("free");
+    /// assert!(b.try_enter_owned().is_none());
+    /// drop(slot);
+    /// assert_eq!(b.available(), 1);
+    /// # Ok::<(), fusebox_core::ConfigError>(())
+    /// ```
+    pub fn try_enter_owned(&self) -> Option<OwnedBulkheadSlot> {
+        Arc::clone(&self.inner.semaphore)
+            .try_acquire_owned()
+            .ok()
+            .map(|p| OwnedBulkheadSlot { _permit: p })
+    }
+
+    /// Like [`enter`](Self::enter), owning the slot; the future is `'static`.
+    pub fn enter_owned(
+        &self,
+    ) -> impl Future<Output = Result<OwnedBulkheadSlot, BulkheadFull>> + Send + 'static {
+        let this = self.clone();
+        async move {
+            if let Some(slot) = this.try_enter_owned() {
+                return Ok(slot);
+            }
+            let _queued = this.join_queue()?;
+            let acquire = Arc::clone(&this.inner.semaphore).acquire_owned();
+            let permit = this.wait(acquire).await?;
+            Ok(OwnedBulkheadSlot { _permit: permit })
+        }
+    }
+
+    /// The error a full bulkhead answers with.
+    pub fn full_error(&self) -> BulkheadFull {
+        self.full()
     }
 
     /// Runs `op` in a slot.

@@ -19,7 +19,7 @@ mod fallback;
 mod retry;
 mod timeout;
 
-pub use bulkhead::{Bulkhead, BulkheadBuilder, BulkheadSlot};
+pub use bulkhead::{Bulkhead, BulkheadBuilder, BulkheadSlot, OwnedBulkheadSlot};
 pub use fallback::Fallback;
 pub use retry::{
     GiveUpReason, Retry, RetryAfterHint, RetryAttempts, RetryBuilder, RetryDecision, RetryEvent,
