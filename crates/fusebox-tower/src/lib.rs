@@ -31,6 +31,7 @@ pub mod fallback;
 #[cfg(feature = "http")]
 pub mod http;
 pub mod keyed;
+pub mod pipeline;
 pub mod retry;
 pub mod timeout;
 

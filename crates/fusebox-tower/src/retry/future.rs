@@ -2,13 +2,13 @@ use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll, ready};
 
-use fusebox_core::Error;
 use fusebox_core::policy::RetryAttempts;
 use pin_project_lite::pin_project;
 use tokio::time::Sleep;
 use tower_service::Service;
 
 use super::RetryRequest;
+use crate::pipeline::into_box;
 use crate::{BoxError, classify_error};
 
 pin_project! {
@@ -66,17 +66,6 @@ where
         f.debug_struct("ResponseFuture")
             .field("attempts", &self.attempts)
             .finish_non_exhaustive()
-    }
-}
-
-/// Boxes a fusebox error back into the service's error type.
-fn into_box(error: Error<BoxError>) -> BoxError {
-    match error {
-        Error::Inner(e) => e,
-        Error::Rejected(r) => Box::new(r),
-        Error::Timeout(t) => Box::new(t),
-        Error::BulkheadFull(b) => Box::new(b),
-        other => other.to_string().into(),
     }
 }
 
