@@ -1,0 +1,90 @@
+//! The breaker layer around a trivial service: fusebox against the bare service and against
+//! tower-resilience's circuit breaker, in the same run.
+//!
+//! `cargo bench --bench tower`
+
+use std::convert::Infallible;
+use std::future::{Future, Ready, ready};
+use std::hint::black_box;
+use std::pin::pin;
+use std::task::{Context, Poll, Waker};
+use std::time::Duration;
+
+use criterion::{Criterion, criterion_group, criterion_main};
+use fusebox::breaker::Breaker;
+use fusebox::tower::BreakerLayer;
+use tower::{Layer, Service};
+
+#[derive(Clone, Copy)]
+struct Echo;
+
+impl Service<u64> for Echo {
+    type Response = u64;
+    type Error = Infallible;
+    type Future = Ready<Result<u64, Infallible>>;
+    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        Poll::Ready(Ok(()))
+    }
+    fn call(&mut self, req: u64) -> Self::Future {
+        ready(Ok(req))
+    }
+}
+
+/// One ready-call-poll round trip, as a server or client stack does per request. Futures
+/// here complete on first poll; a pending one would be polled again.
+#[inline(always)]
+fn round_trip<S: Service<u64>>(svc: &mut S, cx: &mut Context<'_>, req: u64) -> bool {
+    if !matches!(svc.poll_ready(cx), Poll::Ready(Ok(()))) {
+        return false;
+    }
+    let mut fut = pin!(svc.call(req));
+    loop {
+        if let Poll::Ready(r) = fut.as_mut().poll(cx) {
+            return r.is_ok();
+        }
+    }
+}
+
+fn bench(c: &mut Criterion) {
+    let mut cx = Context::from_waker(Waker::noop());
+    let mut group = c.benchmark_group("tower_layer_success");
+    group.warm_up_time(Duration::from_secs(1));
+    group.measurement_time(Duration::from_secs(3));
+    group.sample_size(40);
+
+    let mut bare = Echo;
+    group.bench_function("bare_service", |b| {
+        b.iter(|| black_box(round_trip(&mut bare, &mut cx, black_box(7))))
+    });
+
+    let breaker = Breaker::builder("bench").build().expect("valid config");
+    let mut fusebox_consecutive = BreakerLayer::new(breaker).layer(Echo);
+    group.bench_function("fusebox_consecutive", |b| {
+        b.iter(|| black_box(round_trip(&mut fusebox_consecutive, &mut cx, black_box(7))))
+    });
+
+    let breaker = Breaker::builder("bench")
+        .count_window(100)
+        .failure_rate(0.5)
+        .build()
+        .expect("valid config");
+    let mut fusebox_count = BreakerLayer::new(breaker).layer(Echo);
+    group.bench_function("fusebox_count_window_100", |b| {
+        b.iter(|| black_box(round_trip(&mut fusebox_count, &mut cx, black_box(7))))
+    });
+
+    // tower-resilience, configured alike: failure rate 50 % over the last 100 calls.
+    let layer = tower_resilience::circuitbreaker::CircuitBreakerLayer::builder()
+        .failure_rate_threshold(0.5)
+        .sliding_window_size(100)
+        .build()
+        .expect("valid config");
+    let mut resilience = layer.layer(Echo);
+    group.bench_function("tower_resilience_count_window_100", |b| {
+        b.iter(|| black_box(round_trip(&mut resilience, &mut cx, black_box(7))))
+    });
+    group.finish();
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);
