@@ -27,6 +27,15 @@ use std::time::{Duration, Instant};
 /// ```
 pub trait Clock: Send + Sync + fmt::Debug + 'static {
     /// Nanoseconds since this clock's origin.
+    ///
+    /// ```
+    /// use fusebox_core::clock::{Clock, ManualClock};
+    /// use std::time::Duration;
+    /// let clock = ManualClock::new();
+    /// let before = clock.now_nanos();
+    /// clock.advance(Duration::from_micros(3));
+    /// assert_eq!(clock.now_nanos() - before, 3_000);
+    /// ```
     fn now_nanos(&self) -> u64;
 }
 
@@ -138,11 +147,26 @@ pub struct ManualClock {
 
 impl ManualClock {
     /// A manual clock at time zero.
+    ///
+    /// ```
+    /// use fusebox_core::clock::ManualClock;
+    /// use std::time::Duration;
+    /// assert_eq!(ManualClock::new().now(), Duration::ZERO);
+    /// ```
     pub fn new() -> Self {
         Self::default()
     }
 
     /// Moves the clock forward by `by`.
+    ///
+    /// ```
+    /// use fusebox_core::clock::ManualClock;
+    /// use std::time::Duration;
+    /// let clock = ManualClock::new();
+    /// clock.advance(Duration::from_millis(1500));
+    /// clock.advance(Duration::from_millis(500));
+    /// assert_eq!(clock.now(), Duration::from_secs(2));
+    /// ```
     pub fn advance(&self, by: Duration) {
         self.nanos
             .fetch_add(duration_to_nanos(by), Ordering::SeqCst);
@@ -150,11 +174,30 @@ impl ManualClock {
 
     /// Sets the clock to `at` since its origin. Setting it backwards is allowed for tests of
     /// clock anomalies; fusebox treats a clock that went back as "no time passed".
+    ///
+    /// ```
+    /// use fusebox_core::clock::ManualClock;
+    /// use std::time::Duration;
+    /// let clock = ManualClock::new();
+    /// clock.set(Duration::from_secs(60));
+    /// assert_eq!(clock.now(), Duration::from_secs(60));
+    /// clock.set(Duration::from_secs(59)); // backwards, to test a misbehaving clock
+    /// assert_eq!(clock.now(), Duration::from_secs(59));
+    /// ```
     pub fn set(&self, at: Duration) {
         self.nanos.store(duration_to_nanos(at), Ordering::SeqCst);
     }
 
     /// The current time since the origin.
+    ///
+    /// ```
+    /// use fusebox_core::clock::{Clock, ManualClock};
+    /// use std::time::Duration;
+    /// let clock = ManualClock::new();
+    /// clock.advance(Duration::from_millis(250));
+    /// assert_eq!(clock.now(), Duration::from_millis(250));
+    /// assert_eq!(clock.now().as_nanos(), u128::from(clock.now_nanos()));
+    /// ```
     pub fn now(&self) -> Duration {
         Duration::from_nanos(self.now_nanos())
     }
@@ -189,6 +232,20 @@ pub struct TokioClock {
 #[cfg(feature = "tokio")]
 impl TokioClock {
     /// A clock whose origin is `tokio::time::Instant::now()`.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() {
+    /// use fusebox_core::clock::{Clock, TokioClock};
+    /// use std::time::Duration;
+    ///
+    /// tokio::time::advance(Duration::from_secs(5)).await;
+    /// let clock = TokioClock::new(); // its origin is now, not the runtime's start
+    /// assert_eq!(clock.now_nanos(), 0);
+    /// tokio::time::advance(Duration::from_millis(20)).await;
+    /// assert_eq!(clock.now_nanos(), 20_000_000);
+    /// # }
+    /// ```
     pub fn new() -> Self {
         Self {
             origin: tokio::time::Instant::now(),

@@ -38,6 +38,14 @@ pub enum Outcome {
 /// ```
 pub trait Classifier<T, E> {
     /// The meaning of one result.
+    ///
+    /// ```
+    /// use fusebox_core::{Classifier, ErrIsFailure, FailureWhen, Outcome};
+    /// let timeouts_only = FailureWhen(|e: &&str| *e == "timeout");
+    /// assert_eq!(timeouts_only.classify(&Err::<(), _>("timeout")), Outcome::Failure);
+    /// assert_eq!(timeouts_only.classify(&Err::<(), _>("bad input")), Outcome::Ignored);
+    /// assert_eq!(ErrIsFailure.classify(&Err::<(), _>("bad input")), Outcome::Failure);
+    /// ```
     fn classify(&self, result: &Result<T, E>) -> Outcome;
 }
 

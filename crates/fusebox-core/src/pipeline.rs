@@ -36,6 +36,16 @@ use crate::outcome::Outcome;
 use crate::policy::{Bulkhead, Fallback, Retry, Timeout};
 
 /// Deepest stack a pipeline accepts.
+///
+/// ```
+/// use fusebox_core::pipeline::{Pipeline, MAX_DEPTH};
+/// use std::time::Duration;
+/// let mut builder = Pipeline::<(), ()>::builder();
+/// for _ in 0..=MAX_DEPTH {
+///     builder = builder.timeout(Duration::from_secs(1));
+/// }
+/// assert_eq!(builder.build().unwrap_err().field(), Some("pipeline"));
+/// ```
 pub const MAX_DEPTH: usize = 6;
 
 type ClassifyOutcome<T, E> = Arc<dyn Fn(&Result<T, Error<E>>) -> Outcome + Send + Sync>;
@@ -158,6 +168,20 @@ impl<T, E> fmt::Debug for Pipeline<T, E> {
 }
 
 /// Builds a [`Pipeline`]: each method adds a policy inside the ones before it.
+///
+/// ```
+/// use fusebox_core::breaker::Breaker;
+/// use fusebox_core::pipeline::Pipeline;
+/// use fusebox_core::policy::Bulkhead;
+/// use std::time::Duration;
+/// let pipeline = Pipeline::<String, std::io::Error>::builder()
+///     .timeout(Duration::from_secs(2)) // outermost
+///     .breaker(Breaker::builder("users").build()?)
+///     .bulkhead(Bulkhead::builder("users").max_concurrent(8).build()?) // innermost
+///     .build()?;
+/// assert_eq!(pipeline.depth(), 3);
+/// # Ok::<(), fusebox_core::ConfigError>(())
+/// ```
 #[must_use]
 pub struct PipelineBuilder<T, E> {
     slots: Vec<Slot<T, E>>,
@@ -172,6 +196,18 @@ impl<T, E> fmt::Debug for PipelineBuilder<T, E> {
 
 impl<T, E> Pipeline<T, E> {
     /// An empty builder.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), fusebox_core::ConfigError> {
+    /// use fusebox_core::pipeline::Pipeline;
+    /// // With no policy, a pipeline just runs the call.
+    /// let empty = Pipeline::<u8, &str>::builder().build()?;
+    /// assert_eq!(empty.depth(), 0);
+    /// assert_eq!(empty.call(|| async { Ok(3) }).await.unwrap(), 3);
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn builder() -> PipelineBuilder<T, E> {
         PipelineBuilder {
             slots: Vec::new(),
@@ -180,12 +216,42 @@ impl<T, E> Pipeline<T, E> {
     }
 
     /// The number of policies.
+    ///
+    /// ```
+    /// use fusebox_core::pipeline::Pipeline;
+    /// use fusebox_core::policy::{Fallback, Retry};
+    /// let pipeline = Pipeline::<u32, ()>::builder()
+    ///     .fallback(Fallback::value(0))
+    ///     .retry(Retry::builder().build()?)
+    ///     .build()?;
+    /// assert_eq!(pipeline.depth(), 2);
+    /// # Ok::<(), fusebox_core::ConfigError>(())
+    /// ```
     pub fn depth(&self) -> usize {
         self.slots.len()
     }
 
     /// Runs `op` through every policy, outermost first. `op` is called once per attempt, so
     /// it is `Fn`: capture by reference, or clone what each attempt needs.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() -> Result<(), fusebox_core::ConfigError> {
+    /// use fusebox_core::pipeline::Pipeline;
+    /// use fusebox_core::policy::Retry;
+    /// # use std::sync::atomic::{AtomicU32, Ordering};
+    /// let pipeline = Pipeline::builder().retry(Retry::builder().max_retries(3).build()?).build()?;
+    /// let attempts = AtomicU32::new(0); // captured by reference: `op` runs once per attempt
+    /// let r = pipeline.call(|| async {
+    ///     match attempts.fetch_add(1, Ordering::Relaxed) {
+    ///         0 => Err("flaky"),
+    ///         n => Ok(n),
+    ///     }
+    /// });
+    /// assert_eq!(r.await.unwrap(), 1);
+    /// # Ok(())
+    /// # }
+    /// ```
     pub async fn call<F, Fut>(&self, op: F) -> Result<T, Error<E>>
     where
         F: Fn() -> Fut,
@@ -241,11 +307,45 @@ impl<T, E> PipelineBuilder<T, E> {
     }
 
     /// Adds a fallback.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() -> Result<(), fusebox_core::ConfigError> {
+    /// use fusebox_core::pipeline::Pipeline;
+    /// use fusebox_core::policy::Fallback;
+    /// # use std::time::Duration;
+    /// let pipeline = Pipeline::builder()
+    ///     .fallback(Fallback::value("cached"))
+    ///     .timeout(Duration::from_millis(100))
+    ///     .build()?;
+    /// let r = pipeline.call(|| async {
+    ///     tokio::time::sleep(Duration::from_secs(1)).await;
+    ///     Ok::<_, ()>("fresh")
+    /// });
+    /// assert_eq!(r.await.unwrap(), "cached"); // the timeout's error was answered
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn fallback(self, fallback: Fallback<T, E>) -> Self {
         self.push(Slot::Fallback(fallback))
     }
 
     /// Adds a timeout: for each attempt when inside a retry, for the whole call outside.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() -> Result<(), fusebox_core::ConfigError> {
+    /// use fusebox_core::pipeline::Pipeline;
+    /// use std::time::Duration;
+    /// let pipeline = Pipeline::builder().timeout(Duration::from_millis(100)).build()?;
+    /// let slow = pipeline.call(|| async {
+    ///     tokio::time::sleep(Duration::from_secs(1)).await;
+    ///     Ok::<_, ()>(())
+    /// });
+    /// assert_eq!(slow.await.unwrap_err().stopped_by(), Some("timeout"));
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn timeout(mut self, after: Duration) -> Self {
         match Timeout::new(after) {
             Ok(t) => self.push(Slot::Timeout(t)),
@@ -257,18 +357,70 @@ impl<T, E> PipelineBuilder<T, E> {
     }
 
     /// Adds a retry policy.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() -> Result<(), fusebox_core::ConfigError> {
+    /// use fusebox_core::pipeline::Pipeline;
+    /// use fusebox_core::policy::Retry;
+    /// # use std::sync::atomic::{AtomicU32, Ordering};
+    /// let pipeline = Pipeline::builder().retry(Retry::builder().max_retries(2).build()?).build()?;
+    /// let attempts = AtomicU32::new(0);
+    /// let r = pipeline.call(|| async {
+    ///     attempts.fetch_add(1, Ordering::Relaxed);
+    ///     Err::<(), _>("down")
+    /// });
+    /// assert!(r.await.is_err());
+    /// assert_eq!(attempts.load(Ordering::Relaxed), 3);
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn retry(self, retry: Retry<T, E>) -> Self {
         self.push(Slot::Retry(retry))
     }
 
     /// Adds a circuit breaker, reading results the default way: the caller's errors and
     /// timeouts are failures, rejections and full bulkheads further in are ignored.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), fusebox_core::ConfigError> {
+    /// use fusebox_core::breaker::Breaker;
+    /// use fusebox_core::pipeline::Pipeline;
+    /// let breaker = Breaker::builder("db").consecutive_failures(1).build()?;
+    /// let pipeline = Pipeline::builder().breaker(breaker).build()?;
+    /// let first = pipeline.call(|| async { Err::<(), _>("down") }).await;
+    /// assert!(first.unwrap_err().inner().is_some()); // ran and failed: the breaker trips
+    /// let second = pipeline.call(|| async { Ok(()) }).await;
+    /// assert!(second.unwrap_err().is_rejected());
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn breaker(self, breaker: Breaker) -> Self {
         self.push(Slot::Breaker(breaker, None))
     }
 
     /// Adds a circuit breaker with its own classification of results (a 503 `Ok` response
     /// as a failure, say).
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), fusebox_core::ConfigError> {
+    /// use fusebox_core::breaker::{Breaker, State};
+    /// use fusebox_core::pipeline::Pipeline;
+    /// use fusebox_core::Outcome;
+    /// let breaker = Breaker::builder("api").consecutive_failures(1).build()?;
+    /// let pipeline = Pipeline::<u16, ()>::builder()
+    ///     .breaker_with(breaker.clone(), |r| match r {
+    ///         Ok(503) | Err(_) => Outcome::Failure,
+    ///         Ok(_) => Outcome::Success,
+    ///     })
+    ///     .build()?;
+    /// assert_eq!(pipeline.call(|| async { Ok(503) }).await.unwrap(), 503);
+    /// assert_eq!(breaker.state(), State::Open);
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn breaker_with<C>(self, breaker: Breaker, classify: C) -> Self
     where
         C: Fn(&Result<T, Error<E>>) -> Outcome + Send + Sync + 'static,
@@ -277,11 +429,35 @@ impl<T, E> PipelineBuilder<T, E> {
     }
 
     /// Adds a bulkhead.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), fusebox_core::ConfigError> {
+    /// use fusebox_core::pipeline::Pipeline;
+    /// use fusebox_core::policy::Bulkhead;
+    /// let bulkhead = Bulkhead::builder("db").max_concurrent(1).build()?;
+    /// let pipeline = Pipeline::builder().bulkhead(bulkhead.clone()).build()?;
+    /// let _busy = bulkhead.try_enter(); // another caller holds the only slot
+    /// let r = pipeline.call(|| async { Ok::<_, ()>(1) }).await;
+    /// assert_eq!(r.unwrap_err().stopped_by(), Some("bulkhead"));
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn bulkhead(self, bulkhead: Bulkhead) -> Self {
         self.push(Slot::Bulkhead(bulkhead))
     }
 
     /// Validates and builds the pipeline.
+    ///
+    /// ```
+    /// use fusebox_core::pipeline::Pipeline;
+    /// use std::time::Duration;
+    /// let ok = Pipeline::<(), ()>::builder().timeout(Duration::from_secs(1)).build()?;
+    /// assert_eq!(ok.depth(), 1);
+    /// let bad = Pipeline::<(), ()>::builder().timeout(Duration::ZERO).build();
+    /// assert_eq!(bad.unwrap_err().field(), Some("timeout"));
+    /// # Ok::<(), fusebox_core::ConfigError>(())
+    /// ```
     pub fn build(self) -> Result<Pipeline<T, E>, ConfigError> {
         if let Some(e) = self.error {
             return Err(e);

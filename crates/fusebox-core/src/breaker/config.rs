@@ -153,6 +153,13 @@ pub(crate) struct TripRules {
 }
 
 /// Close rule of half-open: `successes` of `trials` must succeed.
+///
+/// ```
+/// use fusebox_core::breaker::{Breaker, CloseRule};
+/// let b = Breaker::builder("c").half_open_trials(3, 5).build()?;
+/// assert_eq!(b.config().close_rule(), CloseRule { successes: 3, trials: 5 });
+/// # Ok::<(), fusebox_core::ConfigError>(())
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct CloseRule {
     /// Successful trials needed to close.
@@ -265,48 +272,148 @@ pub struct BreakerConfig {
 
 impl BreakerConfig {
     /// The window rates are measured over, if any rule needs one.
+    ///
+    /// ```
+    /// use fusebox_core::breaker::{Breaker, WindowKind};
+    /// use std::time::Duration;
+    /// let span = Duration::from_secs(60);
+    /// let config = Breaker::builder("w").time_window(span, 10).failure_rate(0.5).build_config()?;
+    /// assert_eq!(config.window(), Some(WindowKind::Time { span, buckets: 10 }));
+    /// // The default rule (consecutive failures) needs no window.
+    /// assert_eq!(Breaker::builder("w").build_config()?.window(), None);
+    /// # Ok::<(), fusebox_core::ConfigError>(())
+    /// ```
     pub fn window(&self) -> Option<WindowKind> {
         self.window
     }
     /// The consecutive-failure threshold, if set.
+    ///
+    /// ```
+    /// use fusebox_core::breaker::Breaker;
+    /// // The default rule when no other is set: 5 failures in a row.
+    /// assert_eq!(Breaker::builder("a").build_config()?.consecutive_failures(), Some(5));
+    /// let windowed = Breaker::builder("b").failures_in_last(3, 10).build_config()?;
+    /// assert_eq!(windowed.consecutive_failures(), None);
+    /// # Ok::<(), fusebox_core::ConfigError>(())
+    /// ```
     pub fn consecutive_failures(&self) -> Option<u32> {
         self.rules.consecutive_failures
     }
     /// The failure count over the window that trips, if set.
+    ///
+    /// ```
+    /// use fusebox_core::breaker::Breaker;
+    /// let config = Breaker::builder("f").failures_in_last(3, 10).build_config()?;
+    /// assert_eq!(config.failures_in_window(), Some(3));
+    /// assert_eq!(Breaker::builder("g").build_config()?.failures_in_window(), None);
+    /// # Ok::<(), fusebox_core::ConfigError>(())
+    /// ```
     pub fn failures_in_window(&self) -> Option<u32> {
         self.rules.failures_in_window
     }
     /// The failure rate that trips, if set.
+    ///
+    /// ```
+    /// use fusebox_core::breaker::Breaker;
+    /// let config = Breaker::builder("r").failure_rate(0.5).build_config()?;
+    /// assert_eq!(config.failure_rate(), Some(0.5));
+    /// assert_eq!(Breaker::builder("s").build_config()?.failure_rate(), None);
+    /// # Ok::<(), fusebox_core::ConfigError>(())
+    /// ```
     pub fn failure_rate(&self) -> Option<f64> {
         self.rules.failure_rate
     }
     /// The slow-call threshold and rate, if set.
+    ///
+    /// ```
+    /// use fusebox_core::breaker::Breaker;
+    /// use std::time::Duration;
+    /// let config = Breaker::builder("s")
+    ///     .slow_calls(Duration::from_secs(2), 0.8)
+    ///     .build_config()?;
+    /// assert_eq!(config.slow_calls(), Some((Duration::from_secs(2), 0.8)));
+    /// # Ok::<(), fusebox_core::ConfigError>(())
+    /// ```
     pub fn slow_calls(&self) -> Option<(Duration, f64)> {
         self.rules
             .slow
             .map(|s| (Duration::from_nanos(s.threshold_nanos), s.rate))
     }
     /// Calls needed in the window before a rate is judged.
+    ///
+    /// ```
+    /// use fusebox_core::breaker::Breaker;
+    /// let set = Breaker::builder("m").count_window(100).failure_rate(0.5).min_calls(20);
+    /// assert_eq!(set.build_config()?.min_calls(), 20);
+    /// // Unset, a count-based window must be full before a rate is judged.
+    /// let unset = Breaker::builder("m").count_window(50).failure_rate(0.5);
+    /// assert_eq!(unset.build_config()?.min_calls(), 50);
+    /// # Ok::<(), fusebox_core::ConfigError>(())
+    /// ```
     pub fn min_calls(&self) -> u32 {
         self.rules.min_calls
     }
     /// The half-open close rule.
+    ///
+    /// ```
+    /// use fusebox_core::breaker::{Breaker, CloseRule};
+    /// // By default one successful trial closes the breaker.
+    /// let config = Breaker::builder("c").build_config()?;
+    /// assert_eq!(config.close_rule(), CloseRule { successes: 1, trials: 1 });
+    /// # Ok::<(), fusebox_core::ConfigError>(())
+    /// ```
     pub fn close_rule(&self) -> CloseRule {
         self.close
     }
     /// Trial calls allowed in flight at once.
+    ///
+    /// ```
+    /// use fusebox_core::breaker::Breaker;
+    /// // Unset, every trial may be in flight at once.
+    /// let all = Breaker::builder("h").half_open_trials(3, 5).build_config()?;
+    /// assert_eq!(all.half_open_concurrency(), 5);
+    /// let one = Breaker::builder("h").half_open_trials(3, 5).half_open_concurrency(1);
+    /// assert_eq!(one.build_config()?.half_open_concurrency(), 1);
+    /// # Ok::<(), fusebox_core::ConfigError>(())
+    /// ```
     pub fn half_open_concurrency(&self) -> u32 {
         self.half_open_concurrency
     }
     /// Longest time in half-open, if bounded.
+    ///
+    /// ```
+    /// use fusebox_core::breaker::Breaker;
+    /// use std::time::Duration;
+    /// assert_eq!(Breaker::builder("h").build_config()?.half_open_max_duration(), None);
+    /// let bounded = Breaker::builder("h").half_open_max_duration(Duration::from_secs(5));
+    /// assert_eq!(bounded.build_config()?.half_open_max_duration(), Some(Duration::from_secs(5)));
+    /// # Ok::<(), fusebox_core::ConfigError>(())
+    /// ```
     pub fn half_open_max_duration(&self) -> Option<Duration> {
         self.half_open_max_nanos.map(Duration::from_nanos)
     }
     /// The cooldown policy.
+    ///
+    /// ```
+    /// use fusebox_core::breaker::{Breaker, Cooldown};
+    /// use std::time::Duration;
+    /// // The default: 30 s, without jitter.
+    /// let config = Breaker::builder("c").build_config()?;
+    /// let fixed = Cooldown::Fixed { duration: Duration::from_secs(30), jitter: 0.0 };
+    /// assert_eq!(config.cooldown(), fixed);
+    /// # Ok::<(), fusebox_core::ConfigError>(())
+    /// ```
     pub fn cooldown(&self) -> Cooldown {
         self.cooldown
     }
     /// Outcomes kept for snapshots.
+    ///
+    /// ```
+    /// use fusebox_core::breaker::Breaker;
+    /// assert_eq!(Breaker::builder("o").build_config()?.outcome_log(), 0);
+    /// assert_eq!(Breaker::builder("o").outcome_log(16).build_config()?.outcome_log(), 16);
+    /// # Ok::<(), fusebox_core::ConfigError>(())
+    /// ```
     pub fn outcome_log(&self) -> u32 {
         self.outcome_log
     }

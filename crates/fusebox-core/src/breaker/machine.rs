@@ -17,6 +17,17 @@ use super::stats::{State, TransitionReason, TripReason, WindowStats};
 use super::window::{Mark, SeqWindow};
 
 /// Admission of one call by a [`Machine`]; hand it back with the outcome.
+///
+/// ```
+/// use fusebox_core::breaker::{Breaker, Machine};
+/// use fusebox_core::Outcome;
+/// let mut m = Machine::new(Breaker::builder("t").build_config()?);
+/// let ticket = m.acquire(0).expect("a closed machine admits calls");
+/// assert!(!ticket.is_trial());
+/// m.record(ticket, Outcome::Failure, 1_000);
+/// assert_eq!(m.consecutive_failures(), 1);
+/// # Ok::<(), fusebox_core::ConfigError>(())
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Ticket {
     generation: u64,
@@ -26,12 +37,37 @@ pub struct Ticket {
 
 impl Ticket {
     /// Whether the call is a half-open trial.
+    ///
+    /// ```
+    /// use fusebox_core::breaker::{Breaker, Machine};
+    /// use fusebox_core::Outcome;
+    /// use std::time::Duration;
+    /// let config = Breaker::builder("t").consecutive_failures(1).cooldown(Duration::from_secs(1));
+    /// let mut m = Machine::new(config.build_config()?);
+    /// let first = m.acquire(0).unwrap();
+    /// assert!(!first.is_trial());
+    /// m.record(first, Outcome::Failure, 0);
+    /// assert!(m.acquire(1_000_000_000).unwrap().is_trial()); // cooldown over: half-open
+    /// # Ok::<(), fusebox_core::ConfigError>(())
+    /// ```
     pub fn is_trial(&self) -> bool {
         self.trial
     }
 }
 
 /// A call refused by a [`Machine`].
+///
+/// ```
+/// use fusebox_core::breaker::{Breaker, Machine, State};
+/// use std::time::Duration;
+/// let config = Breaker::builder("r").consecutive_failures(1).cooldown(Duration::from_secs(10));
+/// let mut m = Machine::new(config.build_config()?);
+/// m.trip("maintenance", 0);
+/// let refused = m.acquire(4_000_000_000).unwrap_err();
+/// assert_eq!(refused.state, State::Open);
+/// assert_eq!(refused.retry_after, Some(Duration::from_secs(6)));
+/// # Ok::<(), fusebox_core::ConfigError>(())
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Refused {
     /// The state that refused.
@@ -41,6 +77,17 @@ pub struct Refused {
 }
 
 /// A state change made by a [`Machine`].
+///
+/// ```
+/// use fusebox_core::breaker::{Breaker, Machine, State, TransitionReason};
+/// let mut m = Machine::new(Breaker::builder("c").build_config()?);
+/// m.force_open(0);
+/// let change = m.take_changes().next().expect("one change");
+/// assert_eq!((change.from, change.to), (State::Closed, State::ForcedOpen));
+/// assert_eq!(change.reason, TransitionReason::ForcedOpen);
+/// assert_eq!(change.generation, 1);
+/// # Ok::<(), fusebox_core::ConfigError>(())
+/// ```
 #[derive(Debug, Clone, PartialEq)]
 pub struct Change {
     /// State before.
@@ -93,6 +140,14 @@ pub struct Machine {
 
 impl Machine {
     /// A closed machine with this configuration.
+    ///
+    /// ```
+    /// use fusebox_core::breaker::{Breaker, Machine, State};
+    /// let mut m = Machine::new(Breaker::builder("n").build_config()?);
+    /// assert_eq!(m.state(0), State::Closed);
+    /// assert_eq!(m.generation(), 0);
+    /// # Ok::<(), fusebox_core::ConfigError>(())
+    /// ```
     pub fn new(config: BreakerConfig) -> Self {
         let rng = match config.seed {
             Some(seed) => SmallRng::seed_from_u64(seed),
@@ -117,47 +172,144 @@ impl Machine {
     }
 
     /// The configuration.
+    ///
+    /// ```
+    /// use fusebox_core::breaker::{Breaker, Machine};
+    /// let m = Machine::new(Breaker::builder("c").consecutive_failures(3).build_config()?);
+    /// assert_eq!(m.config().consecutive_failures(), Some(3));
+    /// # Ok::<(), fusebox_core::ConfigError>(())
+    /// ```
     pub fn config(&self) -> &BreakerConfig {
         &self.config
     }
 
     /// The state at `now`, after the time-driven transitions.
+    ///
+    /// ```
+    /// use fusebox_core::breaker::{Breaker, Machine, State};
+    /// use std::time::Duration;
+    /// let config = Breaker::builder("s").cooldown(Duration::from_secs(5)).build_config()?;
+    /// let mut m = Machine::new(config);
+    /// let sec = 1_000_000_000;
+    /// m.trip("overload", 0);
+    /// assert_eq!(m.state(4 * sec), State::Open);
+    /// assert_eq!(m.state(5 * sec), State::HalfOpen); // the cooldown is over
+    /// # Ok::<(), fusebox_core::ConfigError>(())
+    /// ```
     pub fn state(&mut self, now: u64) -> State {
         self.settle(now);
         self.state
     }
 
     /// How many transitions happened.
+    ///
+    /// ```
+    /// use fusebox_core::breaker::{Breaker, Machine};
+    /// let mut m = Machine::new(Breaker::builder("g").build_config()?);
+    /// m.force_open(0);
+    /// m.reset(1);
+    /// assert_eq!(m.generation(), 2);
+    /// # Ok::<(), fusebox_core::ConfigError>(())
+    /// ```
     pub fn generation(&self) -> u64 {
         self.generation
     }
 
     /// Current run of failures.
+    ///
+    /// ```
+    /// use fusebox_core::breaker::{Breaker, Machine};
+    /// use fusebox_core::Outcome;
+    /// let mut m = Machine::new(Breaker::builder("c").build_config()?);
+    /// for outcome in [Outcome::Failure, Outcome::Success, Outcome::Failure, Outcome::Failure] {
+    ///     let ticket = m.acquire(0).unwrap();
+    ///     m.record(ticket, outcome, 0);
+    /// }
+    /// assert_eq!(m.consecutive_failures(), 2); // the success reset the run
+    /// # Ok::<(), fusebox_core::ConfigError>(())
+    /// ```
     pub fn consecutive_failures(&self) -> u32 {
         self.consecutive_failures
     }
 
     /// Window statistics at `now`.
+    ///
+    /// ```
+    /// use fusebox_core::breaker::{Breaker, Machine, WindowStats};
+    /// use fusebox_core::Outcome;
+    /// let mut m = Machine::new(Breaker::builder("w").failures_in_last(3, 10).build_config()?);
+    /// for outcome in [Outcome::Success, Outcome::Failure, Outcome::Ignored] {
+    ///     let ticket = m.acquire(0).unwrap();
+    ///     m.record(ticket, outcome, 0);
+    /// }
+    /// assert_eq!(m.window_stats(0), WindowStats { calls: 2, failures: 1, slow_calls: 0 });
+    /// # Ok::<(), fusebox_core::ConfigError>(())
+    /// ```
     pub fn window_stats(&mut self, now: u64) -> WindowStats {
         self.window.stats(now)
     }
 
     /// Trials in flight while half-open.
+    ///
+    /// ```
+    /// use fusebox_core::breaker::{Breaker, Machine};
+    /// use std::time::Duration;
+    /// let config = Breaker::builder("t").cooldown(Duration::from_secs(1)).half_open_trials(2, 2);
+    /// let mut m = Machine::new(config.build_config()?);
+    /// m.trip("probe", 0);
+    /// let trial = m.acquire(1_000_000_000).unwrap();
+    /// assert_eq!(m.trials_in_flight(), 1);
+    /// m.cancel(trial);
+    /// assert_eq!(m.trials_in_flight(), 0);
+    /// # Ok::<(), fusebox_core::ConfigError>(())
+    /// ```
     pub fn trials_in_flight(&self) -> u32 {
         self.trials_in_flight
     }
 
     /// Time of the last failure, if any.
+    ///
+    /// ```
+    /// use fusebox_core::breaker::{Breaker, Machine};
+    /// use fusebox_core::Outcome;
+    /// let mut m = Machine::new(Breaker::builder("l").build_config()?);
+    /// assert_eq!(m.last_failure(), None);
+    /// let ticket = m.acquire(5).unwrap();
+    /// m.record(ticket, Outcome::Failure, 7);
+    /// assert_eq!(m.last_failure(), Some(7));
+    /// # Ok::<(), fusebox_core::ConfigError>(())
+    /// ```
     pub fn last_failure(&self) -> Option<u64> {
         self.last_failure
     }
 
     /// The state changes made since the last call, oldest first.
+    ///
+    /// ```
+    /// use fusebox_core::breaker::{Breaker, Machine, State};
+    /// let mut m = Machine::new(Breaker::builder("t").build_config()?);
+    /// m.force_open(0);
+    /// m.reset(1);
+    /// let states: Vec<State> = m.take_changes().map(|c| c.to).collect();
+    /// assert_eq!(states, [State::ForcedOpen, State::Closed]);
+    /// assert_eq!(m.take_changes().count(), 0); // drained
+    /// # Ok::<(), fusebox_core::ConfigError>(())
+    /// ```
     pub fn take_changes(&mut self) -> impl Iterator<Item = Change> + '_ {
         self.changes.drain(..)
     }
 
     /// Asks to make one call at `now`.
+    ///
+    /// ```
+    /// use fusebox_core::breaker::{Breaker, Machine, State};
+    /// let mut m = Machine::new(Breaker::builder("a").build_config()?);
+    /// assert!(m.acquire(0).is_ok());
+    /// m.force_open(0);
+    /// let refused = m.acquire(1).unwrap_err();
+    /// assert_eq!((refused.state, refused.retry_after), (State::ForcedOpen, None));
+    /// # Ok::<(), fusebox_core::ConfigError>(())
+    /// ```
     pub fn acquire(&mut self, now: u64) -> Result<Ticket, Refused> {
         for _ in 0..8 {
             match self.state {
@@ -209,6 +361,18 @@ impl Machine {
     }
 
     /// Records the outcome of an admitted call at `now`.
+    ///
+    /// ```
+    /// use fusebox_core::breaker::{Breaker, Machine, State};
+    /// use fusebox_core::Outcome;
+    /// let mut m = Machine::new(Breaker::builder("r").consecutive_failures(2).build_config()?);
+    /// for outcome in [Outcome::Failure, Outcome::Ignored, Outcome::Failure] {
+    ///     let ticket = m.acquire(0).unwrap();
+    ///     m.record(ticket, outcome, 0);
+    /// }
+    /// assert_eq!(m.state(0), State::Open); // the ignored call did not break the run
+    /// # Ok::<(), fusebox_core::ConfigError>(())
+    /// ```
     pub fn record(&mut self, ticket: Ticket, outcome: Outcome, now: u64) {
         if ticket.trial {
             return self.record_trial(ticket, outcome, now);
@@ -237,6 +401,19 @@ impl Machine {
     }
 
     /// Gives back a ticket whose call was cancelled: it counts as nothing.
+    ///
+    /// ```
+    /// use fusebox_core::breaker::{Breaker, Machine};
+    /// use std::time::Duration;
+    /// let config = Breaker::builder("c").cooldown(Duration::from_secs(1)).build_config()?;
+    /// let mut m = Machine::new(config);
+    /// m.trip("probe", 0);
+    /// let trial = m.acquire(1_000_000_000).unwrap();
+    /// assert!(m.acquire(1_000_000_000).is_err()); // the only trial slot is taken
+    /// m.cancel(trial);
+    /// assert!(m.acquire(1_000_000_000).is_ok());
+    /// # Ok::<(), fusebox_core::ConfigError>(())
+    /// ```
     pub fn cancel(&mut self, ticket: Ticket) {
         if ticket.trial
             && ticket.generation == self.generation
@@ -248,6 +425,15 @@ impl Machine {
     }
 
     /// Opens by hand until [`reset`](Self::reset).
+    ///
+    /// ```
+    /// use fusebox_core::breaker::{Breaker, Machine, State};
+    /// let mut m = Machine::new(Breaker::builder("f").build_config()?);
+    /// assert!(m.force_open(0));
+    /// assert!(!m.force_open(1)); // already forced open
+    /// assert_eq!(m.state(u64::MAX), State::ForcedOpen); // no cooldown ends it
+    /// # Ok::<(), fusebox_core::ConfigError>(())
+    /// ```
     pub fn force_open(&mut self, now: u64) -> bool {
         self.manual(State::ForcedOpen, TransitionReason::ForcedOpen, now, |s| {
             s != State::ForcedOpen
@@ -255,6 +441,17 @@ impl Machine {
     }
 
     /// Always admits, still measures, never trips.
+    ///
+    /// ```
+    /// use fusebox_core::breaker::{Breaker, Machine, State};
+    /// use fusebox_core::Outcome;
+    /// let mut m = Machine::new(Breaker::builder("d").consecutive_failures(1).build_config()?);
+    /// assert!(m.disable(0));
+    /// let ticket = m.acquire(1).unwrap();
+    /// m.record(ticket, Outcome::Failure, 1);
+    /// assert_eq!((m.state(2), m.consecutive_failures()), (State::Disabled, 1));
+    /// # Ok::<(), fusebox_core::ConfigError>(())
+    /// ```
     pub fn disable(&mut self, now: u64) -> bool {
         self.manual(State::Disabled, TransitionReason::Disabled, now, |s| {
             s != State::Disabled
@@ -262,6 +459,16 @@ impl Machine {
     }
 
     /// Back to CLOSED with counters cleared.
+    ///
+    /// ```
+    /// use fusebox_core::breaker::{Breaker, Machine, State};
+    /// let mut m = Machine::new(Breaker::builder("r").build_config()?);
+    /// m.trip("drill", 0);
+    /// assert!(m.reset(1));
+    /// assert_eq!(m.state(1), State::Closed);
+    /// assert!(!m.reset(2)); // already closed: counters cleared, no change
+    /// # Ok::<(), fusebox_core::ConfigError>(())
+    /// ```
     pub fn reset(&mut self, now: u64) -> bool {
         if self.state == State::Closed {
             self.clear_for_close();
@@ -271,6 +478,17 @@ impl Machine {
     }
 
     /// Opens on an external signal; recovers like after any trip.
+    ///
+    /// ```
+    /// use fusebox_core::breaker::{Breaker, Machine, State, TransitionReason, TripReason};
+    /// let mut m = Machine::new(Breaker::builder("t").build_config()?);
+    /// assert!(m.trip("health check failed", 0));
+    /// assert!(!m.trip("again", 1)); // already open
+    /// let change = m.take_changes().next().unwrap();
+    /// let external = TripReason::External { reason: "health check failed".into() };
+    /// assert_eq!((change.to, change.reason), (State::Open, TransitionReason::Tripped(external)));
+    /// # Ok::<(), fusebox_core::ConfigError>(())
+    /// ```
     pub fn trip(&mut self, reason: &'static str, now: u64) -> bool {
         let reason = TransitionReason::Tripped(TripReason::External {
             reason: reason.into(),

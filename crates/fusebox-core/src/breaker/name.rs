@@ -29,6 +29,13 @@ enum Repr {
 
 impl Name {
     /// The name as a string slice.
+    ///
+    /// ```
+    /// use fusebox_core::breaker::Name;
+    /// let name = Name::from(format!("tenant-{}", 42));
+    /// assert_eq!(name.as_str(), "tenant-42");
+    /// assert_eq!(Name::from("static").as_str(), "static");
+    /// ```
     pub fn as_str(&self) -> &str {
         match &self.0 {
             Repr::Static(s) => s,

@@ -159,6 +159,17 @@ impl Default for Counters {
 }
 
 /// The answer of [`decide`].
+///
+/// ```
+/// use fusebox_core::breaker::{decide, Breaker, Counters, State};
+/// let config = Breaker::builder("d").build_config()?;
+/// // An open breaker whose cooldown ended at t = 100 ns admits one trial call.
+/// let open = Counters { state: State::Open, open_until_nanos: 100, ..Default::default() };
+/// let d = decide(&config, &open, 100);
+/// assert!(d.allow && d.trial);
+/// assert_eq!(d.transition.map(|(to, _)| to), Some(State::HalfOpen));
+/// # Ok::<(), fusebox_core::ConfigError>(())
+/// ```
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct Decision {

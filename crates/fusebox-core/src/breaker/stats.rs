@@ -30,11 +30,25 @@ pub enum State {
 
 impl State {
     /// Whether calls are admitted without limit in this state.
+    ///
+    /// ```
+    /// use fusebox_core::breaker::State;
+    /// assert!(State::Closed.admits_calls() && State::Disabled.admits_calls());
+    /// // Half-open admits a limited number of trials only.
+    /// assert!(!State::HalfOpen.admits_calls());
+    /// assert!(!State::Open.admits_calls());
+    /// ```
     pub fn admits_calls(self) -> bool {
         matches!(self, State::Closed | State::Disabled)
     }
 
     /// Stable lower-case name, as used in events, metrics and configs.
+    ///
+    /// ```
+    /// use fusebox_core::breaker::State;
+    /// assert_eq!(State::ForcedOpen.as_str(), "forced_open");
+    /// assert_eq!(State::Open.as_str(), State::Open.to_string());
+    /// ```
     pub fn as_str(self) -> &'static str {
         match self {
             State::Closed => "closed",
@@ -94,11 +108,25 @@ pub struct WindowStats {
 
 impl WindowStats {
     /// Failures over calls, 0 when empty.
+    ///
+    /// ```
+    /// use fusebox_core::breaker::WindowStats;
+    /// let s = WindowStats { calls: 8, failures: 2, slow_calls: 0 };
+    /// assert_eq!(s.failure_rate(), 0.25);
+    /// assert_eq!(WindowStats::default().failure_rate(), 0.0); // empty, not NaN
+    /// ```
     pub fn failure_rate(&self) -> f64 {
         ratio(self.failures, self.calls)
     }
 
     /// Slow calls over calls, 0 when empty.
+    ///
+    /// ```
+    /// use fusebox_core::breaker::WindowStats;
+    /// let s = WindowStats { calls: 4, failures: 0, slow_calls: 3 };
+    /// assert_eq!(s.slow_rate(), 0.75);
+    /// assert_eq!(WindowStats::default().slow_rate(), 0.0); // empty, not NaN
+    /// ```
     pub fn slow_rate(&self) -> f64 {
         ratio(self.slow_calls, self.calls)
     }
@@ -334,10 +362,24 @@ pub enum LoggedOutcome {
 
 impl LoggedOutcome {
     /// Failed (slow or not).
+    ///
+    /// ```
+    /// use fusebox_core::breaker::LoggedOutcome;
+    /// assert!(LoggedOutcome::Failure.is_failure());
+    /// assert!(LoggedOutcome::SlowFailure.is_failure());
+    /// assert!(!LoggedOutcome::Rejected.is_failure());
+    /// ```
     pub fn is_failure(self) -> bool {
         matches!(self, LoggedOutcome::Failure | LoggedOutcome::SlowFailure)
     }
     /// Slow (failed or not).
+    ///
+    /// ```
+    /// use fusebox_core::breaker::LoggedOutcome;
+    /// assert!(LoggedOutcome::SlowFailure.is_slow());
+    /// assert!(!LoggedOutcome::Success.is_slow());
+    /// assert!(!LoggedOutcome::Rejected.is_slow());
+    /// ```
     pub fn is_slow(self) -> bool {
         matches!(
             self,
@@ -366,6 +408,19 @@ impl LoggedOutcome {
 }
 
 /// One entry of the recent-outcome log.
+///
+/// ```
+/// use fusebox_core::breaker::{Breaker, LoggedOutcome};
+/// use fusebox_core::clock::ManualClock;
+/// use std::time::Duration;
+/// let clock = ManualClock::new();
+/// let b = Breaker::builder("log").outcome_log(8).clock(clock.clone()).build()?;
+/// b.record_failure();
+/// clock.advance(Duration::from_secs(2));
+/// let entry = b.snapshot().recent[0];
+/// assert_eq!((entry.outcome, entry.age), (LoggedOutcome::Failure, Duration::from_secs(2)));
+/// # Ok::<(), fusebox_core::ConfigError>(())
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct OutcomeEntry {

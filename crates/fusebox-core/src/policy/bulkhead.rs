@@ -44,6 +44,16 @@ pub struct Bulkhead {
 }
 
 /// A slot held in a bulkhead; released on drop.
+///
+/// ```
+/// use fusebox_core::policy::Bulkhead;
+/// let bulkhead = Bulkhead::builder("db").max_concurrent(2).build()?;
+/// let slot = bulkhead.try_enter().expect("a free slot");
+/// assert_eq!(bulkhead.available(), 1);
+/// drop(slot);
+/// assert_eq!(bulkhead.available(), 2);
+/// # Ok::<(), fusebox_core::ConfigError>(())
+/// ```
 #[derive(Debug)]
 pub struct BulkheadSlot<'a> {
     _permit: tokio::sync::SemaphorePermit<'a>,
@@ -59,12 +69,35 @@ impl Drop for QueuePlace<'_> {
 }
 
 /// A slot that owns a handle to its bulkhead (`'static`), for futures that outlive a borrow.
+///
+/// ```
+/// use fusebox_core::policy::Bulkhead;
+/// let bulkhead = Bulkhead::builder("db").max_concurrent(1).build()?;
+/// let slot = bulkhead.try_enter_owned().expect("a free slot");
+/// // The slot is 'static: it can move to another thread and be released there.
+/// std::thread::spawn(move || drop(slot)).join().unwrap();
+/// assert_eq!(bulkhead.available(), 1);
+/// # Ok::<(), fusebox_core::ConfigError>(())
+/// ```
 #[derive(Debug)]
 pub struct OwnedBulkheadSlot {
     _permit: tokio::sync::OwnedSemaphorePermit,
 }
 
 /// Builds a [`Bulkhead`].
+///
+/// ```
+/// use fusebox_core::policy::Bulkhead;
+/// use std::time::Duration;
+/// let bulkhead = Bulkhead::builder("reports")
+///     .max_concurrent(4)
+///     .max_queued(16)
+///     .max_wait(Duration::from_millis(200))
+///     .build()?;
+/// assert_eq!(bulkhead.available(), 4);
+/// assert_eq!(bulkhead.full_error().max_queued, 16);
+/// # Ok::<(), fusebox_core::ConfigError>(())
+/// ```
 #[derive(Debug)]
 #[must_use]
 pub struct BulkheadBuilder {
@@ -76,21 +109,71 @@ pub struct BulkheadBuilder {
 
 impl BulkheadBuilder {
     /// Calls allowed at once (default 10).
+    ///
+    /// ```
+    /// use fusebox_core::policy::Bulkhead;
+    /// assert_eq!(Bulkhead::builder("a").max_concurrent(3).build()?.available(), 3);
+    /// let err = Bulkhead::builder("a").max_concurrent(0).build().unwrap_err();
+    /// assert_eq!(err.field(), Some("max_concurrent"));
+    /// # Ok::<(), fusebox_core::ConfigError>(())
+    /// ```
     pub fn max_concurrent(mut self, n: u32) -> Self {
         self.max_concurrent = n;
         self
     }
     /// Calls allowed to wait for a slot (default 0: refuse at once).
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() -> Result<(), fusebox_core::ConfigError> {
+    /// use fusebox_core::policy::Bulkhead;
+    /// let bulkhead = Bulkhead::builder("q").max_concurrent(1).max_queued(1).build()?;
+    /// let held = bulkhead.try_enter().unwrap();
+    /// let waiter = tokio::spawn(bulkhead.enter_owned()); // takes the one place in the queue
+    /// tokio::task::yield_now().await;
+    /// assert!(bulkhead.enter().await.is_err()); // queue full: refused at once
+    /// drop(held);
+    /// assert!(waiter.await.unwrap().is_ok()); // the waiter got the slot
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn max_queued(mut self, n: u32) -> Self {
         self.max_queued = n;
         self
     }
     /// Longest wait for a slot before refusing.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() -> Result<(), fusebox_core::ConfigError> {
+    /// use fusebox_core::policy::Bulkhead;
+    /// use tokio::time::Instant;
+    /// # use std::time::Duration;
+    /// let bulkhead = Bulkhead::builder("w")
+    ///     .max_concurrent(1)
+    ///     .max_queued(1)
+    ///     .max_wait(Duration::from_millis(50))
+    ///     .build()?;
+    /// let _held = bulkhead.try_enter().unwrap();
+    /// let start = Instant::now();
+    /// assert!(bulkhead.enter().await.is_err());
+    /// assert_eq!(start.elapsed(), Duration::from_millis(50));
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn max_wait(mut self, d: Duration) -> Self {
         self.max_wait = Some(d);
         self
     }
     /// Validates and builds the bulkhead.
+    ///
+    /// ```
+    /// use fusebox_core::policy::Bulkhead;
+    /// use std::time::Duration;
+    /// assert!(Bulkhead::builder("ok").build().is_ok());
+    /// let err = Bulkhead::builder("bad").max_wait(Duration::ZERO).build().unwrap_err();
+    /// assert_eq!(err.field(), Some("max_wait"));
+    /// ```
     pub fn build(self) -> Result<Bulkhead, ConfigError> {
         if self.max_concurrent == 0 {
             return Err(ConfigError::invalid(
@@ -122,6 +205,15 @@ impl BulkheadBuilder {
 
 impl Bulkhead {
     /// Starts a builder for a bulkhead called `name`.
+    ///
+    /// ```
+    /// use fusebox_core::policy::Bulkhead;
+    /// // Defaults: 10 calls at once, no queue.
+    /// let bulkhead = Bulkhead::builder("search").build()?;
+    /// assert_eq!(bulkhead.available(), 10);
+    /// assert_eq!(bulkhead.full_error().max_queued, 0);
+    /// # Ok::<(), fusebox_core::ConfigError>(())
+    /// ```
     pub fn builder(name: impl Into<Name>) -> BulkheadBuilder {
         BulkheadBuilder {
             name: name.into(),
@@ -132,16 +224,40 @@ impl Bulkhead {
     }
 
     /// The bulkhead's name.
+    ///
+    /// ```
+    /// use fusebox_core::policy::Bulkhead;
+    /// let bulkhead = Bulkhead::builder(String::from("exports")).build()?;
+    /// assert_eq!(bulkhead.name(), "exports");
+    /// # Ok::<(), fusebox_core::ConfigError>(())
+    /// ```
     pub fn name(&self) -> &Name {
         &self.inner.name
     }
 
     /// Slots free right now.
+    ///
+    /// ```
+    /// use fusebox_core::policy::Bulkhead;
+    /// let bulkhead = Bulkhead::builder("a").max_concurrent(3).build()?;
+    /// let _slots = (bulkhead.try_enter(), bulkhead.clone().try_enter_owned());
+    /// assert_eq!(bulkhead.available(), 1); // clones share the limit
+    /// # Ok::<(), fusebox_core::ConfigError>(())
+    /// ```
     pub fn available(&self) -> usize {
         self.inner.semaphore.available_permits()
     }
 
     /// Takes a slot if one is free, without waiting.
+    ///
+    /// ```
+    /// use fusebox_core::policy::Bulkhead;
+    /// let bulkhead = Bulkhead::builder("t").max_concurrent(1).build()?;
+    /// let slot = bulkhead.try_enter();
+    /// assert!(slot.is_some());
+    /// assert!(bulkhead.try_enter().is_none()); // full: no waiting
+    /// # Ok::<(), fusebox_core::ConfigError>(())
+    /// ```
     pub fn try_enter(&self) -> Option<BulkheadSlot<'_>> {
         self.inner
             .semaphore
@@ -159,6 +275,20 @@ impl Bulkhead {
     }
 
     /// Takes a slot, waiting in the queue when allowed.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), fusebox_core::ConfigError> {
+    /// use fusebox_core::policy::Bulkhead;
+    /// let bulkhead = Bulkhead::builder("db").max_concurrent(1).build()?;
+    /// let slot = bulkhead.enter().await.expect("a free slot");
+    /// let full = bulkhead.enter().await.unwrap_err(); // no queue: refused at once
+    /// assert_eq!(full.name, "db");
+    /// drop(slot);
+    /// assert!(bulkhead.enter().await.is_ok());
+    /// # Ok(())
+    /// # }
+    /// ```
     pub async fn enter(&self) -> Result<BulkheadSlot<'_>, BulkheadFull> {
         if let Some(slot) = self.try_enter() {
             return Ok(slot);
@@ -215,6 +345,20 @@ impl Bulkhead {
     }
 
     /// Like [`enter`](Self::enter), owning the slot; the future is `'static`.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use fusebox_core::policy::Bulkhead;
+    /// let bulkhead = Bulkhead::builder("db").max_concurrent(2).build()?;
+    /// // The future borrows nothing, so it can be spawned.
+    /// let slot = tokio::spawn(bulkhead.enter_owned()).await??;
+    /// assert_eq!(bulkhead.available(), 1);
+    /// drop(slot);
+    /// assert_eq!(bulkhead.available(), 2);
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn enter_owned(
         &self,
     ) -> impl Future<Output = Result<OwnedBulkheadSlot, BulkheadFull>> + Send + 'static {
@@ -231,11 +375,32 @@ impl Bulkhead {
     }
 
     /// The error a full bulkhead answers with.
+    ///
+    /// ```
+    /// use fusebox_core::policy::Bulkhead;
+    /// let bulkhead = Bulkhead::builder("db").max_concurrent(8).build()?;
+    /// let err = bulkhead.full_error();
+    /// assert_eq!(err.to_string(), "bulkhead `db` is full (8 calls running, 0 may wait)");
+    /// # Ok::<(), fusebox_core::ConfigError>(())
+    /// ```
     pub fn full_error(&self) -> BulkheadFull {
         self.full()
     }
 
     /// Runs `op` in a slot.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), fusebox_core::ConfigError> {
+    /// use fusebox_core::policy::Bulkhead;
+    /// use fusebox_core::Error;
+    /// let bulkhead = Bulkhead::builder("db").max_concurrent(1).build()?;
+    /// let r = bulkhead.call(|| async { Err::<(), _>("constraint violated") }).await;
+    /// assert!(matches!(r, Err(Error::Inner("constraint violated"))));
+    /// assert_eq!(bulkhead.available(), 1); // the slot is released after the call
+    /// # Ok(())
+    /// # }
+    /// ```
     pub async fn call<F, Fut, T, E>(&self, op: F) -> Result<T, Error<E>>
     where
         F: FnOnce() -> Fut,

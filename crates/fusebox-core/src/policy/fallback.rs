@@ -69,6 +69,16 @@ impl<T, E> fmt::Debug for Fallback<T, E> {
 
 impl<T, E> Fallback<T, E> {
     /// Answers with a clone of `value`.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// use fusebox_core::policy::Fallback;
+    /// let zero = Fallback::value(0u32);
+    /// assert_eq!(zero.call(|| async { Err::<u32, _>("down") }).await.unwrap(), 0);
+    /// assert_eq!(zero.call(|| async { Ok::<u32, &str>(7) }).await.unwrap(), 7);
+    /// # }
+    /// ```
     pub fn value(value: T) -> Self
     where
         T: Clone + Send + Sync + 'static,
@@ -80,6 +90,18 @@ impl<T, E> Fallback<T, E> {
     }
 
     /// Answers with the result of `handler`, given the error.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// use fusebox_core::policy::Fallback;
+    /// let explain = Fallback::<String, &str>::from_fn(|err| async move {
+    ///     Ok(format!("unavailable ({})", err.stopped_by().unwrap_or("call failed")))
+    /// });
+    /// let r = explain.call(|| async { Err("503") }).await;
+    /// assert_eq!(r.unwrap(), "unavailable (call failed)");
+    /// # }
+    /// ```
     pub fn from_fn<F, Fut>(handler: F) -> Self
     where
         F: Fn(Error<E>) -> Fut + Send + Sync + 'static,
@@ -92,6 +114,18 @@ impl<T, E> Fallback<T, E> {
     }
 
     /// Answers only the errors for which `when` is true.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// use fusebox_core::policy::Fallback;
+    /// use fusebox_core::Error;
+    /// let not_found = Fallback::value(None).when(|e| matches!(e, Error::Inner(404)));
+    /// assert_eq!(not_found.call(|| async { Err::<Option<u32>, u16>(404) }).await.unwrap(), None);
+    /// let other = not_found.call(|| async { Err(500) }).await;
+    /// assert!(matches!(other, Err(Error::Inner(500))));
+    /// # }
+    /// ```
     pub fn when<P>(mut self, when: P) -> Self
     where
         P: Fn(&Error<E>) -> bool + Send + Sync + 'static,
@@ -101,11 +135,41 @@ impl<T, E> Fallback<T, E> {
     }
 
     /// Answers only when a breaker rejected the call.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), fusebox_core::ConfigError> {
+    /// use fusebox_core::breaker::Breaker;
+    /// use fusebox_core::pipeline::Pipeline;
+    /// use fusebox_core::policy::Fallback;
+    ///
+    /// let breaker = Breaker::builder("prices").build()?;
+    /// let pipeline = Pipeline::builder()
+    ///     .fallback(Fallback::value(0).on_rejected())
+    ///     .breaker(breaker.clone())
+    ///     .build()?;
+    /// breaker.force_open();
+    /// assert_eq!(pipeline.call(|| async { Ok::<u32, ()>(42) }).await.unwrap(), 0);
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn on_rejected(self) -> Self {
         self.when(|e| e.is_rejected())
     }
 
     /// Runs `op`, falling back on its error.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// use fusebox_core::policy::Fallback;
+    /// let fallback = Fallback::value("stale".to_string());
+    /// let fresh = fallback.call(|| async { Ok::<_, std::io::Error>("fresh".to_string()) });
+    /// assert_eq!(fresh.await.unwrap(), "fresh");
+    /// let down = fallback.call(|| async { Err(std::io::Error::other("down")) });
+    /// assert_eq!(down.await.unwrap(), "stale");
+    /// # }
+    /// ```
     pub async fn call<F, Fut>(&self, op: F) -> Result<T, Error<E>>
     where
         F: FnOnce() -> Fut,

@@ -35,6 +35,14 @@ pub enum RetryDecision {
 
 impl RetryDecision {
     /// Whether the attempt should be retried.
+    ///
+    /// ```
+    /// use fusebox_core::policy::RetryDecision;
+    /// use std::time::Duration;
+    /// assert!(RetryDecision::Retry.is_retry());
+    /// assert!(RetryDecision::RetryAfter(Duration::from_secs(2)).is_retry());
+    /// assert!(!RetryDecision::Stop.is_retry());
+    /// ```
     pub fn is_retry(self) -> bool {
         !matches!(self, RetryDecision::Stop)
     }
@@ -57,6 +65,14 @@ impl RetryDecision {
 /// ```
 pub trait RetryAfterHint {
     /// The delay the server asked for, if any.
+    ///
+    /// ```
+    /// use fusebox_core::policy::RetryAfterHint;
+    /// struct Plain;
+    /// impl RetryAfterHint for Plain {} // the default: no hint
+    /// assert_eq!(Plain.retry_after(), None);
+    /// assert_eq!(().retry_after(), None);
+    /// ```
     fn retry_after(&self) -> Option<Duration> {
         None
     }
@@ -75,6 +91,22 @@ impl<E: RetryAfterHint> RetryAfterHint for Error<E> {
 }
 
 /// Why an attempt is being retried, as reported to listeners and `tracing`.
+///
+/// ```
+/// use fusebox_core::policy::{Retry, RetryReason};
+/// use fusebox_core::{Error, TimedOut};
+/// # use std::sync::{Arc, Mutex};
+/// # use std::time::Duration;
+/// let reasons = Arc::new(Mutex::new(Vec::new()));
+/// let log = reasons.clone();
+/// let retry = Retry::<(), ()>::builder()
+///     .on_retry(move |e| log.lock().unwrap().push(e.reason))
+///     .build()?;
+/// let timed_out = Err(Error::Timeout(TimedOut { after: Duration::from_secs(1) }));
+/// retry.attempts().next_delay(&timed_out);
+/// assert_eq!(*reasons.lock().unwrap(), [RetryReason::Timeout]);
+/// # Ok::<(), fusebox_core::ConfigError>(())
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum RetryReason {
@@ -102,6 +134,12 @@ impl RetryReason {
     }
 
     /// Stable lower-case name.
+    ///
+    /// ```
+    /// use fusebox_core::policy::RetryReason;
+    /// assert_eq!(RetryReason::Error.as_str(), "error");
+    /// assert_eq!(RetryReason::BulkheadFull.as_str(), "bulkhead_full");
+    /// ```
     pub fn as_str(self) -> &'static str {
         match self {
             RetryReason::Error => "error",
@@ -114,6 +152,21 @@ impl RetryReason {
 }
 
 /// One retry, as given to listeners.
+///
+/// ```
+/// use fusebox_core::policy::{Retry, RetryReason};
+/// use fusebox_core::Error;
+/// # use std::sync::{Arc, Mutex};
+/// let events = Arc::new(Mutex::new(Vec::new()));
+/// let log = events.clone();
+/// let retry = Retry::<(), &str>::builder()
+///     .on_retry(move |e| log.lock().unwrap().push(e.clone()))
+///     .build()?;
+/// let delay = retry.attempts().next_delay(&Err(Error::Inner("busy")));
+/// let event = events.lock().unwrap()[0].clone();
+/// assert_eq!((event.attempt, event.reason, Some(event.delay)), (2, RetryReason::Error, delay));
+/// # Ok::<(), fusebox_core::ConfigError>(())
+/// ```
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct RetryEvent {
@@ -128,6 +181,24 @@ pub struct RetryEvent {
 }
 
 /// Why a retryable result was returned without retrying.
+///
+/// ```
+/// use fusebox_core::backoff::Backoff;
+/// use fusebox_core::policy::{GiveUpReason, Retry};
+/// use fusebox_core::Error;
+/// # use std::sync::{Arc, Mutex};
+/// # use std::time::Duration;
+/// let reasons = Arc::new(Mutex::new(Vec::new()));
+/// let log = reasons.clone();
+/// let retry = Retry::<(), ()>::builder()
+///     .backoff(Backoff::fixed(Duration::ZERO).max_delays(1).build()?)
+///     .on_give_up(move |_, reason| log.lock().unwrap().push(reason))
+///     .build()?;
+/// let mut attempts = retry.attempts();
+/// while attempts.next_delay(&Err(Error::Inner(()))).is_some() {}
+/// assert_eq!(*reasons.lock().unwrap(), [GiveUpReason::Exhausted]); // one delay, then none
+/// # Ok::<(), fusebox_core::ConfigError>(())
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum GiveUpReason {
@@ -218,6 +289,20 @@ impl<T, E> fmt::Debug for Retry<T, E> {
 /// Builds a [`Retry`]. Defaults: 3 retries, exponential backoff from 100 ms to 10 s with full
 /// jitter, `Err` retried (the caller's errors and timeouts, never a breaker's rejection or a
 /// full bulkhead), `Ok` never retried, server hints honoured up to 60 s.
+///
+/// ```
+/// use fusebox_core::breaker::{Rejected, State};
+/// use fusebox_core::policy::Retry;
+/// use fusebox_core::{Error, TimedOut};
+/// use std::time::Duration;
+/// let retry = Retry::<(), ()>::builder().build()?;
+/// assert_eq!(retry.max_retries(), 3);
+/// let timed_out = Err(Error::Timeout(TimedOut { after: Duration::from_secs(1) }));
+/// assert!(retry.attempts().next_delay(&timed_out).is_some());
+/// let rejected = Rejected { name: "db".into(), state: State::Open, retry_after: None };
+/// assert_eq!(retry.attempts().next_delay(&Err(Error::Rejected(rejected))), None);
+/// # Ok::<(), fusebox_core::ConfigError>(())
+/// ```
 #[must_use]
 pub struct RetryBuilder<T, E> {
     name: Name,
@@ -252,6 +337,16 @@ fn retry_errors<T, E>(result: &Result<T, Error<E>>) -> RetryDecision {
 
 impl<T, E> Retry<T, E> {
     /// Starts a builder with the defaults.
+    ///
+    /// ```
+    /// use fusebox_core::policy::Retry;
+    /// let retry = Retry::<String, std::io::Error>::builder()
+    ///     .name("fetch-profile")
+    ///     .max_retries(5)
+    ///     .build()?;
+    /// assert_eq!((retry.name().as_str(), retry.max_retries()), ("fetch-profile", 5));
+    /// # Ok::<(), fusebox_core::ConfigError>(())
+    /// ```
     pub fn builder() -> RetryBuilder<T, E> {
         RetryBuilder {
             name: Name::from("retry"),
@@ -269,21 +364,62 @@ impl<T, E> Retry<T, E> {
     }
 
     /// The policy's name.
+    ///
+    /// ```
+    /// use fusebox_core::policy::Retry;
+    /// assert_eq!(Retry::<(), ()>::builder().build()?.name(), "retry"); // the default
+    /// assert_eq!(Retry::<(), ()>::builder().name("search").build()?.name(), "search");
+    /// # Ok::<(), fusebox_core::ConfigError>(())
+    /// ```
     pub fn name(&self) -> &Name {
         &self.inner.name
     }
 
     /// Maximum retries (attempts = retries + 1).
+    ///
+    /// ```
+    /// use fusebox_core::policy::Retry;
+    /// assert_eq!(Retry::<(), ()>::builder().build()?.max_retries(), 3); // the default
+    /// assert_eq!(Retry::<(), ()>::builder().max_retries(0).build()?.max_retries(), 0);
+    /// # Ok::<(), fusebox_core::ConfigError>(())
+    /// ```
     pub fn max_retries(&self) -> u32 {
         self.inner.max_retries
     }
 
     /// The shared retry budget, if any.
+    ///
+    /// ```
+    /// use fusebox_core::budget::{BudgetConfig, RetryBudget};
+    /// use fusebox_core::policy::Retry;
+    /// assert!(Retry::<(), ()>::builder().build()?.budget().is_none());
+    /// let budget = RetryBudget::new(BudgetConfig::builder().ratio(0.1).build()?);
+    /// let retry = Retry::<(), ()>::builder().budget(budget).build()?;
+    /// assert_eq!(retry.budget().map(|b| b.config().ratio()), Some(0.1));
+    /// # Ok::<(), fusebox_core::ConfigError>(())
+    /// ```
     pub fn budget(&self) -> Option<&RetryBudget> {
         self.inner.budget.as_ref()
     }
 
     /// Runs `op`, retrying per this policy. `op` is called once per attempt.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() -> Result<(), fusebox_core::ConfigError> {
+    /// use fusebox_core::policy::Retry;
+    /// use std::sync::atomic::{AtomicU32, Ordering};
+    /// let retry = Retry::<(), &str>::builder().max_retries(2).build()?;
+    /// let calls = AtomicU32::new(0);
+    /// let r = retry.call(|| async {
+    ///     calls.fetch_add(1, Ordering::Relaxed);
+    ///     Err("down")
+    /// });
+    /// assert_eq!(r.await.unwrap_err().into_inner(), Some("down")); // the last error
+    /// assert_eq!(calls.load(Ordering::Relaxed), 3); // 1 attempt + 2 retries
+    /// # Ok(())
+    /// # }
+    /// ```
     pub async fn call<F, Fut>(&self, op: F) -> Result<T, Error<E>>
     where
         F: Fn() -> Fut,
@@ -368,6 +504,21 @@ impl<T, E> PolicyRef<'_, T, E> {
 
 /// The retry decisions of one call, from [`Retry::attempts`]: hand it each attempt's result,
 /// it says how long to wait before the next attempt, or `None` to return that result.
+///
+/// ```
+/// use fusebox_core::policy::Retry;
+/// use fusebox_core::Error;
+/// let retry = Retry::<u32, &str>::builder().max_retries(4).build()?;
+/// let mut replies = [Err("busy"), Err("busy"), Ok(7)].into_iter();
+/// let mut attempts = retry.attempts();
+/// let mut result = replies.next().unwrap().map_err(Error::Inner);
+/// while let Some(_delay) = attempts.next_delay(&result) {
+///     // a real driver sleeps for `_delay` here
+///     result = replies.next().unwrap().map_err(Error::Inner);
+/// }
+/// assert_eq!((result.unwrap(), attempts.attempt()), (7, 3));
+/// # Ok::<(), fusebox_core::ConfigError>(())
+/// ```
 pub struct RetryAttempts<'a, T, E> {
     policy: PolicyRef<'a, T, E>,
     started: Option<u64>,
@@ -401,6 +552,17 @@ impl<'a, T, E> RetryAttempts<'a, T, E> {
     }
 
     /// The attempt that produced the last result (1 for the first).
+    ///
+    /// ```
+    /// use fusebox_core::policy::Retry;
+    /// use fusebox_core::Error;
+    /// let retry = Retry::<(), ()>::builder().build()?;
+    /// let mut attempts = retry.attempts();
+    /// assert_eq!(attempts.attempt(), 1);
+    /// attempts.next_delay(&Err(Error::Inner(())));
+    /// assert_eq!(attempts.attempt(), 2);
+    /// # Ok::<(), fusebox_core::ConfigError>(())
+    /// ```
     pub fn attempt(&self) -> u32 {
         self.attempt
     }
@@ -408,6 +570,20 @@ impl<'a, T, E> RetryAttempts<'a, T, E> {
     /// Judges the result of the current attempt: `Some(delay)` to retry after `delay` (the
     /// retry is counted, reported to listeners and taken from the budget), `None` to return
     /// this result.
+    ///
+    /// ```
+    /// use fusebox_core::backoff::Backoff;
+    /// use fusebox_core::policy::Retry;
+    /// use fusebox_core::Error;
+    /// use std::time::Duration;
+    /// let backoff = Backoff::fixed(Duration::from_millis(20)).build()?;
+    /// let retry = Retry::<u32, &str>::builder().backoff(backoff).build()?;
+    /// let mut attempts = retry.attempts();
+    /// let delay = attempts.next_delay(&Err(Error::Inner("busy")));
+    /// assert_eq!(delay, Some(Duration::from_millis(20)));
+    /// assert_eq!(attempts.next_delay(&Ok(1)), None); // Ok values are returned
+    /// # Ok::<(), fusebox_core::ConfigError>(())
+    /// ```
     pub fn next_delay(&mut self, last: &Result<T, Error<E>>) -> Option<Duration> {
         let p = self.policy.inner();
         let decision = (p.classify)(last);
@@ -476,31 +652,106 @@ impl<'a, T, E> RetryAttempts<'a, T, E> {
 
 impl<T, E> RetryBuilder<T, E> {
     /// Names the policy (for events, tracing and metrics).
+    ///
+    /// ```
+    /// use fusebox_core::policy::Retry;
+    /// let retry = Retry::<(), ()>::builder().name(String::from("inventory")).build()?;
+    /// assert_eq!(retry.name(), "inventory");
+    /// # Ok::<(), fusebox_core::ConfigError>(())
+    /// ```
     pub fn name(mut self, name: impl Into<Name>) -> Self {
         self.name = name.into();
         self
     }
     /// Maximum retries; attempts = retries + 1. `0` disables retrying.
+    ///
+    /// ```
+    /// use fusebox_core::policy::Retry;
+    /// use fusebox_core::Error;
+    /// let never = Retry::<(), &str>::builder().max_retries(0).build()?;
+    /// assert_eq!(never.attempts().next_delay(&Err(Error::Inner("busy"))), None);
+    /// # Ok::<(), fusebox_core::ConfigError>(())
+    /// ```
     pub fn max_retries(mut self, retries: u32) -> Self {
         self.max_retries = retries;
         self
     }
     /// Stops retrying when the next delay would take the whole call past `max`.
+    ///
+    /// ```
+    /// use fusebox_core::backoff::Backoff;
+    /// use fusebox_core::clock::ManualClock;
+    /// use fusebox_core::policy::Retry;
+    /// use fusebox_core::Error;
+    /// # use std::time::Duration;
+    /// let (clock, secs) = (ManualClock::new(), Duration::from_secs);
+    /// let retry = Retry::<(), ()>::builder().backoff(Backoff::fixed(secs(1)).build()?);
+    /// let retry = retry.max_elapsed(secs(2)).clock(clock.clone()).build()?;
+    /// let mut attempts = retry.attempts();
+    /// assert!(attempts.next_delay(&Err(Error::Inner(()))).is_some());
+    /// clock.advance(secs(2)); // one more 1 s delay would end past 2 s
+    /// assert_eq!(attempts.next_delay(&Err(Error::Inner(()))), None);
+    /// # Ok::<(), fusebox_core::ConfigError>(())
+    /// ```
     pub fn max_elapsed(mut self, max: Duration) -> Self {
         self.max_elapsed = Some(max);
         self
     }
     /// Longest server-given delay honoured; a longer `Retry-After` stops retrying.
+    ///
+    /// ```
+    /// use fusebox_core::policy::Retry;
+    /// use fusebox_core::Error;
+    /// # use std::time::Duration;
+    /// // The error is the number of seconds the server asked to wait.
+    /// let retry = Retry::<(), u64>::builder()
+    ///     .retry_after_from(|r| r.as_ref().err()?.inner().map(|s| Duration::from_secs(*s)))
+    ///     .max_retry_after(Duration::from_secs(5))
+    ///     .build()?;
+    /// let delay = retry.attempts().next_delay(&Err(Error::Inner(3)));
+    /// assert_eq!(delay, Some(Duration::from_secs(3)));
+    /// assert_eq!(retry.attempts().next_delay(&Err(Error::Inner(10))), None); // too long
+    /// # Ok::<(), fusebox_core::ConfigError>(())
+    /// ```
     pub fn max_retry_after(mut self, max: Duration) -> Self {
         self.max_retry_after = max;
         self
     }
     /// The delays between attempts.
+    ///
+    /// ```
+    /// use fusebox_core::backoff::Backoff;
+    /// use fusebox_core::policy::Retry;
+    /// use fusebox_core::Error;
+    /// # use std::time::Duration;
+    /// let ms = Duration::from_millis;
+    /// let backoff = Backoff::exponential(ms(100), ms(1000)).build()?;
+    /// let retry = Retry::<(), ()>::builder().backoff(backoff).build()?;
+    /// let mut attempts = retry.attempts();
+    /// let failed = Err(Error::Inner(()));
+    /// let delays: Vec<_> = (0..3).map_while(|_| attempts.next_delay(&failed)).collect();
+    /// assert_eq!(delays, [ms(100), ms(200), ms(400)]);
+    /// # Ok::<(), fusebox_core::ConfigError>(())
+    /// ```
     pub fn backoff(mut self, backoff: Backoff) -> Self {
         self.backoff = Some(backoff);
         self
     }
     /// Full control over classification: what to do with each result, `Ok` values included.
+    ///
+    /// ```
+    /// use fusebox_core::policy::{Retry, RetryDecision};
+    /// // Retry a 503 response as well as errors.
+    /// let retry = Retry::<u16, ()>::builder()
+    ///     .retry_if(|r| match r {
+    ///         Ok(503) | Err(_) => RetryDecision::Retry,
+    ///         Ok(_) => RetryDecision::Stop,
+    ///     })
+    ///     .build()?;
+    /// assert!(retry.attempts().next_delay(&Ok(503)).is_some());
+    /// assert_eq!(retry.attempts().next_delay(&Ok(200)), None);
+    /// # Ok::<(), fusebox_core::ConfigError>(())
+    /// ```
     pub fn retry_if<F>(mut self, classify: F) -> Self
     where
         F: Fn(&Result<T, Error<E>>) -> RetryDecision + Send + Sync + 'static,
@@ -509,6 +760,15 @@ impl<T, E> RetryBuilder<T, E> {
         self
     }
     /// Retries the caller's errors for which `should_handle` is true, and timeouts.
+    ///
+    /// ```
+    /// use fusebox_core::policy::Retry;
+    /// use fusebox_core::Error;
+    /// let retry = Retry::<(), &str>::builder().retry_on(|e| *e == "busy").build()?;
+    /// assert!(retry.attempts().next_delay(&Err(Error::Inner("busy"))).is_some());
+    /// assert_eq!(retry.attempts().next_delay(&Err(Error::Inner("bad request"))), None);
+    /// # Ok::<(), fusebox_core::ConfigError>(())
+    /// ```
     pub fn retry_on<P>(self, should_handle: P) -> Self
     where
         P: Fn(&E) -> bool + Send + Sync + 'static,
@@ -520,22 +780,78 @@ impl<T, E> RetryBuilder<T, E> {
         })
     }
     /// Shares a retry budget: when it is spent, the last result returns at once.
+    ///
+    /// ```
+    /// use fusebox_core::budget::{BudgetConfig, RetryBudget};
+    /// use fusebox_core::policy::Retry;
+    /// use fusebox_core::Error;
+    /// // One retry per first attempt, and no floor.
+    /// let config = BudgetConfig::builder().ratio(1.0).min_retries_per_second(0.0).build()?;
+    /// let retry = Retry::<(), ()>::builder().budget(RetryBudget::new(config)).build()?;
+    /// let mut attempts = retry.attempts(); // this call's first attempt earns one retry
+    /// assert!(attempts.next_delay(&Err(Error::Inner(()))).is_some());
+    /// assert_eq!(attempts.next_delay(&Err(Error::Inner(()))), None); // the budget is spent
+    /// # Ok::<(), fusebox_core::ConfigError>(())
+    /// ```
     pub fn budget(mut self, budget: RetryBudget) -> Self {
         self.budget = Some(budget);
         self
     }
     /// Seeds the jitter, for reproducible delays.
+    ///
+    /// ```
+    /// use fusebox_core::policy::Retry;
+    /// use fusebox_core::Error;
+    /// // The default backoff has full jitter; the same seed draws the same delays.
+    /// let a = Retry::<(), ()>::builder().seed(42).build()?;
+    /// let b = Retry::<(), ()>::builder().seed(42).build()?;
+    /// let failed = Err(Error::Inner(()));
+    /// assert_eq!(a.attempts().next_delay(&failed), b.attempts().next_delay(&failed));
+    /// # Ok::<(), fusebox_core::ConfigError>(())
+    /// ```
     pub fn seed(mut self, seed: u64) -> Self {
         self.seed = Some(seed);
         self
     }
     /// The clock for the budget and `max_elapsed` (default: the monotonic clock; use
     /// [`TokioClock`](crate::clock::TokioClock) under `tokio::time::pause`).
+    ///
+    /// ```
+    /// use fusebox_core::budget::{BudgetConfig, RetryBudget};
+    /// use fusebox_core::clock::ManualClock;
+    /// use fusebox_core::policy::Retry;
+    /// use fusebox_core::Error;
+    /// # use std::time::Duration;
+    /// let config = BudgetConfig::builder().ratio(1.0).min_retries_per_second(0.0).build()?;
+    /// let clock = ManualClock::new();
+    /// let retry = Retry::<(), ()>::builder().budget(RetryBudget::new(config));
+    /// let retry = retry.clock(clock.clone()).build()?;
+    /// let mut attempts = retry.attempts(); // earns one retry, for the budget's 10 s window
+    /// clock.advance(Duration::from_secs(20));
+    /// assert_eq!(attempts.next_delay(&Err(Error::Inner(()))), None); // that retry expired
+    /// # Ok::<(), fusebox_core::ConfigError>(())
+    /// ```
     pub fn clock(mut self, clock: impl IntoClock) -> Self {
         self.clock = Some(clock.into_handle().0);
         self
     }
     /// Calls `f` when a retry is scheduled, before its delay.
+    ///
+    /// ```
+    /// use fusebox_core::policy::Retry;
+    /// use fusebox_core::Error;
+    /// # use std::sync::{Arc, Mutex};
+    /// let seen = Arc::new(Mutex::new(Vec::new()));
+    /// let log = seen.clone();
+    /// let retry = Retry::<(), ()>::builder()
+    ///     .max_retries(2)
+    ///     .on_retry(move |e| log.lock().unwrap().push(e.attempt))
+    ///     .build()?;
+    /// let mut attempts = retry.attempts();
+    /// while attempts.next_delay(&Err(Error::Inner(()))).is_some() {}
+    /// assert_eq!(*seen.lock().unwrap(), [2, 3]);
+    /// # Ok::<(), fusebox_core::ConfigError>(())
+    /// ```
     pub fn on_retry<F>(mut self, f: F) -> Self
     where
         F: Fn(&RetryEvent) + Send + Sync + 'static,
@@ -544,6 +860,21 @@ impl<T, E> RetryBuilder<T, E> {
         self
     }
     /// Calls `f` when a retryable result is returned without retrying, with the reason.
+    ///
+    /// ```
+    /// use fusebox_core::policy::{GiveUpReason, Retry};
+    /// use fusebox_core::Error;
+    /// # use std::sync::{Arc, Mutex};
+    /// let seen = Arc::new(Mutex::new(Vec::new()));
+    /// let log = seen.clone();
+    /// let retry = Retry::<(), ()>::builder()
+    ///     .max_retries(0)
+    ///     .on_give_up(move |name, reason| log.lock().unwrap().push((name.to_string(), reason)))
+    ///     .build()?;
+    /// retry.attempts().next_delay(&Err(Error::Inner(())));
+    /// assert_eq!(*seen.lock().unwrap(), [("retry".to_string(), GiveUpReason::MaxRetries)]);
+    /// # Ok::<(), fusebox_core::ConfigError>(())
+    /// ```
     pub fn on_give_up<F>(mut self, f: F) -> Self
     where
         F: Fn(&Name, GiveUpReason) + Send + Sync + 'static,
@@ -553,6 +884,14 @@ impl<T, E> RetryBuilder<T, E> {
     }
 
     /// Validates and builds the policy.
+    ///
+    /// ```
+    /// use fusebox_core::policy::Retry;
+    /// use std::time::Duration;
+    /// assert!(Retry::<(), ()>::builder().build().is_ok());
+    /// let err = Retry::<(), ()>::builder().max_elapsed(Duration::ZERO).build().unwrap_err();
+    /// assert_eq!(err.field(), Some("max_elapsed"));
+    /// ```
     pub fn build(self) -> Result<Retry<T, E>, ConfigError>
     where
         T: 'static,
@@ -595,6 +934,19 @@ impl<T: 'static, E: 'static> RetryBuilder<T, E> {
     /// Honours server-given delays found by `hint`: a retryable result for which it returns
     /// a delay waits at least that long (up to [`max_retry_after`](Self::max_retry_after)).
     /// Set the classification first.
+    ///
+    /// ```
+    /// use fusebox_core::policy::Retry;
+    /// use fusebox_core::Error;
+    /// # use std::time::Duration;
+    /// // The error is the number of seconds the server asked to wait.
+    /// let retry = Retry::<(), u64>::builder()
+    ///     .retry_after_from(|r| r.as_ref().err()?.inner().map(|s| Duration::from_secs(*s)))
+    ///     .build()?;
+    /// let delay = retry.attempts().next_delay(&Err(Error::Inner(2)));
+    /// assert_eq!(delay, Some(Duration::from_secs(2))); // longer than the backoff's delay
+    /// # Ok::<(), fusebox_core::ConfigError>(())
+    /// ```
     pub fn retry_after_from<H>(mut self, hint: H) -> Self
     where
         H: Fn(&Result<T, Error<E>>) -> Option<Duration> + Send + Sync + 'static,
@@ -618,6 +970,22 @@ where
 {
     /// Honours server-given delays carried by values and errors through [`RetryAfterHint`]
     /// (a breaker's rejection carries its own). Set the classification first.
+    ///
+    /// ```
+    /// use fusebox_core::policy::{Retry, RetryAfterHint};
+    /// use fusebox_core::Error;
+    /// # use std::time::Duration;
+    /// struct Throttled(u64); // a 429 with `Retry-After: <seconds>`
+    /// impl RetryAfterHint for Throttled {
+    ///     fn retry_after(&self) -> Option<Duration> {
+    ///         Some(Duration::from_secs(self.0))
+    ///     }
+    /// }
+    /// let retry = Retry::<(), Throttled>::builder().honor_retry_after().build()?;
+    /// let delay = retry.attempts().next_delay(&Err(Error::Inner(Throttled(3))));
+    /// assert_eq!(delay, Some(Duration::from_secs(3)));
+    /// # Ok::<(), fusebox_core::ConfigError>(())
+    /// ```
     pub fn honor_retry_after(self) -> Self {
         self.retry_after_from(|r: &Result<T, Error<E>>| match r {
             Ok(v) => v.retry_after(),

@@ -34,6 +34,14 @@ pub struct Timeout {
 
 impl Timeout {
     /// A timeout of `after`; zero is refused.
+    ///
+    /// ```
+    /// use fusebox_core::policy::Timeout;
+    /// use std::time::Duration;
+    /// assert!(Timeout::new(Duration::from_millis(250)).is_ok());
+    /// let err = Timeout::new(Duration::ZERO).unwrap_err();
+    /// assert_eq!(err.field(), Some("timeout"));
+    /// ```
     pub fn new(after: Duration) -> Result<Self, ConfigError> {
         if after.is_zero() {
             return Err(ConfigError::invalid("timeout", "must be longer than zero"));
@@ -42,11 +50,37 @@ impl Timeout {
     }
 
     /// The time allowed.
+    ///
+    /// ```
+    /// use fusebox_core::policy::Timeout;
+    /// use std::time::Duration;
+    /// let timeout = Timeout::new(Duration::from_secs(2))?;
+    /// assert_eq!(timeout.duration(), Duration::from_secs(2));
+    /// # Ok::<(), fusebox_core::ConfigError>(())
+    /// ```
     pub fn duration(&self) -> Duration {
         self.after
     }
 
     /// Runs `op` with this timeout.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() -> Result<(), fusebox_core::ConfigError> {
+    /// use fusebox_core::policy::Timeout;
+    /// use fusebox_core::Error;
+    /// # use std::time::Duration;
+    ///
+    /// let timeout = Timeout::new(Duration::from_secs(1))?;
+    /// let quick = timeout.call(|| async {
+    ///     tokio::time::sleep(Duration::from_millis(900)).await;
+    ///     Err::<(), _>("refused")
+    /// });
+    /// // In time: the caller's own error comes back untouched.
+    /// assert!(matches!(quick.await, Err(Error::Inner("refused"))));
+    /// # Ok(())
+    /// # }
+    /// ```
     pub async fn call<F, Fut, T, E>(&self, op: F) -> Result<T, Error<E>>
     where
         F: FnOnce() -> Fut,
