@@ -35,7 +35,7 @@ where
         + Clone
         + Send
         + 'static,
-    S::Error: std::fmt::Debug,
+    S::Error: std::fmt::Debug + Send,
     S::Future: Send,
 {
     let done = Arc::new(AtomicU64::new(0));

@@ -23,7 +23,8 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use bytes::Bytes;
 use fusebox::breaker::Breaker;
-use fusebox::tower::http::{HttpClassifier, RejectedResponse};
+use fusebox::tower::http::HttpClassifier;
+use fusebox::tower::http::axum::RejectedResponse;
 use fusebox::tower::timeout::TimeoutLayer;
 use fusebox::tower::{BoxError, BreakerLayer};
 use fusebox::{Rejected, TimedOut};
@@ -46,9 +47,15 @@ async fn price(State(p): State<Pricing>, Path(sku): Path<String>) -> (StatusCode
     p.requests.fetch_add(1, Ordering::Relaxed);
     if p.failing.load(Ordering::Relaxed) {
         tokio::time::sleep(Duration::from_millis(50)).await; // a sick service is slow too
-        (StatusCode::INTERNAL_SERVER_ERROR, "pricing database unavailable".into())
+        (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "pricing database unavailable".into(),
+        )
     } else {
-        (StatusCode::OK, format!("{{\"sku\":\"{sku}\",\"price\":42}}"))
+        (
+            StatusCode::OK,
+            format!("{{\"sku\":\"{sku}\",\"price\":42}}"),
+        )
     }
 }
 
@@ -56,7 +63,11 @@ async fn price(State(p): State<Pricing>, Path(sku): Path<String>) -> (StatusCode
 // The service
 // ---------------------------------------------------------------------------------------
 
-type Downstream = tower::util::BoxCloneSyncService<http::Request<Empty<Bytes>>, http::Response<hyper::body::Incoming>, BoxError>;
+type Downstream = tower::util::BoxCloneSyncService<
+    http::Request<Empty<Bytes>>,
+    http::Response<hyper::body::Incoming>,
+    BoxError,
+>;
 
 #[derive(Clone)]
 struct Shop {
@@ -65,16 +76,26 @@ struct Shop {
 }
 
 async fn quote(State(shop): State<Shop>, Path(sku): Path<String>) -> Response {
-    let request = match http::Request::get(format!("{}/price/{sku}", shop.base)).body(Empty::new()) {
+    let request = match http::Request::get(format!("{}/price/{sku}", shop.base)).body(Empty::new())
+    {
         Ok(r) => r,
         Err(_) => return StatusCode::BAD_REQUEST.into_response(),
     };
     match shop.pricing.oneshot(request).await {
         Ok(resp) if resp.status().is_success() => {
-            let body = resp.into_body().collect().await.map(|b| b.to_bytes()).unwrap_or_default();
+            let body = resp
+                .into_body()
+                .collect()
+                .await
+                .map(|b| b.to_bytes())
+                .unwrap_or_default();
             (StatusCode::OK, body).into_response()
         }
-        Ok(resp) => (StatusCode::BAD_GATEWAY, format!("pricing answered {}", resp.status())).into_response(),
+        Ok(resp) => (
+            StatusCode::BAD_GATEWAY,
+            format!("pricing answered {}", resp.status()),
+        )
+            .into_response(),
         Err(e) => match e.downcast::<Rejected>() {
             Ok(rejected) => RejectedResponse(*rejected).into_response(),
             Err(e) if e.is::<TimedOut>() => StatusCode::GATEWAY_TIMEOUT.into_response(),
@@ -101,7 +122,9 @@ async fn ask(
     label: &str,
 ) -> Result<(StatusCode, Option<String>, Duration), Box<dyn std::error::Error>> {
     let start = Instant::now();
-    let resp = caller.request(http::Request::get(url).body(Empty::new())?).await?;
+    let resp = caller
+        .request(http::Request::get(url).body(Empty::new())?)
+        .await?;
     let took = start.elapsed();
     let status = StatusCode::from_u16(resp.status().as_u16())?;
     let retry_after = resp
@@ -124,7 +147,12 @@ async fn ask(
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let pricing = Pricing::default();
-    let pricing_url = serve(Router::new().route("/price/{sku}", get(price)).with_state(pricing.clone())).await?;
+    let pricing_url = serve(
+        Router::new()
+            .route("/price/{sku}", get(price))
+            .with_state(pricing.clone()),
+    )
+    .await?;
 
     let breaker = Breaker::builder("pricing")
         .failures_in_last(3, 5)
@@ -141,7 +169,12 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         pricing: tower::util::BoxCloneSyncService::new(downstream),
         base: pricing_url,
     };
-    let shop_url = serve(Router::new().route("/quote/{sku}", get(quote)).with_state(shop)).await?;
+    let shop_url = serve(
+        Router::new()
+            .route("/quote/{sku}", get(quote))
+            .with_state(shop),
+    )
+    .await?;
 
     let caller = Client::builder(TokioExecutor::new()).build_http::<Empty<Bytes>>();
     let url = format!("{shop_url}/quote/sku-7");
@@ -153,6 +186,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
 
     println!("pricing starts failing");
+    let before_outage = pricing.requests.load(Ordering::Relaxed);
     pricing.failing.store(true, Ordering::Relaxed);
     for _ in 0..8 {
         let (status, retry_after, _) = ask(&caller, &url, "failing").await?;
@@ -161,7 +195,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             fast_503s += 1;
         }
     }
-    let seen_by_pricing = pricing.requests.load(Ordering::Relaxed);
+    let outage_calls = pricing.requests.load(Ordering::Relaxed) - before_outage;
 
     println!("pricing recovers; waiting out the cooldown");
     pricing.failing.store(false, Ordering::Relaxed);
@@ -172,7 +206,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
 
     println!(
-        "pricing saw {seen_by_pricing} requests while the shop answered 11; {fast_503s} fast 503s; final state {}",
+        "during the outage the shop answered 8 requests, pricing saw {outage_calls}; {fast_503s} fast 503s; final state {}",
         breaker.state()
     );
     if !(tripped && fast_503s > 0 && recovered && breaker.state() == fusebox::State::Closed) {
