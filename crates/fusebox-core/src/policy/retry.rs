@@ -288,7 +288,9 @@ impl<T, E> fmt::Debug for Retry<T, E> {
 
 /// Builds a [`Retry`]. Defaults: 3 retries, exponential backoff from 100 ms to 10 s with full
 /// jitter, `Err` retried (the caller's errors and timeouts, never a breaker's rejection or a
-/// full bulkhead), `Ok` never retried, server hints honoured up to 60 s.
+/// full bulkhead), `Ok` never retried. Server hints are not read unless asked for
+/// ([`honor_retry_after`](Self::honor_retry_after), [`retry_after_from`](Self::retry_after_from));
+/// then they are honoured up to `max_retry_after`, 60 s by default.
 ///
 /// ```
 /// use fusebox_core::breaker::{Rejected, State};

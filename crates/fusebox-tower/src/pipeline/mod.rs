@@ -39,7 +39,7 @@ use tower_service::Service;
 use crate::BoxError;
 
 /// Runs every call to the wrapped service through a fusebox [`Pipeline`].
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct PipelineLayer<T> {
     pipeline: Pipeline<T, BoxError>,
 }
@@ -62,7 +62,7 @@ impl<S, T> Layer<S> for PipelineLayer<T> {
 }
 
 /// A service whose calls run through a pipeline; see [`PipelineLayer`].
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct PipelineService<S, T> {
     inner: S,
     pipeline: Pipeline<T, BoxError>,
@@ -119,5 +119,23 @@ where
             };
             pipeline.call(attempt).await.map_err(into_box)
         })
+    }
+}
+
+// Not derived: a derive would require `T: Clone`, and responses rarely are.
+impl<T> Clone for PipelineLayer<T> {
+    fn clone(&self) -> Self {
+        PipelineLayer {
+            pipeline: self.pipeline.clone(),
+        }
+    }
+}
+
+impl<S: Clone, T> Clone for PipelineService<S, T> {
+    fn clone(&self) -> Self {
+        PipelineService {
+            inner: self.inner.clone(),
+            pipeline: self.pipeline.clone(),
+        }
     }
 }

@@ -33,7 +33,7 @@ use crate::BoxError;
 /// # Ok(())
 /// # }
 /// ```
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct RetryLayer<T, P = CloneRequests> {
     policy: Retry<T, BoxError>,
     requests: P,
@@ -69,5 +69,15 @@ impl<S, T, P: Clone> Layer<S> for RetryLayer<T, P> {
 
     fn layer(&self, inner: S) -> Self::Service {
         RetryService::new(inner, self.policy.clone(), self.requests.clone())
+    }
+}
+
+// Not derived: a derive would require `T: Clone`, and responses rarely are.
+impl<T, P: Clone> Clone for RetryLayer<T, P> {
+    fn clone(&self) -> Self {
+        RetryLayer {
+            policy: self.policy.clone(),
+            requests: self.requests.clone(),
+        }
     }
 }

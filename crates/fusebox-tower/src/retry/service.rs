@@ -7,7 +7,7 @@ use super::{ResponseFuture, RetryRequest};
 use crate::BoxError;
 
 /// A service whose calls are retried; see [`RetryLayer`](super::RetryLayer).
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct RetryService<S, T, P> {
     inner: S,
     policy: Retry<T, BoxError>,
@@ -53,5 +53,16 @@ where
             self.requests.clone(),
             self.policy.clone().into_attempts(),
         )
+    }
+}
+
+// Not derived: a derive would require `T: Clone`, and responses rarely are.
+impl<S: Clone, T, P: Clone> Clone for RetryService<S, T, P> {
+    fn clone(&self) -> Self {
+        RetryService {
+            inner: self.inner.clone(),
+            policy: self.policy.clone(),
+            requests: self.requests.clone(),
+        }
     }
 }
