@@ -879,7 +879,6 @@ impl Breaker {
         Ok(Permit {
             shared: &self.shared,
             ticket,
-            armed: true,
         })
     }
 
@@ -918,8 +917,9 @@ impl Breaker {
     /// ```
     pub fn allow_request(&self) -> bool {
         match self.try_acquire() {
-            Ok(mut permit) => {
-                permit.armed = false; // the slot is released by record_*
+            Ok(permit) => {
+                // The slot stays claimed until record_* releases it.
+                std::mem::forget(permit);
                 true
             }
             Err(_) => false,
@@ -1165,7 +1165,6 @@ impl Breaker {
 pub struct Permit<'a> {
     shared: &'a Shared,
     ticket: Ticket,
-    armed: bool,
 }
 
 /// A [`Permit`] that owns a handle to its breaker (`'static`), from
@@ -1201,9 +1200,8 @@ macro_rules! permit_methods {
         /// # Ok::<(), Box<dyn std::error::Error>>(())
         /// ```
         #[inline]
-        pub fn record(mut self, outcome: Outcome) {
-            self.armed = false;
-            self.shared.finish(self.ticket, outcome);
+        pub fn record(self, outcome: Outcome) {
+            self.finish_once(outcome);
         }
         /// Records a success.
         ///
@@ -1275,18 +1273,30 @@ macro_rules! permit_methods {
 
 impl Permit<'_> {
     permit_methods!();
+
+    #[inline]
+    fn finish_once(self, outcome: Outcome) {
+        // Not dropped: `Drop` would release the permit as unrecorded. A borrowed permit owns
+        // nothing else, so forgetting it leaks nothing (and spares a drop flag).
+        let this = std::mem::ManuallyDrop::new(self);
+        this.shared.finish(this.ticket, outcome);
+    }
 }
 
 impl OwnedPermit {
     permit_methods!();
+
+    #[inline]
+    fn finish_once(mut self, outcome: Outcome) {
+        self.armed = false;
+        self.shared.finish(self.ticket, outcome);
+    }
 }
 
 impl Drop for Permit<'_> {
     #[inline]
     fn drop(&mut self) {
-        if self.armed {
-            self.shared.release(self.ticket);
-        }
+        self.shared.release(self.ticket);
     }
 }
 

@@ -416,7 +416,13 @@ impl Bulkhead {
         F: FnOnce() -> Fut,
         Fut: Future<Output = Result<T, Error<E>>>,
     {
-        let _slot = match self.enter().await {
+        // A free slot is taken without awaiting; waiting in the queue is boxed, so the
+        // future of a call that finds a free slot carries no wait state.
+        let slot = match self.try_enter() {
+            Some(slot) => Ok(slot),
+            None => Box::pin(self.enter()).await,
+        };
+        let _slot = match slot {
             Ok(slot) => slot,
             Err(full) => {
                 tracing::debug!(bulkhead = %self.inner.name, "bulkhead full");

@@ -222,7 +222,8 @@ struct RetryInner<T, E> {
     max_elapsed: Option<Duration>,
     max_retry_after: Duration,
     backoff: Backoff,
-    classify: Classify<T, E>,
+    /// `None`: the default, [`retry_errors`], called directly rather than through a pointer.
+    classify: Option<Classify<T, E>>,
     budget: Option<RetryBudget>,
     seed: Option<u64>,
     clock: ClockHandle,
@@ -437,16 +438,40 @@ impl<T, E> Retry<T, E> {
         F: Fn() -> Fut,
         Fut: Future<Output = Result<T, Error<E>>>,
     {
-        let mut attempts = self.attempts();
-        let mut last = inner().await;
-        while let Some(delay) = attempts.next_delay(&last) {
-            drop(last);
+        // Only the start time crosses the first await; the rest of the retry state is made
+        // once the first result is in, so it takes no room in the pending future.
+        let started = self.inner.max_elapsed.map(|_| self.inner.clock.now_nanos());
+        let first = inner().await;
+        let mut attempts = RetryAttempts::begin_at(PolicyRef::Borrowed(self), started);
+        match attempts.next_delay(&first) {
+            None => first,
+            // Boxed: a call that succeeds at once (the common case) carries only a pointer's
+            // worth of retry state, which keeps pipelines that nest this future small.
+            Some(delay) => Box::pin(Self::retry_rest(attempts, delay, first, &inner)).await,
+        }
+    }
+
+    async fn retry_rest<F, Fut>(
+        mut attempts: RetryAttempts<'_, T, E>,
+        mut delay: Duration,
+        last: Result<T, Error<E>>,
+        inner: &F,
+    ) -> Result<T, Error<E>>
+    where
+        F: Fn() -> Fut,
+        Fut: Future<Output = Result<T, Error<E>>>,
+    {
+        drop(last);
+        loop {
             if !delay.is_zero() {
                 tokio::time::sleep(delay).await;
             }
-            last = inner().await;
+            let last = inner().await;
+            match attempts.next_delay(&last) {
+                Some(next) => delay = next,
+                None => return last,
+            }
         }
-        last
     }
 
     /// Starts the retry decisions of one call: a sans-IO stepper for callers that drive the
@@ -541,10 +566,16 @@ impl<T, E> fmt::Debug for RetryAttempts<'_, T, E> {
 impl<'a, T, E> RetryAttempts<'a, T, E> {
     fn begin(policy: PolicyRef<'a, T, E>) -> Self {
         let p = policy.inner();
+        let started = p.max_elapsed.map(|_| p.clock.now_nanos());
+        Self::begin_at(policy, started)
+    }
+
+    /// Starts the decisions of a call that began at `started` (when `max_elapsed` is set).
+    fn begin_at(policy: PolicyRef<'a, T, E>, started: Option<u64>) -> Self {
+        let p = policy.inner();
         if let Some(budget) = &p.budget {
             budget.deposit(p.clock.now_nanos());
         }
-        let started = p.max_elapsed.map(|_| p.clock.now_nanos());
         RetryAttempts {
             policy,
             started,
@@ -588,7 +619,10 @@ impl<'a, T, E> RetryAttempts<'a, T, E> {
     /// ```
     pub fn next_delay(&mut self, last: &Result<T, Error<E>>) -> Option<Duration> {
         let p = self.policy.inner();
-        let decision = (p.classify)(last);
+        let decision = match &p.classify {
+            Some(classify) => classify(last),
+            None => retry_errors(last),
+        };
         if !decision.is_retry() {
             return None;
         }
@@ -911,9 +945,6 @@ impl<T, E> RetryBuilder<T, E> {
                 .jitter(Jitter::Full)
                 .build()?,
         };
-        let classify = self
-            .classify
-            .unwrap_or_else(|| Arc::new(retry_errors::<T, E>));
         Ok(Retry {
             inner: Arc::new(RetryInner {
                 name: self.name,
@@ -921,7 +952,7 @@ impl<T, E> RetryBuilder<T, E> {
                 max_elapsed: self.max_elapsed,
                 max_retry_after: self.max_retry_after,
                 backoff,
-                classify,
+                classify: self.classify,
                 budget: self.budget,
                 seed: self.seed,
                 clock: self.clock.unwrap_or(ClockHandle::Monotonic),
