@@ -99,3 +99,18 @@ async fn a_breaker_inside_refuses_for_free() {
     let status = g.status();
     assert_eq!((status.spent, status.unknown_costs), (0.0, 0));
 }
+
+#[cfg(feature = "axum")]
+#[tokio::test]
+async fn axum_answers_a_refusal_with_503_and_retry_after() {
+    use fusebox_tower::http::axum::handle_error;
+
+    let clock = ManualClock::new();
+    clock.set(Duration::from_secs(1_704_067_200 + 3600)); // 2024-01-01 01:00 UTC
+    let g = guard(1.0, &clock);
+    g.record_cost(1.5).unwrap();
+    let refused = g.try_acquire().unwrap_err();
+    let response = handle_error(Box::new(refused)).await;
+    assert_eq!(response.status(), 503);
+    assert_eq!(response.headers()["retry-after"], "82800");
+}
