@@ -512,7 +512,6 @@ impl CostMeter {
     #[allow(clippy::result_large_err)]
     pub fn admit(&mut self, now: u64) -> Result<Admitted, Refused> {
         let now = self.advance(now);
-        self.period_active = true;
         let status = self.status_at(now);
         let events = self.raise(&status);
         match self.policy.decide(&status) {
@@ -523,6 +522,9 @@ impl CostMeter {
                 events,
             }),
             decision => {
+                // Only admitted calls make a period count for the baseline: one in which
+                // every call was refused says nothing about normal spend.
+                self.period_active = true;
                 let estimate = self.policy.estimated_cost();
                 self.reserved = saturate(self.reserved + estimate);
                 self.in_flight = self.in_flight.saturating_add(1);

@@ -124,9 +124,10 @@ impl Geometry {
 
 /// What the spend of the current window is compared with to spot a spike.
 ///
-/// The baseline learns from *closed* periods (see [`CostWindow`]) in which the guard saw at
-/// least one call; periods the guard slept through are skipped rather than counted as zero,
-/// so an idle night does not make the morning look like a spike.
+/// The baseline learns from *closed* periods (see [`CostWindow`]) in which the guard admitted
+/// a call or recorded a cost; other periods (slept through, or refused throughout) are
+/// skipped rather than counted as zero, so an idle night does not make the morning look like
+/// a spike.
 ///
 /// ```
 /// use fusebox_core::guard::{CostBaseline, SpikeCheck};

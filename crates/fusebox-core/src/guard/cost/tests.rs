@@ -261,6 +261,39 @@ fn periods_without_calls_are_skipped_not_counted_as_zero() {
 }
 
 #[test]
+fn periods_in_which_every_call_was_refused_are_skipped() {
+    let policy = CostPolicy::builder(100.0)
+        .window(rolling(60, 2))
+        .baseline(CostBaseline::Recent {
+            check: SpikeCheck::default().with_min_baseline(1.0),
+            periods: 2,
+        });
+    let mut m = meter(policy);
+    admit_and_settle(&mut m, 0, 40.0);
+    admit_and_settle(&mut m, 50 * SEC, 100.0);
+    // The minute from 60 s sees only refusals: the 100 stays in the window until 90 s.
+    assert_eq!(
+        m.admit(65 * SEC).unwrap_err().reason,
+        CostRejectReason::BudgetBreached
+    );
+    assert!(m.admit(89 * SEC).is_err());
+    admit_and_settle(&mut m, 125 * SEC, 10.0);
+    // History: 140 for the first minute, then 10; the refused minute is not a zero.
+    let status = m.status(185 * SEC);
+    assert_eq!(status.baseline.map(|r| r.baseline()), Some(75.0));
+}
+
+#[test]
+fn guards_and_permits_can_be_shared_across_threads() {
+    fn shareable<T: Clone + Send + Sync + 'static>() {}
+    fn sendable<T: Send + 'static>() {}
+    shareable::<CostGuard>();
+    shareable::<CostPolicy>();
+    sendable::<OwnedCostPermit>();
+    sendable::<CostMeter>();
+}
+
+#[test]
 fn ewma_baseline_learns_from_closed_periods_with_exact_numbers() {
     let policy = CostPolicy::builder(10_000.0)
         .window(CostWindow::CalendarHour)
