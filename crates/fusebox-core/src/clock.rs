@@ -5,6 +5,7 @@
 //!   resolution of one kernel tick, 1 to 4 ms); elsewhere it falls back to [`PreciseClock`].
 //! * [`PreciseClock`]: `std::time::Instant`, nanosecond resolution, ~20-40 ns per read on VMs.
 //! * [`ManualClock`]: moved by hand, for deterministic tests.
+//! * [`UnixClock`]: monotonic, but counting from the Unix epoch, for calendar windows.
 //! * [`TokioClock`] (feature `tokio`): follows `tokio::time`, so `tokio::time::pause` drives it.
 
 use std::fmt;
@@ -124,6 +125,60 @@ impl Clock for MonotonicClock {
             }
         }
         PreciseClock.now_nanos()
+    }
+}
+
+/// Monotonic time counted from the Unix epoch (1970-01-01 00:00 UTC): the system clock is read
+/// once, when the clock is made, and the monotonic clock advances it from there.
+///
+/// Calendar windows (an hour or a day in UTC) need to know where hours begin, which a clock
+/// with an arbitrary origin cannot tell. Reading the wall clock on every call would let an NTP
+/// step move time backwards; anchoring once keeps time monotonic at the price of not
+/// following later corrections (a drift of at most the host clock's slew, a few seconds a day).
+///
+/// ```
+/// use fusebox_core::clock::{Clock, UnixClock};
+///
+/// let clock = UnixClock::new();
+/// let a = clock.now_nanos();
+/// assert!(a > 1_600_000_000_000_000_000); // after September 2020
+/// assert!(clock.now_nanos() >= a);
+/// ```
+#[derive(Debug, Clone, Copy)]
+pub struct UnixClock {
+    unix_origin: u64,
+    origin: Instant,
+}
+
+impl UnixClock {
+    /// A clock anchored to the system's wall clock now. A wall clock set before 1970 counts
+    /// from the epoch itself.
+    ///
+    /// ```
+    /// use fusebox_core::clock::{Clock, UnixClock};
+    /// assert!(UnixClock::new().now_nanos() > 0);
+    /// ```
+    pub fn new() -> Self {
+        let since_epoch = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default();
+        UnixClock {
+            unix_origin: duration_to_nanos(since_epoch),
+            origin: Instant::now(),
+        }
+    }
+}
+
+impl Default for UnixClock {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Clock for UnixClock {
+    fn now_nanos(&self) -> u64 {
+        self.unix_origin
+            .saturating_add(duration_to_nanos(self.origin.elapsed()))
     }
 }
 
@@ -324,6 +379,11 @@ impl IntoClock for ManualClock {
 }
 #[cfg(feature = "tokio")]
 impl IntoClock for TokioClock {
+    fn into_handle(self) -> ClockHandleOpaque {
+        ClockHandleOpaque(ClockHandle::Custom(Arc::new(self)))
+    }
+}
+impl IntoClock for UnixClock {
     fn into_handle(self) -> ClockHandleOpaque {
         ClockHandleOpaque(ClockHandle::Custom(Arc::new(self)))
     }

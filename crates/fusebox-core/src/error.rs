@@ -197,6 +197,10 @@ pub enum Error<E> {
     /// A bulkhead had no room for the call.
     #[error(transparent)]
     BulkheadFull(BulkheadFull),
+    /// A cost guard refused the call: budget breached, a spend spike, or an unknown cost
+    /// blocking the window.
+    #[error(transparent)]
+    CostRejected(crate::guard::CostRejected),
 }
 
 /// A call that took longer than its timeout.
@@ -270,8 +274,8 @@ impl<E> Error<E> {
         }
     }
 
-    /// Which fusebox policy stopped the call: `"breaker"`, `"timeout"` or `"bulkhead"`;
-    /// `None` when the call itself failed.
+    /// Which fusebox policy stopped the call: `"breaker"`, `"timeout"`, `"bulkhead"` or
+    /// `"cost_guard"`; `None` when the call itself failed.
     ///
     /// ```
     /// # use fusebox_core::{Error, TimedOut};
@@ -285,6 +289,7 @@ impl<E> Error<E> {
             Error::Rejected(_) => Some("breaker"),
             Error::Timeout(_) => Some("timeout"),
             Error::BulkheadFull(_) => Some("bulkhead"),
+            Error::CostRejected(_) => Some("cost_guard"),
         }
     }
 
@@ -297,6 +302,26 @@ impl<E> Error<E> {
     pub fn rejection(&self) -> Option<&crate::breaker::Rejected> {
         match self {
             Error::Rejected(r) => Some(r),
+            _ => None,
+        }
+    }
+
+    /// The refusal, if a cost guard refused the call.
+    ///
+    /// ```
+    /// # use fusebox_core::Error;
+    /// use fusebox_core::guard::{CostGuard, CostPolicy};
+    /// let guard = CostGuard::builder("llm", CostPolicy::builder(1.0).build()?).build()?;
+    /// guard.record_cost(1.0)?;
+    /// let e: Error<()> = Error::CostRejected(guard.try_acquire().unwrap_err());
+    /// assert_eq!(e.cost_rejection().map(|r| r.limit), Some(1.0));
+    /// assert_eq!(e.stopped_by(), Some("cost_guard"));
+    /// assert!(Error::Inner(()).cost_rejection().is_none());
+    /// # Ok::<(), fusebox_core::ConfigError>(())
+    /// ```
+    pub fn cost_rejection(&self) -> Option<&crate::guard::CostRejected> {
+        match self {
+            Error::CostRejected(r) => Some(r),
             _ => None,
         }
     }

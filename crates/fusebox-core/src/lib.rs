@@ -22,4 +22,5 @@ pub(crate) mod sync;
 
 pub use breaker::{Breaker, Rejected, State};
 pub use error::{BulkheadFull, ConfigError, Error, TimedOut};
+pub use guard::CostRejected;
 pub use outcome::{Classifier, ErrIsFailure, FailureWhen, Outcome};

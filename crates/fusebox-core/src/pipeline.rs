@@ -1,4 +1,5 @@
-//! Pipelines: fallback, timeout, retry, breaker and bulkhead stacked in the order written.
+//! Pipelines: fallback, timeout, retry, breaker, bulkhead and cost guard stacked in the order
+//! written.
 //!
 //! # Order
 //!
@@ -23,6 +24,8 @@
 //!   not while a retry sleeps; outermost, it also caps calls waiting on backoff.
 //! * **Fallback outermost** answers whatever stopped the call; narrow it with
 //!   [`Fallback::when`] or [`Fallback::on_rejected`].
+//! * **A cost guard inside the retry** admits and costs every attempt, since every attempt is
+//!   billed; outside it, it would see one permit and only the final result per call.
 
 use std::fmt;
 use std::future::Future;
@@ -32,6 +35,7 @@ use std::time::Duration;
 use crate::ConfigError;
 use crate::breaker::Breaker;
 use crate::error::Error;
+use crate::guard::CostGuard;
 use crate::outcome::Outcome;
 use crate::policy::{Bulkhead, Fallback, Retry, Timeout};
 
@@ -49,6 +53,7 @@ use crate::policy::{Bulkhead, Fallback, Retry, Timeout};
 pub const MAX_DEPTH: usize = 6;
 
 type ClassifyOutcome<T, E> = Arc<dyn Fn(&Result<T, Error<E>>) -> Outcome + Send + Sync>;
+type ExtractCost<T, E> = Arc<dyn Fn(&Result<T, Error<E>>) -> Option<f64> + Send + Sync>;
 
 enum Slot<T, E> {
     Fallback(Fallback<T, E>),
@@ -56,6 +61,7 @@ enum Slot<T, E> {
     Retry(Retry<T, E>),
     Breaker(Breaker, Option<ClassifyOutcome<T, E>>),
     Bulkhead(Bulkhead),
+    Cost(CostGuard, ExtractCost<T, E>),
 }
 
 impl<T, E> Clone for Slot<T, E> {
@@ -66,6 +72,7 @@ impl<T, E> Clone for Slot<T, E> {
             Slot::Retry(r) => Slot::Retry(r.clone()),
             Slot::Breaker(b, c) => Slot::Breaker(b.clone(), c.clone()),
             Slot::Bulkhead(b) => Slot::Bulkhead(b.clone()),
+            Slot::Cost(g, x) => Slot::Cost(g.clone(), Arc::clone(x)),
         }
     }
 }
@@ -78,6 +85,7 @@ impl<T, E> fmt::Debug for Slot<T, E> {
             Slot::Retry(x) => x.fmt(f),
             Slot::Breaker(b, _) => b.fmt(f),
             Slot::Bulkhead(x) => x.fmt(f),
+            Slot::Cost(g, _) => g.fmt(f),
         }
     }
 }
@@ -91,6 +99,15 @@ fn breaker_outcome<T, E>(result: &Result<T, Error<E>>) -> Outcome {
         Err(Error::Inner(_)) | Err(Error::Timeout(_)) => Outcome::Failure,
         Err(_) => Outcome::Ignored,
     }
+}
+
+/// Whether a policy further in refused the call before it reached the dependency, so it
+/// cannot have cost anything.
+fn never_ran<T, E>(result: &Result<T, Error<E>>) -> bool {
+    matches!(
+        result,
+        Err(Error::Rejected(_)) | Err(Error::BulkheadFull(_)) | Err(Error::CostRejected(_))
+    )
 }
 
 impl<T, E> Slot<T, E> {
@@ -112,6 +129,16 @@ impl<T, E> Slot<T, E> {
                     Some(c) => c(&result),
                 };
                 permit.record(outcome);
+                result
+            }
+            Slot::Cost(g, extract) => {
+                let permit = g.try_acquire().map_err(Error::CostRejected)?;
+                let result = inner().await;
+                if never_ran(&result) {
+                    permit.cancel();
+                } else {
+                    permit.record(extract(&result));
+                }
                 result
             }
         }
@@ -445,6 +472,51 @@ impl<T, E> PipelineBuilder<T, E> {
     /// ```
     pub fn bulkhead(self, bulkhead: Bulkhead) -> Self {
         self.push(Slot::Bulkhead(bulkhead))
+    }
+
+    /// Adds a cost guard; `extractor` tells each call's cost from its result (`None`: unknown,
+    /// counted as the guard's [`UnknownCost`](crate::guard::UnknownCost) says).
+    ///
+    /// A refusal by a breaker, bulkhead or cost guard further in proves the call never reached
+    /// the dependency: its reservation is released and nothing is counted, without asking the
+    /// extractor. Every other result, errors and timeouts included, goes to the extractor.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use fusebox_core::clock::ManualClock;
+    /// use fusebox_core::guard::{CostGuard, CostPolicy};
+    /// use fusebox_core::pipeline::Pipeline;
+    /// use fusebox_core::policy::Retry;
+    /// use fusebox_core::Error;
+    ///
+    /// #[derive(Debug)]
+    /// struct Reply { tokens: u32 }
+    /// let guard = CostGuard::builder("llm", CostPolicy::builder(1.0).build()?)
+    ///     .clock(ManualClock::new())
+    ///     .build()?;
+    /// let pipeline = Pipeline::builder()
+    ///     .retry(Retry::builder().max_retries(1).build()?)
+    ///     .cost_guard(guard.clone(), |r: &Result<Reply, Error<std::io::Error>>| match r {
+    ///         Ok(reply) => Some(f64::from(reply.tokens) * 0.001),
+    ///         Err(_) => Some(0.0),
+    ///     })
+    ///     .build()?;
+    ///
+    /// let reply = pipeline.call(|| async { Ok(Reply { tokens: 600 }) }).await?;
+    /// assert_eq!(reply.tokens, 600);
+    /// assert_eq!(guard.status().spent, 0.6);
+    /// pipeline.call(|| async { Ok(Reply { tokens: 400 }) }).await?;
+    /// let refused = pipeline.call(|| async { Ok(Reply { tokens: 1 }) }).await.unwrap_err();
+    /// assert_eq!(refused.stopped_by(), Some("cost_guard"));
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn cost_guard<X>(self, guard: CostGuard, extractor: X) -> Self
+    where
+        X: Fn(&Result<T, Error<E>>) -> Option<f64> + Send + Sync + 'static,
+    {
+        self.push(Slot::Cost(guard, Arc::new(extractor)))
     }
 
     /// Validates and builds the pipeline.

@@ -1,10 +1,11 @@
-use fusebox_core::{BulkheadFull, Error, Rejected, TimedOut};
+use fusebox_core::{BulkheadFull, CostRejected, Error, Rejected, TimedOut};
 
 /// The error type of every fusebox service: tower's usual boxed error.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
-/// Recovers fusebox's typed reasons from a boxed error: a rejection, a timeout or a full
-/// bulkhead become their [`Error`] variants; anything else is the caller's error.
+/// Recovers fusebox's typed reasons from a boxed error: a rejection, a timeout, a full
+/// bulkhead or a cost guard's refusal become their [`Error`] variants; anything else is the
+/// caller's error.
 ///
 /// ```
 /// use fusebox_tower::{classify_error, BoxError};
@@ -25,8 +26,12 @@ pub fn classify_error(error: BoxError) -> Error<BoxError> {
         Ok(t) => return Error::Timeout(*t),
         Err(e) => e,
     };
-    match error.downcast::<BulkheadFull>() {
-        Ok(b) => Error::BulkheadFull(*b),
+    let error = match error.downcast::<BulkheadFull>() {
+        Ok(b) => return Error::BulkheadFull(*b),
+        Err(e) => e,
+    };
+    match error.downcast::<CostRejected>() {
+        Ok(c) => Error::CostRejected(*c),
         Err(e) => Error::Inner(e),
     }
 }

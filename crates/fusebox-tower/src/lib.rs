@@ -1,22 +1,23 @@
 //! # fusebox-tower
 //!
 //! tower [`Layer`](tower_layer::Layer)s for fusebox: a circuit breaker, retry, timeout,
-//! bulkhead and fallback, each a `XxxLayer` + service + `ResponseFuture` that compose with
-//! `tower::ServiceBuilder` and with each other; HTTP classification and helpers; breakers
-//! keyed by host, route or tenant.
+//! bulkhead, fallback and cost guard, each a `XxxLayer` + service + `ResponseFuture` that
+//! compose with `tower::ServiceBuilder` and with each other; HTTP classification and helpers;
+//! breakers keyed by host, route or tenant.
 //!
 //! # Errors
 //!
 //! Every service here returns [`BoxError`], the tower convention, so layers stack in any order
 //! with any other tower middleware. The caller's error stays intact inside it, and fusebox's
 //! own reasons are typed: downcast to [`Rejected`](fusebox_core::Rejected),
-//! [`TimedOut`](fusebox_core::TimedOut) or [`BulkheadFull`](fusebox_core::BulkheadFull), or
-//! call [`classify_error`] to get a [`fusebox_core::Error`] back.
+//! [`TimedOut`](fusebox_core::TimedOut), [`BulkheadFull`](fusebox_core::BulkheadFull) or
+//! [`CostRejected`](fusebox_core::CostRejected), or call [`classify_error`] to get a
+//! [`fusebox_core::Error`] back.
 //!
 //! # Readiness
 //!
-//! `poll_ready` only reports the inner service's readiness; an open breaker or a full
-//! bulkhead shows as an error from `call` (a ready future that fails at once), never as
+//! `poll_ready` only reports the inner service's readiness; an open breaker, a full bulkhead
+//! or a spent budget shows as an error from `call` (a ready future that fails at once), never as
 //! unreadiness. Pending readiness would stall a `Buffer`'s worker and every caller behind it
 //! until something woke it, and an error from `poll_ready` makes a load balancer or `Buffer`
 //! treat the service as permanently failed. A fast, typed per-call error lets the caller
@@ -26,6 +27,7 @@
 
 pub mod breaker;
 pub mod bulkhead;
+pub mod cost;
 mod error;
 pub mod fallback;
 #[cfg(feature = "http")]

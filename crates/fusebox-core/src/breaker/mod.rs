@@ -36,6 +36,7 @@ pub use config::{BreakerConfig, BreakerSettings, CloseRule, Cooldown, WindowKind
 pub use machine::{Change, Machine, Refused, Ticket};
 pub use name::Name;
 pub use rules::{Counters, Decision, decide};
+pub(crate) use shell::RetryHint;
 pub use shell::{Breaker, BreakerBuilder, BreakerListener, OwnedPermit, Permit, Rejected};
 pub use stats::{
     LoggedOutcome, OutcomeEntry, Snapshot, State, Transition, TransitionReason, TripReason,

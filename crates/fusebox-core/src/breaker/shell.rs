@@ -57,7 +57,8 @@ pub struct Rejected {
     pub retry_after: Option<Duration>,
 }
 
-struct RetryHint(Option<Duration>);
+/// Formats a retry-after hint as `; retry after 10s`, or nothing when there is none.
+pub(crate) struct RetryHint(pub(crate) Option<Duration>);
 
 impl fmt::Display for RetryHint {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

@@ -1,6 +1,6 @@
-//! Spend guards: budget checks, spike detection and EWMA baselines.
+//! Spend guards: budget checks, spike detection, EWMA baselines and the cost guard built on them.
 //!
-//! Everything here is sans-IO: plain functions of their inputs, no clock read, no I/O, no
+//! The checks are sans-IO: plain functions of their inputs, no clock read, no I/O, no
 //! randomness. Each check returns a typed report (`Debug + Clone + PartialEq`, serde behind the
 //! `serde` feature) meant to be written to an audit log as is, and rejects every invalid input
 //! with a [`ConfigError::Invalid`](crate::ConfigError::Invalid) naming the field.
@@ -10,6 +10,9 @@
 //! * [`EwmaBaseline`], [`SeasonalBaseline`], [`KeyedBaselines`]: a slowly moving baseline of
 //!   normal spend, optionally one per hour of the week and one per key such as
 //!   `(service, model)`, flagging values far above it as a [`SpendAnomaly`].
+//! * [`CostGuard`] (with its sans-IO core [`CostMeter`]): a breaker that trips on spend,
+//!   accumulating the cost of calls in a window and refusing calls once the budget is breached
+//!   or the window spikes; see the [`cost`] module.
 //!
 //! Every number in a report is finite: results that would overflow `f64` saturate at
 //! [`f64::MAX`], so reports always serialize.
@@ -26,6 +29,7 @@
 //! ```
 
 mod budget;
+pub mod cost;
 mod ewma;
 mod hour;
 mod keyed;
@@ -36,6 +40,12 @@ mod spike;
 mod proptests;
 
 pub use budget::{BudgetCheck, BudgetStatus};
+pub use cost::{
+    Admitted, BaselineReading, CostBaseline, CostDecision, CostEvent, CostEventKind, CostEvents,
+    CostExtractor, CostGuard, CostGuardBuilder, CostListener, CostMeter, CostPermit, CostPolicy,
+    CostPolicyBuilder, CostRejectReason, CostRejected, CostStatus, CostTicket, CostWindow,
+    OwnedCostPermit, Refused, Settled, UnknownCost,
+};
 pub use ewma::{EwmaBaseline, EwmaConfig, EwmaReading, SpendAnomaly};
 pub use hour::HourOfWeek;
 pub use keyed::KeyedBaselines;

@@ -85,6 +85,7 @@ impl<E: RetryAfterHint> RetryAfterHint for Error<E> {
         match self {
             Error::Inner(e) => e.retry_after(),
             Error::Rejected(r) => r.retry_after,
+            Error::CostRejected(r) => r.retry_after,
             _ => None,
         }
     }
@@ -120,6 +121,8 @@ pub enum RetryReason {
     Rejected,
     /// An inner bulkhead was full.
     BulkheadFull,
+    /// An inner cost guard refused the call.
+    CostRejected,
 }
 
 impl RetryReason {
@@ -130,6 +133,7 @@ impl RetryReason {
             Err(Error::Timeout(_)) => RetryReason::Timeout,
             Err(Error::Rejected(_)) => RetryReason::Rejected,
             Err(Error::BulkheadFull(_)) => RetryReason::BulkheadFull,
+            Err(Error::CostRejected(_)) => RetryReason::CostRejected,
         }
     }
 
@@ -147,6 +151,7 @@ impl RetryReason {
             RetryReason::Timeout => "timeout",
             RetryReason::Rejected => "rejected",
             RetryReason::BulkheadFull => "bulkhead_full",
+            RetryReason::CostRejected => "cost_rejected",
         }
     }
 }

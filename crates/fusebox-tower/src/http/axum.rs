@@ -1,16 +1,20 @@
 //! Ready-made axum responses for fusebox's refusals.
 //!
-//! | Error             | Status                      | `Retry-After`                   |
-//! |-------------------|-----------------------------|---------------------------------|
-//! | breaker rejection | `503 Service Unavailable`   | seconds, when the breaker knows |
-//! | full bulkhead     | `503 Service Unavailable`   | none                            |
-//! | timeout           | `504 Gateway Timeout`       | none                            |
-//! | anything else     | `500 Internal Server Error` | none                            |
+//! | Error              | Status                      | `Retry-After`                   |
+//! |--------------------|-----------------------------|---------------------------------|
+//! | breaker rejection  | `503 Service Unavailable`   | seconds, when the breaker knows |
+//! | full bulkhead      | `503 Service Unavailable`   | none                            |
+//! | cost guard refusal | `503 Service Unavailable`   | seconds, when the guard knows   |
+//! | timeout            | `504 Gateway Timeout`       | none                            |
+//! | anything else      | `500 Internal Server Error` | none                            |
 //!
 //! A full bulkhead answers 503 rather than 429: 429 tells one client that *it* sends too
 //! much, while a full bulkhead means the service as a whole has no room, whoever asks.
 //!
-//! Bodies are one line of plain text naming the breaker or bulkhead. The text of any other
+//! A cost guard's refusal is the service declining to spend, for every client alike, so it
+//! answers 503 too; its body names the guard and the reason but never the spend figures.
+//!
+//! Bodies are one line of plain text naming the breaker, bulkhead or guard. The text of any other
 //! error stays on the server: it is logged with `tracing` and the client reads a generic
 //! message, so internal details never leak into responses.
 //!
@@ -38,7 +42,7 @@ use std::fmt;
 use std::time::Duration;
 
 use axum_core::response::{IntoResponse, Response};
-use fusebox_core::{BulkheadFull, Error, Rejected, TimedOut};
+use fusebox_core::{BulkheadFull, CostRejected, Error, Rejected, TimedOut};
 use http::header::RETRY_AFTER;
 use http::{HeaderValue, StatusCode};
 
@@ -171,6 +175,7 @@ fn error_response<E: fmt::Display>(error: Error<E>) -> Response {
     match error {
         Error::Rejected(rejected) => RejectedResponse(rejected).into_response(),
         Error::BulkheadFull(full) => bulkhead_full_response(&full),
+        Error::CostRejected(refused) => cost_rejected_response(&refused),
         Error::Timeout(timed_out) => timeout_response(timed_out),
         Error::Inner(inner) => internal_error_response(&inner),
         other => internal_error_response(&other),
@@ -181,6 +186,22 @@ fn bulkhead_full_response(full: &BulkheadFull) -> Response {
     tracing::debug!(bulkhead = %full.name, "bulkhead full; answering 503");
     let message = format!("service unavailable: bulkhead `{}` is full", full.name);
     (StatusCode::SERVICE_UNAVAILABLE, message).into_response()
+}
+
+fn cost_rejected_response(refused: &CostRejected) -> Response {
+    let reason = refused.reason.as_str();
+    tracing::debug!(guard = %refused.name, reason, "call refused by cost guard; answering 503");
+    let message = format!(
+        "service unavailable: cost guard `{}` refused the call ({reason})",
+        refused.name
+    );
+    let mut response = (StatusCode::SERVICE_UNAVAILABLE, message).into_response();
+    if let Some(wait) = refused.retry_after {
+        response
+            .headers_mut()
+            .insert(RETRY_AFTER, HeaderValue::from(retry_after_seconds(wait)));
+    }
+    response
 }
 
 fn timeout_response(timed_out: TimedOut) -> Response {

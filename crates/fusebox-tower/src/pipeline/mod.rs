@@ -77,6 +77,7 @@ pub(crate) fn into_box(error: Error<BoxError>) -> BoxError {
         Error::Rejected(r) => Box::new(r),
         Error::Timeout(t) => Box::new(t),
         Error::BulkheadFull(b) => Box::new(b),
+        Error::CostRejected(c) => Box::new(c),
         other => other.to_string().into(),
     }
 }
