@@ -74,6 +74,12 @@ impl Clock for PreciseClock {
 /// [`PreciseClock`] when slow-call thresholds are below ~50 ms (the breaker builder does this
 /// by itself when no clock was chosen).
 ///
+/// Where a millisecond of staleness is harmless (is an OPEN breaker's cooldown over? which
+/// bucket of a time-based window does an outcome go in?), breakers on this clock read a
+/// process-wide copy of it that one background thread, started on first use, refreshes about
+/// every millisecond: a load instead of a clock read. That copy never runs ahead of the
+/// clock, so a cooldown never ends early; it may be noticed a tick late.
+///
 /// ```
 /// use fusebox_core::clock::{Clock, MonotonicClock};
 /// let a = MonotonicClock.now_nanos();
@@ -322,6 +328,46 @@ impl Clock for TokioClock {
     }
 }
 
+/// The most recent [`MonotonicClock`] time, refreshed about every millisecond by one
+/// background thread per process, started the first time it is needed; 0 before the first
+/// tick.
+static RECENT_NANOS: AtomicU64 = AtomicU64::new(0);
+
+/// Starts the refreshing thread once; `false` when the platform cannot spawn threads.
+fn start_recent_ticker() -> bool {
+    static STARTED: OnceLock<bool> = OnceLock::new();
+    *STARTED.get_or_init(|| {
+        #[cfg(loom)]
+        {
+            false
+        }
+        #[cfg(not(loom))]
+        {
+            std::thread::Builder::new()
+                .name("fusebox-clock".into())
+                .spawn(|| {
+                    loop {
+                        RECENT_NANOS.store(MonotonicClock.now_nanos(), Ordering::Relaxed);
+                        std::thread::sleep(Duration::from_millis(1));
+                    }
+                })
+                .is_ok()
+        }
+    })
+}
+
+/// [`MonotonicClock`] time at most about a millisecond old, for a load instead of a clock
+/// read. It is never ahead of the real time, so a deadline judged with it is never passed
+/// early, only noticed up to one tick (or a scheduling delay) late.
+pub(crate) fn recent_monotonic_nanos() -> u64 {
+    let recent = RECENT_NANOS.load(Ordering::Relaxed);
+    if recent != 0 {
+        return recent;
+    }
+    start_recent_ticker();
+    MonotonicClock.now_nanos()
+}
+
 /// The clock a breaker holds: the built-in clocks are matched statically, so the hot path
 /// pays no indirect call for them.
 #[derive(Debug, Clone)]
@@ -340,6 +386,17 @@ impl ClockHandle {
             ClockHandle::Precise => PreciseClock.now_nanos(),
             ClockHandle::Manual(c) => c.now_nanos(),
             ClockHandle::Custom(c) => c.now_nanos(),
+        }
+    }
+
+    /// The time where a millisecond of staleness is harmless (is a cooldown over? which
+    /// bucket does this outcome go in?): a load from the process-wide recent time for the
+    /// default clock, a real read for every other clock.
+    #[inline]
+    pub(crate) fn recent_nanos(&self) -> u64 {
+        match self {
+            ClockHandle::Monotonic => recent_monotonic_nanos(),
+            other => other.now_nanos(),
         }
     }
 }

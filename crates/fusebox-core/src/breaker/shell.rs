@@ -670,7 +670,9 @@ fn generation_of(word: u64) -> u64 {
 #[derive(Debug, Clone, Copy)]
 struct Ticket {
     generation: u64,
-    trial: bool,
+    /// 1 for a half-open trial. A full word, not a `bool`: a one-byte store followed by the
+    /// ticket being copied as words stalls store-to-load forwarding on every call.
+    trial: u64,
     started: u64,
 }
 
@@ -1267,7 +1269,7 @@ macro_rules! permit_methods {
         /// # Ok::<(), Box<dyn std::error::Error>>(())
         /// ```
         pub fn is_trial(&self) -> bool {
-            self.ticket.trial
+            self.ticket.trial != 0
         }
     };
 }
@@ -1314,7 +1316,7 @@ impl fmt::Debug for Permit<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Permit")
             .field("breaker", &self.shared.name)
-            .field("trial", &self.ticket.trial)
+            .field("trial", &(self.ticket.trial != 0))
             .finish()
     }
 }
@@ -1323,7 +1325,7 @@ impl fmt::Debug for OwnedPermit {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("OwnedPermit")
             .field("breaker", &self.shared.name)
-            .field("trial", &self.ticket.trial)
+            .field("trial", &(self.ticket.trial != 0))
             .finish()
     }
 }
@@ -1348,7 +1350,7 @@ impl Shared {
             let started = if self.times_calls { self.now() } else { 0 };
             return Ok(Ticket {
                 generation: generation_of(word),
-                trial: false,
+                trial: 0,
                 started,
             });
         }
@@ -1365,18 +1367,21 @@ impl Shared {
                     let started = if self.times_calls { self.now() } else { 0 };
                     return Ok(Ticket {
                         generation: generation_of(word),
-                        trial: false,
+                        trial: 0,
                         started,
                     });
                 }
                 State::ForcedOpen => return Err(self.reject(State::ForcedOpen, None, None)),
                 State::Open => {
-                    let now = self.now();
+                    // Rejections are the flood while a dependency is down: judge the
+                    // cooldown on the recent time, and read the clock only to end it.
+                    let recent = self.clock.recent_nanos();
                     let until = self.open_until.load(Ordering::Acquire);
-                    if now < until {
-                        let left = Duration::from_nanos(until - now);
-                        return Err(self.reject(State::Open, Some(left), Some(now)));
+                    if recent < until {
+                        let left = Duration::from_nanos(until - recent);
+                        return Err(self.reject(State::Open, Some(left), Some(recent)));
                     }
+                    let now = self.now().max(recent);
                     self.transition(
                         word,
                         State::HalfOpen,
@@ -1394,7 +1399,7 @@ impl Shared {
                         Admission::Admitted => {
                             return Ok(Ticket {
                                 generation,
-                                trial: true,
+                                trial: 1,
                                 started: self.now(),
                             });
                         }
@@ -1476,7 +1481,7 @@ impl Shared {
 
     #[inline]
     fn finish(&self, ticket: Ticket, outcome: Outcome) {
-        if ticket.trial {
+        if ticket.trial != 0 {
             return self.finish_trial(ticket, outcome);
         }
         if outcome == Outcome::Ignored {
@@ -1487,8 +1492,11 @@ impl Shared {
             return; // admitted before a transition: says nothing about the new state
         }
         let failure = outcome == Outcome::Failure;
-        let now = if self.records_time || failure {
+        // A slow-call rule needs the exact time; a window bucket or a log entry does not.
+        let now = if self.times_calls {
             self.now()
+        } else if self.records_time || failure {
+            self.clock.recent_nanos()
         } else {
             0
         };
@@ -1589,7 +1597,7 @@ impl Shared {
 
     #[inline]
     fn release(&self, ticket: Ticket) {
-        if ticket.trial {
+        if ticket.trial != 0 {
             self.gate.finish(ticket.generation, None);
         }
     }
@@ -1599,7 +1607,7 @@ impl Shared {
         let now = self.now();
         let ticket = Ticket {
             generation: generation_of(word),
-            trial: state_of(word) == State::HalfOpen,
+            trial: u64::from(state_of(word) == State::HalfOpen),
             started: now,
         };
         self.finish(ticket, outcome);
