@@ -2,7 +2,7 @@
 //! wrapped in fusebox's breaker layer, against a local axum server. Runs are alternated
 //! (bare, fusebox, bare, fusebox, ...) so drift on a shared machine hits both alike.
 //!
-//! `cargo bench --bench http_load` (about 16 s; `LOAD_SECONDS` and `LOAD_ROUNDS` adjust it)
+//! `cargo bench --bench http_load` (about 20 s; `LOAD_SECONDS` and `LOAD_ROUNDS` adjust it)
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -70,8 +70,8 @@ where
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     // Criterion-style arguments (`--bench`) are accepted and ignored.
-    let seconds = env_or("LOAD_SECONDS", 2);
-    let rounds = env_or("LOAD_ROUNDS", 4);
+    let seconds = env_or("LOAD_SECONDS", 1).max(1);
+    let rounds = env_or("LOAD_ROUNDS", 10).max(1);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -94,19 +94,33 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             .layer(client.clone());
 
         let _ = load(client.clone(), &url, 1).await; // warm up connections
-        let (mut bare, mut fused) = (0.0, 0.0);
+        // Paired rounds, the order swapped every round so drift on a shared machine cancels
+        // out; the verdict is the median of the per-round ratios, not the mean throughput.
+        let mut ratios = Vec::new();
+        let (mut bare_sum, mut fused_sum) = (0.0, 0.0);
         for round in 1..=rounds {
-            let b = load(client.clone(), &url, seconds).await;
-            let f = load(wrapped.clone(), &url, seconds).await;
-            println!("round {round}: bare {b:>9.0} req/s   fusebox breaker layer {f:>9.0} req/s");
-            bare += b;
-            fused += f;
+            let (b, f) = if round % 2 == 1 {
+                let b = load(client.clone(), &url, seconds).await;
+                (b, load(wrapped.clone(), &url, seconds).await)
+            } else {
+                let f = load(wrapped.clone(), &url, seconds).await;
+                (load(client.clone(), &url, seconds).await, f)
+            };
+            println!("round {round:>2}: bare {b:>9.0} req/s   fusebox breaker layer {f:>9.0} req/s");
+            ratios.push(f / b);
+            bare_sum += b;
+            fused_sum += f;
         }
-        let cost = (1.0 - fused / bare) * 100.0;
+        ratios.sort_by(f64::total_cmp);
+        let median = ratios[ratios.len() / 2];
         println!(
-            "mean: bare {:.0} req/s, with the breaker layer {:.0} req/s: the layer costs {cost:.2} % of throughput",
-            bare / rounds as f64,
-            fused / rounds as f64
+            "mean: bare {:.0} req/s, with the breaker layer {:.0} req/s",
+            bare_sum / rounds as f64,
+            fused_sum / rounds as f64
+        );
+        println!(
+            "median of paired rounds: the layer costs {:.2} % of throughput",
+            (1.0 - median) * 100.0
         );
         println!("breaker after the run: {:?}", breaker.snapshot().window);
         Ok(())
