@@ -106,7 +106,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 let f = load(wrapped.clone(), &url, seconds).await;
                 (load(client.clone(), &url, seconds).await, f)
             };
-            println!("round {round:>2}: bare {b:>9.0} req/s   fusebox breaker layer {f:>9.0} req/s");
+            println!(
+                "round {round:>2}: bare {b:>9.0} req/s   fusebox breaker layer {f:>9.0} req/s"
+            );
             ratios.push(f / b);
             bare_sum += b;
             fused_sum += f;
