@@ -649,6 +649,7 @@ impl BreakerBuilder {
 }
 
 const CLOSED: u64 = 0;
+const OPEN: u64 = 1;
 const DISABLED: u64 = 4;
 const STATE_BITS: u64 = 3;
 const STATE_MASK: u64 = (1 << STATE_BITS) - 1;
@@ -700,6 +701,8 @@ struct Shared {
     times_calls: bool,
     /// Whether recording any outcome needs the time (time window, outcome log, slow rule).
     records_time: bool,
+    /// No listener and no outcome log: a rejection has nothing to report beyond `tracing`.
+    quiet_rejections: bool,
 }
 
 /// A circuit breaker: named, cheap to clone, shared by every clone.
@@ -794,6 +797,7 @@ impl Breaker {
         let times_calls = config.measures_duration();
         let records_time =
             times_calls || log.is_some() || matches!(config.window, Some(WindowKind::Time { .. }));
+        let quiet_rejections = listeners.is_empty() && log.is_none();
         Breaker {
             shared: Arc::new(Shared {
                 state: Padded(AtomicU64::new(encode(State::Closed, 0))),
@@ -814,6 +818,7 @@ impl Breaker {
                 listeners: listeners.into_boxed_slice(),
                 times_calls,
                 records_time,
+                quiet_rejections,
             }),
         }
     }
@@ -1353,6 +1358,20 @@ impl Shared {
                 trial: 0,
                 started,
             });
+        }
+        if code == OPEN && self.quiet_rejections {
+            // While a dependency is down rejections are the common path: two loads, no
+            // clock read, no call into the cold path until the cooldown is over.
+            let recent = self.clock.recent_nanos();
+            let until = self.open_until.load(Ordering::Acquire);
+            if recent < until {
+                tracing::trace!(breaker = %self.name, state = "open", "call rejected");
+                return Err(Rejected {
+                    name: self.name.clone(),
+                    state: State::Open,
+                    retry_after: Some(Duration::from_nanos(until - recent)),
+                });
+            }
         }
         self.acquire_slow(word)
     }
