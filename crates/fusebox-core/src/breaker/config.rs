@@ -203,6 +203,20 @@ pub enum Cooldown {
 }
 
 impl Cooldown {
+    /// The cooldown after the `trips`-th trip, drawing the jitter from `rng` only when the
+    /// cooldown has any (so a seeded generator advances the same way in every breaker kind).
+    pub(crate) fn draw<R: rand::Rng + ?Sized>(&self, trips: u32, rng: &mut R) -> Duration {
+        let jitter = match *self {
+            Cooldown::Fixed { jitter, .. } | Cooldown::Growing { jitter, .. } => jitter,
+        };
+        let unit = if jitter > 0.0 {
+            rng.random::<f64>()
+        } else {
+            0.5
+        };
+        self.after_trips(trips, unit)
+    }
+
     /// The cooldown after the `trips`-th consecutive trip (1 for the first), given a uniform
     /// random draw `unit` within `[0, 1)` for the jitter. Pure.
     ///
@@ -424,10 +438,6 @@ impl BreakerConfig {
     }
 }
 
-fn duration_nanos(d: Duration) -> u64 {
-    u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
-}
-
 impl BreakerSettings {
     /// Validates the settings into a [`BreakerConfig`]; `custom` is an extra rule given in code.
     pub(crate) fn validate(
@@ -470,7 +480,7 @@ impl BreakerSettings {
                         format!("must be at most {MAX_WINDOW_BUCKETS}, got {buckets}"),
                     ));
                 }
-                if duration_nanos(span) / u64::from(buckets) < 1_000_000 {
+                if crate::clock::nanos(span) / u64::from(buckets) < 1_000_000 {
                     return Err(ConfigError::invalid(
                         "window_buckets",
                         "each bucket must span at least 1 ms: use fewer buckets or a longer span",
@@ -493,7 +503,7 @@ impl BreakerSettings {
                 check::nonzero_duration("slow_call_threshold", threshold)?;
                 let rate = check::unit_open_low("slow_call_rate", rate.unwrap_or(1.0))?;
                 Some(SlowCallRule {
-                    threshold_nanos: duration_nanos(threshold),
+                    threshold_nanos: crate::clock::nanos(threshold),
                     rate,
                 })
             }
@@ -578,7 +588,7 @@ impl BreakerSettings {
             ));
         }
         let half_open_max_nanos = match s.half_open_max_duration {
-            Some(d) => Some(duration_nanos(check::nonzero_duration(
+            Some(d) => Some(crate::clock::nanos(check::nonzero_duration(
                 "half_open_max_duration",
                 d,
             )?)),

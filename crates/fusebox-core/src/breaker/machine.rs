@@ -6,12 +6,12 @@
 
 use std::time::Duration;
 
+use rand::SeedableRng;
 use rand::rngs::SmallRng;
-use rand::{Rng, SeedableRng};
 
 use crate::outcome::Outcome;
 
-use super::config::{BreakerConfig, Cooldown};
+use super::config::BreakerConfig;
 use super::rules::{evaluate_trip, trial_admissible, trial_verdict};
 use super::stats::{State, TransitionReason, TripReason, WindowStats};
 use super::window::{Mark, SeqWindow};
@@ -581,18 +581,10 @@ impl Machine {
         match to {
             State::Open => {
                 self.consecutive_trips = self.consecutive_trips.saturating_add(1);
-                let jitter = match self.config.cooldown {
-                    Cooldown::Fixed { jitter, .. } | Cooldown::Growing { jitter, .. } => jitter,
-                };
-                let unit = if jitter > 0.0 {
-                    self.rng.random::<f64>()
-                } else {
-                    0.5
-                };
                 let cooldown = self
                     .config
                     .cooldown
-                    .after_trips(self.consecutive_trips, unit);
+                    .draw(self.consecutive_trips, &mut self.rng);
                 self.open_until = now.saturating_add(crate::clock::nanos(cooldown));
             }
             State::HalfOpen => {

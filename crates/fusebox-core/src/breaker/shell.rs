@@ -7,8 +7,8 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
+use rand::SeedableRng;
 use rand::rngs::SmallRng;
-use rand::{Rng, SeedableRng};
 
 use crate::ConfigError;
 use crate::clock::{ClockHandle, IntoClock};
@@ -1647,15 +1647,8 @@ impl Shared {
             match to {
                 State::Open => {
                     slow.consecutive_trips = slow.consecutive_trips.saturating_add(1);
-                    let unit = if self.has_jitter() {
-                        slow.rng.random::<f64>()
-                    } else {
-                        0.5
-                    };
-                    let cooldown = self
-                        .config
-                        .cooldown
-                        .after_trips(slow.consecutive_trips, unit);
+                    let trips = slow.consecutive_trips;
+                    let cooldown = self.config.cooldown.draw(trips, &mut slow.rng);
                     let until = now.saturating_add(crate::clock::nanos(cooldown));
                     self.open_until.store(until, Ordering::Release);
                 }
@@ -1699,14 +1692,6 @@ impl Shared {
             l.on_transition(&transition);
         }
         true
-    }
-
-    fn has_jitter(&self) -> bool {
-        match self.config.cooldown {
-            super::Cooldown::Fixed { jitter, .. } | super::Cooldown::Growing { jitter, .. } => {
-                jitter > 0.0
-            }
-        }
     }
 
     fn transition_from_any(
