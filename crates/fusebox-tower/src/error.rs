@@ -35,3 +35,15 @@ pub fn classify_error(error: BoxError) -> Error<BoxError> {
         Err(e) => Error::Inner(e),
     }
 }
+
+/// The inverse of [`classify_error`]: boxes a fusebox error back into a service's error.
+pub(crate) fn into_box(error: Error<BoxError>) -> BoxError {
+    match error {
+        Error::Inner(e) => e,
+        Error::Rejected(r) => Box::new(r),
+        Error::Timeout(t) => Box::new(t),
+        Error::BulkheadFull(b) => Box::new(b),
+        Error::CostRejected(c) => Box::new(c),
+        other => other.to_string().into(),
+    }
+}

@@ -38,4 +38,5 @@ pub mod retry;
 pub mod timeout;
 
 pub use breaker::{BreakerLayer, CircuitBreaker};
+pub(crate) use error::into_box;
 pub use error::{BoxError, classify_error};

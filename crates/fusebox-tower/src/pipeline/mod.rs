@@ -31,12 +31,11 @@ use std::future::{Future, poll_fn};
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
-use fusebox_core::Error;
 use fusebox_core::pipeline::Pipeline;
 use tower_layer::Layer;
 use tower_service::Service;
 
-use crate::BoxError;
+use crate::{BoxError, into_box};
 
 /// Runs every call to the wrapped service through a fusebox [`Pipeline`].
 #[derive(Debug)]
@@ -70,17 +69,6 @@ pub struct PipelineService<S, T> {
 
 /// The boxed future of a [`PipelineService`] call.
 pub type ResponseFuture<T> = Pin<Box<dyn Future<Output = Result<T, BoxError>> + Send>>;
-
-pub(crate) fn into_box(error: Error<BoxError>) -> BoxError {
-    match error {
-        Error::Inner(e) => e,
-        Error::Rejected(r) => Box::new(r),
-        Error::Timeout(t) => Box::new(t),
-        Error::BulkheadFull(b) => Box::new(b),
-        Error::CostRejected(c) => Box::new(c),
-        other => other.to_string().into(),
-    }
-}
 
 impl<S, Req> Service<Req> for PipelineService<S, S::Response>
 where

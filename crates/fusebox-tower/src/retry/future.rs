@@ -8,8 +8,7 @@ use tokio::time::Sleep;
 use tower_service::Service;
 
 use super::RetryRequest;
-use crate::pipeline::into_box;
-use crate::{BoxError, classify_error};
+use crate::{BoxError, classify_error, into_box};
 
 pin_project! {
     /// The future of a [`RetryService`](super::RetryService) call: attempts, waits and
