@@ -11,6 +11,8 @@ pub mod breaker;
 pub mod budget;
 pub mod clock;
 mod error;
+#[cfg(feature = "tokio")]
+pub mod fleet;
 pub mod guard;
 mod outcome;
 #[cfg(feature = "tokio")]

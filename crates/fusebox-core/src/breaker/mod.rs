@@ -22,6 +22,7 @@
 
 mod config;
 mod gate;
+mod link;
 mod machine;
 mod name;
 mod rules;
@@ -33,10 +34,12 @@ mod window;
 mod loom_tests;
 
 pub use config::{BreakerConfig, BreakerSettings, CloseRule, Cooldown, WindowKind};
+pub(crate) use link::{FleetLink, Totals};
 pub use machine::{Change, Machine, Refused, Ticket};
 pub use name::Name;
 pub use rules::{Counters, Decision, decide};
 pub(crate) use shell::RetryHint;
+pub(crate) use shell::Shared as SharedState;
 pub use shell::{Breaker, BreakerBuilder, BreakerListener, OwnedPermit, Permit, Rejected};
 pub use stats::{
     LoggedOutcome, OutcomeEntry, Snapshot, State, Transition, TransitionReason, TripReason,

@@ -19,6 +19,7 @@ use crate::sync::{AtomicU32, AtomicU64, Mutex, Ordering};
 use super::Name;
 use super::config::{BreakerConfig, BreakerSettings, CustomRule, WindowKind};
 use super::gate::{Admission, HalfOpenGate};
+use super::link::{FleetLink, Totals};
 use super::rules::{evaluate_trip, trial_verdict};
 use super::stats::{
     LoggedOutcome, OutcomeEntry, Snapshot, State, Transition, TransitionReason, TripReason,
@@ -644,6 +645,26 @@ impl BreakerBuilder {
             config,
             clock,
             self.listeners,
+            None,
+        ))
+    }
+
+    /// Builds the breaker with a link to a fleet sync task.
+    pub(crate) fn build_linked(self, link: FleetLink) -> Result<Breaker, ConfigError> {
+        if self.name.is_empty() {
+            return Err(ConfigError::invalid("name", "must not be empty"));
+        }
+        let config = self.build_config()?;
+        let clock = self.clock.unwrap_or_else(|| match config.rules.slow {
+            Some(slow) if slow.threshold_nanos < 50_000_000 => ClockHandle::Precise,
+            _ => ClockHandle::Monotonic,
+        });
+        Ok(Breaker::from_parts(
+            self.name,
+            config,
+            clock,
+            self.listeners,
+            Some(Box::new(link)),
         ))
     }
 }
@@ -682,7 +703,7 @@ struct SlowPath {
     rng: SmallRng,
 }
 
-struct Shared {
+pub(crate) struct Shared {
     state: Padded<AtomicU64>,
     consecutive: Padded<AtomicU32>,
     gate: Padded<HalfOpenGate>,
@@ -703,6 +724,8 @@ struct Shared {
     records_time: bool,
     /// No listener and no outcome log: a rejection has nothing to report beyond `tracing`.
     quiet_rejections: bool,
+    /// The link to a fleet store's sync task, when the breaker is shared by a fleet.
+    fleet: Option<Box<FleetLink>>,
 }
 
 /// A circuit breaker: named, cheap to clone, shared by every clone.
@@ -779,7 +802,13 @@ impl Breaker {
     /// # Ok::<(), fusebox_core::ConfigError>(())
     /// ```
     pub fn from_config(name: impl Into<Name>, config: BreakerConfig) -> Breaker {
-        Breaker::from_parts(name.into(), config, ClockHandle::Monotonic, Vec::new())
+        Breaker::from_parts(
+            name.into(),
+            config,
+            ClockHandle::Monotonic,
+            Vec::new(),
+            None,
+        )
     }
 
     fn from_parts(
@@ -787,6 +816,7 @@ impl Breaker {
         config: BreakerConfig,
         clock: ClockHandle,
         listeners: Vec<Arc<dyn BreakerListener>>,
+        fleet: Option<Box<FleetLink>>,
     ) -> Breaker {
         let window = config.window.map(AtomicWindow::new);
         let log = (config.outcome_log > 0).then(|| OutcomeLog::new(config.outcome_log as usize));
@@ -819,6 +849,7 @@ impl Breaker {
                 times_calls,
                 records_time,
                 quiet_rejections,
+                fleet,
             }),
         }
     }
@@ -1411,9 +1442,16 @@ impl Shared {
                 State::HalfOpen => {
                     let generation = generation_of(word);
                     let c = &self.config;
+                    let trials = match &self.fleet {
+                        // The fleet counts trials: only slots it granted this instance.
+                        Some(link) if link.defers_trials() => {
+                            link.granted(generation).min(c.close.trials)
+                        }
+                        _ => c.close.trials,
+                    };
                     match self
                         .gate
-                        .try_admit(generation, c.half_open_concurrency, c.close.trials)
+                        .try_admit(generation, c.half_open_concurrency, trials)
                     {
                         Admission::Admitted => {
                             return Ok(Ticket {
@@ -1423,6 +1461,12 @@ impl Shared {
                             });
                         }
                         Admission::Full => {
+                            if let Some(link) = &self.fleet
+                                && link.defers_trials()
+                                && trials < c.close.trials
+                            {
+                                link.want_trial();
+                            }
                             if !self.half_open_expired(word) {
                                 return Err(self.reject(State::HalfOpen, None, None));
                             }
@@ -1441,6 +1485,9 @@ impl Shared {
         let Some(max) = self.config.half_open_max_nanos else {
             return false;
         };
+        if self.fleet.as_ref().is_some_and(|link| link.defers_trials()) {
+            return false; // the fleet times its own episode out
+        }
         let now = self.now();
         let since = self.half_open_since.load(Ordering::Acquire);
         if now.saturating_sub(since) < max {
@@ -1523,6 +1570,9 @@ impl Shared {
         if let Some(window) = &self.window {
             window.record(Mark { failure, slow }, now);
         }
+        if let Some(link) = &self.fleet {
+            link.count(failure, slow);
+        }
         self.log_outcome(failure, slow, now);
         let judging = word & STATE_MASK == CLOSED;
         if failure {
@@ -1603,8 +1653,15 @@ impl Shared {
         let Some(tally) = self.gate.finish(ticket.generation, counted) else {
             return;
         };
-        if counted.is_none() {
+        let Some(success) = counted else {
             return;
+        };
+        if let Some(link) = &self.fleet {
+            link.count(failure, slow);
+            if link.defers_trials() {
+                link.note_trial(success);
+                return;
+            }
         }
         let rule = self.config.close;
         let verdict = trial_verdict(rule, tally.successes, tally.failures);
@@ -1636,6 +1693,19 @@ impl Shared {
     /// moved first (the caller's view was stale): that thread reports its own transition,
     /// so every change is reported exactly once.
     fn transition(&self, expected: u64, to: State, reason: TransitionReason, now: u64) -> bool {
+        self.transition_until(expected, to, reason, now, None)
+    }
+
+    /// [`transition`](Self::transition), with the end of an OPEN state's cooldown given
+    /// (adopted from a fleet) instead of drawn.
+    fn transition_until(
+        &self,
+        expected: u64,
+        to: State,
+        reason: TransitionReason,
+        now: u64,
+        open_until: Option<u64>,
+    ) -> bool {
         let stats = self.window_stats(now);
         let new_word;
         {
@@ -1648,8 +1718,10 @@ impl Shared {
                 State::Open => {
                     slow.consecutive_trips = slow.consecutive_trips.saturating_add(1);
                     let trips = slow.consecutive_trips;
-                    let cooldown = self.config.cooldown.draw(trips, &mut slow.rng);
-                    let until = now.saturating_add(crate::clock::nanos(cooldown));
+                    let until = open_until.unwrap_or_else(|| {
+                        let cooldown = self.config.cooldown.draw(trips, &mut slow.rng);
+                        now.saturating_add(crate::clock::nanos(cooldown))
+                    });
                     self.open_until.store(until, Ordering::Release);
                 }
                 State::HalfOpen => {
@@ -1690,6 +1762,9 @@ impl Shared {
         );
         for l in self.listeners.iter() {
             l.on_transition(&transition);
+        }
+        if let Some(link) = &self.fleet {
+            link.wake();
         }
         true
     }
@@ -1765,6 +1840,119 @@ impl Shared {
             trial_successes: if in_half_open { tally.successes } else { 0 },
             trial_failures: if in_half_open { tally.failures } else { 0 },
             recent,
+        }
+    }
+}
+
+/// What a fleet sync task needs from the breaker it keeps in step. None of it is on a
+/// caller's path.
+impl Breaker {
+    pub(crate) fn link(&self) -> Option<&FleetLink> {
+        self.shared.fleet.as_deref()
+    }
+
+    pub(crate) fn downgrade(&self) -> std::sync::Weak<Shared> {
+        Arc::downgrade(&self.shared)
+    }
+
+    pub(crate) fn upgrade(weak: &std::sync::Weak<Shared>) -> Option<Breaker> {
+        weak.upgrade().map(|shared| Breaker { shared })
+    }
+
+    /// Outcome totals of this instance's own calls (zero without a fleet link).
+    pub(crate) fn own_totals(&self) -> Totals {
+        self.link().map(FleetLink::totals).unwrap_or_default()
+    }
+
+    /// The state after any lazy, time-driven transition, with its local generation.
+    pub(crate) fn settled_state(&self) -> (State, u64) {
+        let word = self.shared.settle();
+        (state_of(word), generation_of(word))
+    }
+
+    /// Moves to `to` on the fleet's word; an OPEN state ends after `open_for` instead of a
+    /// drawn cooldown. Already in `to`, only the cooldown is realigned. Returns whether the
+    /// state changed.
+    pub(crate) fn adopt(
+        &self,
+        to: State,
+        open_for: Option<Duration>,
+        reason: Cow<'static, str>,
+    ) -> bool {
+        let shared = &self.shared;
+        for _ in 0..8 {
+            let word = shared.state.load(Ordering::Acquire);
+            let now = shared.now();
+            let until = open_for.map(|d| now.saturating_add(crate::clock::nanos(d)));
+            if state_of(word) == to {
+                if let (State::Open, Some(until)) = (to, until) {
+                    shared.open_until.store(until, Ordering::Release);
+                }
+                return false;
+            }
+            let why = TransitionReason::Fleet(reason.clone());
+            if shared.transition_until(word, to, why, now, until) {
+                return true;
+            }
+        }
+        false
+    }
+
+    /// Trials started (in flight or finished) in the local half-open episode `generation`.
+    pub(crate) fn trials_started(&self, generation: u64) -> u32 {
+        let tally = self.shared.gate.tally();
+        if tally.tag == super::gate::tag_of(generation) {
+            tally.in_flight + tally.successes + tally.failures
+        } else {
+            0
+        }
+    }
+
+    /// Adds outcomes other instances reported to the window (pooled fleets) and judges it.
+    pub(crate) fn ingest(&self, successes: u64, failures: u64, slow: u64) {
+        let shared = &self.shared;
+        let word = shared.state.load(Ordering::Acquire);
+        if !matches!(state_of(word), State::Closed | State::Disabled) {
+            return; // outcomes say nothing about a state they were not made in
+        }
+        let now = shared.now();
+        // Which of the calls were slow is not reported; count slow successes first.
+        let slow_successes = slow.min(successes);
+        let slow_failures = (slow - slow_successes).min(failures);
+        if let Some(w) = &shared.window {
+            let marks = [
+                (false, false, successes - slow_successes),
+                (false, true, slow_successes),
+                (true, false, failures - slow_failures),
+                (true, true, slow_failures),
+            ];
+            // Successes first, then failures: a batch that ends in failures is the
+            // pessimistic reading of an order nobody knows.
+            for (failure, slow, n) in marks {
+                if n > 0 {
+                    w.record_many(Mark { failure, slow }, n, now);
+                }
+            }
+        }
+        if successes > 0 {
+            shared.consecutive.store(0, Ordering::Release);
+        }
+        let run = if failures > 0 {
+            let add = u32::try_from(failures).unwrap_or(u32::MAX);
+            shared
+                .consecutive
+                .fetch_add(add, Ordering::AcqRel)
+                .saturating_add(add)
+        } else {
+            shared.consecutive.load(Ordering::Acquire)
+        };
+        if failures > 0 {
+            shared
+                .last_failure
+                .store(now.saturating_add(1), Ordering::Relaxed);
+        }
+        if state_of(word) == State::Closed && (failures > 0 || slow > 0) {
+            shared.judge(word, run, now);
         }
     }
 }

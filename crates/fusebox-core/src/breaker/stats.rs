@@ -275,6 +275,9 @@ pub enum TransitionReason {
     Disabled,
     /// Reset by hand (to CLOSED, counters cleared).
     Reset,
+    /// Adopted from the fleet the breaker belongs to (another instance's trip, a fleet-wide
+    /// trial verdict, an operator's forced state, or a store outage under fail-closed).
+    Fleet(Cow<'static, str>),
 }
 
 impl fmt::Display for TransitionReason {
@@ -295,6 +298,7 @@ impl fmt::Display for TransitionReason {
             TransitionReason::ForcedOpen => f.write_str("forced open"),
             TransitionReason::Disabled => f.write_str("disabled"),
             TransitionReason::Reset => f.write_str("reset"),
+            TransitionReason::Fleet(why) => write!(f, "fleet: {why}"),
         }
     }
 }

@@ -189,6 +189,19 @@ impl AtomicWindow {
         }
     }
 
+    /// Records `n` outcomes alike at once (outcomes other instances reported). A count
+    /// window keeps at most its size of them: older ones would be pushed out anyway.
+    pub(crate) fn record_many(&self, mark: Mark, n: u64, now: u64) {
+        match self {
+            AtomicWindow::Count(w) => {
+                for _ in 0..n.min(w.capacity() as u64) {
+                    w.record(mark);
+                }
+            }
+            AtomicWindow::Time(w) => w.record_many(mark, n, now),
+        }
+    }
+
     pub(crate) fn stats(&self, now: u64) -> WindowStats {
         match self {
             AtomicWindow::Count(w) => w.stats(),
@@ -256,6 +269,10 @@ impl CountWindow {
             counts: Padded(SlotCounts::default()),
             slots: (0..size).map(|_| AtomicU8::new(0)).collect(),
         }
+    }
+
+    pub(crate) fn capacity(&self) -> usize {
+        self.slots.len()
     }
 
     #[inline]
@@ -340,7 +357,7 @@ pub(crate) struct BucketStart {
     bad: AtomicU64,
 }
 
-fn stripe_count() -> usize {
+pub(crate) fn stripe_count() -> usize {
     #[cfg(loom)]
     {
         2
@@ -364,7 +381,7 @@ thread_local! {
 }
 
 #[inline]
-fn stripe_hint() -> usize {
+pub(crate) fn stripe_hint() -> usize {
     STRIPE_HINT.with(|hint| {
         let h = hint.get();
         if h != usize::MAX {
@@ -421,6 +438,24 @@ impl TimeWindow {
         let bad = u64::from(mark.failure) * BAD_FAILURE + u64::from(mark.slow) * BAD_SLOW;
         if bad != 0 {
             stripe.bad.fetch_add(bad, Ordering::AcqRel);
+        }
+    }
+
+    fn record_many(&self, mark: Mark, n: u64, now: u64) {
+        let epoch = now / self.bucket_nanos;
+        let Some(stripe) = self.stripes.get(stripe_hint() & self.mask) else {
+            return;
+        };
+        let last = stripe.last_epoch.load(Ordering::Acquire);
+        if last != epoch && (last == NEVER || epoch > last) {
+            self.begin_bucket(stripe, last, epoch);
+        }
+        stripe.calls.fetch_add(n, Ordering::AcqRel);
+        let bad = u64::from(mark.failure) * BAD_FAILURE + u64::from(mark.slow) * BAD_SLOW;
+        if bad != 0 {
+            // Failures and slow calls share a word; wrapping only matters past 2^32 in one
+            // window, where the rate is long decided.
+            stripe.bad.fetch_add(bad.wrapping_mul(n), Ordering::AcqRel);
         }
     }
 

@@ -1,0 +1,555 @@
+//! The sync task of one fleet breaker: flushes its outcomes behind, reads the fleet's record,
+//! and moves the local breaker to follow the fleet's decisions.
+
+use std::borrow::Cow;
+use std::collections::HashMap;
+use std::sync::{Arc, Weak};
+use std::time::Duration;
+
+use rand::rngs::SmallRng;
+use rand::{Rng, SeedableRng};
+use tokio::sync::{Notify, broadcast};
+use tokio::time::Instant;
+
+use super::store::{
+    FleetChange, FleetState, FleetView, ForcedState, OutcomeDelta, StateStore, StoreError,
+    SyncRequest, TrialDelta,
+};
+use super::{FleetMode, FleetSettings, OutagePolicy};
+use crate::breaker::{Breaker, BreakerConfig, State, Totals};
+
+/// Longest wait between reconnection attempts during an outage.
+const MAX_RECONNECT_DELAY: Duration = Duration::from_secs(5);
+
+struct Outage {
+    attempts: u32,
+    /// The outage policy forced the local breaker open.
+    rejecting: bool,
+}
+
+/// The trial slots this instance holds in one fleet half-open episode.
+#[derive(Debug, Clone, Copy, Default)]
+struct Slots {
+    fleet_generation: u64,
+    local_generation: u64,
+    held: u32,
+    /// Trials started locally when the slots were last looked at, to spot idle slots.
+    started_at_last_look: u32,
+}
+
+pub(crate) struct Engine {
+    breaker: Weak<crate::breaker::SharedState>,
+    name: String,
+    store: Arc<dyn StateStore>,
+    settings: Arc<FleetSettings>,
+    mode: FleetMode,
+    mode_label: String,
+    config: BreakerConfig,
+    rng: SmallRng,
+    seq: u64,
+    /// A flush the store has not acknowledged: resent as is, with its sequence number.
+    unacked: Option<SyncRequest>,
+    /// Own totals already put into a flush.
+    flushed: Totals,
+    /// Trial slots to hand back with the next flush.
+    release: u32,
+    /// Pooled mode: each peer's totals as last ingested.
+    peers: HashMap<String, OutcomeDelta>,
+    /// The record generation last acted on.
+    seen_generation: Option<u64>,
+    /// The local state follows a fleet-wide OPEN or half-open episode.
+    following: bool,
+    /// The operator's forced state applied locally.
+    forced: Option<ForcedState>,
+    slots: Slots,
+    outage: Option<Outage>,
+}
+
+impl Engine {
+    pub(crate) fn new(
+        breaker: &Breaker,
+        store: Arc<dyn StateStore>,
+        settings: Arc<FleetSettings>,
+        mode: FleetMode,
+    ) -> Engine {
+        let config = breaker.config().clone();
+        let rng = match config.seed {
+            Some(seed) => SmallRng::seed_from_u64(seed ^ 0x5eed_f1ee7),
+            None => SmallRng::from_os_rng(),
+        };
+        Engine {
+            breaker: breaker.downgrade(),
+            name: breaker.name().as_str().to_owned(),
+            store,
+            settings,
+            mode,
+            mode_label: mode.to_string(),
+            config,
+            rng,
+            seq: 0,
+            unacked: None,
+            flushed: Totals::default(),
+            release: 0,
+            peers: HashMap::new(),
+            seen_generation: None,
+            following: false,
+            forced: None,
+            slots: Slots::default(),
+            outage: None,
+        }
+    }
+
+    pub(crate) async fn run(mut self, wake: Arc<Notify>) {
+        let mut notices = Some(self.store.subscribe());
+        if let Err(e) = self.store.prepare().await {
+            tracing::warn!(breaker = %self.name, error = %e, "fleet store could not be prepared");
+        }
+        let mut next = Instant::now();
+        loop {
+            tokio::select! {
+                _ = tokio::time::sleep_until(next) => {}
+                _ = wake.notified() => {}
+                notice = recv(&mut notices), if notices.is_some() => match notice {
+                    Ok(n) if n.breaker != self.name => continue,
+                    Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) => {}
+                    Err(broadcast::error::RecvError::Closed) => {
+                        notices = None;
+                        continue;
+                    }
+                },
+            }
+            let Some(breaker) = Breaker::upgrade(&self.breaker) else {
+                return; // every clone of the breaker is gone
+            };
+            let delay = self.step(&breaker).await;
+            next = Instant::now() + delay;
+        }
+    }
+
+    /// One round with the store; returns how long to wait before the next.
+    async fn step(&mut self, breaker: &Breaker) -> Duration {
+        let request = self.next_request(breaker);
+        match self.call(self.store.sync(&request)).await {
+            Ok(view) => {
+                self.unacked = None;
+                self.reconnected(breaker);
+                self.apply(breaker, view).await
+            }
+            Err(e) => {
+                self.unacked = Some(request);
+                self.lost(breaker, &e)
+            }
+        }
+    }
+
+    async fn call<T>(
+        &self,
+        op: impl std::future::Future<Output = Result<T, StoreError>>,
+    ) -> Result<T, StoreError> {
+        match tokio::time::timeout(self.settings.store_timeout, op).await {
+            Ok(result) => result,
+            Err(_) => Err(StoreError::Unavailable(format!(
+                "no answer within {:?}",
+                self.settings.store_timeout
+            ))),
+        }
+    }
+
+    fn next_request(&mut self, breaker: &Breaker) -> SyncRequest {
+        let (state, _) = breaker.settled_state();
+        let local_open = matches!(state, State::Open | State::HalfOpen) && !self.following;
+        if let Some(mut pending) = self.unacked.take() {
+            // Same sequence number and deltas: applied at most once whatever happened to
+            // the first attempt. Only the lease and the verdict are refreshed.
+            pending.local_open = local_open;
+            return pending;
+        }
+        let totals = breaker.own_totals();
+        let outcomes = OutcomeDelta {
+            successes: totals.successes - self.flushed.successes,
+            failures: totals.failures - self.flushed.failures,
+            slow: totals.slow - self.flushed.slow,
+        };
+        self.flushed = totals;
+        let (successes, failures) = breaker.link().map(|l| l.take_trials()).unwrap_or_default();
+        self.seq += 1;
+        SyncRequest {
+            breaker: self.name.clone(),
+            instance: self.settings.instance.clone(),
+            lease_ttl_ms: millis(self.settings.lease_ttl),
+            seq: self.seq,
+            outcomes,
+            trials: TrialDelta {
+                generation: self.slots.fleet_generation,
+                successes,
+                failures,
+                release: std::mem::take(&mut self.release),
+            },
+            local_open,
+            mode: self.mode_label.clone(),
+        }
+    }
+
+    fn lost(&mut self, breaker: &Breaker, error: &StoreError) -> Duration {
+        let outage = match &mut self.outage {
+            Some(o) => o,
+            None => {
+                tracing::warn!(
+                    breaker = %self.name,
+                    instance = %self.settings.instance,
+                    error = %error,
+                    "fleet store unreachable; deciding locally until it is back"
+                );
+                if let Some(link) = breaker.link() {
+                    link.set_defer_trials(false);
+                }
+                self.following = false;
+                let rejecting = self.settings.outage == OutagePolicy::Reject;
+                if rejecting {
+                    breaker.adopt(
+                        State::ForcedOpen,
+                        None,
+                        Cow::Borrowed("store unreachable, failing closed"),
+                    );
+                }
+                self.outage.insert(Outage {
+                    attempts: 0,
+                    rejecting,
+                })
+            }
+        };
+        outage.attempts = outage.attempts.saturating_add(1);
+        let base = self
+            .settings
+            .sync_interval
+            .saturating_mul(1u32 << outage.attempts.min(10))
+            .min(MAX_RECONNECT_DELAY);
+        // Jitter, so a fleet that lost its store does not reconnect in lockstep.
+        base.mul_f64(self.rng.random_range(0.5..=1.0))
+    }
+
+    fn reconnected(&mut self, breaker: &Breaker) {
+        let Some(outage) = self.outage.take() else {
+            return;
+        };
+        tracing::info!(
+            breaker = %self.name,
+            instance = %self.settings.instance,
+            "fleet store reachable again; resyncing"
+        );
+        if outage.rejecting && self.forced.is_none() {
+            breaker.adopt(State::Closed, None, Cow::Borrowed("store reachable again"));
+        }
+        // Start again from the store's word: generation, forced state, peers' totals.
+        self.seen_generation = None;
+        self.peers.clear();
+        self.forced = None;
+    }
+
+    async fn apply(&mut self, breaker: &Breaker, mut view: FleetView) -> Duration {
+        // Bounded: each round either settles or follows a transition made in it.
+        for _ in 0..4 {
+            match self.apply_once(breaker, &view).await {
+                Next::Wait(delay) => return delay,
+                Next::Again(newer) => view = newer,
+            }
+        }
+        self.settings.sync_interval
+    }
+
+    async fn apply_once(&mut self, breaker: &Breaker, view: &FleetView) -> Next {
+        let interval = self.settings.sync_interval;
+        let record = &view.record;
+        let link = breaker.link();
+
+        if self.apply_forced(breaker, record.forced) {
+            self.seen_generation = Some(record.generation);
+            return Next::Wait(interval);
+        }
+        if self.mode == FleetMode::Pooled {
+            self.ingest_peers(breaker, view);
+        }
+        // The record moved since the last look (the first look counts as a move).
+        let first = self.seen_generation.is_none();
+        let moved = first || self.seen_generation != Some(record.generation);
+        self.seen_generation = Some(record.generation);
+        let (state, _) = breaker.settled_state();
+        if matches!(state, State::ForcedOpen | State::Disabled) {
+            return Next::Wait(interval); // forced by hand in this process: left alone
+        }
+
+        match record.state {
+            FleetState::Open | FleetState::HalfOpen => {
+                self.following = true;
+                if let Some(link) = link {
+                    link.set_defer_trials(true);
+                }
+                if record.state == FleetState::HalfOpen {
+                    if let Some(next) = self.judge_trials(view).await {
+                        return next;
+                    }
+                }
+                let left = Duration::from_millis(view.cooldown_remaining_ms());
+                if record.state == FleetState::Open && !left.is_zero() {
+                    if state != State::Open || moved {
+                        breaker.adopt(
+                            State::Open,
+                            Some(left),
+                            Cow::Borrowed("opened by the fleet"),
+                        );
+                    }
+                    return Next::Wait(left.min(interval));
+                }
+                if state != State::HalfOpen {
+                    breaker.adopt(State::HalfOpen, None, Cow::Borrowed("fleet trials begin"));
+                }
+                self.claim(breaker, view).await
+            }
+            FleetState::Closed => {
+                if self.following {
+                    self.following = false;
+                    if let Some(link) = link {
+                        link.set_defer_trials(false);
+                    }
+                    if state != State::Closed {
+                        breaker.adopt(State::Closed, None, Cow::Borrowed("closed by the fleet"));
+                    }
+                    return Next::Wait(interval);
+                }
+                if moved && !first && state != State::Closed {
+                    // Reset fleet-wide since the last look: the fleet's word wins over what
+                    // this instance judged before.
+                    breaker.adopt(State::Closed, None, Cow::Borrowed("reset fleet-wide"));
+                    return Next::Wait(interval);
+                }
+                let wants_open = match self.mode {
+                    FleetMode::Pooled | FleetMode::Any => {
+                        matches!(state, State::Open | State::HalfOpen)
+                    }
+                    FleetMode::Quorum { .. } => self
+                        .mode
+                        .opens_with(view.open_votes(), view.live_instances()),
+                };
+                if !wants_open {
+                    return Next::Wait(interval);
+                }
+                let reason = match self.mode {
+                    FleetMode::Quorum { .. } => format!(
+                        "{} of {} live instances open",
+                        view.open_votes(),
+                        view.live_instances()
+                    ),
+                    _ => format!("tripped on {}", self.settings.instance),
+                };
+                let cooldown = self
+                    .config
+                    .cooldown
+                    .draw(record.trips.saturating_add(1), &mut self.rng);
+                let change = FleetChange::Open {
+                    cooldown_ms: millis(cooldown).max(1),
+                };
+                self.change(record.generation, change, &reason).await
+            }
+        }
+    }
+
+    /// Applies or lifts an operator's forced state; true while one holds.
+    fn apply_forced(&mut self, breaker: &Breaker, forced: Option<ForcedState>) -> bool {
+        match (forced, self.forced) {
+            (Some(f), current) => {
+                if current != Some(f) {
+                    let (to, why) = match f {
+                        ForcedState::Open => (State::ForcedOpen, "forced open fleet-wide"),
+                        ForcedState::Closed => (State::Disabled, "forced closed fleet-wide"),
+                    };
+                    breaker.adopt(to, None, Cow::Borrowed(why));
+                    self.forced = Some(f);
+                    self.following = false;
+                    if let Some(link) = breaker.link() {
+                        link.set_defer_trials(false);
+                    }
+                }
+                true
+            }
+            (None, Some(_)) => {
+                self.forced = None;
+                breaker.adopt(State::Closed, None, Cow::Borrowed("forced state lifted"));
+                false
+            }
+            (None, None) => false,
+        }
+    }
+
+    fn ingest_peers(&mut self, breaker: &Breaker, view: &FleetView) {
+        let me = &self.settings.instance;
+        let mut seen = HashMap::with_capacity(view.instances.len());
+        for peer in view.instances.iter().filter(|i| &i.id != me) {
+            let now = OutcomeDelta {
+                successes: peer.successes,
+                failures: peer.failures,
+                slow: peer.slow,
+            };
+            // A peer seen for the first time brings its history: only what it adds from
+            // now on is new to this window.
+            if let Some(before) = self.peers.get(&peer.id) {
+                if peer.live {
+                    breaker.ingest(
+                        now.successes.saturating_sub(before.successes),
+                        now.failures.saturating_sub(before.failures),
+                        now.slow.saturating_sub(before.slow),
+                    );
+                }
+            }
+            seen.insert(peer.id.clone(), now);
+        }
+        self.peers = seen;
+    }
+
+    /// Closes or reopens the fleet when its trials have decided; `None` while pending.
+    async fn judge_trials(&mut self, view: &FleetView) -> Option<Next> {
+        let record = &view.record;
+        let rule = self.config.close;
+        let (successes, failures) = (record.trial_successes, record.trial_failures);
+        let change = if successes >= rule.successes {
+            Some((
+                FleetChange::Closed,
+                format!("{successes} of {} fleet trials succeeded", rule.trials),
+            ))
+        } else if failures > rule.trials - rule.successes {
+            Some((
+                self.reopen(record.trips),
+                format!("{failures} fleet trials failed"),
+            ))
+        } else {
+            let max = self.config.half_open_max_nanos?;
+            let elapsed = view.now_ms.saturating_sub(record.changed_ms);
+            (u128::from(elapsed) * 1_000_000 >= u128::from(max)).then(|| {
+                (
+                    self.reopen(record.trips),
+                    "fleet half-open lasted too long".to_owned(),
+                )
+            })
+        }?;
+        Some(self.change(record.generation, change.0, &change.1).await)
+    }
+
+    fn reopen(&mut self, trips: u32) -> FleetChange {
+        let cooldown = self
+            .config
+            .cooldown
+            .draw(trips.saturating_add(1), &mut self.rng);
+        FleetChange::Open {
+            cooldown_ms: millis(cooldown).max(1),
+        }
+    }
+
+    async fn change(&mut self, expected: u64, change: FleetChange, reason: &str) -> Next {
+        let store = Arc::clone(&self.store);
+        match self
+            .call(store.transition(&self.name, expected, change, reason))
+            .await
+        {
+            Ok(cas) => {
+                if cas.won {
+                    tracing::info!(
+                        breaker = %self.name,
+                        instance = %self.settings.instance,
+                        to = change.target().as_str(),
+                        generation = cas.view.record.generation,
+                        reason,
+                        "fleet state changed"
+                    );
+                }
+                // Won or lost, the record now says what the fleet decided.
+                Next::Again(cas.view)
+            }
+            Err(_) => Next::Wait(self.settings.sync_interval),
+        }
+    }
+
+    /// Claims trial slots for a local half-open episode, or gives back idle ones.
+    async fn claim(&mut self, breaker: &Breaker, view: &FleetView) -> Next {
+        let interval = self.settings.sync_interval;
+        let (state, local_generation) = breaker.settled_state();
+        if state != State::HalfOpen {
+            return Next::Wait(interval);
+        }
+        let Some(link) = breaker.link() else {
+            return Next::Wait(interval);
+        };
+        let fleet_generation = view.record.generation;
+        let same_episode = view.record.state == FleetState::HalfOpen
+            && self.slots.fleet_generation == fleet_generation
+            && self.slots.local_generation == local_generation;
+        if same_episode && self.slots.held > 0 {
+            let started = breaker.trials_started(local_generation);
+            let idle = started == self.slots.started_at_last_look && started < self.slots.held;
+            if idle {
+                // No trial started in a whole interval: let instances with traffic have them.
+                self.release = self.slots.held - started;
+                self.slots.held = started;
+                link.set_granted(local_generation, started);
+            }
+            self.slots.started_at_last_look = started;
+            return Next::Wait(interval);
+        }
+        // The first claim of an episode is eager, so a busy instance starts trials at once;
+        // after that, only calls that found no slot make an instance claim again, so idle
+        // instances do not keep taking slots from busy ones.
+        let claimed_before = self.slots.fleet_generation == fleet_generation
+            && self.slots.local_generation == local_generation;
+        if claimed_before && !link.take_demand() {
+            return Next::Wait(interval);
+        }
+        let permitted = self.config.close.trials;
+        let store = Arc::clone(&self.store);
+        let claim = match self
+            .call(store.claim_trials(&self.name, &self.settings.instance, permitted, permitted))
+            .await
+        {
+            Ok(claim) => claim,
+            Err(_) => return Next::Wait(interval),
+        };
+        let generation = claim.view.record.generation;
+        if claim.view.record.state == FleetState::HalfOpen {
+            let held = if self.slots.fleet_generation == generation
+                && self.slots.local_generation == local_generation
+            {
+                self.slots.held + claim.granted
+            } else {
+                claim.granted
+            };
+            self.slots = Slots {
+                fleet_generation: generation,
+                local_generation,
+                held,
+                started_at_last_look: breaker.trials_started(local_generation),
+            };
+            link.set_granted(local_generation, held);
+        }
+        if self.seen_generation != Some(generation) && claim.granted == 0 {
+            Next::Again(claim.view)
+        } else {
+            self.seen_generation = Some(generation);
+            Next::Wait(interval)
+        }
+    }
+}
+
+enum Next {
+    Wait(Duration),
+    Again(FleetView),
+}
+
+async fn recv(
+    notices: &mut Option<broadcast::Receiver<super::Notice>>,
+) -> Result<super::Notice, broadcast::error::RecvError> {
+    match notices {
+        Some(rx) => rx.recv().await,
+        None => std::future::pending().await,
+    }
+}
+
+fn millis(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
