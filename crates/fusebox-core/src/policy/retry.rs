@@ -335,6 +335,15 @@ impl<T, E> fmt::Debug for RetryBuilder<T, E> {
     }
 }
 
+impl<T, E> RetryInner<T, E> {
+    fn decide(&self, result: &Result<T, Error<E>>) -> RetryDecision {
+        match &self.classify {
+            Some(classify) => classify(result),
+            None => retry_errors(result),
+        }
+    }
+}
+
 /// The default classification: retry the caller's errors and timeouts.
 fn retry_errors<T, E>(result: &Result<T, Error<E>>) -> RetryDecision {
     match result {
@@ -445,7 +454,7 @@ impl<T, E> Retry<T, E> {
     {
         // Only the start time crosses the first await; the rest of the retry state is made
         // once the first result is in, so it takes no room in the pending future.
-        let started = self.inner.max_elapsed.map(|_| self.inner.clock.now_nanos());
+        let started = self.start_time();
         let first = inner().await;
         let mut attempts = RetryAttempts::begin_at(PolicyRef::Borrowed(self), started);
         match attempts.next_delay(&first) {
@@ -477,6 +486,38 @@ impl<T, E> Retry<T, E> {
                 None => return last,
             }
         }
+    }
+
+    /// When a call starts, if `max_elapsed` needs to know.
+    pub(crate) fn start_time(&self) -> Option<u64> {
+        self.inner.max_elapsed.map(|_| self.inner.clock.now_nanos())
+    }
+
+    /// Judges the first result of a call that started at `started` (from
+    /// [`start_time`](Self::start_time)), like [`RetryAttempts::next_delay`] on a fresh
+    /// stepper. The stepper is built, boxed, only when the result is retried: a call that is
+    /// not retried carries none.
+    pub(crate) fn first_delay(
+        &self,
+        started: Option<u64>,
+        first: &Result<T, Error<E>>,
+    ) -> Option<(Box<RetryAttempts<'_, T, E>>, Duration)> {
+        let p = &*self.inner;
+        if let Some(budget) = &p.budget {
+            budget.deposit(p.clock.now_nanos());
+        }
+        let decision = p.decide(first);
+        if !decision.is_retry() {
+            return None;
+        }
+        let mut attempts = Box::new(RetryAttempts {
+            policy: PolicyRef::Borrowed(self),
+            started,
+            delays: None,
+            attempt: 1,
+        });
+        let delay = attempts.delay_for(decision, first)?;
+        Some((attempts, delay))
     }
 
     /// Starts the retry decisions of one call: a sans-IO stepper for callers that drive the
@@ -623,14 +664,20 @@ impl<'a, T, E> RetryAttempts<'a, T, E> {
     /// # Ok::<(), fusebox_core::ConfigError>(())
     /// ```
     pub fn next_delay(&mut self, last: &Result<T, Error<E>>) -> Option<Duration> {
-        let p = self.policy.inner();
-        let decision = match &p.classify {
-            Some(classify) => classify(last),
-            None => retry_errors(last),
-        };
+        let decision = self.policy.inner().decide(last);
+        self.delay_for(decision, last)
+    }
+
+    /// [`next_delay`](Self::next_delay) once the result is classified.
+    fn delay_for(
+        &mut self,
+        decision: RetryDecision,
+        last: &Result<T, Error<E>>,
+    ) -> Option<Duration> {
         if !decision.is_retry() {
             return None;
         }
+        let p = self.policy.inner();
         if self.attempt > p.max_retries {
             return self.give_up(GiveUpReason::MaxRetries);
         }
