@@ -636,3 +636,31 @@ async fn nested_timeouts_the_inner_one_fires_first_and_is_retried() {
         "100 ms timeout, 10 ms backoff, then at once"
     );
 }
+
+#[test]
+fn jitter_differs_between_unseeded_calls_and_repeats_with_a_seed() {
+    use fusebox::backoff::Jitter;
+    let failed: Result<(), Error<()>> = Err(Error::Inner(()));
+    let unseeded = Retry::<(), ()>::builder().build().unwrap(); // full jitter by default
+    let mut firsts: Vec<_> = (0..20)
+        .map(|_| unseeded.attempts().next_delay(&failed))
+        .collect();
+    firsts.dedup();
+    assert!(firsts.len() > 1, "every call drew the same delay");
+
+    let backoff = Backoff::exponential(ms(100), Duration::from_secs(10))
+        .jitter(Jitter::Full)
+        .build()
+        .unwrap();
+    let seeded = Retry::<(), ()>::builder()
+        .max_retries(3)
+        .backoff(backoff.clone())
+        .seed(7)
+        .build()
+        .unwrap();
+    for _ in 0..2 {
+        let mut attempts = seeded.attempts();
+        let drawn: Vec<_> = (0..3).map_while(|_| attempts.next_delay(&failed)).collect();
+        assert_eq!(drawn, backoff.seeded(7).take(3).collect::<Vec<_>>());
+    }
+}
