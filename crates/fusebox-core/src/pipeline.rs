@@ -774,14 +774,14 @@ where
             return Fired::Nothing;
         }
         let fired_at = Instant::now().max(earliest);
-        if let Some((level, Some(until))) = backoff {
-            if until <= fired_at {
-                self.leaf.set(Leaf::Empty);
-                return match self.descend(level + 1) {
-                    None => Fired::Again,
-                    Some((above, result)) => Fired::Unwind(above, result),
-                };
-            }
+        if let Some((level, Some(until))) = backoff
+            && until <= fired_at
+        {
+            self.leaf.set(Leaf::Empty);
+            return match self.descend(level + 1) {
+                None => Fired::Again,
+                Some((above, result)) => Fired::Unwind(above, result),
+            };
         }
         let depth = *self.depth;
         let expired = (0..depth).rev().find(
