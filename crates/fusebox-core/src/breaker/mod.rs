@@ -39,6 +39,6 @@ pub use rules::{Counters, Decision, decide};
 pub(crate) use shell::RetryHint;
 pub use shell::{Breaker, BreakerBuilder, BreakerListener, OwnedPermit, Permit, Rejected};
 pub use stats::{
-    LoggedOutcome, OutcomeEntry, Snapshot, State, Transition, TransitionReason, TripReason,
-    WindowStats,
+    LoggedOutcome, OutcomeEntry, OutcomeEvent, Snapshot, State, Transition, TransitionReason,
+    TripReason, WindowStats,
 };
