@@ -12,6 +12,7 @@ pub mod budget;
 pub mod clock;
 mod error;
 pub mod guard;
+pub mod observe;
 mod outcome;
 #[cfg(feature = "tokio")]
 pub mod pipeline;
