@@ -6,7 +6,6 @@ use metrics::{Label, counter, gauge, histogram};
 use std::future::Future;
 
 use crate::breaker::{BreakerListener, Name, OutcomeEvent, Rejected, State, Transition};
-use crate::error::BulkheadFull;
 use crate::outcome::Outcome;
 
 use super::names;
@@ -174,7 +173,7 @@ pub fn retry_metrics<T, E>(
 /// ```
 #[cfg(feature = "tokio")]
 pub fn bulkhead_metrics(builder: crate::policy::BulkheadBuilder) -> crate::policy::BulkheadBuilder {
-    builder.on_full(|full: &BulkheadFull| {
+    builder.on_full(|full: &crate::BulkheadFull| {
         counter!(
             names::BULKHEAD_REJECTIONS,
             [Label::new(names::LABEL_POLICY, full.name.label_value())].iter()
