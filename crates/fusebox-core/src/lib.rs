@@ -12,8 +12,8 @@ pub mod budget;
 pub mod clock;
 mod error;
 pub mod guard;
-#[cfg(feature = "tokio")]
 pub mod health;
+pub mod mode;
 pub mod observe;
 mod outcome;
 #[cfg(feature = "tokio")]

@@ -13,6 +13,8 @@
 //! The report is **unhealthy** when a component marked critical is unhealthy, **degraded**
 //! when any other component is not healthy, and **healthy** otherwise. With the `serde`
 //! feature it serializes to JSON (`fusebox_tower::http::axum::health_handler` serves it).
+//! The registry, the checks and the retry counts need the `tokio` feature; the report types
+//! do not.
 //!
 //! ```
 //! # #[tokio::main(flavor = "current_thread")]
@@ -40,13 +42,17 @@
 //! # }
 //! ```
 
+#[cfg(feature = "tokio")]
 mod registry;
 mod report;
+#[cfg(feature = "tokio")]
 mod retry;
 
+#[cfg(feature = "tokio")]
 pub use registry::{CheckOutcome, HealthCheck, HealthCheckBuilder, HealthRegistry};
 pub use report::{ComponentHealth, ComponentKind, HealthReport, HealthStatus};
+#[cfg(feature = "tokio")]
 pub use retry::RetryStats;
 
-#[cfg(test)]
+#[cfg(all(test, feature = "tokio"))]
 mod tests;
