@@ -112,7 +112,7 @@ where
 }
 
 /// Stable lower-case name of a give-up reason, for labels and fields.
-#[cfg(feature = "tokio")]
+#[cfg(all(feature = "metrics", feature = "tokio"))]
 pub(crate) fn give_up_reason(reason: crate::policy::GiveUpReason) -> &'static str {
     use crate::policy::GiveUpReason;
     match reason {
