@@ -15,7 +15,10 @@ use super::names;
 ///
 /// Attach it with [`BreakerBuilder::listener`](crate::breaker::BreakerBuilder::listener).
 /// It asks for every outcome, so an instrumented breaker reads the clock once more per call
-/// to time it; breakers without it are untouched. Install the recorder (a Prometheus
+/// to time it; breakers without it are untouched. Durations are read on the breaker's clock:
+/// the default [`MonotonicClock`](crate::clock::MonotonicClock) ticks every few
+/// milliseconds, so give calls that take less a
+/// [`PreciseClock`](crate::clock::PreciseClock). Install the recorder (a Prometheus
 /// exporter, say) before calls are made; metrics recorded earlier go nowhere.
 ///
 /// ```
