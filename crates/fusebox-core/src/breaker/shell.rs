@@ -1589,6 +1589,7 @@ impl Shared {
         }
     }
 
+    // Cold and out of line so a breaker that reports nothing keeps its fast path as it was.
     #[cold]
     fn report_outcome(&self, ticket: Ticket, outcome: Outcome) {
         let now = self.now();

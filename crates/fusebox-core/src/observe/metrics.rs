@@ -1,7 +1,9 @@
 //! Metrics through the `metrics` facade, attached explicitly: nothing here runs unless a
 //! listener or hook is installed, so an uninstrumented breaker pays nothing.
 
-use metrics::{Label, counter, gauge, histogram};
+use std::sync::OnceLock;
+
+use metrics::{Counter, Histogram, Label, counter, gauge, histogram};
 #[cfg(test)]
 use std::future::Future;
 
@@ -18,8 +20,12 @@ use super::names;
 /// to time it; breakers without it are untouched. Durations are read on the breaker's clock:
 /// the default [`MonotonicClock`](crate::clock::MonotonicClock) ticks every few
 /// milliseconds, so give calls that take less a
-/// [`PreciseClock`](crate::clock::PreciseClock). Install the recorder (a Prometheus
-/// exporter, say) before calls are made; metrics recorded earlier go nowhere.
+/// [`PreciseClock`](crate::clock::PreciseClock).
+///
+/// The listener registers its breaker's series with the recorder once, on the first call,
+/// and then only adds to them: install the recorder (a Prometheus exporter, say) before the
+/// breaker's first call. Give each breaker its own listener; one shared by several breakers
+/// works, but looks the other breakers' series up on every call.
 ///
 /// ```
 /// use fusebox_core::breaker::Breaker;
@@ -32,9 +38,50 @@ use super::names;
 /// breaker.try_acquire()?.success(); // fusebox_calls_total{breaker="payments",outcome="success"}
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Default)]
 pub struct MetricsListener {
-    _private: (),
+    series: OnceLock<Series>,
+}
+
+/// The per-call series of one breaker, registered once.
+#[derive(Debug)]
+struct Series {
+    name: Name,
+    success: Counter,
+    failure: Counter,
+    ignored: Counter,
+    rejected: Counter,
+    slow: Counter,
+    duration: Histogram,
+}
+
+impl Series {
+    fn register(name: &Name) -> Self {
+        let calls = |outcome: &'static str| {
+            let labels = [
+                breaker_label(name),
+                Label::new(names::LABEL_OUTCOME, outcome),
+            ];
+            counter!(names::CALLS, labels.iter())
+        };
+        Series {
+            name: name.clone(),
+            success: calls("success"),
+            failure: calls("failure"),
+            ignored: calls("ignored"),
+            rejected: calls("rejected"),
+            slow: counter!(names::SLOW_CALLS, [breaker_label(name)].iter()),
+            duration: histogram!(names::CALL_DURATION, [breaker_label(name)].iter()),
+        }
+    }
+
+    fn calls(&self, outcome: Outcome) -> &Counter {
+        match outcome {
+            Outcome::Success => &self.success,
+            Outcome::Failure => &self.failure,
+            Outcome::Ignored => &self.ignored,
+        }
+    }
 }
 
 impl MetricsListener {
@@ -46,7 +93,18 @@ impl MetricsListener {
     /// assert!(MetricsListener::new().wants_outcomes());
     /// ```
     pub fn new() -> Self {
-        MetricsListener { _private: () }
+        MetricsListener::default()
+    }
+
+    /// Runs `f` on `name`'s series: the cached ones for the first breaker seen, freshly
+    /// looked up for any other.
+    fn with_series(&self, name: &Name, f: impl FnOnce(&Series)) {
+        let cached = self.series.get_or_init(|| Series::register(name));
+        if cached.name == *name {
+            f(cached)
+        } else {
+            f(&Series::register(name))
+        }
     }
 }
 
@@ -87,14 +145,6 @@ pub fn publish_state(breaker: &crate::breaker::Breaker) {
         .set(state_gauge_value(breaker.state()));
 }
 
-fn outcome_label(outcome: Outcome) -> &'static str {
-    match outcome {
-        Outcome::Success => "success",
-        Outcome::Failure => "failure",
-        Outcome::Ignored => "ignored",
-    }
-}
-
 impl BreakerListener for MetricsListener {
     fn on_transition(&self, t: &Transition) {
         let labels = [
@@ -107,11 +157,7 @@ impl BreakerListener for MetricsListener {
     }
 
     fn on_rejection(&self, rejected: &Rejected) {
-        let labels = [
-            breaker_label(&rejected.name),
-            Label::new(names::LABEL_OUTCOME, "rejected"),
-        ];
-        counter!(names::CALLS, labels.iter()).increment(1);
+        self.with_series(&rejected.name, |s| s.rejected.increment(1));
     }
 
     fn wants_outcomes(&self) -> bool {
@@ -119,16 +165,13 @@ impl BreakerListener for MetricsListener {
     }
 
     fn on_outcome(&self, event: &OutcomeEvent) {
-        let breaker = breaker_label(&event.name);
-        let labels = [
-            breaker.clone(),
-            Label::new(names::LABEL_OUTCOME, outcome_label(event.outcome)),
-        ];
-        counter!(names::CALLS, labels.iter()).increment(1);
-        if event.slow {
-            counter!(names::SLOW_CALLS, [breaker.clone()].iter()).increment(1);
-        }
-        histogram!(names::CALL_DURATION, [breaker].iter()).record(event.duration.as_secs_f64());
+        self.with_series(&event.name, |s| {
+            s.calls(event.outcome).increment(1);
+            if event.slow {
+                s.slow.increment(1);
+            }
+            s.duration.record(event.duration.as_secs_f64());
+        });
     }
 }
 
@@ -280,6 +323,28 @@ mod tests {
         };
         assert_eq!(values.len(), 4);
         assert_eq!(values[0].into_inner(), 1.5);
+    }
+
+    #[test]
+    fn a_listener_shared_by_two_breakers_keeps_their_series_apart() {
+        let recorder = DebuggingRecorder::new();
+        metrics::with_local_recorder(&recorder, || {
+            let shared = Arc::new(MetricsListener::new());
+            let a = Breaker::builder("a")
+                .listener(shared.clone())
+                .build()
+                .unwrap();
+            let b = Breaker::builder("b").listener(shared).build().unwrap();
+            a.record_success();
+            b.record_failure();
+            b.record_failure();
+            a.record_success();
+        });
+        let rows = collect(&recorder);
+        let a = "fusebox_calls_total{breaker=a,outcome=success}";
+        let b = "fusebox_calls_total{breaker=b,outcome=failure}";
+        assert_eq!(counter_value(&rows, a), Some(2));
+        assert_eq!(counter_value(&rows, b), Some(2));
     }
 
     #[tokio::test(start_paused = true)]

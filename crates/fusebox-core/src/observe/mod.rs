@@ -42,8 +42,9 @@ use crate::breaker::Breaker;
 use crate::error::Error;
 
 /// The span of one protected call: `fusebox.call` at DEBUG, with the breaker's name and an
-/// `outcome` field filled in when the call ends. Disabled (and nearly free) unless a
-/// subscriber wants DEBUG spans from fusebox.
+/// `outcome` field filled in when the call ends. Disabled unless a subscriber wants DEBUG
+/// spans from fusebox; [`traced`] and [`traced_sync`] do not even build it while no
+/// subscriber wants DEBUG at all.
 ///
 /// ```
 /// let span = fusebox_core::observe::call_span("payments");
@@ -84,6 +85,9 @@ where
     F: FnOnce() -> Fut,
     Fut: Future<Output = Result<T, E>>,
 {
+    if !tracing::level_enabled!(tracing::Level::DEBUG) {
+        return breaker.call(f).await;
+    }
     let span = call_span(breaker.name());
     let result = breaker.call(f).instrument(span.clone()).await;
     record_outcome(&span, &result);
@@ -105,6 +109,10 @@ pub fn traced_sync<F, T, E>(breaker: &Breaker, f: F) -> Result<T, Error<E>>
 where
     F: FnOnce() -> Result<T, E>,
 {
+    // One load of the global level filter: with nothing listening at DEBUG, no span at all.
+    if !tracing::level_enabled!(tracing::Level::DEBUG) {
+        return breaker.call_sync(f);
+    }
     let span = call_span(breaker.name());
     let result = span.in_scope(|| breaker.call_sync(f));
     record_outcome(&span, &result);
