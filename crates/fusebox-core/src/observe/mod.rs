@@ -12,6 +12,7 @@
 //! | `retrying` | DEBUG | `policy`, `attempt`, `delay_ms`, `reason` |
 //! | `not retrying` | DEBUG | `policy`, `reason` |
 //! | `bulkhead full` | DEBUG | `bulkhead` |
+//! | `mode changed` | WARN | `controller`, `from`, `to`, `reason`, `manual` |
 //! | span `fusebox.call` | DEBUG | `breaker`, `outcome` (`success`, `failure`, `rejected`) |
 //!
 //! ```
