@@ -140,8 +140,9 @@ pub trait BreakerListener: Send + Sync + 'static {
     fn on_rejection(&self, rejected: &Rejected) {
         let _ = rejected;
     }
-    /// Whether this listener receives [`on_outcome`](Self::on_outcome). Off by default: a
-    /// breaker with such a listener reads the clock when it admits a call, to time it.
+    /// Whether this listener receives [`on_outcome`](Self::on_outcome), asked once when the
+    /// breaker is built. Off by default: a breaker with such a listener reads the clock when
+    /// it admits a call, to time it.
     ///
     /// ```
     /// use fusebox_core::breaker::BreakerListener;
