@@ -11,6 +11,10 @@
 //!   so thread start-up is not measured. The reported time is the wall-clock time for each
 //!   thread to make one call while the other thread does the same.
 //! * `reference`: the clock reads a breaker may make per call, to explain the others.
+//! * `observed`: the same CLOSED success with observability attached: a `fusebox.call` span
+//!   (`observe::traced_sync`) with no subscriber and with one that keeps INFO and drops the
+//!   DEBUG span, and a `MetricsListener` with no recorder installed (the outcome hook and
+//!   the clock read that times the call).
 //!
 //! Peers are configured like the fusebox breaker they stand beside: `recloser` with a
 //! count-based ring of 100 calls tripping at a 50 % failure rate, `failsafe` with its
@@ -28,6 +32,7 @@ use criterion::{
 use failsafe::CircuitBreaker as _;
 use fusebox::breaker::{Breaker, State};
 use fusebox::clock::{Clock, MonotonicClock, PreciseClock};
+use fusebox::observe::{self, MetricsListener};
 
 /// Long enough that no tripped breaker leaves OPEN while the benchmarks run.
 const COOLDOWN: Duration = Duration::from_secs(3600);
@@ -312,9 +317,40 @@ fn reference(c: &mut Criterion) {
     g.finish();
 }
 
+// ---------------------------------------------------------------------------------------------
+// Observability: what a span and a metrics listener cost
+// ---------------------------------------------------------------------------------------------
+
+fn observed(c: &mut Criterion) {
+    let mut g = c.benchmark_group("observed");
+    let breaker = Config::Consecutive.build();
+    g.bench_function("plain", |b| b.iter(|| black_box(breaker.call_sync(work))));
+    g.bench_function("span/no_subscriber", |b| {
+        b.iter(|| black_box(observe::traced_sync(&breaker, work)))
+    });
+    let info_only = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::INFO)
+        .with_writer(std::io::sink)
+        .finish();
+    tracing::subscriber::with_default(info_only, || {
+        g.bench_function("span/info_subscriber", |b| {
+            b.iter(|| black_box(observe::traced_sync(&breaker, work)))
+        });
+    });
+    let measured = Breaker::builder("bench")
+        .cooldown(COOLDOWN)
+        .listener(Arc::new(MetricsListener::new()))
+        .build()
+        .expect("valid benchmark configuration");
+    g.bench_function("metrics_listener/no_recorder", |b| {
+        b.iter(|| black_box(measured.call_sync(work)))
+    });
+    g.finish();
+}
+
 criterion_group! {
     name = benches;
     config = criterion_settings();
-    targets = closed_success, open_rejection, contended, reference
+    targets = closed_success, open_rejection, contended, reference, observed
 }
 criterion_main!(benches);

@@ -469,7 +469,7 @@ async fn pipeline_is_shared_across_tasks() {
     for t in tasks {
         sum += t.await.unwrap().unwrap();
     }
-    assert_eq!(sum, (0..32).sum());
+    assert_eq!(sum, (0..32).sum::<u32>());
 }
 
 #[test]

@@ -14,6 +14,9 @@ mod error;
 #[cfg(feature = "tokio")]
 pub mod fleet;
 pub mod guard;
+pub mod health;
+pub mod mode;
+pub mod observe;
 mod outcome;
 #[cfg(feature = "tokio")]
 pub mod pipeline;

@@ -42,6 +42,6 @@ pub(crate) use shell::RetryHint;
 pub(crate) use shell::Shared as SharedState;
 pub use shell::{Breaker, BreakerBuilder, BreakerListener, OwnedPermit, Permit, Rejected};
 pub use stats::{
-    LoggedOutcome, OutcomeEntry, Snapshot, State, Transition, TransitionReason, TripReason,
-    WindowStats,
+    LoggedOutcome, OutcomeEntry, OutcomeEvent, Snapshot, State, Transition, TransitionReason,
+    TripReason, WindowStats,
 };

@@ -131,3 +131,14 @@ impl<'de> serde::Deserialize<'de> for Name {
         String::deserialize(d).map(Name::from)
     }
 }
+
+#[cfg(feature = "metrics")]
+impl Name {
+    /// The name as a metric label value, without copying the text.
+    pub(crate) fn label_value(&self) -> metrics::SharedString {
+        match &self.0 {
+            Repr::Static(s) => metrics::SharedString::from(*s),
+            Repr::Shared(s) => metrics::SharedString::from(Arc::clone(s)),
+        }
+    }
+}

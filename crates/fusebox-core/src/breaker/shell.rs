@@ -22,8 +22,8 @@ use super::gate::{Admission, HalfOpenGate};
 use super::link::{FleetLink, Totals};
 use super::rules::{evaluate_trip, trial_verdict};
 use super::stats::{
-    LoggedOutcome, OutcomeEntry, Snapshot, State, Transition, TransitionReason, TripReason,
-    WindowStats,
+    LoggedOutcome, OutcomeEntry, OutcomeEvent, Snapshot, State, Transition, TransitionReason,
+    TripReason, WindowStats,
 };
 use super::window::{AtomicWindow, Mark, OutcomeLog, Padded};
 
@@ -140,6 +140,43 @@ pub trait BreakerListener: Send + Sync + 'static {
     /// ```
     fn on_rejection(&self, rejected: &Rejected) {
         let _ = rejected;
+    }
+    /// Whether this listener receives [`on_outcome`](Self::on_outcome), asked once when the
+    /// breaker is built. Off by default: a breaker with such a listener reads the clock when
+    /// it admits a call, to time it.
+    ///
+    /// ```
+    /// use fusebox_core::breaker::BreakerListener;
+    /// struct Quiet;
+    /// impl BreakerListener for Quiet {}
+    /// assert!(!Quiet.wants_outcomes());
+    /// ```
+    fn wants_outcomes(&self) -> bool {
+        false
+    }
+    /// A recorded outcome (success, failure or ignored), when
+    /// [`wants_outcomes`](Self::wants_outcomes) says so. See [`OutcomeEvent`].
+    ///
+    /// ```
+    /// use fusebox_core::breaker::{Breaker, BreakerListener, OutcomeEvent};
+    /// # use std::sync::{Arc, Mutex};
+    /// struct SlowCalls(Mutex<u32>);
+    /// impl BreakerListener for SlowCalls {
+    ///     fn wants_outcomes(&self) -> bool {
+    ///         true
+    ///     }
+    ///     fn on_outcome(&self, event: &OutcomeEvent) {
+    ///         *self.0.lock().unwrap() += u32::from(event.slow);
+    ///     }
+    /// }
+    /// let slow = Arc::new(SlowCalls(Mutex::new(0)));
+    /// let b = Breaker::builder("x").listener(slow.clone()).build()?;
+    /// b.try_acquire()?.success();
+    /// assert_eq!(*slow.0.lock().unwrap(), 0);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    fn on_outcome(&self, event: &OutcomeEvent) {
+        let _ = event;
     }
 }
 
@@ -716,6 +753,8 @@ pub(crate) struct Shared {
     quiet_rejections: bool,
     /// The link to a fleet store's sync task, when the breaker is shared by a fleet.
     fleet: Option<Box<FleetLink>>,
+    /// Some listener wants every outcome (and so every call timed).
+    reports_outcomes: bool,
 }
 
 /// A circuit breaker: named, cheap to clone, shared by every clone.
@@ -814,7 +853,8 @@ impl Breaker {
             Some(seed) => SmallRng::seed_from_u64(seed),
             None => SmallRng::from_os_rng(),
         };
-        let times_calls = config.measures_duration();
+        let reports_outcomes = listeners.iter().any(|l| l.wants_outcomes());
+        let times_calls = config.measures_duration() || reports_outcomes;
         let records_time =
             times_calls || log.is_some() || matches!(config.window, Some(WindowKind::Time { .. }));
         let quiet_rejections = listeners.is_empty() && log.is_none();
@@ -840,6 +880,7 @@ impl Breaker {
                 records_time,
                 quiet_rejections,
                 fleet,
+                reports_outcomes,
             }),
         }
     }
@@ -1537,6 +1578,9 @@ impl Shared {
 
     #[inline]
     fn finish(&self, ticket: Ticket, outcome: Outcome) {
+        if self.reports_outcomes {
+            self.report_outcome(ticket, outcome);
+        }
         if ticket.trial != 0 {
             return self.finish_trial(ticket, outcome);
         }
@@ -1583,6 +1627,22 @@ impl Shared {
             if slow && judging {
                 self.judge(word, 0, now);
             }
+        }
+    }
+
+    // Cold and out of line so a breaker that reports nothing keeps its fast path as it was.
+    #[cold]
+    fn report_outcome(&self, ticket: Ticket, outcome: Outcome) {
+        let now = self.now();
+        let event = OutcomeEvent {
+            name: self.name.clone(),
+            outcome,
+            slow: outcome != Outcome::Ignored && self.is_slow(ticket.started, now),
+            trial: ticket.trial != 0,
+            duration: Duration::from_nanos(now.saturating_sub(ticket.started)),
+        };
+        for l in self.listeners.iter() {
+            l.on_outcome(&event);
         }
     }
 

@@ -341,6 +341,45 @@ pub struct Transition {
     pub stats: WindowStats,
 }
 
+/// One recorded outcome, as given to listeners that ask for outcomes
+/// ([`BreakerListener::wants_outcomes`](super::BreakerListener::wants_outcomes)).
+///
+/// ```
+/// use fusebox_core::breaker::{Breaker, BreakerListener, OutcomeEvent};
+/// use fusebox_core::Outcome;
+/// # use std::sync::{Arc, Mutex};
+/// struct Outcomes(Mutex<Vec<Outcome>>);
+/// impl BreakerListener for Outcomes {
+///     fn wants_outcomes(&self) -> bool {
+///         true
+///     }
+///     fn on_outcome(&self, event: &OutcomeEvent) {
+///         self.0.lock().unwrap().push(event.outcome);
+///     }
+/// }
+/// let seen = Arc::new(Outcomes(Mutex::new(Vec::new())));
+/// let b = Breaker::builder("db").listener(seen.clone()).build()?;
+/// b.try_acquire()?.success();
+/// b.try_acquire()?.ignore();
+/// assert_eq!(*seen.0.lock().unwrap(), [Outcome::Success, Outcome::Ignored]);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct OutcomeEvent {
+    /// The breaker's name.
+    pub name: super::Name,
+    /// What the classifier said.
+    pub outcome: crate::Outcome,
+    /// Whether the call reached the slow-call threshold (always false without a slow-call
+    /// rule).
+    pub slow: bool,
+    /// Whether the call was a half-open trial.
+    pub trial: bool,
+    /// From admission to the recorded outcome; zero for an outcome recorded without a permit.
+    pub duration: std::time::Duration,
+}
+
 /// The kind of one logged outcome.
 ///
 /// ```

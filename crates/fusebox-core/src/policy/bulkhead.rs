@@ -19,6 +19,19 @@ struct BulkheadInner {
     max_queued: u32,
     max_wait: Option<Duration>,
     queued: AtomicU32,
+    on_full: OnFull,
+}
+
+type FullListener = Arc<dyn Fn(&BulkheadFull) + Send + Sync>;
+
+/// Listeners told of every refusal.
+#[derive(Clone, Default)]
+struct OnFull(Vec<FullListener>);
+
+impl std::fmt::Debug for OnFull {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} listeners", self.0.len())
+    }
 }
 
 /// Limits how many calls run at once, so one slow dependency cannot take every task or
@@ -105,6 +118,7 @@ pub struct BulkheadBuilder {
     max_concurrent: u32,
     max_queued: u32,
     max_wait: Option<Duration>,
+    on_full: OnFull,
 }
 
 impl BulkheadBuilder {
@@ -165,6 +179,36 @@ impl BulkheadBuilder {
         self.max_wait = Some(d);
         self
     }
+    /// Calls `f` on every refused call (a full bulkhead and queue, or a wait that took too
+    /// long), for metrics and alerts.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), fusebox_core::ConfigError> {
+    /// use fusebox_core::policy::Bulkhead;
+    /// # use std::sync::atomic::{AtomicU32, Ordering};
+    /// # use std::sync::Arc;
+    /// let refused = Arc::new(AtomicU32::new(0));
+    /// let count = refused.clone();
+    /// let bulkhead = Bulkhead::builder("db")
+    ///     .max_concurrent(1)
+    ///     .on_full(move |_| {
+    ///         count.fetch_add(1, Ordering::Relaxed);
+    ///     })
+    ///     .build()?;
+    /// let _held = bulkhead.try_enter();
+    /// assert!(bulkhead.call(|| async { Ok::<_, ()>(()) }).await.is_err());
+    /// assert_eq!(refused.load(Ordering::Relaxed), 1);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn on_full<F>(mut self, f: F) -> Self
+    where
+        F: Fn(&BulkheadFull) + Send + Sync + 'static,
+    {
+        self.on_full.0.push(Arc::new(f));
+        self
+    }
     /// Validates and builds the bulkhead.
     ///
     /// ```
@@ -198,6 +242,7 @@ impl BulkheadBuilder {
                 max_queued: self.max_queued,
                 max_wait: self.max_wait,
                 queued: AtomicU32::new(0),
+                on_full: self.on_full,
             }),
         })
     }
@@ -220,6 +265,7 @@ impl Bulkhead {
             max_concurrent: 10,
             max_queued: 0,
             max_wait: None,
+            on_full: OnFull::default(),
         }
     }
 
@@ -274,6 +320,15 @@ impl Bulkhead {
         }
     }
 
+    /// A refusal, reported to the listeners.
+    fn refuse(&self) -> BulkheadFull {
+        let full = self.full();
+        for listener in &self.inner.on_full.0 {
+            listener(&full);
+        }
+        full
+    }
+
     /// Takes a slot, waiting in the queue when allowed.
     ///
     /// ```
@@ -302,11 +357,11 @@ impl Bulkhead {
     fn join_queue(&self) -> Result<QueuePlace<'_>, BulkheadFull> {
         let inner = &*self.inner;
         if inner.max_queued == 0 {
-            return Err(self.full());
+            return Err(self.refuse());
         }
         if inner.queued.fetch_add(1, Ordering::AcqRel) >= inner.max_queued {
             inner.queued.fetch_sub(1, Ordering::AcqRel);
-            return Err(self.full());
+            return Err(self.refuse());
         }
         Ok(QueuePlace(&inner.queued))
     }
@@ -319,11 +374,11 @@ impl Bulkhead {
         let acquired = match self.inner.max_wait {
             Some(max) => tokio::time::timeout(max, acquire)
                 .await
-                .map_err(|_| self.full())?,
+                .map_err(|_| self.refuse())?,
             None => acquire.await,
         };
         // The semaphore is never closed, so acquiring only fails if that changes.
-        acquired.map_err(|_| self.full())
+        acquired.map_err(|_| self.refuse())
     }
 
     /// Like [`try_enter`](Self::try_enter), owning the slot.

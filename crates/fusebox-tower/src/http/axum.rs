@@ -14,6 +14,10 @@
 //! A cost guard's refusal is the service declining to spend, for every client alike, so it
 //! answers 503 too; its body names the guard and the reason but never the spend figures.
 //!
+//! With the `health` feature, [`health_handler`] serves a
+//! [`HealthRegistry`](fusebox_core::health::HealthRegistry)'s report as JSON (`200` while the
+//! service answers, `503` when it is unhealthy).
+//!
 //! Bodies are one line of plain text naming the breaker, bulkhead or guard. The text of any other
 //! error stays on the server: it is logged with `tracing` and the client reads a generic
 //! message, so internal details never leak into responses.
@@ -47,6 +51,9 @@ use http::header::RETRY_AFTER;
 use http::{HeaderValue, StatusCode};
 
 use crate::{BoxError, classify_error};
+
+#[cfg(feature = "health")]
+pub use super::health::{HealthFuture, HealthResponse, health_handler};
 
 /// Turns the error of a fusebox tower stack into a response, for axum's
 /// `HandleErrorLayer::new(handle_error)` (see the [module docs](self) for the statuses).

@@ -13,7 +13,7 @@
 //! - [`IdempotentRequests`] lets a [`RetryLayer`](crate::retry::RetryLayer) resend only
 //!   requests that are safe to send twice, and copies them, body included.
 //! - [`axum`] (feature `axum`) turns rejections, full bulkheads and timeouts into 503 and 504
-//!   responses with `Retry-After`.
+//!   responses with `Retry-After`, and (feature `health`) serves a health report as JSON.
 //!
 //! # Order of the layers
 //!
@@ -52,6 +52,8 @@
 #[cfg(feature = "axum")]
 pub mod axum;
 mod classify;
+#[cfg(feature = "health")]
+mod health;
 mod idempotent;
 mod retry;
 

@@ -1,0 +1,401 @@
+//! Metrics through the `metrics` facade, attached explicitly: nothing here runs unless a
+//! listener or hook is installed, so an uninstrumented breaker pays nothing.
+
+use std::sync::OnceLock;
+
+use metrics::{Counter, Histogram, Label, counter, gauge, histogram};
+#[cfg(test)]
+use std::future::Future;
+
+use crate::breaker::{BreakerListener, Name, OutcomeEvent, Rejected, State, Transition};
+use crate::outcome::Outcome;
+
+use super::names;
+
+/// Publishes a breaker's calls, state and transitions through the `metrics` facade (see
+/// [`names`] for what is published).
+///
+/// Attach it with [`BreakerBuilder::listener`](crate::breaker::BreakerBuilder::listener).
+/// It asks for every outcome, so an instrumented breaker reads the clock once more per call
+/// to time it; breakers without it are untouched. Durations are read on the breaker's clock:
+/// the default [`MonotonicClock`](crate::clock::MonotonicClock) ticks every few
+/// milliseconds, so give calls that take less a
+/// [`PreciseClock`](crate::clock::PreciseClock).
+///
+/// The listener registers its breaker's series with the recorder once, on the first call,
+/// and then only adds to them: install the recorder (a Prometheus exporter, say) before the
+/// breaker's first call. Give each breaker its own listener; one shared by several breakers
+/// works, but looks the other breakers' series up on every call.
+///
+/// ```
+/// use fusebox_core::breaker::Breaker;
+/// use fusebox_core::observe::MetricsListener;
+/// use std::sync::Arc;
+///
+/// let breaker = Breaker::builder("payments")
+///     .listener(Arc::new(MetricsListener::new()))
+///     .build()?;
+/// breaker.try_acquire()?.success(); // fusebox_calls_total{breaker="payments",outcome="success"}
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Debug, Default)]
+pub struct MetricsListener {
+    series: OnceLock<Series>,
+}
+
+/// The per-call series of one breaker, registered once.
+#[derive(Debug)]
+struct Series {
+    name: Name,
+    success: Counter,
+    failure: Counter,
+    ignored: Counter,
+    rejected: Counter,
+    slow: Counter,
+    duration: Histogram,
+}
+
+impl Series {
+    fn register(name: &Name) -> Self {
+        let calls = |outcome: &'static str| {
+            let labels = [
+                breaker_label(name),
+                Label::new(names::LABEL_OUTCOME, outcome),
+            ];
+            counter!(names::CALLS, labels.iter())
+        };
+        Series {
+            name: name.clone(),
+            success: calls("success"),
+            failure: calls("failure"),
+            ignored: calls("ignored"),
+            rejected: calls("rejected"),
+            slow: counter!(names::SLOW_CALLS, [breaker_label(name)].iter()),
+            duration: histogram!(names::CALL_DURATION, [breaker_label(name)].iter()),
+        }
+    }
+
+    fn calls(&self, outcome: Outcome) -> &Counter {
+        match outcome {
+            Outcome::Success => &self.success,
+            Outcome::Failure => &self.failure,
+            Outcome::Ignored => &self.ignored,
+        }
+    }
+}
+
+impl MetricsListener {
+    /// A listener publishing to whatever recorder is installed.
+    ///
+    /// ```
+    /// use fusebox_core::breaker::BreakerListener;
+    /// use fusebox_core::observe::MetricsListener;
+    /// assert!(MetricsListener::new().wants_outcomes());
+    /// ```
+    pub fn new() -> Self {
+        MetricsListener::default()
+    }
+
+    /// Runs `f` on `name`'s series: the cached ones for the first breaker seen, freshly
+    /// looked up for any other.
+    fn with_series(&self, name: &Name, f: impl FnOnce(&Series)) {
+        let cached = self.series.get_or_init(|| Series::register(name));
+        if cached.name == *name {
+            f(cached)
+        } else {
+            f(&Series::register(name))
+        }
+    }
+}
+
+fn breaker_label(name: &Name) -> Label {
+    Label::new(names::LABEL_BREAKER, name.label_value())
+}
+
+/// The value of the [`names::BREAKER_STATE`] gauge for `state`.
+///
+/// ```
+/// use fusebox_core::breaker::State;
+/// use fusebox_core::observe::state_gauge_value;
+/// assert_eq!(state_gauge_value(State::Closed), 0.0);
+/// assert_eq!(state_gauge_value(State::Disabled), 4.0);
+/// ```
+pub fn state_gauge_value(state: State) -> f64 {
+    match state {
+        State::Closed => 0.0,
+        State::Open => 1.0,
+        State::HalfOpen => 2.0,
+        State::ForcedOpen => 3.0,
+        State::Disabled => 4.0,
+    }
+}
+
+/// Sets a breaker's state gauge now. The listener updates it on every transition; call this
+/// once at start-up so a breaker that never changed state is visible too.
+///
+/// ```
+/// use fusebox_core::breaker::Breaker;
+/// use fusebox_core::observe::publish_state;
+/// let breaker = Breaker::builder("search").build()?;
+/// publish_state(&breaker); // fusebox_breaker_state{breaker="search"} 0
+/// # Ok::<(), fusebox_core::ConfigError>(())
+/// ```
+pub fn publish_state(breaker: &crate::breaker::Breaker) {
+    gauge!(names::BREAKER_STATE, [breaker_label(breaker.name())].iter())
+        .set(state_gauge_value(breaker.state()));
+}
+
+impl BreakerListener for MetricsListener {
+    fn on_transition(&self, t: &Transition) {
+        let labels = [
+            breaker_label(&t.name),
+            Label::new(names::LABEL_FROM, t.from.as_str()),
+            Label::new(names::LABEL_TO, t.to.as_str()),
+        ];
+        counter!(names::TRANSITIONS, labels.iter()).increment(1);
+        gauge!(names::BREAKER_STATE, [breaker_label(&t.name)].iter()).set(state_gauge_value(t.to));
+    }
+
+    fn on_rejection(&self, rejected: &Rejected) {
+        self.with_series(&rejected.name, |s| s.rejected.increment(1));
+    }
+
+    fn wants_outcomes(&self) -> bool {
+        true
+    }
+
+    fn on_outcome(&self, event: &OutcomeEvent) {
+        self.with_series(&event.name, |s| {
+            s.calls(event.outcome).increment(1);
+            if event.slow {
+                s.slow.increment(1);
+            }
+            s.duration.record(event.duration.as_secs_f64());
+        });
+    }
+}
+
+/// Hooks a retry policy's retries and give-ups to [`names::RETRIES`] and
+/// [`names::RETRY_GIVE_UPS`], labelled by the policy's name and the reason.
+///
+/// Name the policy first: the labels use the name the events carry.
+///
+/// ```
+/// use fusebox_core::observe::retry_metrics;
+/// use fusebox_core::policy::Retry;
+/// let retry = retry_metrics(Retry::<u32, std::io::Error>::builder().name("fetch")).build()?;
+/// assert_eq!(retry.name(), "fetch");
+/// # Ok::<(), fusebox_core::ConfigError>(())
+/// ```
+#[cfg(feature = "tokio")]
+pub fn retry_metrics<T, E>(
+    builder: crate::policy::RetryBuilder<T, E>,
+) -> crate::policy::RetryBuilder<T, E> {
+    builder
+        .on_retry(|event| {
+            let labels = [
+                Label::new(names::LABEL_POLICY, event.name.label_value()),
+                Label::new(names::LABEL_REASON, event.reason.as_str()),
+            ];
+            counter!(names::RETRIES, labels.iter()).increment(1);
+        })
+        .on_give_up(|name, reason| {
+            let labels = [
+                Label::new(names::LABEL_POLICY, name.label_value()),
+                Label::new(names::LABEL_REASON, super::give_up_reason(reason)),
+            ];
+            counter!(names::RETRY_GIVE_UPS, labels.iter()).increment(1);
+        })
+}
+
+/// Hooks a bulkhead's refusals to [`names::BULKHEAD_REJECTIONS`], labelled by its name.
+///
+/// ```
+/// use fusebox_core::observe::bulkhead_metrics;
+/// use fusebox_core::policy::Bulkhead;
+/// let bulkhead = bulkhead_metrics(Bulkhead::builder("db").max_concurrent(4)).build()?;
+/// assert_eq!(bulkhead.available(), 4);
+/// # Ok::<(), fusebox_core::ConfigError>(())
+/// ```
+#[cfg(feature = "tokio")]
+pub fn bulkhead_metrics(builder: crate::policy::BulkheadBuilder) -> crate::policy::BulkheadBuilder {
+    builder.on_full(|full: &crate::BulkheadFull| {
+        counter!(
+            names::BULKHEAD_REJECTIONS,
+            [Label::new(names::LABEL_POLICY, full.name.label_value())].iter()
+        )
+        .increment(1);
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::breaker::Breaker;
+    use crate::clock::ManualClock;
+    use metrics_util::debugging::{DebugValue, DebuggingRecorder};
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    /// Every metric as `name{label=value,...}` with its value, sorted.
+    fn collect(recorder: &DebuggingRecorder) -> Vec<(String, DebugValue)> {
+        let mut rows: Vec<_> = recorder
+            .snapshotter()
+            .snapshot()
+            .into_vec()
+            .into_iter()
+            .map(|(key, _, _, value)| {
+                let key = key.key();
+                let mut labels: Vec<_> = key
+                    .labels()
+                    .map(|l| format!("{}={}", l.key(), l.value()))
+                    .collect();
+                labels.sort();
+                (format!("{}{{{}}}", key.name(), labels.join(",")), value)
+            })
+            .collect();
+        rows.sort_by(|a, b| a.0.cmp(&b.0));
+        rows
+    }
+
+    fn counter_value(rows: &[(String, DebugValue)], key: &str) -> Option<u64> {
+        rows.iter()
+            .find(|(k, _)| k == key)
+            .and_then(|(_, v)| match v {
+                DebugValue::Counter(n) => Some(*n),
+                _ => None,
+            })
+    }
+
+    #[test]
+    fn breaker_calls_states_and_transitions_are_published() {
+        let recorder = DebuggingRecorder::new();
+        let clock = ManualClock::new();
+        metrics::with_local_recorder(&recorder, || {
+            let b = Breaker::builder("db")
+                .consecutive_failures(2)
+                .slow_calls(Duration::from_secs(1), 1.0)
+                .clock(clock.clone())
+                .listener(Arc::new(MetricsListener::new()))
+                .build()
+                .unwrap();
+            let permit = b.try_acquire().unwrap();
+            clock.advance(Duration::from_millis(1500));
+            permit.success();
+            b.try_acquire().unwrap().ignore();
+            b.record_failure();
+            b.record_failure();
+            assert!(b.try_acquire().is_err());
+        });
+        let rows = collect(&recorder);
+        let calls = |outcome: &str| {
+            counter_value(
+                &rows,
+                &format!("fusebox_calls_total{{breaker=db,outcome={outcome}}}"),
+            )
+        };
+        assert_eq!(calls("success"), Some(1));
+        assert_eq!(calls("ignored"), Some(1));
+        assert_eq!(calls("failure"), Some(2));
+        assert_eq!(calls("rejected"), Some(1));
+        assert_eq!(
+            counter_value(&rows, "fusebox_slow_calls_total{breaker=db}"),
+            Some(1)
+        );
+        assert_eq!(
+            counter_value(
+                &rows,
+                "fusebox_breaker_transitions_total{breaker=db,from=closed,to=open}"
+            ),
+            Some(1)
+        );
+        let state = rows
+            .iter()
+            .find(|(k, _)| k == "fusebox_breaker_state{breaker=db}")
+            .map(|(_, v)| v);
+        assert_eq!(state, Some(&DebugValue::Gauge(1.0.into())));
+        let durations = rows
+            .iter()
+            .find(|(k, _)| k == "fusebox_call_duration_seconds{breaker=db}")
+            .map(|(_, v)| v);
+        let Some(DebugValue::Histogram(values)) = durations else {
+            panic!("no duration histogram: {rows:?}");
+        };
+        assert_eq!(values.len(), 4);
+        assert_eq!(values[0].into_inner(), 1.5);
+    }
+
+    #[test]
+    fn a_listener_shared_by_two_breakers_keeps_their_series_apart() {
+        let recorder = DebuggingRecorder::new();
+        metrics::with_local_recorder(&recorder, || {
+            let shared = Arc::new(MetricsListener::new());
+            let a = Breaker::builder("a")
+                .listener(shared.clone())
+                .build()
+                .unwrap();
+            let b = Breaker::builder("b").listener(shared).build().unwrap();
+            a.record_success();
+            b.record_failure();
+            b.record_failure();
+            a.record_success();
+        });
+        let rows = collect(&recorder);
+        let a = "fusebox_calls_total{breaker=a,outcome=success}";
+        let b = "fusebox_calls_total{breaker=b,outcome=failure}";
+        assert_eq!(counter_value(&rows, a), Some(2));
+        assert_eq!(counter_value(&rows, b), Some(2));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn retries_give_ups_and_bulkhead_rejections_are_published() {
+        use crate::backoff::Backoff;
+        use crate::policy::{Bulkhead, Retry};
+
+        let recorder = DebuggingRecorder::new();
+        let retry = retry_metrics(
+            Retry::<(), &str>::builder()
+                .name("fetch")
+                .max_retries(2)
+                .backoff(Backoff::fixed(Duration::from_millis(10)).build().unwrap()),
+        )
+        .build()
+        .unwrap();
+        let bulkhead = bulkhead_metrics(Bulkhead::builder("pool").max_concurrent(1))
+            .build()
+            .unwrap();
+        let _held = bulkhead.try_enter().unwrap();
+        // The recorder is thread-local while the closure runs: drive the futures by hand.
+        let mut attempts = retry.attempts();
+        metrics::with_local_recorder(&recorder, || {
+            while attempts
+                .next_delay(&Err(crate::Error::Inner("busy")))
+                .is_some()
+            {}
+            let refused = bulkhead.enter();
+            let waker = std::task::Waker::noop();
+            let mut cx = std::task::Context::from_waker(waker);
+            let mut refused = std::pin::pin!(refused);
+            assert!(matches!(
+                refused.as_mut().poll(&mut cx),
+                std::task::Poll::Ready(Err(_))
+            ));
+        });
+        let rows = collect(&recorder);
+        assert_eq!(
+            counter_value(&rows, "fusebox_retries_total{policy=fetch,reason=error}"),
+            Some(2)
+        );
+        assert_eq!(
+            counter_value(
+                &rows,
+                "fusebox_retry_give_ups_total{policy=fetch,reason=max_retries}"
+            ),
+            Some(1)
+        );
+        assert_eq!(
+            counter_value(&rows, "fusebox_bulkhead_rejections_total{policy=pool}"),
+            Some(1)
+        );
+    }
+}

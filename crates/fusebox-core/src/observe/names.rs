@@ -1,0 +1,131 @@
+//! Metric names and label keys, stable across releases.
+//!
+//! | name | type | labels | what |
+//! | --- | --- | --- | --- |
+//! | `fusebox_calls_total` | counter | `breaker`, `outcome` | calls by outcome: `success`, `failure`, `ignored`, `rejected` |
+//! | `fusebox_slow_calls_total` | counter | `breaker` | calls past the slow-call threshold (also counted as success or failure) |
+//! | `fusebox_call_duration_seconds` | histogram | `breaker` | from admission to the recorded outcome |
+//! | `fusebox_breaker_state` | gauge | `breaker` | 0 closed, 1 open, 2 half_open, 3 forced_open, 4 disabled |
+//! | `fusebox_breaker_transitions_total` | counter | `breaker`, `from`, `to` | state changes |
+//! | `fusebox_retries_total` | counter | `policy`, `reason` | retries started |
+//! | `fusebox_retry_give_ups_total` | counter | `policy`, `reason` | retryable results returned without a retry |
+//! | `fusebox_bulkhead_rejections_total` | counter | `policy` | calls refused by a full bulkhead |
+//! | `fusebox_mode` | gauge | `controller` | index of the current degradation mode (0 = normal) |
+//! | `fusebox_mode_degraded` | gauge | `controller` | 1 when the mode is not the first one |
+//! | `fusebox_mode_transitions_total` | counter | `controller`, `from`, `to` | mode changes |
+//!
+//! ```
+//! use fusebox_core::observe::names;
+//! assert_eq!(names::CALLS, "fusebox_calls_total");
+//! assert_eq!(names::LABEL_BREAKER, "breaker");
+//! ```
+
+/// Counter of calls by outcome (`success`, `failure`, `ignored`, `rejected`).
+///
+/// ```
+/// assert!(fusebox_core::observe::names::CALLS.ends_with("_total"));
+/// ```
+pub const CALLS: &str = "fusebox_calls_total";
+/// Counter of slow calls (a slow call is also counted as a success or a failure).
+///
+/// ```
+/// assert_eq!(fusebox_core::observe::names::SLOW_CALLS, "fusebox_slow_calls_total");
+/// ```
+pub const SLOW_CALLS: &str = "fusebox_slow_calls_total";
+/// Histogram of call durations, in seconds.
+///
+/// ```
+/// assert!(fusebox_core::observe::names::CALL_DURATION.ends_with("_seconds"));
+/// ```
+pub const CALL_DURATION: &str = "fusebox_call_duration_seconds";
+/// Gauge of a breaker's state: 0 closed, 1 open, 2 half_open, 3 forced_open, 4 disabled.
+///
+/// ```
+/// assert_eq!(fusebox_core::observe::names::BREAKER_STATE, "fusebox_breaker_state");
+/// ```
+pub const BREAKER_STATE: &str = "fusebox_breaker_state";
+/// Counter of breaker state changes.
+///
+/// ```
+/// assert!(fusebox_core::observe::names::TRANSITIONS.ends_with("_total"));
+/// ```
+pub const TRANSITIONS: &str = "fusebox_breaker_transitions_total";
+/// Counter of retries started.
+///
+/// ```
+/// assert_eq!(fusebox_core::observe::names::RETRIES, "fusebox_retries_total");
+/// ```
+pub const RETRIES: &str = "fusebox_retries_total";
+/// Counter of retryable results returned without a retry (retries spent, budget empty...).
+///
+/// ```
+/// assert!(fusebox_core::observe::names::RETRY_GIVE_UPS.ends_with("_total"));
+/// ```
+pub const RETRY_GIVE_UPS: &str = "fusebox_retry_give_ups_total";
+/// Counter of calls refused by a full bulkhead.
+///
+/// ```
+/// assert!(fusebox_core::observe::names::BULKHEAD_REJECTIONS.ends_with("_total"));
+/// ```
+pub const BULKHEAD_REJECTIONS: &str = "fusebox_bulkhead_rejections_total";
+/// Gauge of a mode controller's current mode, as its index (0 = normal).
+///
+/// ```
+/// assert_eq!(fusebox_core::observe::names::MODE, "fusebox_mode");
+/// ```
+pub const MODE: &str = "fusebox_mode";
+/// Gauge: 1 while a mode controller is in any mode but the first.
+///
+/// ```
+/// assert_eq!(fusebox_core::observe::names::MODE_DEGRADED, "fusebox_mode_degraded");
+/// ```
+pub const MODE_DEGRADED: &str = "fusebox_mode_degraded";
+/// Counter of mode changes.
+///
+/// ```
+/// assert!(fusebox_core::observe::names::MODE_TRANSITIONS.ends_with("_total"));
+/// ```
+pub const MODE_TRANSITIONS: &str = "fusebox_mode_transitions_total";
+
+/// Label: the breaker's name.
+///
+/// ```
+/// assert_eq!(fusebox_core::observe::names::LABEL_BREAKER, "breaker");
+/// ```
+pub const LABEL_BREAKER: &str = "breaker";
+/// Label: a retry policy's or bulkhead's name.
+///
+/// ```
+/// assert_eq!(fusebox_core::observe::names::LABEL_POLICY, "policy");
+/// ```
+pub const LABEL_POLICY: &str = "policy";
+/// Label: a mode controller's name.
+///
+/// ```
+/// assert_eq!(fusebox_core::observe::names::LABEL_CONTROLLER, "controller");
+/// ```
+pub const LABEL_CONTROLLER: &str = "controller";
+/// Label: a call's outcome.
+///
+/// ```
+/// assert_eq!(fusebox_core::observe::names::LABEL_OUTCOME, "outcome");
+/// ```
+pub const LABEL_OUTCOME: &str = "outcome";
+/// Label: the state or mode before a change.
+///
+/// ```
+/// assert_eq!(fusebox_core::observe::names::LABEL_FROM, "from");
+/// ```
+pub const LABEL_FROM: &str = "from";
+/// Label: the state or mode after a change.
+///
+/// ```
+/// assert_eq!(fusebox_core::observe::names::LABEL_TO, "to");
+/// ```
+pub const LABEL_TO: &str = "to";
+/// Label: why a retry started or stopped.
+///
+/// ```
+/// assert_eq!(fusebox_core::observe::names::LABEL_REASON, "reason");
+/// ```
+pub const LABEL_REASON: &str = "reason";
