@@ -12,22 +12,22 @@ pub(crate) fn evaluate_trip(
     consecutive_failures: u32,
     stats: &WindowStats,
 ) -> Option<TripReason> {
-    if let Some(threshold) = rules.consecutive_failures {
-        if consecutive_failures >= threshold {
-            return Some(TripReason::ConsecutiveFailures {
-                failures: consecutive_failures,
-                threshold,
-            });
-        }
+    if let Some(threshold) = rules.consecutive_failures
+        && consecutive_failures >= threshold
+    {
+        return Some(TripReason::ConsecutiveFailures {
+            failures: consecutive_failures,
+            threshold,
+        });
     }
-    if let Some(threshold) = rules.failures_in_window {
-        if stats.failures >= u64::from(threshold) {
-            return Some(TripReason::FailureCount {
-                failures: stats.failures,
-                calls: stats.calls,
-                threshold,
-            });
-        }
+    if let Some(threshold) = rules.failures_in_window
+        && stats.failures >= u64::from(threshold)
+    {
+        return Some(TripReason::FailureCount {
+            failures: stats.failures,
+            calls: stats.calls,
+            threshold,
+        });
     }
     let judged = stats.calls >= u64::from(rules.min_calls) && stats.calls > 0;
     if let Some(threshold) = rules.failure_rate {
@@ -50,10 +50,10 @@ pub(crate) fn evaluate_trip(
             });
         }
     }
-    if let Some(custom) = &rules.custom {
-        if (custom.0)(stats) {
-            return Some(TripReason::Custom { stats: *stats });
-        }
+    if let Some(custom) = &rules.custom
+        && (custom.0)(stats)
+    {
+        return Some(TripReason::Custom { stats: *stats });
     }
     None
 }
@@ -279,17 +279,17 @@ pub fn decide(config: &BreakerConfig, counters: &Counters, now_nanos: u64) -> De
                     transition: Some(t),
                 };
             }
-            if let Some(max) = config.half_open_max_nanos {
-                if now_nanos.saturating_sub(c.half_open_since_nanos) >= max {
-                    let cooldown = config
-                        .cooldown
-                        .after_trips(c.consecutive_trips.saturating_add(1), 0.5);
-                    return reject(
-                        State::Open,
-                        Some(cooldown),
-                        Some((State::Open, TransitionReason::HalfOpenTimedOut)),
-                    );
-                }
+            if let Some(max) = config.half_open_max_nanos
+                && now_nanos.saturating_sub(c.half_open_since_nanos) >= max
+            {
+                let cooldown = config
+                    .cooldown
+                    .after_trips(c.consecutive_trips.saturating_add(1), 0.5);
+                return reject(
+                    State::Open,
+                    Some(cooldown),
+                    Some((State::Open, TransitionReason::HalfOpenTimedOut)),
+                );
             }
             let finished = c.trial_successes.saturating_add(c.trial_failures);
             if trial_admissible(config, c.trials_in_flight, finished) {

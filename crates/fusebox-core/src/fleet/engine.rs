@@ -284,10 +284,10 @@ impl Engine {
                 if let Some(link) = link {
                     link.set_defer_trials(true);
                 }
-                if record.state == FleetState::HalfOpen {
-                    if let Some(next) = self.judge_trials(view).await {
-                        return next;
-                    }
+                if record.state == FleetState::HalfOpen
+                    && let Some(next) = self.judge_trials(view).await
+                {
+                    return next;
                 }
                 let left = Duration::from_millis(view.cooldown_remaining_ms());
                 if record.state == FleetState::Open && !left.is_zero() {
@@ -391,14 +391,14 @@ impl Engine {
             };
             // A peer seen for the first time brings its history: only what it adds from
             // now on is new to this window.
-            if let Some(before) = self.peers.get(&peer.id) {
-                if peer.live {
-                    breaker.ingest(
-                        now.successes.saturating_sub(before.successes),
-                        now.failures.saturating_sub(before.failures),
-                        now.slow.saturating_sub(before.slow),
-                    );
-                }
+            if let Some(before) = self.peers.get(&peer.id)
+                && peer.live
+            {
+                breaker.ingest(
+                    now.successes.saturating_sub(before.successes),
+                    now.failures.saturating_sub(before.failures),
+                    now.slow.saturating_sub(before.slow),
+                );
             }
             seen.insert(peer.id.clone(), now);
         }

@@ -656,10 +656,10 @@ impl<'a, T, E> RetryAttempts<'a, T, E> {
                 return self.give_up(GiveUpReason::Exhausted);
             }
         }
-        if let Some(budget) = &p.budget {
-            if !budget.try_withdraw(p.clock.now_nanos()) {
-                return self.give_up(GiveUpReason::BudgetExhausted);
-            }
+        if let Some(budget) = &p.budget
+            && !budget.try_withdraw(p.clock.now_nanos())
+        {
+            return self.give_up(GiveUpReason::BudgetExhausted);
         }
         self.attempt += 1;
         let event = RetryEvent {

@@ -1,0 +1,260 @@
+//! The Lua scripts: every multi-key update is one script, so Redis applies it atomically.
+//!
+//! Layout, under a prefix `P` (default `fusebox:`):
+//! * `P{name}` — one hash per breaker: the record's fields, plus one field `i:{instance}`
+//!   per instance holding `seq|successes|failures|slow|open|claimed|claimed_gen|last_seen`;
+//! * `P{name}:lease:{instance}` — the instance's lease, a key with a TTL (Redis's clock);
+//! * `Pbreakers` — the set of breaker names;
+//! * channel `Pevents` — `"{generation} {name}"` on every change.
+//!
+//! The braces put a breaker's keys in one cluster slot. Every script takes `KEYS[1]` = the
+//! breaker's hash, `KEYS[2]` = the set of names, `ARGV[1]` = the breaker's name,
+//! `ARGV[2]` = the lease key prefix, `ARGV[3]` = the channel, `ARGV[4]` = idle TTL (ms).
+
+/// Shared functions, prepended to every script.
+const PRELUDE: &str = r#"
+local key, names_key = KEYS[1], KEYS[2]
+local name, lease_prefix, channel = ARGV[1], ARGV[2], ARGV[3]
+local idle_ttl = tonumber(ARGV[4])
+local FORGET_MS = 600000
+
+local function fmt(x) return string.format('%d', x) end
+
+local function now_ms()
+  local t = redis.call('TIME')
+  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
+
+local NUMERIC = {'generation', 'open_until', 'trips', 'trial_successes', 'trial_failures',
+  'forced_until', 'transitions', 'opens', 'changed'}
+
+local function load(now)
+  local flat = redis.call('HGETALL', key)
+  local r = {state = 'closed', forced = '', mode = '', reason = ''}
+  local inst = {}
+  for i = 1, #flat, 2 do
+    local k, v = flat[i], flat[i + 1]
+    if string.sub(k, 1, 2) == 'i:' then inst[string.sub(k, 3)] = v else r[k] = v end
+  end
+  for _, f in ipairs(NUMERIC) do r[f] = tonumber(r[f]) or 0 end
+  if r.forced ~= '' and r.forced_until > 0 and r.forced_until <= now then
+    r.forced, r.forced_until = '', 0
+    redis.call('HSET', key, 'forced', '', 'forced_until', 0)
+  end
+  return r, inst
+end
+
+local function decode(v)
+  local t = {}
+  for x in string.gmatch(v or '', '[^|]+') do t[#t + 1] = tonumber(x) or 0 end
+  return {seq = t[1] or 0, s = t[2] or 0, f = t[3] or 0, slow = t[4] or 0, open = t[5] or 0,
+    claimed = t[6] or 0, cgen = t[7] or 0, last = t[8] or 0}
+end
+
+local function encode(i)
+  return table.concat({fmt(i.seq), fmt(i.s), fmt(i.f), fmt(i.slow), fmt(i.open),
+    fmt(i.claimed), fmt(i.cgen), fmt(i.last)}, '|')
+end
+
+local function save(r)
+  redis.call('HSET', key, 'generation', fmt(r.generation), 'state', r.state,
+    'open_until', fmt(r.open_until), 'trips', fmt(r.trips),
+    'trial_successes', fmt(r.trial_successes), 'trial_failures', fmt(r.trial_failures),
+    'forced', r.forced, 'forced_until', fmt(r.forced_until),
+    'transitions', fmt(r.transitions), 'opens', fmt(r.opens), 'changed', fmt(r.changed),
+    'mode', r.mode, 'reason', r.reason)
+  redis.call('PEXPIRE', key, idle_ttl)
+  redis.call('SADD', names_key, name)
+  redis.call('PEXPIRE', names_key, idle_ttl)
+end
+
+local function announce(r)
+  redis.call('PUBLISH', channel, fmt(r.generation) .. ' ' .. name)
+end
+
+local function change(r, target, cooldown, reason, now)
+  r.generation = r.generation + 1
+  r.state = target
+  r.transitions = r.transitions + 1
+  r.changed = now
+  r.reason = reason
+  r.trial_successes, r.trial_failures = 0, 0
+  if target == 'open' then
+    r.open_until = now + cooldown
+    r.trips = r.trips + 1
+    r.opens = r.opens + 1
+  elseif target == 'closed' then
+    r.trips, r.open_until = 0, 0
+  end
+end
+
+local function lease_left(id)
+  local ttl = redis.call('PTTL', lease_prefix .. id)
+  if ttl > 0 then return ttl end
+  return 0
+end
+
+local function held_claims(r, inst)
+  local held = 0
+  if r.state ~= 'half_open' then return 0 end
+  for id, v in pairs(inst) do
+    local i = decode(v)
+    if i.cgen == r.generation and lease_left(id) > 0 then held = held + i.claimed end
+  end
+  return held
+end
+
+local function view(r, inst, now, extra)
+  local out = {fmt(now), fmt(r.generation), r.state, fmt(r.open_until), fmt(r.trips),
+    fmt(r.trial_successes), fmt(r.trial_failures), r.forced, fmt(r.forced_until),
+    fmt(r.transitions), fmt(r.opens), fmt(r.changed), r.mode, r.reason, fmt(extra)}
+  local ids = {}
+  for id, _ in pairs(inst) do ids[#ids + 1] = id end
+  table.sort(ids)
+  local rows = {}
+  for _, id in ipairs(ids) do
+    local i = decode(inst[id])
+    local left = lease_left(id)
+    if left == 0 and now - i.last > FORGET_MS then
+      redis.call('HDEL', key, 'i:' .. id)
+    else
+      local claimed = 0
+      if left > 0 and r.state == 'half_open' and i.cgen == r.generation then claimed = i.claimed end
+      local live = 0
+      if left > 0 then live = 1 end
+      for _, x in ipairs({id, fmt(live), fmt(left), fmt(i.open), fmt(i.s), fmt(i.f), fmt(i.slow),
+        fmt(i.seq), fmt(claimed)}) do rows[#rows + 1] = x end
+    end
+  end
+  out[#out + 1] = fmt(#rows / 9)
+  for _, x in ipairs(rows) do out[#out + 1] = x end
+  return out
+end
+"#;
+
+/// Flush: ARGV[5..] = instance, lease ttl, seq, successes, failures, slow, trial generation,
+/// trial successes, trial failures, released slots, local open (0/1), mode.
+const SYNC: &str = r#"
+local id, ttl, seq = ARGV[5], tonumber(ARGV[6]), tonumber(ARGV[7])
+local now = now_ms()
+local r, inst = load(now)
+local i = decode(inst[id])
+redis.call('SET', lease_prefix .. id, '1', 'PX', ttl)
+i.open, i.last = tonumber(ARGV[15]), now
+if seq > i.seq then
+  i.seq = seq
+  i.s = i.s + tonumber(ARGV[8])
+  i.f = i.f + tonumber(ARGV[9])
+  i.slow = i.slow + tonumber(ARGV[10])
+  if r.state == 'half_open' and tonumber(ARGV[11]) == r.generation then
+    r.trial_successes = r.trial_successes + tonumber(ARGV[12])
+    r.trial_failures = r.trial_failures + tonumber(ARGV[13])
+    if i.cgen == r.generation then i.claimed = math.max(0, i.claimed - tonumber(ARGV[14])) end
+  end
+end
+r.mode = ARGV[16]
+inst[id] = encode(i)
+redis.call('HSET', key, 'i:' .. id, inst[id])
+save(r)
+return view(r, inst, now, 0)
+"#;
+
+/// Compare-and-set: ARGV[5..] = expected generation, target state, cooldown ms, reason.
+const TRANSITION: &str = r#"
+local now = now_ms()
+local r, inst = load(now)
+local won = 0
+if r.generation == tonumber(ARGV[5]) then
+  change(r, ARGV[6], tonumber(ARGV[7]), ARGV[8], now)
+  save(r)
+  announce(r)
+  won = 1
+end
+return view(r, inst, now, won)
+"#;
+
+/// Trial claim: ARGV[5..] = instance, wanted slots, permitted slots.
+const CLAIM: &str = r#"
+local id, want, permitted = ARGV[5], tonumber(ARGV[6]), tonumber(ARGV[7])
+local now = now_ms()
+local r, inst = load(now)
+if r.state == 'open' and now >= r.open_until and r.forced == '' then
+  change(r, 'half_open', 0, 'cooldown elapsed', now)
+  save(r)
+  announce(r)
+end
+local granted = 0
+if r.state == 'half_open' and r.forced == '' then
+  granted = math.min(want, math.max(0, permitted - held_claims(r, inst)))
+  local i = decode(inst[id])
+  if i.cgen ~= r.generation then i.cgen, i.claimed = r.generation, 0 end
+  i.claimed = i.claimed + granted
+  inst[id] = encode(i)
+  redis.call('HSET', key, 'i:' .. id, inst[id])
+end
+return view(r, inst, now, granted)
+"#;
+
+/// Forced state: ARGV[5..] = forced ('open', 'closed', or '' to reset), duration ms (0: none).
+const FORCE: &str = r#"
+local forced, for_ms = ARGV[5], tonumber(ARGV[6])
+local now = now_ms()
+local r, inst = load(now)
+if forced ~= '' then
+  r.forced = forced
+  r.forced_until = 0
+  if for_ms > 0 then r.forced_until = now + for_ms end
+  r.generation = r.generation + 1
+  r.changed = now
+  r.reason = 'forced ' .. forced
+else
+  r.forced, r.forced_until = '', 0
+  change(r, 'closed', 0, 'reset', now)
+end
+save(r)
+announce(r)
+return view(r, inst, now, 0)
+"#;
+
+/// Read: nil when the breaker is unknown.
+const VIEW: &str = r#"
+if redis.call('EXISTS', key) == 0 then return false end
+local now = now_ms()
+local r, inst = load(now)
+return view(r, inst, now, 0)
+"#;
+
+/// Names of breakers whose hash still exists; forgets expired ones. KEYS[1] = the set.
+pub(crate) const BREAKERS: &str = r#"
+local prefix = ARGV[1]
+local out = {}
+for _, n in ipairs(redis.call('SMEMBERS', KEYS[1])) do
+  if redis.call('EXISTS', prefix .. '{' .. n .. '}') == 1 then out[#out + 1] = n
+  else redis.call('SREM', KEYS[1], n) end
+end
+table.sort(out)
+return out
+"#;
+
+pub(crate) struct Scripts {
+    pub(crate) sync: redis::Script,
+    pub(crate) transition: redis::Script,
+    pub(crate) claim: redis::Script,
+    pub(crate) force: redis::Script,
+    pub(crate) view: redis::Script,
+    pub(crate) breakers: redis::Script,
+}
+
+impl Scripts {
+    pub(crate) fn new() -> Scripts {
+        let with_prelude = |body: &str| redis::Script::new(&format!("{PRELUDE}\n{body}"));
+        Scripts {
+            sync: with_prelude(SYNC),
+            transition: with_prelude(TRANSITION),
+            claim: with_prelude(CLAIM),
+            force: with_prelude(FORCE),
+            view: with_prelude(VIEW),
+            breakers: redis::Script::new(BREAKERS),
+        }
+    }
+}
