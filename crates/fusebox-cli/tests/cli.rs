@@ -476,3 +476,109 @@ fn help_shows_examples_and_completions_generate() {
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn status_watch_redraws_in_place() {
+    use std::io::Read;
+    use std::sync::{Arc, Mutex};
+
+    let Some(url) = server().await else { return };
+    let schema = Schema::new(&url, "watch");
+    schema.store().setup().await.expect("setup");
+    let fleet = two_instances(&schema).await;
+
+    let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("fusebox"))
+        .env_remove("REDIS_URL")
+        .args(["--database-url", &url, "--schema", &schema.name])
+        .args(["status", "--watch", "--interval", "100ms"])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let mut stdout = child.stdout.take().expect("stdout");
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let reader = {
+        let seen = Arc::clone(&seen);
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 4096];
+            while let Ok(n) = stdout.read(&mut buf) {
+                if n == 0 {
+                    break;
+                }
+                seen.lock().unwrap().extend_from_slice(&buf[..n]);
+            }
+        })
+    };
+    const CLEAR: &str = "\x1b[H\x1b[2J";
+    let frames = |seen: &Arc<Mutex<Vec<u8>>>| {
+        let text = text(&seen.lock().unwrap());
+        (text.matches(CLEAR).count(), text)
+    };
+    let redrawn = wait_until(Duration::from_secs(10), || frames(&seen).0 >= 3).await;
+    let _ = child.kill();
+    let _ = child.wait();
+    let _ = reader.join();
+    let (count, text) = frames(&seen);
+    assert!(redrawn.is_some(), "{count} frames: {text:?}");
+    let last = text.rsplit(CLEAR).next().unwrap_or_default();
+    assert!(
+        last.contains("BREAKER") && last.lines().any(|l| l.starts_with("dep ")),
+        "{last:?}"
+    );
+    drop(fleet);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_store_from_the_command_line() {
+    let url = std::env::var("REDIS_URL")
+        .ok()
+        .filter(|u| !u.is_empty())
+        .unwrap_or_else(|| "redis://127.0.0.1:6379".to_owned());
+    let address = url
+        .trim_start_matches("redis://")
+        .rsplit('@')
+        .next()
+        .unwrap_or_default()
+        .split('/')
+        .next()
+        .unwrap_or_default()
+        .to_owned();
+    if let Err(e) = tokio::net::TcpStream::connect(&address).await {
+        if std::env::var("CI").as_deref() == Ok("true") {
+            panic!("Redis is unreachable at {url} ({e}); under CI=true the CLI tests must run");
+        }
+        eprintln!("skipping: Redis is unreachable at {url} ({e})");
+        return;
+    }
+    let prefix = format!("fbc-{}-{:x}:", std::process::id(), rand_suffix());
+    let redis = |args: &[&str], redis_url: &str| {
+        let mut c = Command::cargo_bin("fusebox").expect("binary");
+        c.env_remove("DATABASE_URL")
+            .env_remove("REDIS_URL")
+            .args(["--redis-url", redis_url, "--prefix", &prefix])
+            .args(args);
+        c
+    };
+    let out = run(redis(&["status"], &url)).await;
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(text(&out.stdout).contains("no breakers yet"));
+    let out = run(redis(&["open", "nope"], &url)).await;
+    assert_eq!(out.status.code(), Some(6), "{}", text(&out.stderr));
+    let out = run(redis(&["open", "dep", "--create", "--for", "1m"], &url)).await;
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let out = run(redis(&["status", "--json"], &url)).await;
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    assert_eq!(json[0]["forced"], "open");
+    let out = run(redis(&["reset", "dep"], &url)).await;
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let out = run(redis(&["status"], "redis://127.0.0.1:1")).await;
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out.stderr));
+    let out = run(redis(&["status"], "http://127.0.0.1")).await;
+    assert_eq!(out.status.code(), Some(4), "{}", text(&out.stderr));
+}
+
+fn rand_suffix() -> u32 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default()
+        .subsec_nanos()
+}
