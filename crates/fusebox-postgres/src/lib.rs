@@ -62,6 +62,11 @@ pub use error::BuildError;
 pub use schema::{DEFAULT_SCHEMA, MAX_SCHEMA_LEN, SCHEMA_VERSION, setup_sql};
 /// The driver's connection settings, re-exported for
 /// [`PostgresStore::builder_with_config`].
+///
+/// ```
+/// let mut config = fusebox_postgres::Config::new();
+/// config.host("db.internal").user("app").dbname("orders");
+/// ```
 pub use tokio_postgres::Config;
 
 /// Key of the advisory lock that serializes setups on one database.

@@ -4,9 +4,22 @@ use crate::BuildError;
 
 /// The longest schema name accepted: the LISTEN channel, `fusebox_` and the schema, must
 /// stay under PostgreSQL's 63-byte identifier limit.
+///
+/// ```
+/// use fusebox_postgres::{MAX_SCHEMA_LEN, PostgresStore};
+/// let long = "s".repeat(MAX_SCHEMA_LEN + 1);
+/// assert!(PostgresStore::builder("postgres://localhost/app").schema(long).build().is_err());
+/// ```
 pub const MAX_SCHEMA_LEN: usize = 48;
 
 /// The schema used when none is configured.
+///
+/// ```
+/// use fusebox_postgres::{DEFAULT_SCHEMA, PostgresStore};
+/// let store = PostgresStore::builder("postgres://localhost/app").build()?;
+/// assert_eq!(store.schema(), DEFAULT_SCHEMA);
+/// # Ok::<(), fusebox_postgres::BuildError>(())
+/// ```
 pub const DEFAULT_SCHEMA: &str = "fusebox";
 
 /// One shipped migration: its version, what it does, and its SQL (with placeholders).
