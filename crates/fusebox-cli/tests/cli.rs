@@ -519,10 +519,11 @@ async fn status_watch_redraws_in_place() {
     let _ = reader.join();
     let (count, text) = frames(&seen);
     assert!(redrawn.is_some(), "{count} frames: {text:?}");
-    let last = text.rsplit(CLEAR).next().unwrap_or_default();
+    // The frame before the last one is complete (the last may be cut by the kill).
+    let frame = text.rsplit(CLEAR).nth(1).unwrap_or_default();
     assert!(
-        last.contains("BREAKER") && last.lines().any(|l| l.starts_with("dep ")),
-        "{last:?}"
+        frame.contains("BREAKER") && frame.lines().any(|l| l.starts_with("dep ")),
+        "{frame:?}"
     );
     drop(fleet);
 }
