@@ -1,4 +1,5 @@
-//! The CLOSED fast path allocates nothing: counted with a global allocator.
+//! The CLOSED fast path, and a pipeline call that succeeds at once, allocate nothing: counted
+//! with a global allocator.
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
@@ -10,6 +11,8 @@ use std::time::Duration;
 
 use fusebox::breaker::Breaker;
 use fusebox::clock::ManualClock;
+use fusebox::pipeline::Pipeline;
+use fusebox::policy::{Fallback, Retry};
 
 struct Counting;
 
@@ -52,7 +55,7 @@ fn poll_once<F: Future>(f: F) -> Poll<F::Output> {
 
 // One test function: the counter is global, so nothing else may run beside it.
 #[test]
-fn closed_path_and_rejections_do_not_allocate() {
+fn closed_path_rejections_and_pipeline_success_do_not_allocate() {
     let breakers = [
         Breaker::builder("consecutive").build().unwrap(),
         Breaker::builder("count")
@@ -99,4 +102,20 @@ fn closed_path_and_rejections_do_not_allocate() {
         }
     });
     assert_eq!(n, 0, "a rejection allocated");
+
+    // Retry outside the breaker, with a fallback around both: the success path.
+    let pipeline = Pipeline::builder()
+        .fallback(Fallback::value(0u32))
+        .retry(Retry::builder().build().unwrap())
+        .breaker(Breaker::builder("pipeline").build().unwrap())
+        .build()
+        .unwrap();
+    let op = || async { Ok::<u32, ()>(1) };
+    assert!(matches!(poll_once(pipeline.call(op)), Poll::Ready(Ok(1))));
+    let n = allocations_during(|| {
+        for _ in 0..10_000 {
+            assert!(matches!(poll_once(pipeline.call(op)), Poll::Ready(Ok(1))));
+        }
+    });
+    assert_eq!(n, 0, "a pipeline call that succeeded at once allocated");
 }

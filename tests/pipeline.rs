@@ -495,3 +495,172 @@ fn invalid_settings_name_the_field() {
     }
     assert_eq!(b.build().unwrap_err().field(), Some("pipeline"));
 }
+
+#[tokio::test(start_paused = true)]
+async fn dropping_a_waiting_call_releases_permits_and_slots_and_stops_retrying() {
+    let breaker = Breaker::builder("drop")
+        .half_open_trials(1, 1)
+        .clock(ManualClock::new())
+        .build()
+        .unwrap();
+    let bulkhead = Bulkhead::builder("drop").max_concurrent(1).build().unwrap();
+    let pipeline: Pipeline<(), ApiError> = Pipeline::builder()
+        .retry(quick_retry(5))
+        .breaker(breaker.clone())
+        .bulkhead(bulkhead.clone())
+        .build()
+        .unwrap();
+    let attempts = AtomicU32::new(0);
+    let call = pipeline.call(|| async {
+        if attempts.fetch_add(1, Ordering::Relaxed) == 0 {
+            return Err(api(500));
+        }
+        tokio::time::sleep(Duration::from_secs(10)).await;
+        Ok(())
+    });
+    // The first attempt fails, the second waits on the dependency holding both.
+    assert!(tokio::time::timeout(ms(50), call).await.is_err());
+    assert_eq!(attempts.load(Ordering::Relaxed), 2);
+    assert_eq!(bulkhead.available(), 1, "the slot is free again");
+    assert_eq!(
+        breaker.snapshot().consecutive_failures,
+        1,
+        "the cancelled attempt counts nothing"
+    );
+    tokio::time::sleep(Duration::from_secs(60)).await;
+    assert_eq!(
+        attempts.load(Ordering::Relaxed),
+        2,
+        "no retry after the drop"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn zero_delay_retries_pass_the_breaker_each_time() {
+    let breaker = failing_breaker(10);
+    let pipeline = Pipeline::builder()
+        .retry(
+            Retry::builder()
+                .max_retries(3)
+                .backoff(Backoff::fixed(Duration::ZERO).build().unwrap())
+                .build()
+                .unwrap(),
+        )
+        .breaker(breaker.clone())
+        .build()
+        .unwrap();
+    let attempts = AtomicU32::new(0);
+    let r = pipeline
+        .call(|| async {
+            match attempts.fetch_add(1, Ordering::Relaxed) {
+                0..=2 => Err(api(503)),
+                n => Ok(n),
+            }
+        })
+        .await;
+    assert_eq!(r.unwrap(), 3);
+    // Three failures and a success, each through the breaker: the success reset the run.
+    assert_eq!(breaker.snapshot().consecutive_failures, 0);
+    assert_eq!(attempts.load(Ordering::Relaxed), 4);
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_outer_timeout_bounds_a_fallback_handler_and_a_waiting_bulkhead() {
+    // The fallback's handler runs inside the outer timeout.
+    let pipeline: Pipeline<u32, ApiError> = Pipeline::builder()
+        .timeout(ms(100))
+        .fallback(Fallback::from_fn(|_| async {
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            Ok(0)
+        }))
+        .build()
+        .unwrap();
+    let start = Instant::now();
+    let r = pipeline.call(|| async { Err(api(500)) }).await;
+    assert_eq!(r.unwrap_err().stopped_by(), Some("timeout"));
+    assert_eq!(start.elapsed(), ms(100));
+
+    // A call waiting in a bulkhead's queue gives up at the timeout and leaves the queue.
+    let bulkhead = Bulkhead::builder("q")
+        .max_concurrent(1)
+        .max_queued(1)
+        .build()
+        .unwrap();
+    let pipeline: Pipeline<u32, ApiError> = Pipeline::builder()
+        .timeout(ms(100))
+        .bulkhead(bulkhead.clone())
+        .build()
+        .unwrap();
+    let held = bulkhead.try_enter().unwrap();
+    let r = pipeline.call(|| async { Ok(1) }).await;
+    assert_eq!(r.unwrap_err().stopped_by(), Some("timeout"));
+    drop(held);
+    assert_eq!(pipeline.call(|| async { Ok(2) }).await.unwrap(), 2);
+    let (a, b) = tokio::join!(
+        pipeline.call(|| async {
+            tokio::time::sleep(ms(50)).await;
+            Ok(3)
+        }),
+        pipeline.call(|| async { Ok(4) }),
+    );
+    assert_eq!(
+        (a.unwrap(), b.unwrap()),
+        (3, 4),
+        "the queue place was freed"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn nested_timeouts_the_inner_one_fires_first_and_is_retried() {
+    let attempts = AtomicU32::new(0);
+    let pipeline: Pipeline<u32, ApiError> = Pipeline::builder()
+        .timeout(ms(1_000))
+        .retry(quick_retry(1))
+        .timeout(ms(100))
+        .build()
+        .unwrap();
+    let start = Instant::now();
+    let r = pipeline
+        .call(|| async {
+            let n = attempts.fetch_add(1, Ordering::Relaxed);
+            if n == 0 {
+                tokio::time::sleep(Duration::from_secs(5)).await;
+            }
+            Ok(n)
+        })
+        .await;
+    assert_eq!(r.unwrap(), 1);
+    assert_eq!(
+        start.elapsed(),
+        ms(110),
+        "100 ms timeout, 10 ms backoff, then at once"
+    );
+}
+
+#[test]
+fn jitter_differs_between_unseeded_calls_and_repeats_with_a_seed() {
+    use fusebox::backoff::Jitter;
+    let failed: Result<(), Error<()>> = Err(Error::Inner(()));
+    let unseeded = Retry::<(), ()>::builder().build().unwrap(); // full jitter by default
+    let mut firsts: Vec<_> = (0..20)
+        .map(|_| unseeded.attempts().next_delay(&failed))
+        .collect();
+    firsts.dedup();
+    assert!(firsts.len() > 1, "every call drew the same delay");
+
+    let backoff = Backoff::exponential(ms(100), Duration::from_secs(10))
+        .jitter(Jitter::Full)
+        .build()
+        .unwrap();
+    let seeded = Retry::<(), ()>::builder()
+        .max_retries(3)
+        .backoff(backoff.clone())
+        .seed(7)
+        .build()
+        .unwrap();
+    for _ in 0..2 {
+        let mut attempts = seeded.attempts();
+        let drawn: Vec<_> = (0..3).map_while(|_| attempts.next_delay(&failed)).collect();
+        assert_eq!(drawn, backoff.seeded(7).take(3).collect::<Vec<_>>());
+    }
+}

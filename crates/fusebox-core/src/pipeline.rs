@@ -29,15 +29,23 @@
 
 use std::fmt;
 use std::future::Future;
+use std::mem::ManuallyDrop;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
+use pin_project_lite::pin_project;
+use tokio::time::{Instant, Sleep};
+
 use crate::ConfigError;
-use crate::breaker::Breaker;
-use crate::error::Error;
-use crate::guard::CostGuard;
+use crate::breaker::{Breaker, Permit};
+use crate::error::{BulkheadFull, Error, TimedOut};
+use crate::guard::{CostGuard, CostPermit};
 use crate::outcome::Outcome;
-use crate::policy::{Bulkhead, Fallback, Retry, Timeout};
+use crate::policy::{
+    Answer, BoxFuture, Bulkhead, BulkheadSlot, Fallback, Retry, RetryAttempts, Timeout,
+};
 
 /// Deepest stack a pipeline accepts.
 ///
@@ -108,41 +116,6 @@ fn never_ran<T, E>(result: &Result<T, Error<E>>) -> bool {
         result,
         Err(Error::Rejected(_)) | Err(Error::BulkheadFull(_)) | Err(Error::CostRejected(_))
     )
-}
-
-impl<T, E> Slot<T, E> {
-    async fn around<F, Fut>(&self, inner: F) -> Result<T, Error<E>>
-    where
-        F: Fn() -> Fut,
-        Fut: Future<Output = Result<T, Error<E>>>,
-    {
-        match self {
-            Slot::Fallback(f) => f.run(inner).await,
-            Slot::Timeout(t) => t.run(inner).await,
-            Slot::Retry(r) => r.run(inner).await,
-            Slot::Bulkhead(b) => b.run(inner).await,
-            Slot::Breaker(b, classify) => {
-                let permit = b.try_acquire().map_err(Error::Rejected)?;
-                let result = inner().await;
-                let outcome = match classify {
-                    None => breaker_outcome(&result),
-                    Some(c) => c(&result),
-                };
-                permit.record(outcome);
-                result
-            }
-            Slot::Cost(g, extract) => {
-                let permit = g.try_acquire().map_err(Error::CostRejected)?;
-                let result = inner().await;
-                if never_ran(&result) {
-                    permit.cancel();
-                } else {
-                    permit.record(extract(&result));
-                }
-                result
-            }
-        }
-    }
 }
 
 /// Policies stacked in the order written, called around an async closure.
@@ -279,51 +252,556 @@ impl<T, E> Pipeline<T, E> {
     /// # Ok(())
     /// # }
     /// ```
-    pub async fn call<F, Fut>(&self, op: F) -> Result<T, Error<E>>
+    pub fn call<F, Fut>(&self, op: F) -> impl Future<Output = Result<T, Error<E>>>
     where
         F: Fn() -> Fut,
         Fut: Future<Output = Result<T, E>>,
     {
-        let op = || async { op().await.map_err(Error::Inner) };
-        self.level0(&op).await
+        Call {
+            leaf: Leaf::Start,
+            timer: Timer::Unset,
+            levels: ManuallyDrop::new([const { Level::Idle }; MAX_DEPTH]),
+            slots: &self.slots,
+            op,
+            depth: 0,
+        }
     }
 }
 
-// Each level is its own function so the whole stack is one future of known size: no
-// boxing, no recursion, and auto traits (Send) follow from the caller's closure.
-macro_rules! levels {
-    ($($name:ident $idx:literal => $next:ident;)*) => {$(
-        fn $name<'a, F, Fut>(&'a self, op: &'a F) -> impl Future<Output = Result<T, Error<E>>> + 'a
-        where
-            F: Fn() -> Fut,
-            Fut: Future<Output = Result<T, Error<E>>> + 'a,
-        {
-            async move {
-                match self.slots.get($idx) {
-                    None => op().await,
-                    Some(slot) => slot.around(|| self.$next(op)).await,
+// One call is one hand-written state machine rather than one nested future per policy: the
+// future holds the attempt in flight, one small state per policy entered and one timer shared
+// by every timeout and backoff delay, so it stays small, and a call that succeeds at once walks
+// down the stack and back up without allocating, reading the clock or touching a timer unless
+// a policy in the stack asks for it.
+
+pin_project! {
+    /// The future of [`Pipeline::call`].
+    struct Call<'a, T, E, F, Fut> {
+        #[pin]
+        leaf: Leaf<'a, T, E, Fut>,
+        #[pin]
+        timer: Timer,
+        // The state of each policy, outermost first. Those from `depth` on are always idle,
+        // so dropping the call only visits the policies it is inside.
+        levels: ManuallyDrop<[Level<'a, T, E>; MAX_DEPTH]>,
+        depth: usize,
+        slots: &'a [Slot<T, E>],
+        op: F,
+    }
+
+    impl<'a, T, E, F, Fut> PinnedDrop for Call<'a, T, E, F, Fut> {
+        fn drop(this: Pin<&mut Self>) {
+            let mut this = this.project();
+            // The attempt in flight is cancelled before the permits and slots it runs under
+            // are released, innermost first, as nested futures would be.
+            this.leaf.set(Leaf::Empty);
+            for level in this.levels[..*this.depth].iter_mut().rev() {
+                *level = Level::Idle;
+            }
+        }
+    }
+}
+
+type QueueWait<'a> =
+    Pin<Box<dyn Future<Output = Result<BulkheadSlot<'a>, BulkheadFull>> + Send + 'a>>;
+
+pin_project! {
+    /// What the call is waiting on, below every active policy.
+    #[project = LeafProj]
+    enum Leaf<'a, T, E, Fut> {
+        // Not polled yet.
+        Start,
+        // An attempt: the caller's future.
+        Op { #[pin] fut: Fut },
+        // The fallback at `level` answering with its handler.
+        Fallback { level: usize, fut: BoxFuture<T, E> },
+        // The bulkhead at `level` waiting in its queue.
+        Queue { level: usize, fut: QueueWait<'a> },
+        // The retry at `level` waiting before its next attempt (`None`: longer than the clock
+        // can represent).
+        Backoff { level: usize, until: Option<Instant> },
+        // Finished, or between two states inside `poll`.
+        Empty,
+    }
+}
+
+pin_project! {
+    /// One timer for the earliest of the active deadlines, made the first time one is needed.
+    #[project = TimerProj]
+    enum Timer {
+        Unset,
+        Set { #[pin] sleep: Sleep },
+    }
+}
+
+/// The state of one policy while the call is inside it.
+enum Level<'a, T, E> {
+    /// Not entered, or a policy that keeps no state (a fallback).
+    Idle,
+    Breaker(Permit<'a>),
+    Cost(CostPermit<'a>),
+    /// Held for its drop, which frees the slot.
+    Bulkhead {
+        _slot: BulkheadSlot<'a>,
+    },
+    /// When the timeout expires (`None`: later than the clock can represent).
+    Timeout(Option<Instant>),
+    /// The decisions are made at the first result, and kept (boxed) only if it is retried.
+    Retry {
+        started: Option<u64>,
+        attempts: Option<Box<RetryAttempts<'a, T, E>>>,
+    },
+}
+
+/// Where the call goes after a policy has handled a result.
+enum Next<T, E> {
+    /// Finished with this result.
+    Done(Result<T, Error<E>>),
+    /// A retry starts another attempt: enter the policies from this index.
+    Descend(usize),
+    /// A new leaf waits.
+    Wait,
+}
+
+/// What the timer's expiry led to.
+enum Fired<T, E> {
+    /// Nothing has expired: wait.
+    Nothing,
+    /// A backoff delay ended and the next attempt was started: poll it.
+    Again,
+    /// A result for the policy just above this index (a timeout's error, or a refusal of the
+    /// next attempt).
+    Unwind(usize, Result<T, Error<E>>),
+}
+
+/// How the first attempt went.
+enum First<T, E> {
+    /// Finished with this result.
+    Done(Result<T, Error<E>>),
+    /// A leaf waits, and the state of every policy entered is stored; `polled`: the leaf has
+    /// been polled already (and has registered for a wake-up).
+    Waiting { polled: bool },
+}
+
+/// The parts of a [`Call`] that stepping changes.
+struct Machine<'p, 'a, T, E, F, Fut> {
+    leaf: Pin<&'p mut Leaf<'a, T, E, Fut>>,
+    levels: &'p mut [Level<'a, T, E>; MAX_DEPTH],
+    depth: &'p mut usize,
+    slots: &'a [Slot<T, E>],
+    op: &'p F,
+}
+
+impl<T, E, F, Fut> Future for Call<'_, T, E, F, Fut>
+where
+    F: Fn() -> Fut,
+    Fut: Future<Output = Result<T, E>>,
+{
+    type Output = Result<T, Error<E>>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        let mut timer = this.timer;
+        let mut m = Machine {
+            leaf: this.leaf,
+            levels: this.levels,
+            depth: this.depth,
+            slots: this.slots,
+            op: this.op,
+        };
+        loop {
+            // What the leaf produced: a result for the policy just above index `above`, or
+            // an index to enter the policies from.
+            let (above, result) = match m.leaf.as_mut().project() {
+                LeafProj::Start => match m.first(0, cx) {
+                    First::Done(result) => return Poll::Ready(result),
+                    First::Waiting { polled: false } => continue,
+                    First::Waiting { polled: true } => match m.expired(timer.as_mut(), cx) {
+                        Fired::Nothing => return Poll::Pending,
+                        Fired::Again => continue,
+                        Fired::Unwind(above, result) => (above, result),
+                    },
+                },
+                LeafProj::Op { fut } => match fut.poll(cx) {
+                    Poll::Ready(r) => (m.slots.len(), r.map_err(Error::Inner)),
+                    Poll::Pending => match m.expired(timer.as_mut(), cx) {
+                        Fired::Nothing => return Poll::Pending,
+                        Fired::Again => continue,
+                        Fired::Unwind(above, result) => (above, result),
+                    },
+                },
+                LeafProj::Fallback { level, fut } => match fut.as_mut().poll(cx) {
+                    Poll::Ready(r) => (*level, r),
+                    Poll::Pending => match m.expired(timer.as_mut(), cx) {
+                        Fired::Nothing => return Poll::Pending,
+                        Fired::Again => continue,
+                        Fired::Unwind(above, result) => (above, result),
+                    },
+                },
+                LeafProj::Queue { level, fut } => match fut.as_mut().poll(cx) {
+                    Poll::Ready(Ok(slot)) => {
+                        let level = *level;
+                        m.levels[level] = Level::Bulkhead { _slot: slot };
+                        *m.depth = level + 1;
+                        match m.descend(level + 1) {
+                            None => continue,
+                            Some(unwind) => unwind,
+                        }
+                    }
+                    Poll::Ready(Err(full)) => {
+                        tracing::debug!(bulkhead = %full.name, "bulkhead full");
+                        (*level, Err(Error::BulkheadFull(full)))
+                    }
+                    Poll::Pending => match m.expired(timer.as_mut(), cx) {
+                        Fired::Nothing => return Poll::Pending,
+                        Fired::Again => continue,
+                        Fired::Unwind(above, result) => (above, result),
+                    },
+                },
+                LeafProj::Backoff { .. } => match m.expired(timer.as_mut(), cx) {
+                    Fired::Nothing => return Poll::Pending,
+                    Fired::Again => continue,
+                    Fired::Unwind(above, result) => (above, result),
+                },
+                LeafProj::Empty => panic!("a pipeline call polled after it completed"),
+            };
+            // Whatever the leaf held has given its result.
+            m.leaf.set(Leaf::Empty);
+            let next = m.unwind(above, result, 0);
+            if let Next::Done(result) = m.run(next, 0) {
+                return Poll::Ready(result);
+            }
+        }
+    }
+}
+
+impl<'a, T, E, F, Fut> Machine<'_, 'a, T, E, F, Fut>
+where
+    F: Fn() -> Fut,
+    Fut: Future<Output = Result<T, E>>,
+{
+    /// Enters the policies from index `from` down and starts an attempt. `None`: a leaf now
+    /// waits (the attempt, or a queue); otherwise a policy refused the call, and its error
+    /// goes to the policy just above the returned index.
+    fn descend(&mut self, from: usize) -> Option<(usize, Result<T, Error<E>>)> {
+        let slots = self.slots;
+        for (i, slot) in slots.iter().enumerate().skip(from) {
+            let state = match slot {
+                Slot::Fallback(_) => Level::Idle,
+                Slot::Timeout(t) => Level::Timeout(Instant::now().checked_add(t.duration())),
+                Slot::Retry(r) => Level::Retry {
+                    started: r.start_time(),
+                    attempts: None,
+                },
+                Slot::Breaker(b, _) => match b.try_acquire() {
+                    Ok(permit) => Level::Breaker(permit),
+                    Err(rejected) => return Some((i, Err(Error::Rejected(rejected)))),
+                },
+                Slot::Bulkhead(b) => match b.try_enter() {
+                    Some(entered) => Level::Bulkhead { _slot: entered },
+                    // Waiting is boxed: a call that finds a free slot carries no wait state.
+                    None if b.queues() => {
+                        self.leaf.set(Leaf::Queue {
+                            level: i,
+                            fut: Box::pin(b.enter()),
+                        });
+                        return None;
+                    }
+                    None => {
+                        tracing::debug!(bulkhead = %b.name(), "bulkhead full");
+                        return Some((i, Err(Error::BulkheadFull(b.full_error()))));
+                    }
+                },
+                Slot::Cost(g, _) => match g.try_acquire() {
+                    Ok(permit) => Level::Cost(permit),
+                    Err(refused) => return Some((i, Err(Error::CostRejected(refused)))),
+                },
+            };
+            // Levels from `depth` on are idle: overwritten without running their drop.
+            std::mem::forget(std::mem::replace(&mut self.levels[i], state));
+            *self.depth = i + 1;
+        }
+        self.leaf.set(Leaf::Op { fut: (self.op)() });
+        None
+    }
+
+    /// The first attempt, entering the policies from index `i` down with their state kept on
+    /// the stack: a call that completes at once writes none of it into the future. Whatever
+    /// must wait stores its state in `levels` on the way back up, and the machine goes on
+    /// from there.
+    fn first(&mut self, i: usize, cx: &mut Context<'_>) -> First<T, E> {
+        let Some(slot) = self.slots.get(i) else {
+            self.leaf.set(Leaf::Op { fut: (self.op)() });
+            let LeafProj::Op { fut } = self.leaf.as_mut().project() else {
+                return First::Waiting { polled: false };
+            };
+            return match fut.poll(cx) {
+                Poll::Ready(result) => {
+                    self.leaf.set(Leaf::Empty);
+                    First::Done(result.map_err(Error::Inner))
+                }
+                Poll::Pending => {
+                    *self.depth = i;
+                    First::Waiting { polled: true }
+                }
+            };
+        };
+        match slot {
+            Slot::Breaker(b, classify) => {
+                let permit = match b.try_acquire() {
+                    Ok(permit) => permit,
+                    Err(rejected) => return First::Done(Err(Error::Rejected(rejected))),
+                };
+                match self.first(i + 1, cx) {
+                    First::Done(result) => {
+                        permit.record(match classify {
+                            None => breaker_outcome(&result),
+                            Some(c) => c(&result),
+                        });
+                        First::Done(result)
+                    }
+                    waiting => self.park(i, Level::Breaker(permit), waiting),
+                }
+            }
+            Slot::Retry(r) => {
+                let started = r.start_time();
+                let mut result = match self.first(i + 1, cx) {
+                    First::Done(result) => result,
+                    waiting => {
+                        let state = Level::Retry {
+                            started,
+                            attempts: None,
+                        };
+                        return self.park(i, state, waiting);
+                    }
+                };
+                let Some((mut attempts, mut delay)) = r.first_delay(started, &result) else {
+                    return First::Done(result);
+                };
+                loop {
+                    drop(result);
+                    let next = if delay.is_zero() {
+                        *self.depth = i + 1;
+                        self.run(Next::Descend(i + 1), i + 1)
+                    } else {
+                        let until = Instant::now().checked_add(delay);
+                        self.leaf.set(Leaf::Backoff { level: i, until });
+                        *self.depth = i + 1;
+                        Next::Wait
+                    };
+                    result = match next {
+                        Next::Done(next) => next,
+                        _ => {
+                            let state = Level::Retry {
+                                started,
+                                attempts: Some(attempts),
+                            };
+                            return self.park(i, state, First::Waiting { polled: false });
+                        }
+                    };
+                    match attempts.next_delay(&result) {
+                        Some(next) => delay = next,
+                        None => return First::Done(result),
+                    }
+                }
+            }
+            Slot::Fallback(f) => match self.first(i + 1, cx) {
+                First::Done(result) => match f.answer(result) {
+                    Answer::Now(result) => First::Done(result),
+                    Answer::Later(fut) => {
+                        self.leaf.set(Leaf::Fallback { level: i, fut });
+                        *self.depth = i;
+                        First::Waiting { polled: false }
+                    }
+                },
+                waiting => waiting,
+            },
+            Slot::Timeout(t) => {
+                let deadline = Instant::now().checked_add(t.duration());
+                match self.first(i + 1, cx) {
+                    First::Done(result) => First::Done(result),
+                    waiting => self.park(i, Level::Timeout(deadline), waiting),
+                }
+            }
+            Slot::Bulkhead(b) => match b.try_enter() {
+                Some(entered) => match self.first(i + 1, cx) {
+                    First::Done(result) => First::Done(result),
+                    waiting => self.park(i, Level::Bulkhead { _slot: entered }, waiting),
+                },
+                None if b.queues() => {
+                    self.leaf.set(Leaf::Queue {
+                        level: i,
+                        fut: Box::pin(b.enter()),
+                    });
+                    *self.depth = i;
+                    First::Waiting { polled: false }
+                }
+                None => {
+                    tracing::debug!(bulkhead = %b.name(), "bulkhead full");
+                    First::Done(Err(Error::BulkheadFull(b.full_error())))
+                }
+            },
+            Slot::Cost(g, extract) => {
+                let permit = match g.try_acquire() {
+                    Ok(permit) => permit,
+                    Err(refused) => return First::Done(Err(Error::CostRejected(refused))),
+                };
+                match self.first(i + 1, cx) {
+                    First::Done(result) => {
+                        if never_ran(&result) {
+                            permit.cancel();
+                        } else {
+                            permit.record(extract(&result));
+                        }
+                        First::Done(result)
+                    }
+                    waiting => self.park(i, Level::Cost(permit), waiting),
                 }
             }
         }
-    )*};
-}
-
-impl<T, E> Pipeline<T, E> {
-    levels! {
-        level0 0 => level1;
-        level1 1 => level2;
-        level2 2 => level3;
-        level3 3 => level4;
-        level4 4 => level5;
-        level5 5 => level6;
     }
 
-    fn level6<'a, F, Fut>(&'a self, op: &'a F) -> impl Future<Output = Result<T, Error<E>>> + 'a
-    where
-        F: Fn() -> Fut,
-        Fut: Future<Output = Result<T, Error<E>>> + 'a,
-    {
-        op()
+    /// Stores the state of the policy at `i` when the call beneath it waits.
+    fn park(&mut self, i: usize, state: Level<'a, T, E>, waiting: First<T, E>) -> First<T, E> {
+        // What waits beneath is deeper, so `depth` already covers this level, and the level
+        // is idle: overwritten without running its drop.
+        std::mem::forget(std::mem::replace(&mut self.levels[i], state));
+        waiting
+    }
+
+    /// Steps from `next` until the call finishes or waits, handing results no further up
+    /// than the policy at index `floor`.
+    fn run(&mut self, mut next: Next<T, E>, floor: usize) -> Next<T, E> {
+        while let Next::Descend(from) = next {
+            next = match self.descend(from) {
+                None => Next::Wait,
+                Some((above, result)) => self.unwind(above, result, floor),
+            };
+        }
+        next
+    }
+
+    /// Hands `result` to each policy above index `above` and from index `floor` on,
+    /// innermost first.
+    fn unwind(
+        &mut self,
+        mut above: usize,
+        mut result: Result<T, Error<E>>,
+        floor: usize,
+    ) -> Next<T, E> {
+        while above > floor {
+            let i = above - 1;
+            above = i;
+            *self.depth = i;
+            let state = std::mem::replace(&mut self.levels[i], Level::Idle);
+            match (&self.slots[i], state) {
+                (Slot::Breaker(_, classify), Level::Breaker(permit)) => {
+                    permit.record(match classify {
+                        None => breaker_outcome(&result),
+                        Some(c) => c(&result),
+                    });
+                }
+                (Slot::Retry(r), Level::Retry { started, attempts }) => {
+                    let next = match attempts {
+                        Some(mut attempts) => {
+                            attempts.next_delay(&result).map(|delay| (attempts, delay))
+                        }
+                        None => r.first_delay(started, &result),
+                    };
+                    if let Some((attempts, delay)) = next {
+                        drop(result);
+                        self.levels[i] = Level::Retry {
+                            started,
+                            attempts: Some(attempts),
+                        };
+                        *self.depth = i + 1;
+                        if delay.is_zero() {
+                            return Next::Descend(i + 1);
+                        }
+                        let until = Instant::now().checked_add(delay);
+                        self.leaf.set(Leaf::Backoff { level: i, until });
+                        return Next::Wait;
+                    }
+                }
+                (Slot::Fallback(f), _) => match f.answer(result) {
+                    Answer::Now(answered) => result = answered,
+                    Answer::Later(fut) => {
+                        self.leaf.set(Leaf::Fallback { level: i, fut });
+                        return Next::Wait;
+                    }
+                },
+                (Slot::Cost(_, extract), Level::Cost(permit)) => {
+                    if never_ran(&result) {
+                        permit.cancel();
+                    } else {
+                        permit.record(extract(&result));
+                    }
+                }
+                // A timeout that did not expire and a bulkhead slot (released as `state`
+                // drops) leave the result alone.
+                _ => {}
+            }
+        }
+        Next::Done(result)
+    }
+
+    /// Arms the timer for the earliest active deadline and, if it has passed, acts on what
+    /// expired: the backoff delay at the leaf, or else the innermost expired timeout.
+    fn expired(&mut self, mut timer: Pin<&mut Timer>, cx: &mut Context<'_>) -> Fired<T, E> {
+        let backoff = match &*self.leaf {
+            Leaf::Backoff { level, until } => Some((*level, *until)),
+            _ => None,
+        };
+        let deadlines = self.levels[..*self.depth].iter().filter_map(|l| match l {
+            Level::Timeout(deadline) => *deadline,
+            _ => None,
+        });
+        let Some(earliest) = deadlines.chain(backoff.and_then(|(_, until)| until)).min() else {
+            return Fired::Nothing;
+        };
+        if let TimerProj::Unset = timer.as_mut().project() {
+            timer.set(Timer::Set {
+                sleep: tokio::time::sleep_until(earliest),
+            });
+        }
+        let TimerProj::Set { mut sleep } = timer.project() else {
+            return Fired::Nothing;
+        };
+        if sleep.deadline() != earliest {
+            sleep.as_mut().reset(earliest);
+        }
+        if sleep.poll(cx).is_pending() {
+            return Fired::Nothing;
+        }
+        let fired_at = Instant::now().max(earliest);
+        if let Some((level, Some(until))) = backoff
+            && until <= fired_at
+        {
+            self.leaf.set(Leaf::Empty);
+            return match self.descend(level + 1) {
+                None => Fired::Again,
+                Some((above, result)) => Fired::Unwind(above, result),
+            };
+        }
+        let depth = *self.depth;
+        let expired = (0..depth).rev().find(
+            |&i| matches!(self.levels[i], Level::Timeout(Some(deadline)) if deadline <= fired_at),
+        );
+        let Some(level) = expired else {
+            return Fired::Nothing;
+        };
+        // Everything inside the timeout is dropped, innermost first, like a cancelled future.
+        self.leaf.set(Leaf::Empty);
+        for inner in self.levels[level..depth].iter_mut().rev() {
+            *inner = Level::Idle;
+        }
+        *self.depth = level;
+        let Slot::Timeout(t) = &self.slots[level] else {
+            return Fired::Nothing;
+        };
+        let after = t.duration();
+        tracing::debug!(after_ms = after.as_millis() as u64, "call timed out");
+        Fired::Unwind(level, Err(Error::Timeout(TimedOut { after })))
     }
 }
 

@@ -632,25 +632,15 @@ impl BreakerBuilder {
     /// # Ok::<(), fusebox_core::ConfigError>(())
     /// ```
     pub fn build(self) -> Result<Breaker, ConfigError> {
-        if self.name.is_empty() {
-            return Err(ConfigError::invalid("name", "must not be empty"));
-        }
-        let config = self.build_config()?;
-        let clock = self.clock.unwrap_or_else(|| match config.rules.slow {
-            Some(slow) if slow.threshold_nanos < 50_000_000 => ClockHandle::Precise,
-            _ => ClockHandle::Monotonic,
-        });
-        Ok(Breaker::from_parts(
-            self.name,
-            config,
-            clock,
-            self.listeners,
-            None,
-        ))
+        self.build_with(None)
     }
 
     /// Builds the breaker with a link to a fleet sync task.
     pub(crate) fn build_linked(self, link: FleetLink) -> Result<Breaker, ConfigError> {
+        self.build_with(Some(Box::new(link)))
+    }
+
+    fn build_with(self, fleet: Option<Box<FleetLink>>) -> Result<Breaker, ConfigError> {
         if self.name.is_empty() {
             return Err(ConfigError::invalid("name", "must not be empty"));
         }
@@ -664,7 +654,7 @@ impl BreakerBuilder {
             config,
             clock,
             self.listeners,
-            Some(Box::new(link)),
+            fleet,
         ))
     }
 }

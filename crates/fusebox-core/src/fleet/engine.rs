@@ -102,7 +102,8 @@ impl Engine {
     pub(crate) async fn run(mut self, wake: Arc<Notify>) {
         let mut notices = Some(self.store.subscribe());
         if let Err(e) = self.store.prepare().await {
-            tracing::warn!(breaker = %self.name, error = %e, "fleet store could not be prepared");
+            // The first sync reports the outage, once.
+            tracing::debug!(breaker = %self.name, error = %e, "fleet store could not be prepared");
         }
         let mut next = Instant::now();
         loop {

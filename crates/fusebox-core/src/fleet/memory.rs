@@ -181,6 +181,15 @@ impl MemoryStore {
         self.inner.clock.now_nanos() / 1_000_000
     }
 
+    fn entries(&self) -> std::sync::MutexGuard<'_, HashMap<String, Entry>> {
+        // A panic under the lock cannot leave an entry half-updated in a way that matters
+        // more than losing the whole store would.
+        self.inner
+            .entries
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
     fn with_entry<R>(
         &self,
         breaker: &str,
@@ -190,11 +199,7 @@ impl MemoryStore {
             return Err(StoreError::Invalid("empty breaker name".into()));
         }
         let now = self.now_ms();
-        let mut entries = self
-            .inner
-            .entries
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut entries = self.entries();
         let entry = entries.entry(breaker.to_owned()).or_default();
         Ok(f(entry, now))
     }
@@ -338,22 +343,14 @@ impl StateStore for MemoryStore {
     fn view<'a>(&'a self, breaker: &'a str) -> StoreFuture<'a, Option<FleetView>> {
         Box::pin(async move {
             let now = self.now_ms();
-            let mut entries = self
-                .inner
-                .entries
-                .lock()
-                .unwrap_or_else(|poisoned| poisoned.into_inner());
+            let mut entries = self.entries();
             Ok(entries.get_mut(breaker).map(|e| e.view(breaker, now)))
         })
     }
 
     fn breakers(&self) -> StoreFuture<'_, Vec<String>> {
         Box::pin(async move {
-            let entries = self
-                .inner
-                .entries
-                .lock()
-                .unwrap_or_else(|poisoned| poisoned.into_inner());
+            let entries = self.entries();
             let mut names: Vec<String> = entries.keys().cloned().collect();
             names.sort();
             Ok(names)

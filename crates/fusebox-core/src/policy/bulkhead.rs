@@ -374,6 +374,11 @@ impl Bulkhead {
         }
     }
 
+    /// Whether a call that finds no free slot may wait for one.
+    pub(crate) fn queues(&self) -> bool {
+        self.inner.max_queued > 0
+    }
+
     /// The error a full bulkhead answers with.
     ///
     /// ```

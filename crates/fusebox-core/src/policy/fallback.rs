@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use crate::error::Error;
 
-type BoxFuture<T, E> = Pin<Box<dyn Future<Output = Result<T, Error<E>>> + Send>>;
+pub(crate) type BoxFuture<T, E> = Pin<Box<dyn Future<Output = Result<T, Error<E>>> + Send>>;
 type Handler<T, E> = Arc<dyn Fn(Error<E>) -> BoxFuture<T, E> + Send + Sync>;
 type ValueFn<T> = Arc<dyn Fn() -> T + Send + Sync>;
 type When<E> = Arc<dyn Fn(&Error<E>) -> bool + Send + Sync>;
@@ -185,19 +185,35 @@ impl<T, E> Fallback<T, E> {
         F: FnOnce() -> Fut,
         Fut: Future<Output = Result<T, Error<E>>>,
     {
-        match inner().await {
-            Ok(v) => Ok(v),
+        match self.answer(inner().await) {
+            Answer::Now(result) => result,
+            Answer::Later(handler) => handler.await,
+        }
+    }
+
+    /// What this fallback makes of a result: passed through or answered with a value now,
+    /// or answered later by the handler's future.
+    pub(crate) fn answer(&self, result: Result<T, Error<E>>) -> Answer<T, E> {
+        match result {
             Err(e) if self.when.as_ref().is_none_or(|w| w(&e)) => {
                 tracing::debug!(
                     stopped_by = e.stopped_by().unwrap_or("call"),
                     "falling back"
                 );
                 match &self.produce {
-                    Produce::Value(v) => Ok(v()),
-                    Produce::Handler(h) => h(e).await,
+                    Produce::Value(v) => Answer::Now(Ok(v())),
+                    Produce::Handler(h) => Answer::Later(h(e)),
                 }
             }
-            Err(e) => Err(e),
+            other => Answer::Now(other),
         }
     }
+}
+
+/// A fallback's verdict on one result, from [`Fallback::answer`].
+pub(crate) enum Answer<T, E> {
+    /// The result to return.
+    Now(Result<T, Error<E>>),
+    /// The handler's future, whose result is returned.
+    Later(BoxFuture<T, E>),
 }

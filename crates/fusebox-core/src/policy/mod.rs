@@ -21,6 +21,7 @@ mod timeout;
 
 pub use bulkhead::{Bulkhead, BulkheadBuilder, BulkheadSlot, OwnedBulkheadSlot};
 pub use fallback::Fallback;
+pub(crate) use fallback::{Answer, BoxFuture};
 pub use retry::{
     GiveUpReason, Retry, RetryAfterHint, RetryAttempts, RetryBuilder, RetryDecision, RetryEvent,
     RetryReason,

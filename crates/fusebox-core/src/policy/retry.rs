@@ -5,8 +5,10 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use rand::SeedableRng;
+use std::cell::Cell;
+
 use rand::rngs::SmallRng;
+use rand::{RngCore, SeedableRng};
 
 use crate::ConfigError;
 use crate::backoff::{Backoff, Delays, Jitter};
@@ -335,6 +337,79 @@ impl<T, E> fmt::Debug for RetryBuilder<T, E> {
     }
 }
 
+/// The jitter generator of one call, seeded on its first draw: a backoff without jitter
+/// (a fixed delay, say) never seeds one. The policy's seed makes the draws reproducible;
+/// without one, seeds come from a cheap per-thread sequence rather than the operating system
+/// or the thread's cryptographic generator, since jitter only needs to differ between calls
+/// and clients, not to be secret.
+struct LazyRng {
+    seed: Option<u64>,
+    rng: Option<SmallRng>,
+}
+
+impl LazyRng {
+    fn rng(&mut self) -> &mut SmallRng {
+        let seed = self.seed;
+        self.rng
+            .get_or_insert_with(|| SmallRng::seed_from_u64(seed.unwrap_or_else(thread_seed)))
+    }
+}
+
+impl RngCore for LazyRng {
+    fn next_u32(&mut self) -> u32 {
+        self.rng().next_u32()
+    }
+    fn next_u64(&mut self) -> u64 {
+        self.rng().next_u64()
+    }
+    fn fill_bytes(&mut self, dst: &mut [u8]) {
+        self.rng().fill_bytes(dst)
+    }
+}
+
+/// A new seed from this thread's SplitMix64 sequence, which starts from the operating
+/// system's randomness once per thread.
+fn thread_seed() -> u64 {
+    use rand::TryRngCore;
+    use std::sync::atomic::{AtomicU64, Ordering};
+
+    const GOLDEN: u64 = 0x9E37_79B9_7F4A_7C15;
+    // Where the operating system has nothing to give, or this thread's sequence is already
+    // gone (thread teardown): a process-wide sequence, still distinct per call.
+    static SHARED: AtomicU64 = AtomicU64::new(GOLDEN);
+    thread_local! {
+        static STATE: Cell<u64> = const { Cell::new(0) };
+    }
+    fn mix(mut z: u64) -> u64 {
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+    let shared = || SHARED.fetch_add(GOLDEN, Ordering::Relaxed);
+    let next = |state: &Cell<u64>| {
+        let mut x = state.get();
+        if x == 0 {
+            x = rand::rngs::OsRng
+                .try_next_u64()
+                .unwrap_or_else(|_| shared())
+                | 1;
+        }
+        x = x.wrapping_add(GOLDEN);
+        state.set(x);
+        mix(x)
+    };
+    STATE.try_with(next).unwrap_or_else(|_| mix(shared()))
+}
+
+impl<T, E> RetryInner<T, E> {
+    fn decide(&self, result: &Result<T, Error<E>>) -> RetryDecision {
+        match &self.classify {
+            Some(classify) => classify(result),
+            None => retry_errors(result),
+        }
+    }
+}
+
 /// The default classification: retry the caller's errors and timeouts.
 fn retry_errors<T, E>(result: &Result<T, Error<E>>) -> RetryDecision {
     match result {
@@ -445,7 +520,7 @@ impl<T, E> Retry<T, E> {
     {
         // Only the start time crosses the first await; the rest of the retry state is made
         // once the first result is in, so it takes no room in the pending future.
-        let started = self.inner.max_elapsed.map(|_| self.inner.clock.now_nanos());
+        let started = self.start_time();
         let first = inner().await;
         let mut attempts = RetryAttempts::begin_at(PolicyRef::Borrowed(self), started);
         match attempts.next_delay(&first) {
@@ -477,6 +552,38 @@ impl<T, E> Retry<T, E> {
                 None => return last,
             }
         }
+    }
+
+    /// When a call starts, if `max_elapsed` needs to know.
+    pub(crate) fn start_time(&self) -> Option<u64> {
+        self.inner.max_elapsed.map(|_| self.inner.clock.now_nanos())
+    }
+
+    /// Judges the first result of a call that started at `started` (from
+    /// [`start_time`](Self::start_time)), like [`RetryAttempts::next_delay`] on a fresh
+    /// stepper. The stepper is built, boxed, only when the result is retried: a call that is
+    /// not retried carries none.
+    pub(crate) fn first_delay(
+        &self,
+        started: Option<u64>,
+        first: &Result<T, Error<E>>,
+    ) -> Option<(Box<RetryAttempts<'_, T, E>>, Duration)> {
+        let p = &*self.inner;
+        if let Some(budget) = &p.budget {
+            budget.deposit(p.clock.now_nanos());
+        }
+        let decision = p.decide(first);
+        if !decision.is_retry() {
+            return None;
+        }
+        let mut attempts = Box::new(RetryAttempts {
+            policy: PolicyRef::Borrowed(self),
+            started,
+            delays: None,
+            attempt: 1,
+        });
+        let delay = attempts.delay_for(decision, first)?;
+        Some((attempts, delay))
     }
 
     /// Starts the retry decisions of one call: a sans-IO stepper for callers that drive the
@@ -554,8 +661,8 @@ impl<T, E> PolicyRef<'_, T, E> {
 pub struct RetryAttempts<'a, T, E> {
     policy: PolicyRef<'a, T, E>,
     started: Option<u64>,
-    /// Created at the first retry, so a call that succeeds at once draws no randomness.
-    delays: Option<Delays<SmallRng>>,
+    /// Created at the first retry; its generator is seeded only if a jittered delay is drawn.
+    delays: Option<Delays<LazyRng>>,
     attempt: u32,
 }
 
@@ -623,23 +730,28 @@ impl<'a, T, E> RetryAttempts<'a, T, E> {
     /// # Ok::<(), fusebox_core::ConfigError>(())
     /// ```
     pub fn next_delay(&mut self, last: &Result<T, Error<E>>) -> Option<Duration> {
-        let p = self.policy.inner();
-        let decision = match &p.classify {
-            Some(classify) => classify(last),
-            None => retry_errors(last),
-        };
+        let decision = self.policy.inner().decide(last);
+        self.delay_for(decision, last)
+    }
+
+    /// [`next_delay`](Self::next_delay) once the result is classified.
+    fn delay_for(
+        &mut self,
+        decision: RetryDecision,
+        last: &Result<T, Error<E>>,
+    ) -> Option<Duration> {
         if !decision.is_retry() {
             return None;
         }
+        let p = self.policy.inner();
         if self.attempt > p.max_retries {
             return self.give_up(GiveUpReason::MaxRetries);
         }
         let delays = self.delays.get_or_insert_with(|| {
-            let rng = match p.seed {
-                Some(seed) => SmallRng::seed_from_u64(seed),
-                None => SmallRng::from_rng(&mut rand::rng()),
-            };
-            p.backoff.with_rng(rng)
+            p.backoff.with_rng(LazyRng {
+                seed: p.seed,
+                rng: None,
+            })
         });
         let Some(mut delay) = delays.next() else {
             return self.give_up(GiveUpReason::Exhausted);
