@@ -583,3 +583,60 @@ fn rand_suffix() -> u32 {
         .unwrap_or_default()
         .subsec_nanos()
 }
+
+/// The store from DATABASE_URL alone, and from libpq's PG* variables alone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn store_from_the_environment() {
+    use std::str::FromStr;
+    use tokio_postgres::config::Host;
+
+    let Some(url) = server().await else { return };
+    let schema = Schema::new(&url, "env");
+    schema.store().setup().await.expect("setup");
+    let bare = |envs: &[(&str, String)]| {
+        let mut c = Command::cargo_bin("fusebox").expect("binary");
+        for key in [
+            "DATABASE_URL",
+            "REDIS_URL",
+            "PGHOST",
+            "PGPORT",
+            "PGUSER",
+            "PGDATABASE",
+        ] {
+            c.env_remove(key);
+        }
+        c.env("FUSEBOX_SCHEMA", &schema.name).arg("status");
+        for (k, v) in envs {
+            c.env(k, v);
+        }
+        c
+    };
+
+    let out = run(bare(&[("DATABASE_URL", url.clone())])).await;
+    assert!(out.status.success(), "DATABASE_URL: {}", text(&out.stderr));
+
+    let config = tokio_postgres::Config::from_str(&url).expect("a URL the tests can read");
+    let mut envs = Vec::new();
+    if let Some(Host::Tcp(host)) = config.get_hosts().first() {
+        envs.push(("PGHOST", host.clone()));
+    }
+    if let Some(port) = config.get_ports().first() {
+        envs.push(("PGPORT", port.to_string()));
+    }
+    if let Some(user) = config.get_user() {
+        envs.push(("PGUSER", user.to_owned()));
+    }
+    if let Some(db) = config.get_dbname() {
+        envs.push(("PGDATABASE", db.to_owned()));
+    }
+    if let Some(pw) = config.get_password() {
+        envs.push(("PGPASSWORD", String::from_utf8_lossy(pw).into_owned()));
+    }
+    let out = run(bare(&envs)).await;
+    assert!(
+        out.status.success(),
+        "PG* variables {envs:?}: {}",
+        text(&out.stderr)
+    );
+    assert!(text(&out.stdout).contains("no breakers yet"));
+}
