@@ -163,7 +163,7 @@ async fn run(cli: Cli) -> Result<(), CliError> {
                 render::watch(&*opened.store, &opened.label, json, interval).await
             } else {
                 let views = render::collect(&*opened.store).await?;
-                println!("{}", render::status(&views, json));
+                say(&render::status(&views, json));
                 Ok(())
             }
         }
@@ -180,7 +180,7 @@ async fn run(cli: Cli) -> Result<(), CliError> {
         Command::Instances { name, json } => {
             let opened = cli.store.open().await?;
             let view = known(&*opened.store, &name).await?;
-            println!("{}", render::instances(&view, json));
+            say(&render::instances(&view, json));
             Ok(())
         }
     }
@@ -189,7 +189,7 @@ async fn run(cli: Cli) -> Result<(), CliError> {
 async fn pg_setup(args: &StoreArgs, yes: bool, dry_run: bool) -> Result<(), CliError> {
     if dry_run {
         let sql = fusebox_postgres::setup_sql(&args.schema).map_err(CliError::from)?;
-        print!("{sql}");
+        say(sql.trim_end());
         return Ok(());
     }
     let pg = args.postgres()?;
@@ -205,29 +205,35 @@ async fn pg_setup(args: &StoreArgs, yes: bool, dry_run: bool) -> Result<(), CliE
         .await
         .map_err(|e| CliError::store(e, &pg.server()))?;
     if report.applied.is_empty() {
-        println!(
+        say(&format!(
             "schema \"{}\" on {} is already at version {}; nothing to do",
             report.schema,
             pg.server(),
             report.version
-        );
+        ));
     } else if report.created() {
-        println!(
+        say(&format!(
             "schema \"{}\" on {} created at version {}",
             report.schema,
             pg.server(),
             report.version
-        );
+        ));
     } else {
-        println!(
+        say(&format!(
             "schema \"{}\" on {} upgraded from version {} to {}",
             report.schema,
             pg.server(),
             report.previous_version,
             report.version
-        );
+        ));
     }
     Ok(())
+}
+
+/// Writes a line to stdout; a reader that went away (`fusebox status | head`) is no error.
+fn say(text: &str) {
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "{text}").and_then(|()| out.flush());
 }
 
 /// Asks on the terminal; anything but yes (or no terminal to ask on) refuses.
@@ -298,10 +304,10 @@ async fn force(
         _ if state.is_some() => " until `fusebox reset`".to_owned(),
         _ => String::new(),
     };
-    println!(
+    say(&format!(
         "{}: {what}{until}; {} live instance(s) follow within one sync interval",
         force.name,
         view.live_instances()
-    );
+    ));
     Ok(())
 }

@@ -110,18 +110,18 @@ LANGUAGE sql STABLE AS $$
     ORDER BY i.id COLLATE "C"
 $$;
 
--- Locks a breaker's row for the rest of the statement, creating it if needed, and clears
--- a forced state past its end.
+-- Locks a breaker's row for the rest of the statement (FOR NO KEY UPDATE: its key never
+-- changes), creating it if needed, and clears a forced state past its end.
 CREATE FUNCTION __SCHEMA__.lock_breaker(p_name text, p_now bigint)
 RETURNS __SCHEMA__.breakers
 LANGUAGE plpgsql AS $$
 DECLARE
     r __SCHEMA__.breakers;
 BEGIN
-    SELECT * INTO r FROM __SCHEMA__.breakers WHERE name = p_name FOR UPDATE;
+    SELECT * INTO r FROM __SCHEMA__.breakers WHERE name = p_name FOR NO KEY UPDATE;
     IF NOT FOUND THEN
         INSERT INTO __SCHEMA__.breakers (name) VALUES (p_name) ON CONFLICT (name) DO NOTHING;
-        SELECT * INTO r FROM __SCHEMA__.breakers WHERE name = p_name FOR UPDATE;
+        SELECT * INTO r FROM __SCHEMA__.breakers WHERE name = p_name FOR NO KEY UPDATE;
     END IF;
     IF r.forced_until_ms <= p_now THEN
         UPDATE __SCHEMA__.breakers
