@@ -31,7 +31,10 @@ async fn server() -> Option<String> {
     let url = database_url();
     let error = match tokio::time::timeout(Duration::from_secs(5), admin(&url)).await {
         Ok(Ok(_)) => return Some(url),
-        Ok(Err(e)) => e.to_string(),
+        Ok(Err(e)) => match std::error::Error::source(&e) {
+            Some(cause) => format!("{e}: {cause}"),
+            None => e.to_string(),
+        },
         Err(_) => "no answer within 5 s".to_owned(),
     };
     if std::env::var("CI").as_deref() == Ok("true") {

@@ -38,7 +38,10 @@ pub async fn server() -> Option<String> {
             cleanup_once(&client).await;
             return Some(url);
         }
-        Ok(Err(e)) => e.to_string(),
+        Ok(Err(e)) => match std::error::Error::source(&e) {
+            Some(cause) => format!("{e}: {cause}"),
+            None => e.to_string(),
+        },
         Err(_) => "no answer within 5 s".to_owned(),
     };
     if std::env::var("CI").as_deref() == Ok("true") {
