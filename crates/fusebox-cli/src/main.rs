@@ -1,0 +1,313 @@
+//! `fusebox`: set up a fleet store, watch the fleet's breakers, and open, close or reset
+//! them fleet-wide.
+
+mod render;
+mod store;
+
+use std::io::{BufRead, IsTerminal, Write};
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{CommandFactory, Parser, Subcommand};
+use fusebox_core::fleet::{ForcedState, StateStore};
+
+use crate::store::{CliError, StoreArgs};
+
+const EXIT_CODES: &str = "\
+Exit codes:
+  0  done
+  1  the store answered with something this version cannot read
+  2  wrong usage
+  3  the store is unreachable
+  4  a bad URL or setting
+  5  the store is not set up (run `fusebox pg-setup`)
+  6  no such breaker
+  7  not confirmed (pg-setup without --yes)";
+
+/// Fleet-wide circuit breakers: set up the store, watch the breakers, and open, close or
+/// reset them across every running instance.
+#[derive(Debug, Parser)]
+#[command(name = "fusebox", version, after_help = EXIT_CODES)]
+struct Cli {
+    #[command(flatten)]
+    store: StoreArgs,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Create (or upgrade) the PostgreSQL tables, functions and views in a schema.
+    #[command(after_help = "Examples:\n  \
+        fusebox pg-setup --dry-run > fusebox.sql   # review the SQL, change nothing\n  \
+        fusebox --database-url postgres://ops@db/app pg-setup --yes --schema fusebox")]
+    PgSetup {
+        /// Do not ask for confirmation.
+        #[arg(long, short = 'y')]
+        yes: bool,
+        /// Print the SQL and change nothing (no connection is made).
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// Every breaker: state, forced state, failure rate, calls, live instances and their
+    /// open votes, remaining cooldown.
+    #[command(after_help = "Examples:\n  \
+        fusebox status\n  \
+        fusebox status --watch              # a live table, refreshed every second\n  \
+        fusebox status --json | jq '.[] | select(.state != \"closed\")'")]
+    Status {
+        /// One JSON document (with --watch, one per line and refresh).
+        #[arg(long)]
+        json: bool,
+        /// Refresh in place until interrupted.
+        #[arg(long, short = 'w')]
+        watch: bool,
+        /// How often --watch refreshes.
+        #[arg(long, value_name = "DURATION", default_value = "1s", value_parser = parse_duration)]
+        interval: Duration,
+    },
+    /// Open a breaker on every instance (the kill-switch): every call is rejected.
+    #[command(after_help = "Examples:\n  \
+        fusebox open payments-api --for 10m   # lifts itself after ten minutes\n  \
+        fusebox open payments-api             # until `fusebox reset payments-api`")]
+    Open(ForceArgs),
+    /// Close a breaker on every instance: every call is admitted, outcomes trip nothing.
+    #[command(after_help = "Examples:\n  \
+        fusebox close payments-api --for 30m\n  \
+        fusebox close payments-api")]
+    Close(ForceArgs),
+    /// Lift a forced state and close the breaker fleet-wide with fresh counters.
+    #[command(after_help = "Example:\n  fusebox reset payments-api")]
+    Reset {
+        /// The breaker's name.
+        name: String,
+    },
+    /// The instances of one breaker, live or recently gone, and their own verdicts.
+    #[command(after_help = "Examples:\n  \
+        fusebox instances payments-api\n  \
+        fusebox instances payments-api --json")]
+    Instances {
+        /// The breaker's name.
+        name: String,
+        /// JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print a shell completion script.
+    #[command(after_help = "Examples:\n  \
+        fusebox completions bash > /etc/bash_completion.d/fusebox\n  \
+        fusebox completions zsh > \"${fpath[1]}/_fusebox\"\n  \
+        fusebox completions fish > ~/.config/fish/completions/fusebox.fish")]
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
+}
+
+#[derive(Debug, clap::Args)]
+struct ForceArgs {
+    /// The breaker's name.
+    name: String,
+    /// Lift the forced state by itself after this long ("90s", "10m", "2h").
+    #[arg(long = "for", value_name = "DURATION", value_parser = parse_duration)]
+    for_: Option<Duration>,
+    /// Force a breaker no instance has reported yet (it takes effect when one starts).
+    #[arg(long)]
+    create: bool,
+}
+
+fn parse_duration(s: &str) -> Result<Duration, String> {
+    let d = humantime::parse_duration(s).map_err(|e| format!("{e} (try 90s, 10m, 2h)"))?;
+    if d.is_zero() {
+        return Err("must be longer than zero".into());
+    }
+    Ok(d)
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("fusebox: cannot start: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("fusebox: {e}");
+            ExitCode::from(e.exit_code())
+        }
+    }
+}
+
+async fn run(cli: Cli) -> Result<(), CliError> {
+    match cli.command {
+        Command::Completions { shell } => {
+            let mut command = Cli::command();
+            clap_complete::generate(shell, &mut command, "fusebox", &mut std::io::stdout());
+            Ok(())
+        }
+        Command::PgSetup { yes, dry_run } => pg_setup(&cli.store, yes, dry_run).await,
+        Command::Status {
+            json,
+            watch,
+            interval,
+        } => {
+            let opened = cli.store.open().await?;
+            if watch {
+                render::watch(&*opened.store, &opened.label, json, interval).await
+            } else {
+                let views = render::collect(&*opened.store).await?;
+                say(&render::status(&views, json));
+                Ok(())
+            }
+        }
+        Command::Open(args) => force(&cli.store, args, Some(ForcedState::Open)).await,
+        Command::Close(args) => force(&cli.store, args, Some(ForcedState::Closed)).await,
+        Command::Reset { name } => {
+            let args = ForceArgs {
+                name,
+                for_: None,
+                create: false,
+            };
+            force(&cli.store, args, None).await
+        }
+        Command::Instances { name, json } => {
+            let opened = cli.store.open().await?;
+            let view = known(&*opened.store, &name).await?;
+            say(&render::instances(&view, json));
+            Ok(())
+        }
+    }
+}
+
+async fn pg_setup(args: &StoreArgs, yes: bool, dry_run: bool) -> Result<(), CliError> {
+    if dry_run {
+        let sql = fusebox_postgres::setup_sql(&args.schema).map_err(CliError::from)?;
+        say(sql.trim_end());
+        return Ok(());
+    }
+    let pg = args.postgres()?;
+    if !yes {
+        confirm(&format!(
+            "Create or upgrade the fusebox tables in schema \"{}\" on {}? [y/N] ",
+            pg.schema(),
+            pg.server()
+        ))?;
+    }
+    let report = pg
+        .setup()
+        .await
+        .map_err(|e| CliError::store(e, &pg.server()))?;
+    if report.applied.is_empty() {
+        say(&format!(
+            "schema \"{}\" on {} is already at version {}; nothing to do",
+            report.schema,
+            pg.server(),
+            report.version
+        ));
+    } else if report.created() {
+        say(&format!(
+            "schema \"{}\" on {} created at version {}",
+            report.schema,
+            pg.server(),
+            report.version
+        ));
+    } else {
+        say(&format!(
+            "schema \"{}\" on {} upgraded from version {} to {}",
+            report.schema,
+            pg.server(),
+            report.previous_version,
+            report.version
+        ));
+    }
+    Ok(())
+}
+
+/// Writes a line to stdout; a reader that went away (`fusebox status | head`) is no error.
+fn say(text: &str) {
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "{text}").and_then(|()| out.flush());
+}
+
+/// Asks on the terminal; anything but yes (or no terminal to ask on) refuses.
+fn confirm(question: &str) -> Result<(), CliError> {
+    let stdin = std::io::stdin();
+    if stdin.is_terminal() {
+        eprint!("{question}");
+        let _ = std::io::stderr().flush();
+    }
+    let mut answer = String::new();
+    let read = stdin.lock().read_line(&mut answer).unwrap_or(0);
+    if read == 0 {
+        return Err(CliError::NotConfirmed(
+            "no answer to the confirmation; pass --yes to set up without asking".into(),
+        ));
+    }
+    match answer.trim().to_ascii_lowercase().as_str() {
+        "y" | "yes" => Ok(()),
+        _ => Err(CliError::NotConfirmed(
+            "not confirmed; nothing changed".into(),
+        )),
+    }
+}
+
+/// The breaker's view, or an error naming the breakers the store knows.
+async fn known(
+    store: &dyn StateStore,
+    name: &str,
+) -> Result<fusebox_core::fleet::FleetView, CliError> {
+    if let Some(view) = store.view(name).await.map_err(CliError::from)? {
+        return Ok(view);
+    }
+    let names = store.breakers().await.map_err(CliError::from)?;
+    Err(CliError::UnknownBreaker {
+        name: name.to_owned(),
+        known: names,
+    })
+}
+
+async fn force(
+    args: &StoreArgs,
+    force: ForceArgs,
+    state: Option<ForcedState>,
+) -> Result<(), CliError> {
+    let opened = args.open().await?;
+    let store = &*opened.store;
+    if !force.create || state.is_none() {
+        known(store, &force.name).await?;
+    }
+    let for_ms = force
+        .for_
+        .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+    let view = store
+        .force(&force.name, state, for_ms)
+        .await
+        .map_err(CliError::from)?;
+    let what = match state {
+        Some(ForcedState::Open) => "forced open: every instance rejects every call",
+        Some(ForcedState::Closed) => "forced closed: every instance admits every call",
+        None => "reset: forced state lifted, closed with fresh counters",
+    };
+    let until = match (force.for_, view.record.forced_until_ms) {
+        (Some(d), Some(until)) => format!(
+            " for {} (until {})",
+            humantime::format_duration(d),
+            render::timestamp(until)
+        ),
+        _ if state.is_some() => " until `fusebox reset`".to_owned(),
+        _ => String::new(),
+    };
+    say(&format!(
+        "{}: {what}{until}; {} live instance(s) follow within one sync interval",
+        force.name,
+        view.live_instances()
+    ));
+    Ok(())
+}
