@@ -1,16 +1,17 @@
 //! Fleet stores: what sharing a breaker with a fleet costs a call, and how fast a trip
-//! reaches another instance. Memory and Redis side by side in one run.
+//! reaches another instance. Memory, Redis and PostgreSQL side by side in one run.
 //!
 //! * `store_calls`: one successful call (acquire + record) through a local breaker, a
-//!   fleet breaker on the in-memory store and a fleet breaker on Redis. Every fleet
+//!   fleet breaker on the in-memory store, and fleet breakers on Redis and PostgreSQL. Every fleet
 //!   breaker has its sync task flushing behind on a tokio runtime while the calls run.
-//!   Target: the Redis-backed breaker keeps at least half the in-memory throughput.
+//!   Target: store-backed breakers keep at least half the in-memory throughput.
 //! * trip propagation (printed, not a criterion group): instance A trips, and the time
 //!   until instance B rejects is sampled 50 times per store. Target: p99 within two sync
 //!   intervals.
 //!
 //! Run with `cargo bench --bench store` (Redis at `REDIS_URL`, default
-//! redis://127.0.0.1:6379; without it, only the local and memory cases run).
+//! redis://127.0.0.1:6379, PostgreSQL at `DATABASE_URL`, default
+//! postgres://postgres@127.0.0.1:5432/test; a store that cannot be reached is skipped).
 
 use std::hint::black_box;
 use std::sync::Arc;
@@ -19,6 +20,7 @@ use std::time::{Duration, Instant};
 use criterion::{Criterion, criterion_group, criterion_main};
 use fusebox::breaker::{Breaker, State};
 use fusebox::fleet::{Fleet, FleetMode, MemoryStore, StateStore};
+use fusebox_postgres::PostgresStore;
 use fusebox_redis::RedisStore;
 
 const SYNC: Duration = Duration::from_millis(100);
@@ -34,6 +36,28 @@ fn redis() -> Option<Arc<dyn StateStore>> {
     Some(Arc::new(store))
 }
 
+/// One breaker per run: a store that keeps state between runs (PostgreSQL) starts fresh.
+fn breaker_name() -> String {
+    format!("bench-{}", std::process::id())
+}
+
+fn postgres_store() -> Option<PostgresStore> {
+    let url = std::env::var("DATABASE_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
+    PostgresStore::builder(url)
+        .schema("fusebox_bench")
+        .setup_on_prepare(true)
+        .build()
+        .ok()
+}
+
+fn postgres() -> Option<Arc<dyn StateStore>> {
+    let store = postgres_store()?;
+    let rt = tokio::runtime::Runtime::new().ok()?;
+    rt.block_on(store.prepare()).ok()?;
+    Some(Arc::new(store))
+}
+
 fn fleet_breaker(store: Arc<dyn StateStore>, instance: &str, mode: FleetMode) -> Breaker {
     Fleet::builder(store)
         .instance_id(instance)
@@ -41,7 +65,7 @@ fn fleet_breaker(store: Arc<dyn StateStore>, instance: &str, mode: FleetMode) ->
         .build()
         .expect("valid fleet")
         .breaker(
-            Breaker::builder("bench")
+            Breaker::builder(breaker_name())
                 .failures_in_last(50, 100)
                 .cooldown(Duration::from_secs(3600)),
             mode,
@@ -72,11 +96,18 @@ fn store_calls(c: &mut Criterion) {
     if redis.is_none() {
         eprintln!("Redis unreachable: the redis case is skipped");
     }
+    let postgres = postgres().map(|store| fleet_breaker(store, "p", FleetMode::Pooled));
+    if postgres.is_none() {
+        eprintln!("PostgreSQL unreachable: the postgres case is skipped");
+    }
     let mut group = c.benchmark_group("store_calls");
     group.bench_function("local", |b| b.iter(|| call(&local)));
     group.bench_function("memory", |b| b.iter(|| call(&memory)));
     if let Some(redis) = &redis {
         group.bench_function("redis", |b| b.iter(|| call(redis)));
+    }
+    if let Some(postgres) = &postgres {
+        group.bench_function("postgres", |b| b.iter(|| call(postgres)));
     }
     group.finish();
 }
@@ -105,7 +136,10 @@ fn propagation(label: &str, store: impl Fn() -> Arc<dyn StateStore>) {
                 tokio::time::sleep(Duration::from_micros(200)).await;
             }
             samples.push(tripped.elapsed());
-            admin.force("bench", None, None).await.expect("reset");
+            admin
+                .force(&breaker_name(), None, None)
+                .await
+                .expect("reset");
             while (a.state() != State::Closed || b.state() != State::Closed)
                 && tripped.elapsed() < SYNC * 100
             {
@@ -139,6 +173,11 @@ fn trip_propagation(_: &mut Criterion) {
                     .build()
                     .expect("store"),
             )
+        });
+    }
+    if postgres().is_some() {
+        propagation("postgres", || {
+            Arc::new(postgres_store().expect("store")) as Arc<dyn StateStore>
         });
     }
 }

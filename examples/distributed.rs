@@ -1,7 +1,8 @@
 //! Fleet-wide breakers: three instances of a service share one breaker through Redis.
 //!
 //! ```text
-//! cargo run --example distributed                    # Redis at REDIS_URL or 127.0.0.1:6379
+//! cargo run --example distributed                     # Redis at REDIS_URL or 127.0.0.1:6379
+//! cargo run --example distributed -- --store postgres # PostgreSQL at DATABASE_URL
 //! ```
 //!
 //! The story, in four acts, under quorum mode (at least 2 instances, and half of them):
@@ -11,8 +12,8 @@
 //!    permitted number of trial calls, not that number per instance;
 //! 4. the trials pass and every instance closes.
 //!
-//! `distributed worker ...` runs one instance as its own process (used by the tests that
-//! spawn two real processes); see `worker` below.
+//! `distributed [--store S] worker ...` runs one instance as its own process (used by the
+//! tests that spawn two real processes); see `worker` below.
 
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -21,6 +22,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use fusebox::breaker::{Breaker, State};
 use fusebox::fleet::{Fleet, FleetMode, StateStore};
+use fusebox_postgres::PostgresStore;
 use fusebox_redis::RedisStore;
 
 const SYNC: Duration = Duration::from_millis(100);
@@ -69,12 +71,41 @@ async fn wait_for(timeout: Duration, mut done: impl FnMut() -> bool) -> bool {
     false
 }
 
-fn store(url: &str, prefix: &str) -> Result<Arc<dyn StateStore>, String> {
-    let store = RedisStore::builder(url)
-        .prefix(prefix)
-        .build()
-        .map_err(|e| e.to_string())?;
-    Ok(Arc::new(store))
+/// Where the fleet's state lives.
+#[derive(Clone, Copy)]
+enum Backend {
+    Redis,
+    Postgres,
+}
+
+impl Backend {
+    fn url(self) -> String {
+        let (var, default) = match self {
+            Backend::Redis => ("REDIS_URL", "redis://127.0.0.1:6379"),
+            Backend::Postgres => ("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/test"),
+        };
+        std::env::var(var).unwrap_or_else(|_| default.into())
+    }
+
+    /// A store handle on `namespace`: a key prefix on Redis, a schema on PostgreSQL (set
+    /// up on first use, as `fusebox pg-setup` would).
+    fn store(self, url: &str, namespace: &str) -> Result<Arc<dyn StateStore>, String> {
+        Ok(match self {
+            Backend::Redis => Arc::new(
+                RedisStore::builder(url)
+                    .prefix(format!("{namespace}:"))
+                    .build()
+                    .map_err(|e| e.to_string())?,
+            ),
+            Backend::Postgres => Arc::new(
+                PostgresStore::builder(url)
+                    .schema(namespace)
+                    .setup_on_prepare(true)
+                    .build()
+                    .map_err(|e| e.to_string())?,
+            ),
+        })
+    }
 }
 
 async fn check_reachable(store: &Arc<dyn StateStore>, url: &str) -> Result<(), String> {
@@ -85,22 +116,26 @@ async fn check_reachable(store: &Arc<dyn StateStore>, url: &str) -> Result<(), S
     }
 }
 
-async fn demo(url: &str) -> Result<(), String> {
-    let prefix = format!("fusebox-demo:{}:", std::process::id());
-    check_reachable(&store(url, &prefix)?, url).await?;
+async fn demo(backend: Backend) -> Result<(), String> {
+    let url = backend.url();
+    let url = url.as_str();
+    let namespace = "fusebox_demo";
+    check_reachable(&backend.store(url, namespace)?, url).await?;
     let mode = FleetMode::quorum(2, 0.5).map_err(|e| e.to_string())?;
-    println!("three instances share breaker `inventory` through {url} ({mode})\n");
+    // One breaker per run, so runs never see each other's state.
+    let name = format!("inventory-{}", std::process::id());
+    println!("three instances share breaker `{name}` through {url} ({mode})\n");
 
     let mut instances = Vec::new();
-    for name in ["a", "b", "c"] {
-        let fleet = Fleet::builder(store(url, &prefix)?)
-            .instance_id(name)
+    for instance in ["a", "b", "c"] {
+        let fleet = Fleet::builder(backend.store(url, namespace)?)
+            .instance_id(instance)
             .sync_interval(SYNC)
             .build()
             .map_err(|e| e.to_string())?;
         let breaker = fleet
             .breaker(
-                Breaker::builder("inventory")
+                Breaker::builder(name.clone())
                     .consecutive_failures(3)
                     .cooldown(Duration::from_millis(800))
                     .half_open_trials(2, 2),
@@ -108,7 +143,7 @@ async fn demo(url: &str) -> Result<(), String> {
             )
             .map_err(|e| e.to_string())?;
         instances.push(Instance {
-            name,
+            name: instance,
             breaker,
             path_ok: AtomicBool::new(true),
         });
@@ -194,20 +229,25 @@ fn unix_ms() -> u128 {
         .unwrap_or(0)
 }
 
-/// One instance as a process: `worker <instance> <prefix> <fail_for_ms> <run_ms>`. Calls a
+/// One instance as a process: `worker <instance> <namespace> <fail_for_ms> <run_ms>`. Calls a
 /// dependency every 5 ms that fails for this instance during the first `fail_for_ms`;
 /// prints `<unix ms> <state>` on every state change.
-async fn worker(url: &str, args: &[String]) -> Result<(), String> {
-    let [instance, prefix, fail_for, run_for] = args else {
-        return Err("usage: distributed worker <instance> <prefix> <fail_for_ms> <run_ms>".into());
+async fn worker(backend: Backend, args: &[String]) -> Result<(), String> {
+    let [instance, namespace, fail_for, run_for] = args else {
+        return Err(
+            "usage: distributed [--store S] worker <instance> <namespace> <fail_for_ms> <run_ms>"
+                .into(),
+        );
     };
+    let url = backend.url();
+    let url = url.as_str();
     let parse = |s: &String| {
         s.parse::<u64>()
             .map(Duration::from_millis)
             .map_err(|e| format!("{s:?}: {e}"))
     };
     let (fail_for, run_for) = (parse(fail_for)?, parse(run_for)?);
-    let store = store(url, prefix)?;
+    let store = backend.store(url, namespace)?;
     check_reachable(&store, url).await?;
     let fleet = Fleet::builder(store)
         .instance_id(instance.as_str())
@@ -245,11 +285,22 @@ async fn worker(url: &str, args: &[String]) -> Result<(), String> {
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    let url = std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
-    let args: Vec<String> = std::env::args().skip(1).collect();
+    let mut args: Vec<String> = std::env::args().skip(1).collect();
+    let mut backend = Backend::Redis;
+    if args.first().map(String::as_str) == Some("--store") {
+        backend = match args.get(1).map(String::as_str) {
+            Some("redis") => Backend::Redis,
+            Some("postgres") => Backend::Postgres,
+            other => {
+                eprintln!("error: --store takes `redis` or `postgres`, not {other:?}");
+                return ExitCode::FAILURE;
+            }
+        };
+        args.drain(..2);
+    }
     let result = match args.first().map(String::as_str) {
-        Some("worker") => worker(&url, &args[1..]).await,
-        None => demo(&url).await,
+        Some("worker") => worker(backend, &args[1..]).await,
+        None => demo(backend).await,
         Some(other) => Err(format!("unknown argument {other:?}")),
     };
     match result {

@@ -75,7 +75,7 @@ fn first(seen: &[(u128, String)], state: &str) -> u128 {
 #[test]
 fn two_processes_trip_and_recover_together() {
     let Some(url) = redis_url() else { return };
-    let prefix = format!("fusebox-procs:{}:", std::process::id());
+    let prefix = format!("fusebox-procs-{}", std::process::id());
     let sick = run(&url, "sick", &prefix, 1500);
     let healthy = run(&url, "healthy", &prefix, 0);
     let (sick, healthy) = (transitions(sick), transitions(healthy));
