@@ -118,6 +118,12 @@ fn never_ran<T, E>(result: &Result<T, Error<E>>) -> bool {
     )
 }
 
+/// A refusal by the policy at `i`, for the policies above it.
+#[cold]
+fn refused<T, E>(i: usize, error: Error<E>) -> (usize, Result<T, Error<E>>) {
+    (i, Err(error))
+}
+
 /// Policies stacked in the order written, called around an async closure.
 ///
 /// `Clone + Send + Sync`, one `Arc` inside: share it across tasks and SDK methods. A call
@@ -279,18 +285,18 @@ impl<T, E> Pipeline<T, E> {
 pin_project! {
     /// The future of [`Pipeline::call`].
     struct Call<'a, T, E, F, Fut> {
+        wait: Wait<'a, T, E>,
+        depth: usize,
+        slots: &'a [Slot<T, E>],
+        op: F,
         // The attempt in flight: the caller's future, present while `wait` is `Attempt`.
         #[pin]
         attempt: Option<Fut>,
         #[pin]
         timer: Timer,
-        wait: Wait<'a, T, E>,
         // The state of each policy the call is inside, outermost first: exactly the first
         // `depth` are initialised, and dropping the call drops those, innermost first.
         levels: [MaybeUninit<Level<'a, T, E>>; MAX_DEPTH],
-        depth: usize,
-        slots: &'a [Slot<T, E>],
-        op: F,
     }
 
     impl<'a, T, E, F, Fut> PinnedDrop for Call<'a, T, E, F, Fut> {
@@ -553,19 +559,28 @@ where
     fn descend(&mut self, from: usize) -> Option<(usize, Result<T, Error<E>>)> {
         let slots = self.slots;
         for (i, slot) in slots.iter().enumerate().skip(from) {
-            let state = match slot {
-                Slot::Fallback(_) => Level::Idle,
-                Slot::Timeout(t) => Level::Timeout(Instant::now().checked_add(t.duration())),
-                Slot::Retry(r) => Level::Retry {
-                    started: r.start_time(),
-                    attempts: None,
-                },
+            match slot {
+                Slot::Fallback(_) => self.enter(i, Level::Idle),
+                Slot::Timeout(t) => {
+                    let deadline = Instant::now().checked_add(t.duration());
+                    self.enter(i, Level::Timeout(deadline));
+                }
+                Slot::Retry(r) => {
+                    let started = r.start_time();
+                    self.enter(
+                        i,
+                        Level::Retry {
+                            started,
+                            attempts: None,
+                        },
+                    );
+                }
                 Slot::Breaker(b, _) => match b.try_acquire() {
-                    Ok(permit) => Level::Breaker(permit),
-                    Err(rejected) => return Some((i, Err(Error::Rejected(rejected)))),
+                    Ok(permit) => self.enter(i, Level::Breaker(permit)),
+                    Err(rejected) => return Some(refused(i, Error::Rejected(rejected))),
                 },
                 Slot::Bulkhead(b) => match b.try_enter() {
-                    Some(entered) => Level::Bulkhead { _slot: entered },
+                    Some(entered) => self.enter(i, Level::Bulkhead { _slot: entered }),
                     // Waiting is boxed: a call that finds a free slot carries no wait state.
                     None if b.queues() => {
                         self.set_wait(Wait::Queue {
@@ -576,15 +591,14 @@ where
                     }
                     None => {
                         tracing::debug!(bulkhead = %b.name(), "bulkhead full");
-                        return Some((i, Err(Error::BulkheadFull(b.full_error()))));
+                        return Some(refused(i, Error::BulkheadFull(b.full_error())));
                     }
                 },
                 Slot::Cost(g, _) => match g.try_acquire() {
-                    Ok(permit) => Level::Cost(permit),
-                    Err(refused) => return Some((i, Err(Error::CostRejected(refused)))),
+                    Ok(permit) => self.enter(i, Level::Cost(permit)),
+                    Err(no) => return Some(refused(i, Error::CostRejected(no))),
                 },
-            };
-            self.enter(i, state);
+            }
         }
         self.set_wait(Wait::Attempt);
         self.attempt.set(Some((self.op)()));
@@ -596,34 +610,50 @@ where
     #[inline]
     fn unwind(&mut self, above: usize, result: &mut Result<T, Error<E>>) -> Next {
         debug_assert_eq!(above, *self.depth);
-        while *self.depth > 0 {
-            let state = self.leave();
-            let i = *self.depth;
-            match (&self.slots[i], state) {
+        let slots = self.slots;
+        while let Some(i) = self.depth.checked_sub(1) {
+            let slot = &slots[i];
+            let Some(level) = self.levels.get_mut(i) else {
+                break;
+            };
+            // SAFETY: the levels below `depth` are initialised.
+            let state = unsafe { level.assume_init_mut() };
+            match (slot, state) {
                 (Slot::Breaker(_, classify), Level::Breaker(permit)) => {
-                    permit.record(match classify {
+                    let outcome = match classify {
                         None => breaker_outcome(result),
                         Some(c) => c(result),
-                    });
+                    };
+                    // SAFETY: the permit is read out once, and `depth` lowered at once, so
+                    // the level is never read or dropped again.
+                    let permit = unsafe { std::ptr::read(permit) };
+                    *self.depth = i;
+                    permit.record(outcome);
                 }
                 (Slot::Retry(r), Level::Retry { started, attempts }) => {
-                    let next = match attempts {
-                        Some(mut attempts) => {
-                            attempts.next_delay(result).map(|delay| (attempts, delay))
-                        }
-                        None => r.first_delay(started, result),
+                    let delay = match attempts {
+                        Some(attempts) => attempts.next_delay(result),
+                        None => r.first_delay(*started, result).map(|(boxed, delay)| {
+                            *attempts = Some(boxed);
+                            delay
+                        }),
                     };
-                    if let Some((attempts, delay)) = next {
-                        return self.retry(i, started, attempts, delay);
+                    if let Some(delay) = delay {
+                        return self.retry_after(i, delay);
                     }
+                    drop(self.leave());
                 }
                 (Slot::Fallback(f), _) if result.is_err() => {
+                    drop(self.leave());
                     if let Some(fut) = Self::fall_back(f, result) {
                         self.set_wait(Wait::Fallback { level: i, fut });
                         return Next::Wait;
                     }
                 }
-                (Slot::Cost(_, extract), Level::Cost(permit)) => {
+                (Slot::Cost(_, extract), Level::Cost(_)) => {
+                    let Level::Cost(permit) = self.leave() else {
+                        continue;
+                    };
                     if never_ran(result) {
                         permit.cancel();
                     } else {
@@ -631,29 +661,17 @@ where
                     }
                 }
                 // A fallback passing a success, a timeout that did not expire and a bulkhead
-                // slot (released as `state` drops) leave the result alone.
-                _ => {}
+                // slot (released as it drops) leave the result alone.
+                _ => drop(self.leave()),
             }
         }
         Next::Done
     }
 
-    /// The retry at `i` tries again after `delay`.
+    /// Starts the next attempt below the retry at `i` (the innermost policy entered) after
+    /// `delay`.
     #[cold]
-    fn retry(
-        &mut self,
-        i: usize,
-        started: Option<u64>,
-        attempts: Box<RetryAttempts<'a, T, E>>,
-        delay: Duration,
-    ) -> Next {
-        self.enter(
-            i,
-            Level::Retry {
-                started,
-                attempts: Some(attempts),
-            },
-        );
+    fn retry_after(&mut self, i: usize, delay: Duration) -> Next {
         if delay.is_zero() {
             return Next::Descend(i + 1);
         }
