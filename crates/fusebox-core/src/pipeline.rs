@@ -641,7 +641,14 @@ where
                     if let Some(delay) = delay {
                         return self.retry_after(i, delay);
                     }
-                    drop(self.leave());
+                    match attempts.take() {
+                        // Nothing else to drop: the level is simply left.
+                        None => *self.depth = i,
+                        Some(boxed) => {
+                            *self.depth = i;
+                            drop(boxed);
+                        }
+                    }
                 }
                 (Slot::Fallback(f), _) if result.is_err() => {
                     drop(self.leave());
@@ -660,8 +667,12 @@ where
                         permit.record(extract(result));
                     }
                 }
-                // A fallback passing a success, a timeout that did not expire and a bulkhead
-                // slot (released as it drops) leave the result alone.
+                // A fallback passing a success and a timeout that did not expire leave the
+                // result alone, and hold nothing to drop.
+                (Slot::Fallback(_) | Slot::Timeout(_), Level::Idle | Level::Timeout(_)) => {
+                    *self.depth = i;
+                }
+                // A bulkhead slot is released as it drops.
                 _ => drop(self.leave()),
             }
         }
