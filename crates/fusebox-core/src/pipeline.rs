@@ -29,7 +29,7 @@
 
 use std::fmt;
 use std::future::Future;
-use std::mem::MaybeUninit;
+use std::mem::{ManuallyDrop, MaybeUninit};
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
@@ -266,7 +266,7 @@ impl<T, E> Pipeline<T, E> {
         Call {
             attempt: None,
             timer: Timer::Unset,
-            wait: Wait::Start,
+            wait: ManuallyDrop::new(Wait::Start),
             levels: [const { MaybeUninit::uninit() }; MAX_DEPTH],
             slots: &self.slots,
             op,
@@ -285,7 +285,9 @@ impl<T, E> Pipeline<T, E> {
 pin_project! {
     /// The future of [`Pipeline::call`].
     struct Call<'a, T, E, F, Fut> {
-        wait: Wait<'a, T, E>,
+        // Dropped by hand, and only when it may hold something: a finished call's drop
+        // checks two words.
+        wait: ManuallyDrop<Wait<'a, T, E>>,
         depth: usize,
         slots: &'a [Slot<T, E>],
         op: F,
@@ -302,13 +304,14 @@ pin_project! {
     impl<'a, T, E, F, Fut> PinnedDrop for Call<'a, T, E, F, Fut> {
         fn drop(this: Pin<&mut Self>) {
             let mut this = this.project();
-            if *this.depth == 0 && matches!(this.wait, Wait::Empty | Wait::Start) {
+            if *this.depth == 0 && matches!(**this.wait, Wait::Empty | Wait::Start) {
                 return; // finished, or never polled: nothing is held
             }
             // The attempt in flight is cancelled before the permits and slots it runs under
             // are released, innermost first, as nested futures would be.
             this.attempt.set(None);
-            *this.wait = Wait::Empty;
+            // What the old state held is dropped here; `Empty` holds nothing.
+            **this.wait = Wait::Empty;
             while *this.depth > 0 {
                 *this.depth -= 1;
                 // SAFETY: the levels below `depth` are initialised; `depth` was lowered first,
@@ -425,7 +428,7 @@ where
         let mut timer = this.timer;
         let mut m = Machine {
             attempt: this.attempt,
-            wait: this.wait,
+            wait: &mut **this.wait,
             levels: this.levels,
             depth: this.depth,
             slots: this.slots,
@@ -555,7 +558,7 @@ where
     /// Enters the policies from index `from` (which must equal `depth`) down and starts an
     /// attempt. `None`: a leaf now waits (the attempt, or a queue); otherwise a policy
     /// refused the call, and its error goes to the policy just above the returned index.
-    #[inline]
+    #[inline(always)]
     fn descend(&mut self, from: usize) -> Option<(usize, Result<T, Error<E>>)> {
         let slots = self.slots;
         for (i, slot) in slots.iter().enumerate().skip(from) {
