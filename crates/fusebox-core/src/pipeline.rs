@@ -603,8 +603,11 @@ where
                 },
             }
         }
+        // Made before the state says so: if `op` panics, the call is not left waiting on an
+        // attempt that does not exist.
+        let attempt = (self.op)();
+        self.attempt.set(Some(attempt));
         self.set_wait(Wait::Attempt);
-        self.attempt.set(Some((self.op)()));
         None
     }
 
