@@ -29,7 +29,7 @@
 
 use std::fmt;
 use std::future::Future;
-use std::mem::ManuallyDrop;
+use std::mem::{ManuallyDrop, MaybeUninit};
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
@@ -116,6 +116,12 @@ fn never_ran<T, E>(result: &Result<T, Error<E>>) -> bool {
         result,
         Err(Error::Rejected(_)) | Err(Error::BulkheadFull(_)) | Err(Error::CostRejected(_))
     )
+}
+
+/// A refusal by the policy at `i`, for the policies above it.
+#[cold]
+fn refused<T, E>(i: usize, error: Error<E>) -> (usize, Result<T, Error<E>>) {
+    (i, Err(error))
 }
 
 /// Policies stacked in the order written, called around an async closure.
@@ -258,9 +264,10 @@ impl<T, E> Pipeline<T, E> {
         Fut: Future<Output = Result<T, E>>,
     {
         Call {
-            leaf: Leaf::Start,
+            attempt: None,
             timer: Timer::Unset,
-            levels: ManuallyDrop::new([const { Level::Idle }; MAX_DEPTH]),
+            wait: ManuallyDrop::new(Wait::Start),
+            levels: [const { MaybeUninit::uninit() }; MAX_DEPTH],
             slots: &self.slots,
             op,
             depth: 0,
@@ -270,33 +277,46 @@ impl<T, E> Pipeline<T, E> {
 
 // One call is one hand-written state machine rather than one nested future per policy: the
 // future holds the attempt in flight, one small state per policy entered and one timer shared
-// by every timeout and backoff delay, so it stays small, and a call that succeeds at once walks
-// down the stack and back up without allocating, reading the clock or touching a timer unless
-// a policy in the stack asks for it.
+// by every timeout and backoff delay. A call that succeeds at once enters the policies in one
+// loop, polls its attempt and hands the result back up in another, without allocating,
+// reading the clock or touching a timer unless a policy in the stack asks for it; nothing is
+// written into the future beyond the states of the policies entered.
 
 pin_project! {
     /// The future of [`Pipeline::call`].
     struct Call<'a, T, E, F, Fut> {
-        #[pin]
-        leaf: Leaf<'a, T, E, Fut>,
-        #[pin]
-        timer: Timer,
-        // The state of each policy, outermost first. Those from `depth` on are always idle,
-        // so dropping the call only visits the policies it is inside.
-        levels: ManuallyDrop<[Level<'a, T, E>; MAX_DEPTH]>,
+        // Dropped by hand, and only when it may hold something: a finished call's drop
+        // checks two words.
+        wait: ManuallyDrop<Wait<'a, T, E>>,
         depth: usize,
         slots: &'a [Slot<T, E>],
         op: F,
+        // The attempt in flight: the caller's future, present while `wait` is `Attempt`.
+        #[pin]
+        attempt: Option<Fut>,
+        #[pin]
+        timer: Timer,
+        // The state of each policy the call is inside, outermost first: exactly the first
+        // `depth` are initialised, and dropping the call drops those, innermost first.
+        levels: [MaybeUninit<Level<'a, T, E>>; MAX_DEPTH],
     }
 
     impl<'a, T, E, F, Fut> PinnedDrop for Call<'a, T, E, F, Fut> {
         fn drop(this: Pin<&mut Self>) {
             let mut this = this.project();
+            if *this.depth == 0 && matches!(**this.wait, Wait::Empty | Wait::Start) {
+                return; // finished, or never polled: nothing is held
+            }
             // The attempt in flight is cancelled before the permits and slots it runs under
             // are released, innermost first, as nested futures would be.
-            this.leaf.set(Leaf::Empty);
-            for level in this.levels[..*this.depth].iter_mut().rev() {
-                *level = Level::Idle;
+            this.attempt.set(None);
+            // What the old state held is dropped here; `Empty` holds nothing.
+            **this.wait = Wait::Empty;
+            while *this.depth > 0 {
+                *this.depth -= 1;
+                // SAFETY: the levels below `depth` are initialised; `depth` was lowered first,
+                // so this one is never read or dropped again, even if its drop panics.
+                unsafe { this.levels[*this.depth].assume_init_drop() };
             }
         }
     }
@@ -305,23 +325,34 @@ pin_project! {
 type QueueWait<'a> =
     Pin<Box<dyn Future<Output = Result<BulkheadSlot<'a>, BulkheadFull>> + Send + 'a>>;
 
-pin_project! {
-    /// What the call is waiting on, below every active policy.
-    #[project = LeafProj]
-    enum Leaf<'a, T, E, Fut> {
-        // Not polled yet.
-        Start,
-        // An attempt: the caller's future.
-        Op { #[pin] fut: Fut },
-        // The fallback at `level` answering with its handler.
-        Fallback { level: usize, fut: BoxFuture<T, E> },
-        // The bulkhead at `level` waiting in its queue.
-        Queue { level: usize, fut: QueueWait<'a> },
-        // The retry at `level` waiting before its next attempt (`None`: longer than the clock
-        // can represent).
-        Backoff { level: usize, until: Option<Instant> },
-        // Finished, or between two states inside `poll`.
-        Empty,
+/// What the call is waiting on, below every active policy. Nothing here is pinned: the
+/// caller's future, the only part that may need pinning, is kept beside it.
+enum Wait<'a, T, E> {
+    /// Not polled yet.
+    Start,
+    /// An attempt: the caller's future, in `attempt`.
+    Attempt,
+    /// The fallback at `level` answering with its handler.
+    Fallback { level: usize, fut: BoxFuture<T, E> },
+    /// The bulkhead at `level` waiting in its queue.
+    Queue { level: usize, fut: QueueWait<'a> },
+    /// The retry at `level` waiting before its next attempt (`None`: longer than the clock
+    /// can represent).
+    Backoff {
+        level: usize,
+        until: Option<Instant>,
+    },
+    /// Finished, or between two states inside `poll`.
+    Empty,
+}
+
+impl<T, E> Wait<'_, T, E> {
+    /// Whether replacing this state needs no drop.
+    fn holds_nothing(&self) -> bool {
+        matches!(
+            self,
+            Wait::Start | Wait::Attempt | Wait::Backoff { .. } | Wait::Empty
+        )
     }
 }
 
@@ -336,7 +367,7 @@ pin_project! {
 
 /// The state of one policy while the call is inside it.
 enum Level<'a, T, E> {
-    /// Not entered, or a policy that keeps no state (a fallback).
+    /// A policy that keeps no state (a fallback).
     Idle,
     Breaker(Permit<'a>),
     Cost(CostPermit<'a>),
@@ -353,10 +384,10 @@ enum Level<'a, T, E> {
     },
 }
 
-/// Where the call goes after a policy has handled a result.
-enum Next<T, E> {
-    /// Finished with this result.
-    Done(Result<T, Error<E>>),
+/// Where the call goes after the policies have handled a result.
+enum Next {
+    /// Finished with the result handed up.
+    Done,
     /// A retry starts another attempt: enter the policies from this index.
     Descend(usize),
     /// A new leaf waits.
@@ -374,19 +405,11 @@ enum Fired<T, E> {
     Unwind(usize, Result<T, Error<E>>),
 }
 
-/// How the first attempt went.
-enum First<T, E> {
-    /// Finished with this result.
-    Done(Result<T, Error<E>>),
-    /// A leaf waits, and the state of every policy entered is stored; `polled`: the leaf has
-    /// been polled already (and has registered for a wake-up).
-    Waiting { polled: bool },
-}
-
 /// The parts of a [`Call`] that stepping changes.
 struct Machine<'p, 'a, T, E, F, Fut> {
-    leaf: Pin<&'p mut Leaf<'a, T, E, Fut>>,
-    levels: &'p mut [Level<'a, T, E>; MAX_DEPTH],
+    attempt: Pin<&'p mut Option<Fut>>,
+    wait: &'p mut Wait<'a, T, E>,
+    levels: &'p mut [MaybeUninit<Level<'a, T, E>>; MAX_DEPTH],
     depth: &'p mut usize,
     slots: &'a [Slot<T, E>],
     op: &'p F,
@@ -399,58 +422,72 @@ where
 {
     type Output = Result<T, Error<E>>;
 
+    #[inline]
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.project();
         let mut timer = this.timer;
         let mut m = Machine {
-            leaf: this.leaf,
+            attempt: this.attempt,
+            wait: &mut **this.wait,
             levels: this.levels,
             depth: this.depth,
             slots: this.slots,
             op: this.op,
         };
-        loop {
-            // What the leaf produced: a result for the policy just above index `above`, or
-            // an index to enter the policies from.
-            let (above, result) = match m.leaf.as_mut().project() {
-                LeafProj::Start => match m.first(0, cx) {
-                    First::Done(result) => return Poll::Ready(result),
-                    First::Waiting { polled: false } => continue,
-                    First::Waiting { polled: true } => match m.expired(timer.as_mut(), cx) {
-                        Fired::Nothing => return Poll::Pending,
-                        Fired::Again => continue,
-                        Fired::Unwind(above, result) => (above, result),
-                    },
+        'poll: loop {
+            // What the leaf produced: a result for the policy just above index `above`.
+            let (mut above, mut result) = match m.wait {
+                Wait::Start => match m.descend(0) {
+                    None => continue,
+                    Some(refused) => refused,
                 },
-                LeafProj::Op { fut } => match fut.poll(cx) {
-                    Poll::Ready(r) => (m.slots.len(), r.map_err(Error::Inner)),
+                Wait::Attempt => {
+                    let polled = match m.attempt.as_mut().as_pin_mut() {
+                        Some(fut) => fut.poll(cx),
+                        None => Poll::Pending,
+                    };
+                    match polled {
+                        Poll::Ready(r) => {
+                            // The finished attempt is dropped before the policies see its
+                            // result, as a nested future would be.
+                            m.attempt.set(None);
+                            m.set_wait(Wait::Empty);
+                            (m.slots.len(), r.map_err(Error::Inner))
+                        }
+                        Poll::Pending => match m.expired(timer.as_mut(), cx) {
+                            Fired::Nothing => return Poll::Pending,
+                            Fired::Again => continue,
+                            Fired::Unwind(above, result) => (above, result),
+                        },
+                    }
+                }
+                Wait::Fallback { level, fut } => match fut.as_mut().poll(cx) {
+                    Poll::Ready(r) => {
+                        let level = *level;
+                        m.set_wait(Wait::Empty);
+                        (level, r)
+                    }
                     Poll::Pending => match m.expired(timer.as_mut(), cx) {
                         Fired::Nothing => return Poll::Pending,
                         Fired::Again => continue,
                         Fired::Unwind(above, result) => (above, result),
                     },
                 },
-                LeafProj::Fallback { level, fut } => match fut.as_mut().poll(cx) {
-                    Poll::Ready(r) => (*level, r),
-                    Poll::Pending => match m.expired(timer.as_mut(), cx) {
-                        Fired::Nothing => return Poll::Pending,
-                        Fired::Again => continue,
-                        Fired::Unwind(above, result) => (above, result),
-                    },
-                },
-                LeafProj::Queue { level, fut } => match fut.as_mut().poll(cx) {
+                Wait::Queue { level, fut } => match fut.as_mut().poll(cx) {
                     Poll::Ready(Ok(slot)) => {
                         let level = *level;
-                        m.levels[level] = Level::Bulkhead { _slot: slot };
-                        *m.depth = level + 1;
+                        m.set_wait(Wait::Empty);
+                        m.enter(level, Level::Bulkhead { _slot: slot });
                         match m.descend(level + 1) {
                             None => continue,
-                            Some(unwind) => unwind,
+                            Some(refused) => refused,
                         }
                     }
                     Poll::Ready(Err(full)) => {
+                        let level = *level;
+                        m.set_wait(Wait::Empty);
                         tracing::debug!(bulkhead = %full.name, "bulkhead full");
-                        (*level, Err(Error::BulkheadFull(full)))
+                        (level, Err(Error::BulkheadFull(full)))
                     }
                     Poll::Pending => match m.expired(timer.as_mut(), cx) {
                         Fired::Nothing => return Poll::Pending,
@@ -458,18 +495,25 @@ where
                         Fired::Unwind(above, result) => (above, result),
                     },
                 },
-                LeafProj::Backoff { .. } => match m.expired(timer.as_mut(), cx) {
+                Wait::Backoff { .. } => match m.expired(timer.as_mut(), cx) {
                     Fired::Nothing => return Poll::Pending,
                     Fired::Again => continue,
                     Fired::Unwind(above, result) => (above, result),
                 },
-                LeafProj::Empty => panic!("a pipeline call polled after it completed"),
+                Wait::Empty => panic!("a pipeline call polled after it completed"),
             };
-            // Whatever the leaf held has given its result.
-            m.leaf.set(Leaf::Empty);
-            let next = m.unwind(above, result, 0);
-            if let Next::Done(result) = m.run(next, 0) {
-                return Poll::Ready(result);
+            loop {
+                match m.unwind(above, &mut result) {
+                    Next::Done => return Poll::Ready(result),
+                    Next::Wait => continue 'poll,
+                    Next::Descend(from) => match m.descend(from) {
+                        None => continue 'poll,
+                        Some((refused_at, refusal)) => {
+                            above = refused_at;
+                            result = refusal;
+                        }
+                    },
+                }
             }
         }
     }
@@ -480,28 +524,69 @@ where
     F: Fn() -> Fut,
     Fut: Future<Output = Result<T, E>>,
 {
-    /// Enters the policies from index `from` down and starts an attempt. `None`: a leaf now
-    /// waits (the attempt, or a queue); otherwise a policy refused the call, and its error
-    /// goes to the policy just above the returned index.
+    /// Replaces whatever the leaf waits on with `wait`, dropping it (the attempt included).
+    #[inline]
+    fn set_wait(&mut self, wait: Wait<'a, T, E>) {
+        if self.wait.holds_nothing() {
+            std::mem::forget(std::mem::replace(self.wait, wait));
+        } else {
+            *self.wait = wait;
+        }
+    }
+
+    /// Stores the state of the policy at `i`, which the call enters: every policy outside it
+    /// has been entered, and none inside.
+    #[inline]
+    fn enter(&mut self, i: usize, state: Level<'a, T, E>) {
+        debug_assert_eq!(i, *self.depth);
+        // Never more than `MAX_DEPTH` policies: the builder refuses deeper stacks.
+        if let Some(level) = self.levels.get_mut(i) {
+            level.write(state);
+            *self.depth = i + 1;
+        }
+    }
+
+    /// Takes back the state of the innermost policy the call is inside (at `depth - 1`).
+    #[inline]
+    fn leave(&mut self) -> Level<'a, T, E> {
+        *self.depth -= 1;
+        // SAFETY: the levels below the old `depth` are initialised, and the lowered `depth`
+        // makes this one uninitialised again: it is read out exactly once.
+        unsafe { self.levels[*self.depth].assume_init_read() }
+    }
+
+    /// Enters the policies from index `from` (which must equal `depth`) down and starts an
+    /// attempt. `None`: a leaf now waits (the attempt, or a queue); otherwise a policy
+    /// refused the call, and its error goes to the policy just above the returned index.
+    #[inline(always)]
     fn descend(&mut self, from: usize) -> Option<(usize, Result<T, Error<E>>)> {
         let slots = self.slots;
         for (i, slot) in slots.iter().enumerate().skip(from) {
-            let state = match slot {
-                Slot::Fallback(_) => Level::Idle,
-                Slot::Timeout(t) => Level::Timeout(Instant::now().checked_add(t.duration())),
-                Slot::Retry(r) => Level::Retry {
-                    started: r.start_time(),
-                    attempts: None,
-                },
+            match slot {
+                Slot::Fallback(_) => self.enter(i, Level::Idle),
+                Slot::Timeout(t) => {
+                    let deadline = Instant::now().checked_add(t.duration());
+                    self.enter(i, Level::Timeout(deadline));
+                }
+                Slot::Retry(r) => {
+                    let started = r.start_time();
+                    self.enter(
+                        i,
+                        Level::Retry {
+                            started,
+                            attempts: None,
+                        },
+                    );
+                }
                 Slot::Breaker(b, _) => match b.try_acquire() {
-                    Ok(permit) => Level::Breaker(permit),
-                    Err(rejected) => return Some((i, Err(Error::Rejected(rejected)))),
+                    Ok(permit) => self.enter(i, Level::Breaker(permit)),
+                    Err(rejected) => return Some(refused(i, Error::Rejected(rejected))),
                 },
                 Slot::Bulkhead(b) => match b.try_enter() {
-                    Some(entered) => Level::Bulkhead { _slot: entered },
+                    Some(entered) => self.enter(i, Level::Bulkhead { _slot: entered }),
                     // Waiting is boxed: a call that finds a free slot carries no wait state.
                     None if b.queues() => {
-                        self.leaf.set(Leaf::Queue {
+                        self.set_wait(Wait::Queue {
                             level: i,
                             fut: Box::pin(b.enter()),
                         });
@@ -509,252 +594,141 @@ where
                     }
                     None => {
                         tracing::debug!(bulkhead = %b.name(), "bulkhead full");
-                        return Some((i, Err(Error::BulkheadFull(b.full_error()))));
+                        return Some(refused(i, Error::BulkheadFull(b.full_error())));
                     }
                 },
                 Slot::Cost(g, _) => match g.try_acquire() {
-                    Ok(permit) => Level::Cost(permit),
-                    Err(refused) => return Some((i, Err(Error::CostRejected(refused)))),
+                    Ok(permit) => self.enter(i, Level::Cost(permit)),
+                    Err(no) => return Some(refused(i, Error::CostRejected(no))),
                 },
-            };
-            // Levels from `depth` on are idle: overwritten without running their drop.
-            std::mem::forget(std::mem::replace(&mut self.levels[i], state));
-            *self.depth = i + 1;
+            }
         }
-        self.leaf.set(Leaf::Op { fut: (self.op)() });
+        // Made before the state says so: if `op` panics, the call is not left waiting on an
+        // attempt that does not exist.
+        let attempt = (self.op)();
+        self.attempt.set(Some(attempt));
+        self.set_wait(Wait::Attempt);
         None
     }
 
-    /// The first attempt, entering the policies from index `i` down with their state kept on
-    /// the stack: a call that completes at once writes none of it into the future. Whatever
-    /// must wait stores its state in `levels` on the way back up, and the machine goes on
-    /// from there.
-    fn first(&mut self, i: usize, cx: &mut Context<'_>) -> First<T, E> {
-        let Some(slot) = self.slots.get(i) else {
-            self.leaf.set(Leaf::Op { fut: (self.op)() });
-            let LeafProj::Op { fut } = self.leaf.as_mut().project() else {
-                return First::Waiting { polled: false };
-            };
-            return match fut.poll(cx) {
-                Poll::Ready(result) => {
-                    self.leaf.set(Leaf::Empty);
-                    First::Done(result.map_err(Error::Inner))
-                }
-                Poll::Pending => {
-                    *self.depth = i;
-                    First::Waiting { polled: true }
-                }
-            };
-        };
-        match slot {
-            Slot::Breaker(b, classify) => {
-                let permit = match b.try_acquire() {
-                    Ok(permit) => permit,
-                    Err(rejected) => return First::Done(Err(Error::Rejected(rejected))),
-                };
-                match self.first(i + 1, cx) {
-                    First::Done(result) => {
-                        permit.record(match classify {
-                            None => breaker_outcome(&result),
-                            Some(c) => c(&result),
-                        });
-                        First::Done(result)
-                    }
-                    waiting => self.park(i, Level::Breaker(permit), waiting),
-                }
-            }
-            Slot::Retry(r) => {
-                let started = r.start_time();
-                let mut result = match self.first(i + 1, cx) {
-                    First::Done(result) => result,
-                    waiting => {
-                        let state = Level::Retry {
-                            started,
-                            attempts: None,
-                        };
-                        return self.park(i, state, waiting);
-                    }
-                };
-                let Some((mut attempts, mut delay)) = r.first_delay(started, &result) else {
-                    return First::Done(result);
-                };
-                loop {
-                    drop(result);
-                    let next = if delay.is_zero() {
-                        *self.depth = i + 1;
-                        self.run(Next::Descend(i + 1), i + 1)
-                    } else {
-                        let until = Instant::now().checked_add(delay);
-                        self.leaf.set(Leaf::Backoff { level: i, until });
-                        *self.depth = i + 1;
-                        Next::Wait
-                    };
-                    result = match next {
-                        Next::Done(next) => next,
-                        _ => {
-                            let state = Level::Retry {
-                                started,
-                                attempts: Some(attempts),
-                            };
-                            return self.park(i, state, First::Waiting { polled: false });
-                        }
-                    };
-                    match attempts.next_delay(&result) {
-                        Some(next) => delay = next,
-                        None => return First::Done(result),
-                    }
-                }
-            }
-            Slot::Fallback(f) => match self.first(i + 1, cx) {
-                First::Done(result) => match f.answer(result) {
-                    Answer::Now(result) => First::Done(result),
-                    Answer::Later(fut) => {
-                        self.leaf.set(Leaf::Fallback { level: i, fut });
-                        *self.depth = i;
-                        First::Waiting { polled: false }
-                    }
-                },
-                waiting => waiting,
-            },
-            Slot::Timeout(t) => {
-                let deadline = Instant::now().checked_add(t.duration());
-                match self.first(i + 1, cx) {
-                    First::Done(result) => First::Done(result),
-                    waiting => self.park(i, Level::Timeout(deadline), waiting),
-                }
-            }
-            Slot::Bulkhead(b) => match b.try_enter() {
-                Some(entered) => match self.first(i + 1, cx) {
-                    First::Done(result) => First::Done(result),
-                    waiting => self.park(i, Level::Bulkhead { _slot: entered }, waiting),
-                },
-                None if b.queues() => {
-                    self.leaf.set(Leaf::Queue {
-                        level: i,
-                        fut: Box::pin(b.enter()),
-                    });
-                    *self.depth = i;
-                    First::Waiting { polled: false }
-                }
-                None => {
-                    tracing::debug!(bulkhead = %b.name(), "bulkhead full");
-                    First::Done(Err(Error::BulkheadFull(b.full_error())))
-                }
-            },
-            Slot::Cost(g, extract) => {
-                let permit = match g.try_acquire() {
-                    Ok(permit) => permit,
-                    Err(refused) => return First::Done(Err(Error::CostRejected(refused))),
-                };
-                match self.first(i + 1, cx) {
-                    First::Done(result) => {
-                        if never_ran(&result) {
-                            permit.cancel();
-                        } else {
-                            permit.record(extract(&result));
-                        }
-                        First::Done(result)
-                    }
-                    waiting => self.park(i, Level::Cost(permit), waiting),
-                }
-            }
-        }
-    }
-
-    /// Stores the state of the policy at `i` when the call beneath it waits.
-    fn park(&mut self, i: usize, state: Level<'a, T, E>, waiting: First<T, E>) -> First<T, E> {
-        // What waits beneath is deeper, so `depth` already covers this level, and the level
-        // is idle: overwritten without running its drop.
-        std::mem::forget(std::mem::replace(&mut self.levels[i], state));
-        waiting
-    }
-
-    /// Steps from `next` until the call finishes or waits, handing results no further up
-    /// than the policy at index `floor`.
-    fn run(&mut self, mut next: Next<T, E>, floor: usize) -> Next<T, E> {
-        while let Next::Descend(from) = next {
-            next = match self.descend(from) {
-                None => Next::Wait,
-                Some((above, result)) => self.unwind(above, result, floor),
-            };
-        }
-        next
-    }
-
-    /// Hands `result` to each policy above index `above` and from index `floor` on,
+    /// Hands `result` to each policy above index `above` (which must equal `depth`),
     /// innermost first.
-    fn unwind(
-        &mut self,
-        mut above: usize,
-        mut result: Result<T, Error<E>>,
-        floor: usize,
-    ) -> Next<T, E> {
-        while above > floor {
-            let i = above - 1;
-            above = i;
-            *self.depth = i;
-            let state = std::mem::replace(&mut self.levels[i], Level::Idle);
-            match (&self.slots[i], state) {
+    #[inline]
+    fn unwind(&mut self, above: usize, result: &mut Result<T, Error<E>>) -> Next {
+        debug_assert_eq!(above, *self.depth);
+        let slots = self.slots;
+        while let Some(i) = self.depth.checked_sub(1) {
+            let slot = &slots[i];
+            let Some(level) = self.levels.get_mut(i) else {
+                break;
+            };
+            // SAFETY: the levels below `depth` are initialised.
+            let state = unsafe { level.assume_init_mut() };
+            match (slot, state) {
                 (Slot::Breaker(_, classify), Level::Breaker(permit)) => {
-                    permit.record(match classify {
-                        None => breaker_outcome(&result),
-                        Some(c) => c(&result),
-                    });
+                    let outcome = match classify {
+                        None => breaker_outcome(result),
+                        Some(c) => c(result),
+                    };
+                    // SAFETY: the permit is read out once, and `depth` lowered at once, so
+                    // the level is never read or dropped again.
+                    let permit = unsafe { std::ptr::read(permit) };
+                    *self.depth = i;
+                    permit.record(outcome);
                 }
                 (Slot::Retry(r), Level::Retry { started, attempts }) => {
-                    let next = match attempts {
-                        Some(mut attempts) => {
-                            attempts.next_delay(&result).map(|delay| (attempts, delay))
-                        }
-                        None => r.first_delay(started, &result),
+                    let delay = match attempts {
+                        Some(attempts) => attempts.next_delay(result),
+                        None => r.first_delay(*started, result).map(|(boxed, delay)| {
+                            *attempts = Some(boxed);
+                            delay
+                        }),
                     };
-                    if let Some((attempts, delay)) = next {
-                        drop(result);
-                        self.levels[i] = Level::Retry {
-                            started,
-                            attempts: Some(attempts),
-                        };
-                        *self.depth = i + 1;
-                        if delay.is_zero() {
-                            return Next::Descend(i + 1);
+                    if let Some(delay) = delay {
+                        return self.retry_after(i, delay);
+                    }
+                    match attempts.take() {
+                        // Nothing else to drop: the level is simply left.
+                        None => *self.depth = i,
+                        Some(boxed) => {
+                            *self.depth = i;
+                            drop(boxed);
                         }
-                        let until = Instant::now().checked_add(delay);
-                        self.leaf.set(Leaf::Backoff { level: i, until });
+                    }
+                }
+                (Slot::Fallback(f), _) if result.is_err() => {
+                    drop(self.leave());
+                    if let Some(fut) = Self::fall_back(f, result) {
+                        self.set_wait(Wait::Fallback { level: i, fut });
                         return Next::Wait;
                     }
                 }
-                (Slot::Fallback(f), _) => match f.answer(result) {
-                    Answer::Now(answered) => result = answered,
-                    Answer::Later(fut) => {
-                        self.leaf.set(Leaf::Fallback { level: i, fut });
-                        return Next::Wait;
-                    }
-                },
-                (Slot::Cost(_, extract), Level::Cost(permit)) => {
-                    if never_ran(&result) {
+                (Slot::Cost(_, extract), Level::Cost(_)) => {
+                    let Level::Cost(permit) = self.leave() else {
+                        continue;
+                    };
+                    if never_ran(result) {
                         permit.cancel();
                     } else {
-                        permit.record(extract(&result));
+                        permit.record(extract(result));
                     }
                 }
-                // A timeout that did not expire and a bulkhead slot (released as `state`
-                // drops) leave the result alone.
-                _ => {}
+                // A fallback passing a success and a timeout that did not expire leave the
+                // result alone, and hold nothing to drop.
+                (Slot::Fallback(_) | Slot::Timeout(_), Level::Idle | Level::Timeout(_)) => {
+                    *self.depth = i;
+                }
+                // A bulkhead slot is released as it drops.
+                _ => drop(self.leave()),
             }
         }
-        Next::Done(result)
+        Next::Done
+    }
+
+    /// Starts the next attempt below the retry at `i` (the innermost policy entered) after
+    /// `delay`.
+    #[cold]
+    fn retry_after(&mut self, i: usize, delay: Duration) -> Next {
+        if delay.is_zero() {
+            return Next::Descend(i + 1);
+        }
+        let until = Instant::now().checked_add(delay);
+        self.set_wait(Wait::Backoff { level: i, until });
+        Next::Wait
+    }
+
+    /// Lets a fallback answer the error in `result`: now, in place, or later with the
+    /// returned future.
+    #[cold]
+    fn fall_back(f: &Fallback<T, E>, result: &mut Result<T, Error<E>>) -> Option<BoxFuture<T, E>> {
+        // A placeholder while the fallback owns the result; overwritten below, or unused
+        // when the handler's future answers instead.
+        let placeholder = Err(Error::Timeout(TimedOut {
+            after: Duration::ZERO,
+        }));
+        match f.answer(std::mem::replace(result, placeholder)) {
+            Answer::Now(answered) => {
+                *result = answered;
+                None
+            }
+            Answer::Later(fut) => Some(fut),
+        }
     }
 
     /// Arms the timer for the earliest active deadline and, if it has passed, acts on what
     /// expired: the backoff delay at the leaf, or else the innermost expired timeout.
     fn expired(&mut self, mut timer: Pin<&mut Timer>, cx: &mut Context<'_>) -> Fired<T, E> {
-        let backoff = match &*self.leaf {
-            Leaf::Backoff { level, until } => Some((*level, *until)),
+        let backoff = match &*self.wait {
+            Wait::Backoff { level, until } => Some((*level, *until)),
             _ => None,
         };
-        let deadlines = self.levels[..*self.depth].iter().filter_map(|l| match l {
-            Level::Timeout(deadline) => *deadline,
-            _ => None,
+        let depth = *self.depth;
+        let deadlines = self.levels[..depth].iter().filter_map(|l| {
+            // SAFETY: the levels below `depth` are initialised.
+            match unsafe { l.assume_init_ref() } {
+                Level::Timeout(deadline) => *deadline,
+                _ => None,
+            }
         });
         let Some(earliest) = deadlines.chain(backoff.and_then(|(_, until)| until)).min() else {
             return Fired::Nothing;
@@ -777,25 +751,27 @@ where
         if let Some((level, Some(until))) = backoff
             && until <= fired_at
         {
-            self.leaf.set(Leaf::Empty);
+            self.set_wait(Wait::Empty);
             return match self.descend(level + 1) {
                 None => Fired::Again,
                 Some((above, result)) => Fired::Unwind(above, result),
             };
         }
-        let depth = *self.depth;
-        let expired = (0..depth).rev().find(
-            |&i| matches!(self.levels[i], Level::Timeout(Some(deadline)) if deadline <= fired_at),
-        );
+        let expired = (0..depth).rev().find(|&i| {
+            // SAFETY: the levels below `depth` are initialised.
+            let state = unsafe { self.levels[i].assume_init_ref() };
+            matches!(state, Level::Timeout(Some(deadline)) if *deadline <= fired_at)
+        });
         let Some(level) = expired else {
             return Fired::Nothing;
         };
-        // Everything inside the timeout is dropped, innermost first, like a cancelled future.
-        self.leaf.set(Leaf::Empty);
-        for inner in self.levels[level..depth].iter_mut().rev() {
-            *inner = Level::Idle;
+        // Everything inside the timeout is dropped, innermost first, like a cancelled future,
+        // and the timeout itself is left.
+        self.set_wait(Wait::Empty);
+        self.attempt.set(None);
+        while *self.depth > level {
+            drop(self.leave());
         }
-        *self.depth = level;
         let Slot::Timeout(t) = &self.slots[level] else {
             return Fired::Nothing;
         };

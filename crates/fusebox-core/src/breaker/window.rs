@@ -346,6 +346,10 @@ pub(crate) struct Stripe {
     /// only differences over one window are read.
     bad: AtomicU64,
     last_epoch: AtomicU64,
+    /// When the bucket `last_epoch` ends, in clock nanoseconds: until then a record needs no
+    /// division to know it falls in the current bucket. Only ever a hint: a record that finds
+    /// it stale (or `last_epoch` unset) takes the slow path, which judges by the epoch.
+    bucket_end: AtomicU64,
     marks: Box<[BucketStart]>,
 }
 
@@ -410,6 +414,7 @@ impl TimeWindow {
                         calls: AtomicU64::new(0),
                         bad: AtomicU64::new(0),
                         last_epoch: AtomicU64::new(NEVER),
+                        bucket_end: AtomicU64::new(0),
                         marks: (0..marks)
                             .map(|_| BucketStart {
                                 epoch: AtomicU64::new(NEVER),
@@ -426,13 +431,12 @@ impl TimeWindow {
 
     #[inline]
     pub(crate) fn record(&self, mark: Mark, now: u64) {
-        let epoch = now / self.bucket_nanos;
         let Some(stripe) = self.stripes.get(stripe_hint() & self.mask) else {
             return;
         };
         let last = stripe.last_epoch.load(Ordering::Acquire);
-        if last != epoch && (last == NEVER || epoch > last) {
-            self.begin_bucket(stripe, last, epoch);
+        if last == NEVER || now >= stripe.bucket_end.load(Ordering::Relaxed) {
+            self.roll(stripe, now);
         }
         stripe.calls.fetch_add(1, Ordering::AcqRel);
         let bad = u64::from(mark.failure) * BAD_FAILURE + u64::from(mark.slow) * BAD_SLOW;
@@ -456,6 +460,22 @@ impl TimeWindow {
             // Failures and slow calls share a word; wrapping only matters past 2^32 in one
             // window, where the rate is long decided.
             stripe.bad.fetch_add(bad.wrapping_mul(n), Ordering::AcqRel);
+        }
+    }
+
+    /// Opens the bucket `now` falls in, if it is newer than the stripe's current one, and
+    /// notes when the current one ends.
+    #[cold]
+    fn roll(&self, stripe: &Stripe, now: u64) {
+        let epoch = now / self.bucket_nanos;
+        let last = stripe.last_epoch.load(Ordering::Acquire);
+        if last != epoch && (last == NEVER || epoch > last) {
+            self.begin_bucket(stripe, last, epoch);
+        }
+        let current = stripe.last_epoch.load(Ordering::Acquire);
+        if current != NEVER {
+            let end = current.saturating_add(1).saturating_mul(self.bucket_nanos);
+            stripe.bucket_end.store(end, Ordering::Relaxed);
         }
     }
 

@@ -411,6 +411,7 @@ impl<T, E> RetryInner<T, E> {
 }
 
 /// The default classification: retry the caller's errors and timeouts.
+#[inline]
 fn retry_errors<T, E>(result: &Result<T, Error<E>>) -> RetryDecision {
     match result {
         Err(Error::Inner(_)) | Err(Error::Timeout(_)) => RetryDecision::Retry,
@@ -555,6 +556,7 @@ impl<T, E> Retry<T, E> {
     }
 
     /// When a call starts, if `max_elapsed` needs to know.
+    #[inline]
     pub(crate) fn start_time(&self) -> Option<u64> {
         self.inner.max_elapsed.map(|_| self.inner.clock.now_nanos())
     }
@@ -563,7 +565,22 @@ impl<T, E> Retry<T, E> {
     /// [`start_time`](Self::start_time)), like [`RetryAttempts::next_delay`] on a fresh
     /// stepper. The stepper is built, boxed, only when the result is retried: a call that is
     /// not retried carries none.
+    #[inline]
     pub(crate) fn first_delay(
+        &self,
+        started: Option<u64>,
+        first: &Result<T, Error<E>>,
+    ) -> Option<(Box<RetryAttempts<'_, T, E>>, Duration)> {
+        let p = &*self.inner;
+        // The common case, decided inline: no budget to count the call in, the default
+        // classification, and a result it does not retry.
+        if p.budget.is_none() && p.classify.is_none() && !retry_errors(first).is_retry() {
+            return None;
+        }
+        self.first_delay_judged(started, first)
+    }
+
+    fn first_delay_judged(
         &self,
         started: Option<u64>,
         first: &Result<T, Error<E>>,
