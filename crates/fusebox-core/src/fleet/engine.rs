@@ -55,6 +55,8 @@ pub(crate) struct Engine {
     release: u32,
     /// Pooled mode: each peer's totals as last ingested.
     peers: HashMap<String, OutcomeDelta>,
+    /// Whether `peers` holds a first look at the fleet since the start or the last outage.
+    peers_known: bool,
     /// The record generation last acted on.
     seen_generation: Option<u64>,
     /// The local state follows a fleet-wide OPEN or half-open episode.
@@ -91,6 +93,7 @@ impl Engine {
             flushed: Totals::default(),
             release: 0,
             peers: HashMap::new(),
+            peers_known: false,
             seen_generation: None,
             following: false,
             forced: None,
@@ -244,6 +247,7 @@ impl Engine {
         // Start again from the store's word: generation, forced state, peers' totals.
         self.seen_generation = None;
         self.peers.clear();
+        self.peers_known = false;
         self.forced = None;
     }
 
@@ -383,6 +387,11 @@ impl Engine {
 
     fn ingest_peers(&mut self, breaker: &Breaker, view: &FleetView) {
         let me = &self.settings.instance;
+        // The first look (after a start or an outage) only takes note: peers' totals hold
+        // history this window has no use for. Afterwards, whatever a peer adds is new,
+        // including everything a peer that appeared since then has reported.
+        let baseline = !self.peers_known;
+        self.peers_known = true;
         let mut seen = HashMap::with_capacity(view.instances.len());
         for peer in view.instances.iter().filter(|i| &i.id != me) {
             let now = OutcomeDelta {
@@ -390,11 +399,8 @@ impl Engine {
                 failures: peer.failures,
                 slow: peer.slow,
             };
-            // A peer seen for the first time brings its history: only what it adds from
-            // now on is new to this window.
-            if let Some(before) = self.peers.get(&peer.id)
-                && peer.live
-            {
+            let before = self.peers.get(&peer.id).copied().unwrap_or_default();
+            if !baseline && peer.live {
                 breaker.ingest(
                     now.successes.saturating_sub(before.successes),
                     now.failures.saturating_sub(before.failures),
