@@ -4,19 +4,11 @@
 
 mod common;
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use fusebox_core::breaker::{Breaker, State};
 use fusebox_core::fleet::{Fleet, FleetMode, ForcedState, StateStore};
-
-#[derive(Default)]
-struct Recorded {
-    successes: AtomicU64,
-    failures: AtomicU64,
-    rejected: AtomicU64,
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn terminated_connections_count_nothing_twice() {
@@ -57,35 +49,8 @@ async fn terminated_connections_count_nothing_twice() {
     assert!(registered.is_some(), "both instances register");
 
     // Instance `a` makes calls all along: two successes, then a failure.
-    let recorded = Arc::new(Recorded::default());
-    let stop = Arc::new(AtomicBool::new(false));
-    let worker = {
-        let (a, recorded, stop) = (
-            breakers[0].clone(),
-            Arc::clone(&recorded),
-            Arc::clone(&stop),
-        );
-        tokio::spawn(async move {
-            let mut n = 0u64;
-            while !stop.load(Ordering::Acquire) {
-                match a.try_acquire() {
-                    Ok(permit) if n % 3 == 2 => {
-                        permit.failure();
-                        recorded.failures.fetch_add(1, Ordering::Relaxed);
-                    }
-                    Ok(permit) => {
-                        permit.success();
-                        recorded.successes.fetch_add(1, Ordering::Relaxed);
-                    }
-                    Err(_) => {
-                        recorded.rejected.fetch_add(1, Ordering::Relaxed);
-                    }
-                }
-                n += 1;
-                tokio::time::sleep(Duration::from_micros(200)).await;
-            }
-        })
-    };
+    let (recorded, stop, worker) =
+        common::spawn_calls(breakers[0].clone(), 3, Duration::from_micros(200));
 
     let admin = common::admin(&url).await.expect("admin connection");
     let a_total = |view: &fusebox_core::fleet::FleetView| {

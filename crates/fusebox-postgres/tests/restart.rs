@@ -5,8 +5,7 @@
 mod common;
 
 use std::net::SocketAddr;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use fusebox_core::breaker::{Breaker, State};
@@ -51,13 +50,6 @@ impl Proxy {
     fn set(&self, on: bool) {
         self.on.send_replace(on);
     }
-}
-
-#[derive(Default)]
-struct Recorded {
-    successes: AtomicU64,
-    failures: AtomicU64,
-    rejected: AtomicU64,
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -130,35 +122,8 @@ async fn the_server_goes_away_and_comes_back() {
     .await;
     assert!(registered.is_some(), "both instances register");
 
-    let recorded = Arc::new(Recorded::default());
-    let stop = Arc::new(AtomicBool::new(false));
-    let worker = {
-        let (a, recorded, stop) = (
-            breakers[0].clone(),
-            Arc::clone(&recorded),
-            Arc::clone(&stop),
-        );
-        tokio::spawn(async move {
-            let mut n = 0u64;
-            while !stop.load(Ordering::Acquire) {
-                match a.try_acquire() {
-                    Ok(p) if n % 4 == 3 => {
-                        p.failure();
-                        recorded.failures.fetch_add(1, Ordering::Relaxed);
-                    }
-                    Ok(p) => {
-                        p.success();
-                        recorded.successes.fetch_add(1, Ordering::Relaxed);
-                    }
-                    Err(_) => {
-                        recorded.rejected.fetch_add(1, Ordering::Relaxed);
-                    }
-                }
-                n += 1;
-                tokio::time::sleep(Duration::from_micros(500)).await;
-            }
-        })
-    };
+    let (recorded, stop, worker) =
+        common::spawn_calls(breakers[0].clone(), 4, Duration::from_micros(500));
 
     // The server goes away for a while; meanwhile an operator (on a path that still
     // works) sets the kill-switch, which the cut-off instances cannot see yet.

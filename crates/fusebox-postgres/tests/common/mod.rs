@@ -170,3 +170,54 @@ where
         tokio::time::sleep(Duration::from_millis(2)).await;
     }
 }
+
+/// What a calling task made: outcomes recorded and calls rejected.
+#[derive(Default)]
+pub struct Recorded {
+    pub successes: std::sync::atomic::AtomicU64,
+    pub failures: std::sync::atomic::AtomicU64,
+    pub rejected: std::sync::atomic::AtomicU64,
+}
+
+/// A task calling through `breaker` until `stop` is set: every `fail_every`-th call fails,
+/// the others succeed; `pause` between calls.
+pub fn spawn_calls(
+    breaker: fusebox_core::breaker::Breaker,
+    fail_every: u64,
+    pause: Duration,
+) -> (
+    std::sync::Arc<Recorded>,
+    std::sync::Arc<std::sync::atomic::AtomicBool>,
+    tokio::task::JoinHandle<()>,
+) {
+    use std::sync::atomic::Ordering;
+    let recorded = std::sync::Arc::new(Recorded::default());
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let task = {
+        let (recorded, stop) = (
+            std::sync::Arc::clone(&recorded),
+            std::sync::Arc::clone(&stop),
+        );
+        tokio::spawn(async move {
+            let mut n = 0u64;
+            while !stop.load(Ordering::Acquire) {
+                match breaker.try_acquire() {
+                    Ok(permit) if n % fail_every == fail_every - 1 => {
+                        permit.failure();
+                        recorded.failures.fetch_add(1, Ordering::Relaxed);
+                    }
+                    Ok(permit) => {
+                        permit.success();
+                        recorded.successes.fetch_add(1, Ordering::Relaxed);
+                    }
+                    Err(_) => {
+                        recorded.rejected.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+                n += 1;
+                tokio::time::sleep(pause).await;
+            }
+        })
+    };
+    (recorded, stop, task)
+}
