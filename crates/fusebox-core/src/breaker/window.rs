@@ -431,28 +431,18 @@ impl TimeWindow {
 
     #[inline]
     pub(crate) fn record(&self, mark: Mark, now: u64) {
+        self.record_many(mark, 1, now);
+    }
+
+    /// Records `n` outcomes alike; inlined, `record`'s `n = 1` folds away.
+    #[inline]
+    fn record_many(&self, mark: Mark, n: u64, now: u64) {
         let Some(stripe) = self.stripes.get(stripe_hint() & self.mask) else {
             return;
         };
         let last = stripe.last_epoch.load(Ordering::Acquire);
         if last == NEVER || now >= stripe.bucket_end.load(Ordering::Relaxed) {
             self.roll(stripe, now);
-        }
-        stripe.calls.fetch_add(1, Ordering::AcqRel);
-        let bad = u64::from(mark.failure) * BAD_FAILURE + u64::from(mark.slow) * BAD_SLOW;
-        if bad != 0 {
-            stripe.bad.fetch_add(bad, Ordering::AcqRel);
-        }
-    }
-
-    fn record_many(&self, mark: Mark, n: u64, now: u64) {
-        let epoch = now / self.bucket_nanos;
-        let Some(stripe) = self.stripes.get(stripe_hint() & self.mask) else {
-            return;
-        };
-        let last = stripe.last_epoch.load(Ordering::Acquire);
-        if last != epoch && (last == NEVER || epoch > last) {
-            self.begin_bucket(stripe, last, epoch);
         }
         stripe.calls.fetch_add(n, Ordering::AcqRel);
         let bad = u64::from(mark.failure) * BAD_FAILURE + u64::from(mark.slow) * BAD_SLOW;

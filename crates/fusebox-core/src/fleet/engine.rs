@@ -346,13 +346,7 @@ impl Engine {
                     ),
                     _ => format!("tripped on {}", self.settings.instance),
                 };
-                let cooldown = self
-                    .config
-                    .cooldown
-                    .draw(record.trips.saturating_add(1), &mut self.rng);
-                let change = FleetChange::Open {
-                    cooldown_ms: millis(cooldown).max(1),
-                };
+                let change = self.open_change(record.trips);
                 self.change(record.generation, change, &reason).await
             }
         }
@@ -424,7 +418,7 @@ impl Engine {
             ))
         } else if failures > rule.trials - rule.successes {
             Some((
-                self.reopen(record.trips),
+                self.open_change(record.trips),
                 format!("{failures} fleet trials failed"),
             ))
         } else {
@@ -432,7 +426,7 @@ impl Engine {
             let elapsed = view.now_ms.saturating_sub(record.changed_ms);
             (u128::from(elapsed) * 1_000_000 >= u128::from(max)).then(|| {
                 (
-                    self.reopen(record.trips),
+                    self.open_change(record.trips),
                     "fleet half-open lasted too long".to_owned(),
                 )
             })
@@ -440,7 +434,8 @@ impl Engine {
         Some(self.change(record.generation, change.0, &change.1).await)
     }
 
-    fn reopen(&mut self, trips: u32) -> FleetChange {
+    /// Opening the fleet after its `trips`-th trip, with the cooldown that trip earns.
+    fn open_change(&mut self, trips: u32) -> FleetChange {
         let cooldown = self
             .config
             .cooldown
