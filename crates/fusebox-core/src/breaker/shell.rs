@@ -1578,11 +1578,14 @@ impl Shared {
 
     #[inline]
     fn finish(&self, ticket: Ticket, outcome: Outcome) {
-        if self.reports_outcomes {
-            self.report_outcome(ticket, outcome);
-        }
+        // The listener's clock read serves the rest of the recording too.
+        let reported = if self.reports_outcomes {
+            Some(self.report_outcome(ticket, outcome))
+        } else {
+            None
+        };
         if ticket.trial != 0 {
-            return self.finish_trial(ticket, outcome);
+            return self.finish_trial(ticket, outcome, reported);
         }
         if outcome == Outcome::Ignored {
             return;
@@ -1593,7 +1596,9 @@ impl Shared {
         }
         let failure = outcome == Outcome::Failure;
         // A slow-call rule needs the exact time; a window bucket or a log entry does not.
-        let now = if self.times_calls {
+        let now = if let Some(now) = reported {
+            now
+        } else if self.times_calls {
             self.now()
         } else if self.records_time || failure {
             self.clock.recent_nanos()
@@ -1631,8 +1636,9 @@ impl Shared {
     }
 
     // Cold and out of line so a breaker that reports nothing keeps its fast path as it was.
+    /// Returns the time it read.
     #[cold]
-    fn report_outcome(&self, ticket: Ticket, outcome: Outcome) {
+    fn report_outcome(&self, ticket: Ticket, outcome: Outcome) -> u64 {
         let now = self.now();
         let event = OutcomeEvent {
             name: self.name.clone(),
@@ -1644,6 +1650,7 @@ impl Shared {
         for l in self.listeners.iter() {
             l.on_outcome(&event);
         }
+        now
     }
 
     #[inline]
@@ -1683,8 +1690,8 @@ impl Shared {
     }
 
     #[cold]
-    fn finish_trial(&self, ticket: Ticket, outcome: Outcome) {
-        let now = self.now();
+    fn finish_trial(&self, ticket: Ticket, outcome: Outcome, now: Option<u64>) {
+        let now = now.unwrap_or_else(|| self.now());
         let failure = outcome == Outcome::Failure;
         let slow = outcome != Outcome::Ignored && self.is_slow(ticket.started, now);
         if outcome != Outcome::Ignored {
