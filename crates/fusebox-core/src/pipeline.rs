@@ -127,7 +127,9 @@ fn refused<T, E>(i: usize, error: Error<E>) -> (usize, Result<T, Error<E>>) {
 /// Policies stacked in the order written, called around an async closure.
 ///
 /// `Clone + Send + Sync`, one `Arc` inside: share it across tasks and SDK methods. A call
-/// allocates nothing on the success path.
+/// allocates nothing on the success path. A call that has to wait on a deadline (a timeout
+/// while its attempt is pending, a backoff delay) allocates its timer once, the first time
+/// it waits: the timer would otherwise more than double the size of every call's future.
 ///
 /// ```
 /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
@@ -264,38 +266,45 @@ impl<T, E> Pipeline<T, E> {
         Fut: Future<Output = Result<T, E>>,
     {
         Call {
-            attempt: None,
-            timer: Timer::Unset,
-            wait: ManuallyDrop::new(Wait::Start),
-            levels: [const { MaybeUninit::uninit() }; MAX_DEPTH],
             slots: &self.slots,
-            op,
             depth: 0,
+            wait: ManuallyDrop::new(Wait::Start),
+            op,
+            attempt: MaybeUninit::uninit(),
+            timer: None,
+            levels: [const { MaybeUninit::uninit() }; MAX_DEPTH],
         }
     }
 }
 
 // One call is one hand-written state machine rather than one nested future per policy: the
 // future holds the attempt in flight, one small state per policy entered and one timer shared
-// by every timeout and backoff delay. A call that succeeds at once enters the policies in one
+// by every timeout and backoff delay, boxed when first armed. A call that succeeds at once enters the policies in one
 // loop, polls its attempt and hands the result back up in another, without allocating,
 // reading the clock or touching a timer unless a policy in the stack asks for it; nothing is
 // written into the future beyond the states of the policies entered.
 
 pin_project! {
     /// The future of [`Pipeline::call`].
+    // Laid out by hand: everything written when the call is made (the slots, `depth` and
+    // the tag of `wait`) shares the first 32 bytes. A future is moved at least once before
+    // it is polled, as a copy in wide chunks, and a chunk that was just written by narrower
+    // stores stalls that copy; one such chunk, not five.
+    #[repr(C)]
     struct Call<'a, T, E, F, Fut> {
-        // Dropped by hand, and only when it may hold something: a finished call's drop
-        // checks two words.
-        wait: ManuallyDrop<Wait<'a, T, E>>,
-        depth: usize,
         slots: &'a [Slot<T, E>],
+        depth: u32,
+        // Dropped by hand, and only when it may hold something.
+        wait: ManuallyDrop<Wait<'a, T, E>>,
         op: F,
-        // The attempt in flight: the caller's future, present while `wait` is `Attempt`.
+        // The attempt in flight: the caller's future, initialised exactly while `wait` is
+        // `Attempt`.
         #[pin]
-        attempt: Option<Fut>,
-        #[pin]
-        timer: Timer,
+        attempt: MaybeUninit<Fut>,
+        // One timer for the earliest of the active deadlines, made the first time the call
+        // waits on one. Boxed: a call that never waits on a deadline carries one word, not
+        // a timer entry that would double the size of every call's future.
+        timer: Option<Pin<Box<Sleep>>>,
         // The state of each policy the call is inside, outermost first: exactly the first
         // `depth` are initialised, and dropping the call drops those, innermost first.
         levels: [MaybeUninit<Level<'a, T, E>>; MAX_DEPTH],
@@ -303,22 +312,35 @@ pin_project! {
 
     impl<'a, T, E, F, Fut> PinnedDrop for Call<'a, T, E, F, Fut> {
         fn drop(this: Pin<&mut Self>) {
-            let mut this = this.project();
+            let this = this.project();
             if *this.depth == 0 && matches!(**this.wait, Wait::Empty | Wait::Start) {
                 return; // finished, or never polled: nothing is held
             }
             // The attempt in flight is cancelled before the permits and slots it runs under
             // are released, innermost first, as nested futures would be.
-            this.attempt.set(None);
+            drop_attempt(this.wait, this.attempt);
             // What the old state held is dropped here; `Empty` holds nothing.
             **this.wait = Wait::Empty;
             while *this.depth > 0 {
                 *this.depth -= 1;
                 // SAFETY: the levels below `depth` are initialised; `depth` was lowered first,
                 // so this one is never read or dropped again, even if its drop panics.
-                unsafe { this.levels[*this.depth].assume_init_drop() };
+                unsafe { this.levels[*this.depth as usize].assume_init_drop() };
             }
         }
+    }
+}
+
+/// Drops the attempt in flight, if there is one, leaving `wait` empty.
+#[inline]
+fn drop_attempt<T, E, Fut>(wait: &mut Wait<'_, T, E>, attempt: Pin<&mut MaybeUninit<Fut>>) {
+    if matches!(wait, Wait::Attempt) {
+        // `Attempt` holds nothing itself; cleared first, so the attempt is never dropped
+        // twice, even if its drop panics.
+        std::mem::forget(std::mem::replace(wait, Wait::Empty));
+        // SAFETY: `Attempt` says the attempt is initialised; it is dropped in place, as a
+        // pinned value must be.
+        unsafe { attempt.get_unchecked_mut().assume_init_drop() };
     }
 }
 
@@ -326,22 +348,21 @@ type QueueWait<'a> =
     Pin<Box<dyn Future<Output = Result<BulkheadSlot<'a>, BulkheadFull>> + Send + 'a>>;
 
 /// What the call is waiting on, below every active policy. Nothing here is pinned: the
-/// caller's future, the only part that may need pinning, is kept beside it.
+/// caller's future, the only part that may need pinning, is kept beside it. The tag comes
+/// first (see [`Call`]'s layout).
+#[repr(u8)]
 enum Wait<'a, T, E> {
     /// Not polled yet.
     Start,
     /// An attempt: the caller's future, in `attempt`.
     Attempt,
     /// The fallback at `level` answering with its handler.
-    Fallback { level: usize, fut: BoxFuture<T, E> },
+    Fallback { level: u8, fut: BoxFuture<T, E> },
     /// The bulkhead at `level` waiting in its queue.
-    Queue { level: usize, fut: QueueWait<'a> },
+    Queue { level: u8, fut: QueueWait<'a> },
     /// The retry at `level` waiting before its next attempt (`None`: longer than the clock
     /// can represent).
-    Backoff {
-        level: usize,
-        until: Option<Instant>,
-    },
+    Backoff { level: u8, until: Option<Instant> },
     /// Finished, or between two states inside `poll`.
     Empty,
 }
@@ -353,15 +374,6 @@ impl<T, E> Wait<'_, T, E> {
             self,
             Wait::Start | Wait::Attempt | Wait::Backoff { .. } | Wait::Empty
         )
-    }
-}
-
-pin_project! {
-    /// One timer for the earliest of the active deadlines, made the first time one is needed.
-    #[project = TimerProj]
-    enum Timer {
-        Unset,
-        Set { #[pin] sleep: Sleep },
     }
 }
 
@@ -407,12 +419,13 @@ enum Fired<T, E> {
 
 /// The parts of a [`Call`] that stepping changes.
 struct Machine<'p, 'a, T, E, F, Fut> {
-    attempt: Pin<&'p mut Option<Fut>>,
+    attempt: Pin<&'p mut MaybeUninit<Fut>>,
     wait: &'p mut Wait<'a, T, E>,
     levels: &'p mut [MaybeUninit<Level<'a, T, E>>; MAX_DEPTH],
-    depth: &'p mut usize,
+    depth: &'p mut u32,
     slots: &'a [Slot<T, E>],
     op: &'p F,
+    timer: &'p mut Option<Pin<Box<Sleep>>>,
 }
 
 impl<T, E, F, Fut> Future for Call<'_, T, E, F, Fut>
@@ -425,7 +438,6 @@ where
     #[inline]
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.project();
-        let mut timer = this.timer;
         let mut m = Machine {
             attempt: this.attempt,
             wait: &mut **this.wait,
@@ -433,6 +445,7 @@ where
             depth: this.depth,
             slots: this.slots,
             op: this.op,
+            timer: this.timer,
         };
         'poll: loop {
             // What the leaf produced: a result for the policy just above index `above`.
@@ -442,19 +455,20 @@ where
                     Some(refused) => refused,
                 },
                 Wait::Attempt => {
-                    let polled = match m.attempt.as_mut().as_pin_mut() {
-                        Some(fut) => fut.poll(cx),
-                        None => Poll::Pending,
+                    // SAFETY: `Attempt` says the attempt is initialised; it stays pinned.
+                    let fut = unsafe {
+                        m.attempt
+                            .as_mut()
+                            .map_unchecked_mut(|a| a.assume_init_mut())
                     };
-                    match polled {
+                    match fut.poll(cx) {
                         Poll::Ready(r) => {
                             // The finished attempt is dropped before the policies see its
                             // result, as a nested future would be.
-                            m.attempt.set(None);
-                            m.set_wait(Wait::Empty);
+                            drop_attempt(m.wait, m.attempt.as_mut());
                             (m.slots.len(), r.map_err(Error::Inner))
                         }
-                        Poll::Pending => match m.expired(timer.as_mut(), cx) {
+                        Poll::Pending => match m.expired(cx) {
                             Fired::Nothing => return Poll::Pending,
                             Fired::Again => continue,
                             Fired::Unwind(above, result) => (above, result),
@@ -463,11 +477,11 @@ where
                 }
                 Wait::Fallback { level, fut } => match fut.as_mut().poll(cx) {
                     Poll::Ready(r) => {
-                        let level = *level;
+                        let level = usize::from(*level);
                         m.set_wait(Wait::Empty);
                         (level, r)
                     }
-                    Poll::Pending => match m.expired(timer.as_mut(), cx) {
+                    Poll::Pending => match m.expired(cx) {
                         Fired::Nothing => return Poll::Pending,
                         Fired::Again => continue,
                         Fired::Unwind(above, result) => (above, result),
@@ -475,7 +489,7 @@ where
                 },
                 Wait::Queue { level, fut } => match fut.as_mut().poll(cx) {
                     Poll::Ready(Ok(slot)) => {
-                        let level = *level;
+                        let level = usize::from(*level);
                         m.set_wait(Wait::Empty);
                         m.enter(level, Level::Bulkhead { _slot: slot });
                         match m.descend(level + 1) {
@@ -484,18 +498,18 @@ where
                         }
                     }
                     Poll::Ready(Err(full)) => {
-                        let level = *level;
+                        let level = usize::from(*level);
                         m.set_wait(Wait::Empty);
                         tracing::debug!(bulkhead = %full.name, "bulkhead full");
                         (level, Err(Error::BulkheadFull(full)))
                     }
-                    Poll::Pending => match m.expired(timer.as_mut(), cx) {
+                    Poll::Pending => match m.expired(cx) {
                         Fired::Nothing => return Poll::Pending,
                         Fired::Again => continue,
                         Fired::Unwind(above, result) => (above, result),
                     },
                 },
-                Wait::Backoff { .. } => match m.expired(timer.as_mut(), cx) {
+                Wait::Backoff { .. } => match m.expired(cx) {
                     Fired::Nothing => return Poll::Pending,
                     Fired::Again => continue,
                     Fired::Unwind(above, result) => (above, result),
@@ -538,11 +552,11 @@ where
     /// has been entered, and none inside.
     #[inline]
     fn enter(&mut self, i: usize, state: Level<'a, T, E>) {
-        debug_assert_eq!(i, *self.depth);
+        debug_assert_eq!(i, *self.depth as usize);
         // Never more than `MAX_DEPTH` policies: the builder refuses deeper stacks.
         if let Some(level) = self.levels.get_mut(i) {
             level.write(state);
-            *self.depth = i + 1;
+            *self.depth = i as u32 + 1;
         }
     }
 
@@ -552,7 +566,7 @@ where
         *self.depth -= 1;
         // SAFETY: the levels below the old `depth` are initialised, and the lowered `depth`
         // makes this one uninitialised again: it is read out exactly once.
-        unsafe { self.levels[*self.depth].assume_init_read() }
+        unsafe { self.levels[*self.depth as usize].assume_init_read() }
     }
 
     /// Enters the policies from index `from` (which must equal `depth`) down and starts an
@@ -562,32 +576,41 @@ where
     fn descend(&mut self, from: usize) -> Option<(usize, Result<T, Error<E>>)> {
         let slots = self.slots;
         for (i, slot) in slots.iter().enumerate().skip(from) {
+            debug_assert_eq!(i, *self.depth as usize);
+            // Never more than `MAX_DEPTH` policies: the builder refuses deeper stacks. The
+            // level is found before its state is made, so the state is written where it
+            // lies rather than made aside and copied.
+            let Some(level) = self.levels.get_mut(i) else {
+                break;
+            };
             match slot {
-                Slot::Fallback(_) => self.enter(i, Level::Idle),
+                Slot::Fallback(_) => {
+                    level.write(Level::Idle);
+                }
                 Slot::Timeout(t) => {
                     let deadline = Instant::now().checked_add(t.duration());
-                    self.enter(i, Level::Timeout(deadline));
+                    level.write(Level::Timeout(deadline));
                 }
                 Slot::Retry(r) => {
-                    let started = r.start_time();
-                    self.enter(
-                        i,
-                        Level::Retry {
-                            started,
-                            attempts: None,
-                        },
-                    );
+                    level.write(Level::Retry {
+                        started: r.start_time(),
+                        attempts: None,
+                    });
                 }
                 Slot::Breaker(b, _) => match b.try_acquire() {
-                    Ok(permit) => self.enter(i, Level::Breaker(permit)),
+                    Ok(permit) => {
+                        level.write(Level::Breaker(permit));
+                    }
                     Err(rejected) => return Some(refused(i, Error::Rejected(rejected))),
                 },
                 Slot::Bulkhead(b) => match b.try_enter() {
-                    Some(entered) => self.enter(i, Level::Bulkhead { _slot: entered }),
+                    Some(entered) => {
+                        level.write(Level::Bulkhead { _slot: entered });
+                    }
                     // Waiting is boxed: a call that finds a free slot carries no wait state.
                     None if b.queues() => {
                         self.set_wait(Wait::Queue {
-                            level: i,
+                            level: i as u8,
                             fut: Box::pin(b.enter()),
                         });
                         return None;
@@ -598,15 +621,21 @@ where
                     }
                 },
                 Slot::Cost(g, _) => match g.try_acquire() {
-                    Ok(permit) => self.enter(i, Level::Cost(permit)),
+                    Ok(permit) => {
+                        level.write(Level::Cost(permit));
+                    }
                     Err(no) => return Some(refused(i, Error::CostRejected(no))),
                 },
             }
+            *self.depth = i as u32 + 1;
         }
         // Made before the state says so: if `op` panics, the call is not left waiting on an
         // attempt that does not exist.
         let attempt = (self.op)();
-        self.attempt.set(Some(attempt));
+        drop_attempt(self.wait, self.attempt.as_mut());
+        // SAFETY: not pinned before this write, and no attempt is in flight (just dropped
+        // if there was one); `Attempt` below records that it is initialised.
+        unsafe { self.attempt.as_mut().get_unchecked_mut().write(attempt) };
         self.set_wait(Wait::Attempt);
         None
     }
@@ -615,9 +644,9 @@ where
     /// innermost first.
     #[inline]
     fn unwind(&mut self, above: usize, result: &mut Result<T, Error<E>>) -> Next {
-        debug_assert_eq!(above, *self.depth);
+        debug_assert_eq!(above, *self.depth as usize);
         let slots = self.slots;
-        while let Some(i) = self.depth.checked_sub(1) {
+        while let Some(i) = self.depth.checked_sub(1).map(|i| i as usize) {
             let slot = &slots[i];
             let Some(level) = self.levels.get_mut(i) else {
                 break;
@@ -633,7 +662,7 @@ where
                     // SAFETY: the permit is read out once, and `depth` lowered at once, so
                     // the level is never read or dropped again.
                     let permit = unsafe { std::ptr::read(permit) };
-                    *self.depth = i;
+                    *self.depth = i as u32;
                     permit.record(outcome);
                 }
                 (Slot::Retry(r), Level::Retry { started, attempts }) => {
@@ -649,9 +678,9 @@ where
                     }
                     match attempts.take() {
                         // Nothing else to drop: the level is simply left.
-                        None => *self.depth = i,
+                        None => *self.depth = i as u32,
                         Some(boxed) => {
-                            *self.depth = i;
+                            *self.depth = i as u32;
                             drop(boxed);
                         }
                     }
@@ -659,7 +688,10 @@ where
                 (Slot::Fallback(f), _) if result.is_err() => {
                     drop(self.leave());
                     if let Some(fut) = Self::fall_back(f, result) {
-                        self.set_wait(Wait::Fallback { level: i, fut });
+                        self.set_wait(Wait::Fallback {
+                            level: i as u8,
+                            fut,
+                        });
                         return Next::Wait;
                     }
                 }
@@ -676,7 +708,7 @@ where
                 // A fallback passing a success and a timeout that did not expire leave the
                 // result alone, and hold nothing to drop.
                 (Slot::Fallback(_) | Slot::Timeout(_), Level::Idle | Level::Timeout(_)) => {
-                    *self.depth = i;
+                    *self.depth = i as u32;
                 }
                 // A bulkhead slot is released as it drops.
                 _ => drop(self.leave()),
@@ -693,7 +725,10 @@ where
             return Next::Descend(i + 1);
         }
         let until = Instant::now().checked_add(delay);
-        self.set_wait(Wait::Backoff { level: i, until });
+        self.set_wait(Wait::Backoff {
+            level: i as u8,
+            until,
+        });
         Next::Wait
     }
 
@@ -717,12 +752,12 @@ where
 
     /// Arms the timer for the earliest active deadline and, if it has passed, acts on what
     /// expired: the backoff delay at the leaf, or else the innermost expired timeout.
-    fn expired(&mut self, mut timer: Pin<&mut Timer>, cx: &mut Context<'_>) -> Fired<T, E> {
+    fn expired(&mut self, cx: &mut Context<'_>) -> Fired<T, E> {
         let backoff = match &*self.wait {
-            Wait::Backoff { level, until } => Some((*level, *until)),
+            Wait::Backoff { level, until } => Some((usize::from(*level), *until)),
             _ => None,
         };
-        let depth = *self.depth;
+        let depth = *self.depth as usize;
         let deadlines = self.levels[..depth].iter().filter_map(|l| {
             // SAFETY: the levels below `depth` are initialised.
             match unsafe { l.assume_init_ref() } {
@@ -733,18 +768,13 @@ where
         let Some(earliest) = deadlines.chain(backoff.and_then(|(_, until)| until)).min() else {
             return Fired::Nothing;
         };
-        if let TimerProj::Unset = timer.as_mut().project() {
-            timer.set(Timer::Set {
-                sleep: tokio::time::sleep_until(earliest),
-            });
-        }
-        let TimerProj::Set { mut sleep } = timer.project() else {
-            return Fired::Nothing;
-        };
+        let sleep = self
+            .timer
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(earliest)));
         if sleep.deadline() != earliest {
             sleep.as_mut().reset(earliest);
         }
-        if sleep.poll(cx).is_pending() {
+        if sleep.as_mut().poll(cx).is_pending() {
             return Fired::Nothing;
         }
         let fired_at = Instant::now().max(earliest);
@@ -767,9 +797,9 @@ where
         };
         // Everything inside the timeout is dropped, innermost first, like a cancelled future,
         // and the timeout itself is left.
+        drop_attempt(self.wait, self.attempt.as_mut());
         self.set_wait(Wait::Empty);
-        self.attempt.set(None);
-        while *self.depth > level {
+        while *self.depth as usize > level {
             drop(self.leave());
         }
         let Slot::Timeout(t) = &self.slots[level] else {
