@@ -473,8 +473,7 @@ impl CostGuard {
         let (ticket, warning) = self.shared.acquire()?;
         Ok(CostPermit {
             shared: &self.shared,
-            ticket: Some(ticket),
-            warning,
+            reservation: Some(Reservation { ticket, warning }),
         })
     }
 
@@ -496,8 +495,7 @@ impl CostGuard {
         let (ticket, warning) = self.shared.acquire()?;
         Ok(OwnedCostPermit {
             shared: Arc::clone(&self.shared),
-            ticket: Some(ticket),
-            warning,
+            reservation: Some(Reservation { ticket, warning }),
         })
     }
 
@@ -739,7 +737,13 @@ impl Shared {
 #[must_use = "a cost permit counts an unknown cost unless its cost is recorded"]
 pub struct CostPermit<'a> {
     shared: &'a Shared,
-    ticket: Option<CostTicket>,
+    reservation: Option<Reservation>,
+}
+
+/// What a permit holds until its cost is recorded: one option around both, so that the
+/// flag's spare values say "settled" and a permit is three words.
+struct Reservation {
+    ticket: CostTicket,
     warning: bool,
 }
 
@@ -760,8 +764,7 @@ pub struct CostPermit<'a> {
 #[must_use = "a cost permit counts an unknown cost unless its cost is recorded"]
 pub struct OwnedCostPermit {
     shared: Arc<Shared>,
-    ticket: Option<CostTicket>,
-    warning: bool,
+    reservation: Option<Reservation>,
 }
 
 macro_rules! permit_methods {
@@ -780,8 +783,8 @@ macro_rules! permit_methods {
         /// # Ok::<(), Box<dyn std::error::Error>>(())
         /// ```
         pub fn record(mut self, cost: Option<f64>) {
-            if let Some(ticket) = self.ticket.take() {
-                self.shared.settle(ticket, cost);
+            if let Some(reserved) = self.reservation.take() {
+                self.shared.settle(reserved.ticket, cost);
             }
         }
 
@@ -834,8 +837,8 @@ macro_rules! permit_methods {
         /// # Ok::<(), Box<dyn std::error::Error>>(())
         /// ```
         pub fn cancel(mut self) {
-            if let Some(ticket) = self.ticket.take() {
-                self.shared.cancel(ticket);
+            if let Some(reserved) = self.reservation.take() {
+                self.shared.cancel(reserved.ticket);
             }
         }
 
@@ -853,7 +856,7 @@ macro_rules! permit_methods {
         /// # Ok::<(), Box<dyn std::error::Error>>(())
         /// ```
         pub fn warning(&self) -> bool {
-            self.warning
+            self.reservation.as_ref().is_some_and(|r| r.warning)
         }
     };
 }
@@ -868,16 +871,16 @@ impl OwnedCostPermit {
 
 impl Drop for CostPermit<'_> {
     fn drop(&mut self) {
-        if let Some(ticket) = self.ticket.take() {
-            self.shared.settle(ticket, None);
+        if let Some(reserved) = self.reservation.take() {
+            self.shared.settle(reserved.ticket, None);
         }
     }
 }
 
 impl Drop for OwnedCostPermit {
     fn drop(&mut self) {
-        if let Some(ticket) = self.ticket.take() {
-            self.shared.settle(ticket, None);
+        if let Some(reserved) = self.reservation.take() {
+            self.shared.settle(reserved.ticket, None);
         }
     }
 }
@@ -886,7 +889,7 @@ impl fmt::Debug for CostPermit<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("CostPermit")
             .field("guard", &self.shared.name)
-            .field("warning", &self.warning)
+            .field("warning", &self.warning())
             .finish()
     }
 }
@@ -895,7 +898,7 @@ impl fmt::Debug for OwnedCostPermit {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("OwnedCostPermit")
             .field("guard", &self.shared.name)
-            .field("warning", &self.warning)
+            .field("warning", &self.warning())
             .finish()
     }
 }
