@@ -1427,7 +1427,9 @@ impl Shared {
             let recent = self.clock.recent_nanos();
             let until = self.open_until.load(Ordering::Acquire);
             if recent < until {
-                tracing::trace!(breaker = %self.name, state = "open", "call rejected");
+                if tracing::level_enabled!(tracing::Level::TRACE) {
+                    self.trace_rejection(State::Open);
+                }
                 return Err(Rejected {
                     name: self.name.clone(),
                     state: State::Open,
@@ -1572,8 +1574,18 @@ impl Shared {
                 l.on_rejection(&rejected);
             }
         }
-        tracing::trace!(breaker = %self.name, state = state.as_str(), "call rejected");
+        if tracing::level_enabled!(tracing::Level::TRACE) {
+            self.trace_rejection(state);
+        }
         rejected
+    }
+
+    // Out of line, behind a check of the global level filter: the event's machinery would
+    // otherwise swell the inlined fast path.
+    #[cold]
+    #[inline(never)]
+    fn trace_rejection(&self, state: State) {
+        tracing::trace!(breaker = %self.name, state = state.as_str(), "call rejected");
     }
 
     #[inline]
