@@ -945,11 +945,15 @@ impl Breaker {
     /// ```
     #[inline]
     pub fn try_acquire(&self) -> Result<Permit<'_>, Rejected> {
-        let ticket = self.shared.acquire()?;
-        Ok(Permit {
-            shared: &self.shared,
-            ticket,
-        })
+        self.shared.admit(
+            |ticket| {
+                Ok(Permit {
+                    shared: &self.shared,
+                    ticket,
+                })
+            },
+            Err,
+        )
     }
 
     /// Like [`try_acquire`](Self::try_acquire), but the permit owns a handle to the breaker,
@@ -965,12 +969,16 @@ impl Breaker {
     /// ```
     #[inline]
     pub fn try_acquire_owned(&self) -> Result<OwnedPermit, Rejected> {
-        let ticket = self.shared.acquire()?;
-        Ok(OwnedPermit {
-            shared: Arc::clone(&self.shared),
-            ticket,
-            armed: true,
-        })
+        self.shared.admit(
+            |ticket| {
+                Ok(OwnedPermit {
+                    shared: Arc::clone(&self.shared),
+                    ticket,
+                    armed: true,
+                })
+            },
+            Err,
+        )
     }
 
     /// Low-level admission for manual wiring: `true` when a call may go ahead. Follow it with
@@ -1073,7 +1081,15 @@ impl Breaker {
         F: FnOnce() -> Fut,
         Fut: Future<Output = Result<T, E>>,
     {
-        let permit = self.try_acquire().map_err(Error::Rejected)?;
+        let permit = self.shared.admit(
+            |ticket| {
+                Ok(Permit {
+                    shared: &self.shared,
+                    ticket,
+                })
+            },
+            |rejected| Err(Error::Rejected(rejected)),
+        )?;
         let result = f().await;
         permit.record(classifier.classify(&result));
         result.map_err(Error::Inner)
@@ -1088,6 +1104,7 @@ impl Breaker {
     /// assert_eq!(r.unwrap_err().into_inner(), Some("io"));
     /// # Ok::<(), fusebox_core::ConfigError>(())
     /// ```
+    #[inline]
     pub fn call_sync<F, T, E>(&self, f: F) -> Result<T, Error<E>>
     where
         F: FnOnce() -> Result<T, E>,
@@ -1106,15 +1123,24 @@ impl Breaker {
     /// assert!(b.try_acquire().is_ok());
     /// # Ok::<(), fusebox_core::ConfigError>(())
     /// ```
+    #[inline]
     pub fn call_sync_with<C, F, T, E>(&self, classifier: &C, f: F) -> Result<T, Error<E>>
     where
         C: Classifier<T, E> + ?Sized,
         F: FnOnce() -> Result<T, E>,
     {
-        let permit = self.try_acquire().map_err(Error::Rejected)?;
-        let result = f();
-        permit.record(classifier.classify(&result));
-        result.map_err(Error::Inner)
+        self.shared.admit(
+            |ticket| {
+                let permit = Permit {
+                    shared: &self.shared,
+                    ticket,
+                };
+                let result = f();
+                permit.record(classifier.classify(&result));
+                result.map_err(Error::Inner)
+            },
+            |rejected| Err(Error::Rejected(rejected)),
+        )
     }
 
     /// Opens the breaker by hand (isolates the dependency) until [`reset`](Self::reset).
@@ -1409,35 +1435,50 @@ impl Shared {
         self.clock.now_nanos()
     }
 
-    #[inline]
-    fn acquire(&self) -> Result<Ticket, Rejected> {
+    /// Admits a call or refuses it, and hands the outcome to `admitted` or `rejected`, whose
+    /// result is returned as is. The caller builds its final result (`Result<T, Error<E>>`
+    /// for `call_sync`) right where the decision is made: a rejection is not first returned
+    /// as a `Result<Ticket, Rejected>` and then moved into the caller's error, a copy that
+    /// read the rejection's narrow fields back in wide loads and stalled store-to-load
+    /// forwarding.
+    #[inline(always)]
+    fn admit<R>(
+        &self,
+        admitted: impl FnOnce(Ticket) -> R,
+        rejected: impl FnOnce(Rejected) -> R,
+    ) -> R {
         let word = self.state.load(Ordering::Acquire);
         let code = word & STATE_MASK;
-        if code == CLOSED || code == DISABLED {
+        let ticket = if code == CLOSED || code == DISABLED {
             let started = if self.times_calls { self.now() } else { 0 };
-            return Ok(Ticket {
+            Ticket {
                 generation: generation_of(word),
                 trial: 0,
                 started,
-            });
-        }
-        if code == OPEN && self.quiet_rejections {
-            // While a dependency is down rejections are the common path: two loads, no
-            // clock read, no call into the cold path until the cooldown is over.
-            let recent = self.clock.recent_nanos();
-            let until = self.open_until.load(Ordering::Acquire);
-            if recent < until {
-                if tracing::level_enabled!(tracing::Level::TRACE) {
-                    self.trace_rejection(State::Open);
-                }
-                return Err(Rejected {
-                    name: self.name.clone(),
-                    state: State::Open,
-                    retry_after: Some(Duration::from_nanos(until - recent)),
-                });
             }
-        }
-        self.acquire_slow(word)
+        } else {
+            if code == OPEN && self.quiet_rejections {
+                // While a dependency is down rejections are the common path: two loads, no
+                // clock read, no call into the cold path until the cooldown is over.
+                let recent = self.clock.recent_nanos();
+                let until = self.open_until.load(Ordering::Acquire);
+                if recent < until {
+                    if tracing::level_enabled!(tracing::Level::TRACE) {
+                        self.trace_rejection(State::Open);
+                    }
+                    return rejected(Rejected {
+                        name: self.name.clone(),
+                        state: State::Open,
+                        retry_after: Some(Duration::from_nanos(until - recent)),
+                    });
+                }
+            }
+            match self.acquire_slow(word) {
+                Ok(ticket) => ticket,
+                Err(r) => return rejected(r),
+            }
+        };
+        admitted(ticket)
     }
 
     #[cold]
