@@ -192,15 +192,15 @@ fn full_cycle_with_five_of_five_trials() {
     b.record_failure();
     b.record_failure();
     let rejected = b.try_acquire().unwrap_err();
-    assert_eq!(rejected.retry_after, Some(secs(10)));
+    assert_eq!(rejected.retry_after(), Some(secs(10)));
     clock.advance(secs(4));
-    assert_eq!(b.try_acquire().unwrap_err().retry_after, Some(secs(6)));
+    assert_eq!(b.try_acquire().unwrap_err().retry_after(), Some(secs(6)));
     clock.advance(secs(6));
     // Lazily half-open, with at most two trials in flight.
     let t1 = b.try_acquire().unwrap();
     let t2 = b.try_acquire().unwrap();
     assert!(t1.is_trial() && t2.is_trial());
-    assert_eq!(b.try_acquire().unwrap_err().state, State::HalfOpen);
+    assert_eq!(b.try_acquire().unwrap_err().state(), State::HalfOpen);
     t1.success();
     t2.success();
     for _ in 0..3 {
@@ -470,8 +470,8 @@ fn caller_error_stays_intact() {
     assert_eq!(e.into_inner(), Some(MyError(7)));
     let e = b.call_sync(|| Err::<(), _>(MyError(8))).unwrap_err();
     let rejected = e.rejection().expect("rejected");
-    assert_eq!(rejected.name, "errors");
-    assert_eq!(rejected.state, State::Open);
+    assert_eq!(rejected.name(), "errors");
+    assert_eq!(rejected.state(), State::Open);
 }
 
 #[test]
@@ -609,4 +609,30 @@ fn settings_struct_builds_the_same_breaker() {
     assert!(
         matches!(c.cooldown(), Cooldown::Growing { factor, max, .. } if factor == 2.0 && max == secs(60))
     );
+}
+
+#[test]
+fn a_rejection_reads_back_what_it_was_built_with() {
+    let r = fusebox::Rejected::new("db", State::Open, Some(Duration::from_millis(1_500)));
+    assert_eq!(r.name(), "db");
+    assert_eq!(r.state(), State::Open);
+    assert_eq!(r.retry_after(), Some(Duration::from_millis(1_500)));
+    assert_eq!(
+        format!("{r:?}"),
+        r#"Rejected { name: "db", state: Open, retry_after: Some(1.5s) }"#
+    );
+    assert_eq!(
+        r.to_string(),
+        "circuit breaker `db` is open; retry after 1.5s"
+    );
+    assert_eq!(r, r.clone());
+    let forced = fusebox::Rejected::new("db", State::ForcedOpen, None);
+    assert_eq!(
+        (forced.state(), forced.retry_after()),
+        (State::ForcedOpen, None)
+    );
+    assert_ne!(r, forced);
+    // The longest wait a rejection holds: about 584 years, not "no hint".
+    let long = fusebox::Rejected::new("db", State::Open, Some(Duration::MAX));
+    assert_eq!(long.retry_after(), Some(Duration::from_nanos(u64::MAX - 1)));
 }

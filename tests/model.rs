@@ -315,10 +315,10 @@ proptest! {
                             permits.push((bp, mt, rt));
                         }
                         (Err(be), Err(me), Err((state, left))) => {
-                            prop_assert_eq!(be.state, state, "step {}", step);
+                            prop_assert_eq!(be.state(), state, "step {}", step);
                             prop_assert_eq!(me.state, state, "step {}", step);
                             let left = left.map(Duration::from_nanos);
-                            prop_assert_eq!(be.retry_after, left, "step {}", step);
+                            prop_assert_eq!(be.retry_after(), left, "step {}", step);
                             prop_assert_eq!(me.retry_after, left, "step {}", step);
                         }
                         (b, m, r) => prop_assert!(false, "step {}: breaker {:?}, machine {:?}, model {:?}",

@@ -359,11 +359,18 @@ fn start_recent_ticker() -> bool {
 /// [`MonotonicClock`] time at most about a millisecond old, for a load instead of a clock
 /// read. It is never ahead of the real time, so a deadline judged with it is never passed
 /// early, only noticed up to one tick (or a scheduling delay) late.
+#[inline]
 pub(crate) fn recent_monotonic_nanos() -> u64 {
     let recent = RECENT_NANOS.load(Ordering::Relaxed);
     if recent != 0 {
         return recent;
     }
+    recent_before_first_tick()
+}
+
+#[cold]
+#[inline(never)]
+fn recent_before_first_tick() -> u64 {
     start_recent_ticker();
     MonotonicClock.now_nanos()
 }

@@ -95,7 +95,7 @@ async fn open_fast_rejection_half_open_and_close() {
     let seen = up.requests.load(Ordering::Relaxed);
     let err = svc.clone().oneshot(get(&base)).await.unwrap_err();
     let rejected = err.downcast_ref::<Rejected>().expect("fast rejection");
-    assert_eq!(rejected.retry_after, Some(Duration::from_secs(5)));
+    assert_eq!(rejected.retry_after(), Some(Duration::from_secs(5)));
     assert_eq!(
         up.requests.load(Ordering::Relaxed),
         seen,

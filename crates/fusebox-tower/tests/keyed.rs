@@ -67,8 +67,8 @@ async fn one_key_tripping_leaves_the_others_serving() -> Result<(), BoxError> {
         .await
         .unwrap_err()
         .downcast::<Rejected>()?;
-    assert_eq!(rejected.name, "host:a");
-    assert_eq!(rejected.state, State::Open);
+    assert_eq!(rejected.name(), "host:a");
+    assert_eq!(rejected.state(), State::Open);
 
     // "b" interleaves one failure between successes and never reaches its threshold.
     for i in 0..20 {

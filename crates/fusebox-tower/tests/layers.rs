@@ -54,7 +54,7 @@ async fn breaker_layer_opens_and_rejects_without_calling_inner() {
     assert!(svc.poll_ready().is_ready());
     let err = svc.call(7).await.unwrap_err();
     let rejected = err.downcast_ref::<Rejected>().expect("a typed rejection");
-    assert_eq!(rejected.retry_after, Some(Duration::from_secs(10)));
+    assert_eq!(rejected.retry_after(), Some(Duration::from_secs(10)));
     assert!(
         handle.poll_request().is_pending(),
         "the inner service was not called"

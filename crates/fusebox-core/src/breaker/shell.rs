@@ -41,21 +41,113 @@ use super::window::{AtomicWindow, Mark, OutcomeLog, Padded};
 ///     .build()?;
 /// b.record_failure();
 /// let rejected = b.try_acquire().unwrap_err();
-/// assert_eq!(rejected.name, "search");
-/// assert_eq!(rejected.state, State::Open);
-/// assert_eq!(rejected.retry_after, Some(Duration::from_secs(10)));
+/// assert_eq!(rejected.name(), "search");
+/// assert_eq!(rejected.state(), State::Open);
+/// assert_eq!(rejected.retry_after(), Some(Duration::from_secs(10)));
 /// assert_eq!(rejected.to_string(), "circuit breaker `search` is open; retry after 10s");
 /// # Ok::<(), fusebox_core::ConfigError>(())
 /// ```
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("circuit breaker `{name}` is {state}{}", RetryHint(*.retry_after))]
+#[derive(Clone, PartialEq, Eq, thiserror::Error)]
+#[error("circuit breaker `{name}` is {}{}", self.state(), RetryHint(self.retry_after()))]
 pub struct Rejected {
+    name: Name,
+    // The state's code and the wait in nanoseconds, rather than a `State` and an
+    // `Option<Duration>`: every field a full word, so a rejection written field by field
+    // and then copied as words (into a caller's `Result`, through a pipeline) reads back
+    // exactly what was stored, instead of stalling store-to-load forwarding on a one-byte
+    // state or a four-byte nanosecond field. The wait is also only divided into a
+    // `Duration` when someone asks for it.
+    state: u64,
+    // Nanoseconds, `NO_HINT` when unknown.
+    retry_after: u64,
+}
+
+impl Rejected {
+    /// The `retry_after` word of a rejection without a hint.
+    const NO_HINT: u64 = u64::MAX;
+
+    /// A rejection by the breaker `name` in `state`, admitting calls again after
+    /// `retry_after` if known: for tests, and for layers that refuse calls on a breaker's
+    /// behalf. A wait is kept to the nanosecond up to `u64::MAX - 1` ns (about 584 years),
+    /// and saturates there.
+    ///
+    /// ```
+    /// use fusebox_core::breaker::{Rejected, State};
+    /// use std::time::Duration;
+    /// let r = Rejected::new("db", State::Open, Some(Duration::from_millis(250)));
+    /// assert_eq!(r.name(), "db");
+    /// assert_eq!(r.state(), State::Open);
+    /// assert_eq!(r.retry_after(), Some(Duration::from_millis(250)));
+    /// assert_eq!(Rejected::new("db", State::ForcedOpen, None).retry_after(), None);
+    /// ```
+    pub fn new(name: impl Into<Name>, state: State, retry_after: Option<Duration>) -> Self {
+        // Saturates just below the "no hint" word, so a very long wait stays a wait.
+        let retry_after = retry_after.map_or(Self::NO_HINT, |d| {
+            u64::try_from(d.as_nanos()).map_or(Self::NO_HINT - 1, |n| n.min(Self::NO_HINT - 1))
+        });
+        Rejected {
+            name: name.into(),
+            state: state.code(),
+            retry_after,
+        }
+    }
+
     /// The breaker that rejected the call.
-    pub name: Name,
-    /// Its state when it rejected.
-    pub state: State,
-    /// When calls may be admitted again, if known.
-    pub retry_after: Option<Duration>,
+    ///
+    /// ```
+    /// use fusebox_core::breaker::{Rejected, State};
+    /// let r = Rejected::new("search", State::Open, None);
+    /// assert_eq!(r.name(), "search");
+    /// assert_eq!(r.name().as_str(), "search");
+    /// ```
+    #[inline]
+    pub fn name(&self) -> &Name {
+        &self.name
+    }
+
+    /// The breaker's state when it rejected the call.
+    ///
+    /// ```
+    /// use fusebox_core::breaker::{Rejected, State};
+    /// assert_eq!(Rejected::new("x", State::HalfOpen, None).state(), State::HalfOpen);
+    /// ```
+    #[inline]
+    pub fn state(&self) -> State {
+        State::from_code(self.state)
+    }
+
+    /// When calls may be admitted again, if known: the rest of an OPEN breaker's cooldown.
+    ///
+    /// ```
+    /// use fusebox_core::breaker::{Rejected, State};
+    /// use std::time::Duration;
+    /// let r = Rejected::new("x", State::Open, Some(Duration::from_secs(3)));
+    /// assert_eq!(r.retry_after(), Some(Duration::from_secs(3)));
+    /// ```
+    #[inline]
+    pub fn retry_after(&self) -> Option<Duration> {
+        (self.retry_after != Self::NO_HINT).then(|| Duration::from_nanos(self.retry_after))
+    }
+
+    /// A rejection built from the breaker's own words, on its hot path.
+    #[inline(always)]
+    fn from_words(name: Name, state: u64, retry_after_nanos: u64) -> Self {
+        Rejected {
+            name,
+            state,
+            retry_after: retry_after_nanos.min(Self::NO_HINT - 1),
+        }
+    }
+}
+
+impl fmt::Debug for Rejected {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Rejected")
+            .field("name", &self.name)
+            .field("state", &self.state())
+            .field("retry_after", &self.retry_after())
+            .finish()
+    }
 }
 
 /// Formats a retry-after hint as `; retry after 10s`, or nothing when there is none.
@@ -128,7 +220,7 @@ pub trait BreakerListener: Send + Sync + 'static {
     /// struct Refusals(Mutex<Vec<State>>);
     /// impl BreakerListener for Refusals {
     ///     fn on_rejection(&self, r: &Rejected) {
-    ///         self.0.lock().unwrap().push(r.state);
+    ///         self.0.lock().unwrap().push(r.state());
     ///     }
     /// }
     /// let refusals = Arc::new(Refusals(Mutex::new(Vec::new())));
@@ -488,7 +580,7 @@ impl BreakerBuilder {
     /// b.trip("drill");
     /// clock.advance(Duration::from_secs(30));
     /// let trial = b.try_acquire()?;
-    /// assert_eq!(b.try_acquire().unwrap_err().state, State::HalfOpen); // one at a time
+    /// assert_eq!(b.try_acquire().unwrap_err().state(), State::HalfOpen); // one at a time
     /// trial.success();
     /// assert!(b.try_acquire().is_ok());
     /// # Ok::<(), Box<dyn std::error::Error>>(())
@@ -569,7 +661,7 @@ impl BreakerBuilder {
     ///     .build()?;
     /// b.trip("drill");
     /// clock.advance(Duration::from_secs(2));
-    /// assert_eq!(b.try_acquire().unwrap_err().retry_after, Some(Duration::from_secs(3)));
+    /// assert_eq!(b.try_acquire().unwrap_err().retry_after(), Some(Duration::from_secs(3)));
     /// # Ok::<(), fusebox_core::ConfigError>(())
     /// ```
     pub fn clock(mut self, clock: impl IntoClock) -> Self {
@@ -629,7 +721,7 @@ impl BreakerBuilder {
     /// let rejected = Arc::new(Mutex::new(Vec::new()));
     /// let log = rejected.clone();
     /// let b = Breaker::builder("r")
-    ///     .on_rejection(move |r| log.lock().unwrap().push(r.state))
+    ///     .on_rejection(move |r| log.lock().unwrap().push(r.state()))
     ///     .build()?;
     /// b.force_open();
     /// assert!(b.call_sync(|| Ok::<_, ()>(())).is_err());
@@ -945,11 +1037,15 @@ impl Breaker {
     /// ```
     #[inline]
     pub fn try_acquire(&self) -> Result<Permit<'_>, Rejected> {
-        let ticket = self.shared.acquire()?;
-        Ok(Permit {
-            shared: &self.shared,
-            ticket,
-        })
+        self.shared.admit(
+            |ticket| {
+                Ok(Permit {
+                    shared: &self.shared,
+                    ticket,
+                })
+            },
+            Err,
+        )
     }
 
     /// Like [`try_acquire`](Self::try_acquire), but the permit owns a handle to the breaker,
@@ -965,12 +1061,16 @@ impl Breaker {
     /// ```
     #[inline]
     pub fn try_acquire_owned(&self) -> Result<OwnedPermit, Rejected> {
-        let ticket = self.shared.acquire()?;
-        Ok(OwnedPermit {
-            shared: Arc::clone(&self.shared),
-            ticket,
-            armed: true,
-        })
+        self.shared.admit(
+            |ticket| {
+                Ok(OwnedPermit {
+                    shared: Arc::clone(&self.shared),
+                    ticket,
+                    armed: true,
+                })
+            },
+            Err,
+        )
     }
 
     /// Low-level admission for manual wiring: `true` when a call may go ahead. Follow it with
@@ -1073,7 +1173,15 @@ impl Breaker {
         F: FnOnce() -> Fut,
         Fut: Future<Output = Result<T, E>>,
     {
-        let permit = self.try_acquire().map_err(Error::Rejected)?;
+        let permit = self.shared.admit(
+            |ticket| {
+                Ok(Permit {
+                    shared: &self.shared,
+                    ticket,
+                })
+            },
+            |rejected| Err(Error::Rejected(rejected)),
+        )?;
         let result = f().await;
         permit.record(classifier.classify(&result));
         result.map_err(Error::Inner)
@@ -1088,6 +1196,7 @@ impl Breaker {
     /// assert_eq!(r.unwrap_err().into_inner(), Some("io"));
     /// # Ok::<(), fusebox_core::ConfigError>(())
     /// ```
+    #[inline]
     pub fn call_sync<F, T, E>(&self, f: F) -> Result<T, Error<E>>
     where
         F: FnOnce() -> Result<T, E>,
@@ -1106,15 +1215,24 @@ impl Breaker {
     /// assert!(b.try_acquire().is_ok());
     /// # Ok::<(), fusebox_core::ConfigError>(())
     /// ```
+    #[inline]
     pub fn call_sync_with<C, F, T, E>(&self, classifier: &C, f: F) -> Result<T, Error<E>>
     where
         C: Classifier<T, E> + ?Sized,
         F: FnOnce() -> Result<T, E>,
     {
-        let permit = self.try_acquire().map_err(Error::Rejected)?;
-        let result = f();
-        permit.record(classifier.classify(&result));
-        result.map_err(Error::Inner)
+        self.shared.admit(
+            |ticket| {
+                let permit = Permit {
+                    shared: &self.shared,
+                    ticket,
+                };
+                let result = f();
+                permit.record(classifier.classify(&result));
+                result.map_err(Error::Inner)
+            },
+            |rejected| Err(Error::Rejected(rejected)),
+        )
     }
 
     /// Opens the breaker by hand (isolates the dependency) until [`reset`](Self::reset).
@@ -1409,33 +1527,50 @@ impl Shared {
         self.clock.now_nanos()
     }
 
-    #[inline]
-    fn acquire(&self) -> Result<Ticket, Rejected> {
+    /// Admits a call or refuses it, and hands the outcome to `admitted` or `rejected`, whose
+    /// result is returned as is. The caller builds its final result (`Result<T, Error<E>>`
+    /// for `call_sync`) right where the decision is made: a rejection is not first returned
+    /// as a `Result<Ticket, Rejected>` and then moved into the caller's error, a copy that
+    /// read the rejection's narrow fields back in wide loads and stalled store-to-load
+    /// forwarding.
+    #[inline(always)]
+    fn admit<R>(
+        &self,
+        admitted: impl FnOnce(Ticket) -> R,
+        rejected: impl FnOnce(Rejected) -> R,
+    ) -> R {
         let word = self.state.load(Ordering::Acquire);
         let code = word & STATE_MASK;
-        if code == CLOSED || code == DISABLED {
+        let ticket = if code == CLOSED || code == DISABLED {
             let started = if self.times_calls { self.now() } else { 0 };
-            return Ok(Ticket {
+            Ticket {
                 generation: generation_of(word),
                 trial: 0,
                 started,
-            });
-        }
-        if code == OPEN && self.quiet_rejections {
-            // While a dependency is down rejections are the common path: two loads, no
-            // clock read, no call into the cold path until the cooldown is over.
-            let recent = self.clock.recent_nanos();
-            let until = self.open_until.load(Ordering::Acquire);
-            if recent < until {
-                tracing::trace!(breaker = %self.name, state = "open", "call rejected");
-                return Err(Rejected {
-                    name: self.name.clone(),
-                    state: State::Open,
-                    retry_after: Some(Duration::from_nanos(until - recent)),
-                });
             }
-        }
-        self.acquire_slow(word)
+        } else {
+            if code == OPEN && self.quiet_rejections {
+                // While a dependency is down rejections are the common path: two loads, no
+                // clock read, no call into the cold path until the cooldown is over.
+                let recent = self.clock.recent_nanos();
+                let until = self.open_until.load(Ordering::Acquire);
+                if recent < until {
+                    if tracing::level_enabled!(tracing::Level::TRACE) {
+                        self.trace_rejection(State::Open);
+                    }
+                    return rejected(Rejected::from_words(
+                        self.name.clone(),
+                        OPEN,
+                        until - recent,
+                    ));
+                }
+            }
+            match self.acquire_slow(word) {
+                Ok(ticket) => ticket,
+                Err(r) => return rejected(r),
+            }
+        };
+        admitted(ticket)
     }
 
     #[cold]
@@ -1558,11 +1693,7 @@ impl Shared {
     }
 
     fn reject(&self, state: State, retry_after: Option<Duration>, now: Option<u64>) -> Rejected {
-        let rejected = Rejected {
-            name: self.name.clone(),
-            state,
-            retry_after,
-        };
+        let rejected = Rejected::new(self.name.clone(), state, retry_after);
         if let Some(log) = &self.log {
             let now = now.unwrap_or_else(|| self.now());
             log.push(LoggedOutcome::Rejected.code(), now);
@@ -1572,8 +1703,18 @@ impl Shared {
                 l.on_rejection(&rejected);
             }
         }
-        tracing::trace!(breaker = %self.name, state = state.as_str(), "call rejected");
+        if tracing::level_enabled!(tracing::Level::TRACE) {
+            self.trace_rejection(state);
+        }
         rejected
+    }
+
+    // Out of line, behind a check of the global level filter: the event's machinery would
+    // otherwise swell the inlined fast path.
+    #[cold]
+    #[inline(never)]
+    fn trace_rejection(&self, state: State) {
+        tracing::trace!(breaker = %self.name, state = state.as_str(), "call rejected");
     }
 
     #[inline]

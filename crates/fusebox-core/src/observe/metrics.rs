@@ -157,7 +157,7 @@ impl BreakerListener for MetricsListener {
     }
 
     fn on_rejection(&self, rejected: &Rejected) {
-        self.with_series(&rejected.name, |s| s.rejected.increment(1));
+        self.with_series(rejected.name(), |s| s.rejected.increment(1));
     }
 
     fn wants_outcomes(&self) -> bool {

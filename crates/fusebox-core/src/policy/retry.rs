@@ -86,7 +86,7 @@ impl<E: RetryAfterHint> RetryAfterHint for Error<E> {
     fn retry_after(&self) -> Option<Duration> {
         match self {
             Error::Inner(e) => e.retry_after(),
-            Error::Rejected(r) => r.retry_after,
+            Error::Rejected(r) => r.retry_after(),
             Error::CostRejected(r) => r.retry_after,
             _ => None,
         }
@@ -309,7 +309,7 @@ impl<T, E> fmt::Debug for Retry<T, E> {
 /// assert_eq!(retry.max_retries(), 3);
 /// let timed_out = Err(Error::Timeout(TimedOut { after: Duration::from_secs(1) }));
 /// assert!(retry.attempts().next_delay(&timed_out).is_some());
-/// let rejected = Rejected { name: "db".into(), state: State::Open, retry_after: None };
+/// let rejected = Rejected::new("db", State::Open, None);
 /// assert_eq!(retry.attempts().next_delay(&Err(Error::Rejected(rejected))), None);
 /// # Ok::<(), fusebox_core::ConfigError>(())
 /// ```

@@ -65,11 +65,7 @@ pub use super::health::{HealthFuture, HealthResponse, health_handler};
 /// use fusebox_tower::http::axum::handle_error;
 /// use std::time::Duration;
 ///
-/// let rejected = Rejected {
-///     name: "payments".into(),
-///     state: State::Open,
-///     retry_after: Some(Duration::from_millis(2_500)),
-/// };
+/// let rejected = Rejected::new("payments", State::Open, Some(Duration::from_millis(2_500)));
 /// let response = handle_error(Box::new(rejected)).await;
 /// assert_eq!(response.status(), 503);
 /// assert_eq!(response.headers()["retry-after"], "3");
@@ -118,18 +114,12 @@ impl From<Rejected> for RejectedResponse {
 
 impl IntoResponse for RejectedResponse {
     fn into_response(self) -> Response {
-        let Rejected {
-            name,
-            state,
-            retry_after,
-        } = self.0;
-        tracing::debug!(breaker = %name, state = state.as_str(), "call rejected; answering 503");
-        let message = format!(
-            "service unavailable: circuit breaker `{name}` is {}",
-            state.as_str()
-        );
+        let rejected = self.0;
+        let (name, state) = (rejected.name(), rejected.state().as_str());
+        tracing::debug!(breaker = %name, state, "call rejected; answering 503");
+        let message = format!("service unavailable: circuit breaker `{name}` is {state}");
         let mut response = (StatusCode::SERVICE_UNAVAILABLE, message).into_response();
-        if let Some(wait) = retry_after {
+        if let Some(wait) = rejected.retry_after() {
             response
                 .headers_mut()
                 .insert(RETRY_AFTER, HeaderValue::from(retry_after_seconds(wait)));
@@ -235,4 +225,18 @@ fn retry_after_seconds(wait: Duration) -> u64 {
         whole
     };
     rounded.max(1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::retry_after_seconds;
+    use std::time::Duration;
+
+    #[test]
+    fn retry_after_rounds_up_to_whole_seconds_and_saturates() {
+        assert_eq!(retry_after_seconds(Duration::ZERO), 1);
+        assert_eq!(retry_after_seconds(Duration::from_millis(2_500)), 3);
+        assert_eq!(retry_after_seconds(Duration::from_secs(10)), 10);
+        assert_eq!(retry_after_seconds(Duration::MAX), u64::MAX);
+    }
 }
