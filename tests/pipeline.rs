@@ -664,3 +664,19 @@ fn jitter_differs_between_unseeded_calls_and_repeats_with_a_seed() {
         assert_eq!(drawn, backoff.seeded(7).take(3).collect::<Vec<_>>());
     }
 }
+
+/// A call's future carries the policies' states inline (at most six, 32 bytes each) and only
+/// a pointer to its timer: a retry + breaker call around a small closure stays within 256
+/// bytes, which an executor moves in one short copy.
+#[test]
+fn a_call_future_stays_small() {
+    let pipeline = Pipeline::<u64, ApiError>::builder()
+        .timeout(ms(100))
+        .retry(Retry::builder().build().unwrap())
+        .breaker(Breaker::builder("size").build().unwrap())
+        .build()
+        .unwrap();
+    let op = || async { Ok::<u64, ApiError>(1) };
+    let size = size_of_val(&pipeline.call(op));
+    assert!(size <= 256, "a pipeline call's future is {size} bytes");
+}

@@ -451,30 +451,20 @@ where
             // What the leaf produced: a result for the policy just above index `above`.
             let (mut above, mut result) = match m.wait {
                 Wait::Start => match m.descend(0) {
-                    None => continue,
                     Some(refused) => refused,
+                    // The first attempt is polled at once, not after another turn of the loop.
+                    None if matches!(m.wait, Wait::Attempt) => match m.poll_attempt(cx) {
+                        Fired::Nothing => return Poll::Pending,
+                        Fired::Again => continue,
+                        Fired::Unwind(above, result) => (above, result),
+                    },
+                    None => continue,
                 },
-                Wait::Attempt => {
-                    // SAFETY: `Attempt` says the attempt is initialised; it stays pinned.
-                    let fut = unsafe {
-                        m.attempt
-                            .as_mut()
-                            .map_unchecked_mut(|a| a.assume_init_mut())
-                    };
-                    match fut.poll(cx) {
-                        Poll::Ready(r) => {
-                            // The finished attempt is dropped before the policies see its
-                            // result, as a nested future would be.
-                            drop_attempt(m.wait, m.attempt.as_mut());
-                            (m.slots.len(), r.map_err(Error::Inner))
-                        }
-                        Poll::Pending => match m.expired(cx) {
-                            Fired::Nothing => return Poll::Pending,
-                            Fired::Again => continue,
-                            Fired::Unwind(above, result) => (above, result),
-                        },
-                    }
-                }
+                Wait::Attempt => match m.poll_attempt(cx) {
+                    Fired::Nothing => return Poll::Pending,
+                    Fired::Again => continue,
+                    Fired::Unwind(above, result) => (above, result),
+                },
                 Wait::Fallback { level, fut } => match fut.as_mut().poll(cx) {
                     Poll::Ready(r) => {
                         let level = usize::from(*level);
@@ -545,6 +535,27 @@ where
             std::mem::forget(std::mem::replace(self.wait, wait));
         } else {
             *self.wait = wait;
+        }
+    }
+
+    /// Polls the attempt in flight (`wait` is `Attempt`): its result for the innermost policy,
+    /// or what a pending attempt's deadlines say.
+    #[inline(always)]
+    fn poll_attempt(&mut self, cx: &mut Context<'_>) -> Fired<T, E> {
+        // SAFETY: `Attempt` says the attempt is initialised; it stays pinned.
+        let fut = unsafe {
+            self.attempt
+                .as_mut()
+                .map_unchecked_mut(|a| a.assume_init_mut())
+        };
+        match fut.poll(cx) {
+            Poll::Ready(r) => {
+                // The finished attempt is dropped before the policies see its result, as a
+                // nested future would be.
+                drop_attempt(self.wait, self.attempt.as_mut());
+                Fired::Unwind(self.slots.len(), r.map_err(Error::Inner))
+            }
+            Poll::Pending => self.expired(cx),
         }
     }
 

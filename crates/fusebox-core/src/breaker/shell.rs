@@ -807,14 +807,36 @@ fn generation_of(word: u64) -> u64 {
     word >> STATE_BITS
 }
 
-/// Everything a permit needs to record its outcome later.
+/// Everything a permit needs to record its outcome later, in two words: a permit is three,
+/// and so is every breaker's level in a pipeline call.
 #[derive(Debug, Clone, Copy)]
 struct Ticket {
-    generation: u64,
-    /// 1 for a half-open trial. A full word, not a `bool`: a one-byte store followed by the
+    /// The generation admitted in, shifted left once, with the low bit set for a half-open
+    /// trial. Packed into a full word, not beside a `bool`: a one-byte store followed by the
     /// ticket being copied as words stalls store-to-load forwarding on every call.
-    trial: u64,
+    key: u64,
     started: u64,
+}
+
+impl Ticket {
+    #[inline]
+    fn new(generation: u64, trial: bool, started: u64) -> Ticket {
+        // Generations have at most 64 - STATE_BITS bits: the shift loses nothing.
+        Ticket {
+            key: generation << 1 | u64::from(trial),
+            started,
+        }
+    }
+
+    #[inline]
+    fn generation(self) -> u64 {
+        self.key >> 1
+    }
+
+    #[inline]
+    fn is_trial(self) -> bool {
+        self.key & 1 != 0
+    }
 }
 
 struct SlowPath {
@@ -1454,7 +1476,7 @@ macro_rules! permit_methods {
         /// # Ok::<(), Box<dyn std::error::Error>>(())
         /// ```
         pub fn is_trial(&self) -> bool {
-            self.ticket.trial != 0
+            self.ticket.is_trial()
         }
     };
 }
@@ -1501,7 +1523,7 @@ impl fmt::Debug for Permit<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Permit")
             .field("breaker", &self.shared.name)
-            .field("trial", &(self.ticket.trial != 0))
+            .field("trial", &(self.ticket.is_trial()))
             .finish()
     }
 }
@@ -1510,7 +1532,7 @@ impl fmt::Debug for OwnedPermit {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("OwnedPermit")
             .field("breaker", &self.shared.name)
-            .field("trial", &(self.ticket.trial != 0))
+            .field("trial", &(self.ticket.is_trial()))
             .finish()
     }
 }
@@ -1543,11 +1565,7 @@ impl Shared {
         let code = word & STATE_MASK;
         let ticket = if code == CLOSED || code == DISABLED {
             let started = if self.times_calls { self.now() } else { 0 };
-            Ticket {
-                generation: generation_of(word),
-                trial: 0,
-                started,
-            }
+            Ticket::new(generation_of(word), false, started)
         } else {
             if code == OPEN && self.quiet_rejections {
                 // While a dependency is down rejections are the common path: two loads, no
@@ -1581,11 +1599,7 @@ impl Shared {
             match state_of(word) {
                 State::Closed | State::Disabled => {
                     let started = if self.times_calls { self.now() } else { 0 };
-                    return Ok(Ticket {
-                        generation: generation_of(word),
-                        trial: 0,
-                        started,
-                    });
+                    return Ok(Ticket::new(generation_of(word), false, started));
                 }
                 State::ForcedOpen => return Err(self.reject(State::ForcedOpen, None, None)),
                 State::Open => {
@@ -1620,11 +1634,7 @@ impl Shared {
                         .try_admit(generation, c.half_open_concurrency, trials)
                     {
                         Admission::Admitted => {
-                            return Ok(Ticket {
-                                generation,
-                                trial: 1,
-                                started: self.now(),
-                            });
+                            return Ok(Ticket::new(generation, true, self.now()));
                         }
                         Admission::Full => {
                             if let Some(link) = &self.fleet
@@ -1725,14 +1735,14 @@ impl Shared {
         } else {
             None
         };
-        if ticket.trial != 0 {
+        if ticket.is_trial() {
             return self.finish_trial(ticket, outcome, reported);
         }
         if outcome == Outcome::Ignored {
             return;
         }
         let word = self.state.load(Ordering::Acquire);
-        if generation_of(word) != ticket.generation {
+        if generation_of(word) != ticket.generation() {
             return; // admitted before a transition: says nothing about the new state
         }
         let failure = outcome == Outcome::Failure;
@@ -1785,7 +1795,7 @@ impl Shared {
             name: self.name.clone(),
             outcome,
             slow: outcome != Outcome::Ignored && self.is_slow(ticket.started, now),
-            trial: ticket.trial != 0,
+            trial: ticket.is_trial(),
             duration: Duration::from_nanos(now.saturating_sub(ticket.started)),
         };
         for l in self.listeners.iter() {
@@ -1848,7 +1858,7 @@ impl Shared {
             Outcome::Success => Some(!slow),
             Outcome::Failure => Some(false),
         };
-        let Some(tally) = self.gate.finish(ticket.generation, counted) else {
+        let Some(tally) = self.gate.finish(ticket.generation(), counted) else {
             return;
         };
         let Some(success) = counted else {
@@ -1864,26 +1874,22 @@ impl Shared {
         let rule = self.config.close;
         let verdict = trial_verdict(rule, tally.successes, tally.failures);
         if let Some((to, reason)) = verdict.transition(rule, tally.successes, tally.failures) {
-            let expected = encode(State::HalfOpen, ticket.generation);
+            let expected = encode(State::HalfOpen, ticket.generation());
             self.transition(expected, to, reason, now);
         }
     }
 
     #[inline]
     fn release(&self, ticket: Ticket) {
-        if ticket.trial != 0 {
-            self.gate.finish(ticket.generation, None);
+        if ticket.is_trial() {
+            self.gate.finish(ticket.generation(), None);
         }
     }
 
     fn record_unticketed(&self, outcome: Outcome) {
         let word = self.settle();
         let now = self.now();
-        let ticket = Ticket {
-            generation: generation_of(word),
-            trial: u64::from(state_of(word) == State::HalfOpen),
-            started: now,
-        };
+        let ticket = Ticket::new(generation_of(word), state_of(word) == State::HalfOpen, now);
         self.finish(ticket, outcome);
     }
 
