@@ -16,6 +16,9 @@
 //!   and a future that returned `Pending` would abort the benchmark. `pipeline` takes the
 //!   future by value like any executor or `.await` does (one move of the whole future);
 //!   `pipeline_in_place` polls it where it was built, which isolates the cost of that move.
+//!   `breaker_awaited` and `pipeline_awaited` await the call inside an async block polled
+//!   where it lies, as async code uses them: the compiler sees through the whole of a
+//!   breaker call there, not through a pipeline's stack, which is data.
 //! * `success_block_on`: the default breaker and pipeline again, each call run by tokio's
 //!   current-thread `block_on`, which moves the future on its way in like a real executor.
 //! * `success_parts`: the pieces of the default pipeline, polled in place: `Retry::call`
@@ -171,6 +174,14 @@ fn success(c: &mut Bench) {
         });
         group.bench_function(format!("pipeline_in_place/{label}"), |b| {
             b.iter(|| now_or_never_in_place!(pipeline.call(op)))
+        });
+        // As async code uses them: awaited inside an async block, the caller's own future,
+        // which is polled where it lies as an executor polls a task.
+        group.bench_function(format!("breaker_awaited/{label}"), |b| {
+            b.iter(|| now_or_never_in_place!(async { breaker.call(op).await }))
+        });
+        group.bench_function(format!("pipeline_awaited/{label}"), |b| {
+            b.iter(|| now_or_never_in_place!(async { pipeline.call(op).await }))
         });
     }
     group.finish();
