@@ -198,9 +198,11 @@ pub enum Error<E> {
     #[error(transparent)]
     BulkheadFull(BulkheadFull),
     /// A cost guard refused the call: budget breached, a spend spike, or an unknown cost
-    /// blocking the window.
+    /// blocking the window. Boxed: it is the largest refusal by far, and rare; carried
+    /// inline it would make every call's result half as large again, a cost paid by every
+    /// call through a breaker or a pipeline whether or not a cost guard is in it.
     #[error(transparent)]
-    CostRejected(crate::guard::CostRejected),
+    CostRejected(Box<crate::guard::CostRejected>),
 }
 
 /// A call that took longer than its timeout.
@@ -313,7 +315,7 @@ impl<E> Error<E> {
     /// use fusebox_core::guard::{CostGuard, CostPolicy};
     /// let guard = CostGuard::builder("llm", CostPolicy::builder(1.0).build()?).build()?;
     /// guard.record_cost(1.0)?;
-    /// let e: Error<()> = Error::CostRejected(guard.try_acquire().unwrap_err());
+    /// let e: Error<()> = Error::CostRejected(Box::new(guard.try_acquire().unwrap_err()));
     /// assert_eq!(e.cost_rejection().map(|r| r.limit), Some(1.0));
     /// assert_eq!(e.stopped_by(), Some("cost_guard"));
     /// assert!(Error::Inner(()).cost_rejection().is_none());
@@ -321,8 +323,22 @@ impl<E> Error<E> {
     /// ```
     pub fn cost_rejection(&self) -> Option<&crate::guard::CostRejected> {
         match self {
-            Error::CostRejected(r) => Some(r),
+            Error::CostRejected(r) => Some(r.as_ref()),
             _ => None,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every call through a breaker or a pipeline returns a `Result<T, Error<E>>` and moves
+    /// it a few times on its way out: no refusal may make it wider than a breaker's.
+    #[test]
+    fn a_call_result_is_no_wider_than_a_breaker_refusal() {
+        let widest_inline = size_of::<crate::breaker::Rejected>() + size_of::<usize>();
+        assert!(size_of::<Error<()>>() <= widest_inline);
+        assert!(size_of::<Result<u64, Error<u32>>>() <= widest_inline);
     }
 }

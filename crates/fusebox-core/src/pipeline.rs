@@ -635,7 +635,7 @@ where
                     Ok(permit) => {
                         level.write(Level::Cost(permit));
                     }
-                    Err(no) => return Some(refused(i, Error::CostRejected(no))),
+                    Err(no) => return Some(refused(i, Error::CostRejected(Box::new(no)))),
                 },
             }
             *self.depth = i as u32 + 1;

@@ -31,7 +31,7 @@ pub fn classify_error(error: BoxError) -> Error<BoxError> {
         Err(e) => e,
     };
     match error.downcast::<CostRejected>() {
-        Ok(c) => Error::CostRejected(*c),
+        Ok(c) => Error::CostRejected(c),
         Err(e) => Error::Inner(e),
     }
 }
@@ -43,7 +43,7 @@ pub(crate) fn into_box(error: Error<BoxError>) -> BoxError {
         Error::Rejected(r) => Box::new(r),
         Error::Timeout(t) => Box::new(t),
         Error::BulkheadFull(b) => Box::new(b),
-        Error::CostRejected(c) => Box::new(c),
+        Error::CostRejected(c) => c,
         other => other.to_string().into(),
     }
 }

@@ -1218,7 +1218,7 @@ impl Breaker {
     /// assert_eq!(r.unwrap_err().into_inner(), Some("io"));
     /// # Ok::<(), fusebox_core::ConfigError>(())
     /// ```
-    #[inline]
+    #[inline(always)]
     pub fn call_sync<F, T, E>(&self, f: F) -> Result<T, Error<E>>
     where
         F: FnOnce() -> Result<T, E>,
@@ -1237,7 +1237,7 @@ impl Breaker {
     /// assert!(b.try_acquire().is_ok());
     /// # Ok::<(), fusebox_core::ConfigError>(())
     /// ```
-    #[inline]
+    #[inline(always)]
     pub fn call_sync_with<C, F, T, E>(&self, classifier: &C, f: F) -> Result<T, Error<E>>
     where
         C: Classifier<T, E> + ?Sized,

@@ -586,7 +586,9 @@ impl CostGuard {
         F: FnOnce() -> Fut,
         Fut: Future<Output = Result<T, E>>,
     {
-        let permit = self.try_acquire().map_err(Error::CostRejected)?;
+        let permit = self
+            .try_acquire()
+            .map_err(|refused| Error::CostRejected(Box::new(refused)))?;
         let result = f().await;
         permit.record(extractor.cost(&result));
         result.map_err(Error::Inner)
@@ -614,7 +616,9 @@ impl CostGuard {
         X: CostExtractor<T, E> + ?Sized,
         F: FnOnce() -> Result<T, E>,
     {
-        let permit = self.try_acquire().map_err(Error::CostRejected)?;
+        let permit = self
+            .try_acquire()
+            .map_err(|refused| Error::CostRejected(Box::new(refused)))?;
         let result = f();
         permit.record(extractor.cost(&result));
         result.map_err(Error::Inner)
