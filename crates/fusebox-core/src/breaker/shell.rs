@@ -1059,15 +1059,18 @@ impl Breaker {
     /// ```
     #[inline]
     pub fn try_acquire(&self) -> Result<Permit<'_>, Rejected> {
-        self.shared.admit(
-            |ticket| {
-                Ok(Permit {
-                    shared: &self.shared,
-                    ticket,
-                })
-            },
-            Err,
-        )
+        self.admit(Ok, Err)
+    }
+
+    /// [`Shared::admit`] with the ticket already in a borrowed permit.
+    #[inline(always)]
+    fn admit<'a, R>(
+        &'a self,
+        admitted: impl FnOnce(Permit<'a>) -> R,
+        rejected: impl FnOnce(Rejected) -> R,
+    ) -> R {
+        let shared = &*self.shared;
+        shared.admit(|ticket| admitted(Permit { shared, ticket }), rejected)
     }
 
     /// Like [`try_acquire`](Self::try_acquire), but the permit owns a handle to the breaker,
@@ -1195,15 +1198,7 @@ impl Breaker {
         F: FnOnce() -> Fut,
         Fut: Future<Output = Result<T, E>>,
     {
-        let permit = self.shared.admit(
-            |ticket| {
-                Ok(Permit {
-                    shared: &self.shared,
-                    ticket,
-                })
-            },
-            |rejected| Err(Error::Rejected(rejected)),
-        )?;
+        let permit = self.admit(Ok, |rejected| Err(Error::Rejected(rejected)))?;
         let result = f().await;
         permit.record(classifier.classify(&result));
         result.map_err(Error::Inner)
@@ -1243,12 +1238,8 @@ impl Breaker {
         C: Classifier<T, E> + ?Sized,
         F: FnOnce() -> Result<T, E>,
     {
-        self.shared.admit(
-            |ticket| {
-                let permit = Permit {
-                    shared: &self.shared,
-                    ticket,
-                };
+        self.admit(
+            |permit| {
                 let result = f();
                 permit.record(classifier.classify(&result));
                 result.map_err(Error::Inner)
