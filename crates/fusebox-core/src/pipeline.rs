@@ -279,10 +279,11 @@ impl<T, E> Pipeline<T, E> {
 
 // One call is one hand-written state machine rather than one nested future per policy: the
 // future holds the attempt in flight, one small state per policy entered and one timer shared
-// by every timeout and backoff delay, boxed when first armed. A call that succeeds at once enters the policies in one
-// loop, polls its attempt and hands the result back up in another, without allocating,
-// reading the clock or touching a timer unless a policy in the stack asks for it; nothing is
-// written into the future beyond the states of the policies entered.
+// by every timeout and backoff delay, boxed when first armed. A call that succeeds at once
+// enters the policies in one loop, polls its attempt and hands the result back up in
+// another, without allocating, reading the clock or touching a timer unless a policy in the
+// stack asks for it; nothing is written into the future beyond the states of the policies
+// entered.
 
 pin_project! {
     /// The future of [`Pipeline::call`].
@@ -406,14 +407,14 @@ enum Next {
     Wait,
 }
 
-/// What the timer's expiry led to.
+/// What polling the attempt, or the timer's expiry, led to.
 enum Fired<T, E> {
-    /// Nothing has expired: wait.
+    /// Nothing is ready and nothing has expired: wait.
     Nothing,
     /// A backoff delay ended and the next attempt was started: poll it.
     Again,
-    /// A result for the policy just above this index (a timeout's error, or a refusal of the
-    /// next attempt).
+    /// A result for the policy just above this index (an attempt's result, a timeout's
+    /// error, or a refusal of the next attempt).
     Unwind(usize, Result<T, Error<E>>),
 }
 
