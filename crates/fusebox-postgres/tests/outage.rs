@@ -8,6 +8,7 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use fusebox_core::breaker::{Breaker, State};
+use fusebox_core::fleet::contract::wait_until;
 use fusebox_core::fleet::{Fleet, FleetMode, ForcedState, StateStore};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -41,7 +42,7 @@ async fn terminated_connections_count_nothing_twice() {
         .schema(&schema)
         .build()
         .expect("reader");
-    let registered = common::wait_until(Duration::from_secs(10), || async {
+    let registered = wait_until(Duration::from_secs(10), || async {
         let view = reader.view("dep").await.ok().flatten();
         view.is_some_and(|v| v.live_instances() == 2)
     })
@@ -68,7 +69,7 @@ async fn terminated_connections_count_nothing_twice() {
             .await
             .expect("view")
             .map_or(0, |v| a_total(&v));
-        let progressed = common::wait_until(Duration::from_secs(20), || async {
+        let progressed = wait_until(Duration::from_secs(20), || async {
             let v = reader.view("dep").await.ok().flatten();
             v.is_some_and(|v| a_total(&v) > before + 20)
         })
@@ -97,7 +98,7 @@ async fn terminated_connections_count_nothing_twice() {
     );
     assert!(successes + failures > 80);
     // Every outcome arrives once: the totals reach the recorded counts...
-    let settled = common::wait_until(Duration::from_secs(20), || async {
+    let settled = wait_until(Duration::from_secs(20), || async {
         let v = reader.view("dep").await.ok().flatten();
         v.is_some_and(|v| {
             v.instances
@@ -124,7 +125,7 @@ async fn terminated_connections_count_nothing_twice() {
         .force("dep", Some(ForcedState::Open), None)
         .await
         .expect("force");
-    let obeyed = common::wait_until(Duration::from_secs(10), || async {
+    let obeyed = wait_until(Duration::from_secs(10), || async {
         breakers.iter().all(|b| b.state() == State::ForcedOpen)
     })
     .await;
@@ -133,7 +134,7 @@ async fn terminated_connections_count_nothing_twice() {
         "an instance missed the kill-switch after the outage"
     );
     operator.force("dep", None, None).await.expect("reset");
-    let reset = common::wait_until(Duration::from_secs(10), || async {
+    let reset = wait_until(Duration::from_secs(10), || async {
         breakers.iter().all(|b| b.state() == State::Closed)
     })
     .await;

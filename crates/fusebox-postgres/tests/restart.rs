@@ -9,6 +9,7 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use fusebox_core::breaker::{Breaker, State};
+use fusebox_core::fleet::contract::wait_until;
 use fusebox_core::fleet::{Fleet, FleetMode, ForcedState, StateStore};
 use fusebox_postgres::PostgresStore;
 use tokio::net::{TcpListener, TcpStream};
@@ -115,7 +116,7 @@ async fn the_server_goes_away_and_comes_back() {
     }
     let listener = through_proxy();
     let mut notices = listener.subscribe();
-    let registered = common::wait_until(Duration::from_secs(10), || async {
+    let registered = wait_until(Duration::from_secs(10), || async {
         let v = operator.view("dep").await.ok().flatten();
         v.is_some_and(|v| v.live_instances() == 2)
     })
@@ -149,7 +150,7 @@ async fn the_server_goes_away_and_comes_back() {
 
     // Back: both resync and obey the kill-switch.
     proxy.set(true);
-    let obeyed = common::wait_until(Duration::from_secs(15), || async {
+    let obeyed = wait_until(Duration::from_secs(15), || async {
         breakers.iter().all(|b| b.state() == State::ForcedOpen)
     })
     .await;
@@ -163,7 +164,7 @@ async fn the_server_goes_away_and_comes_back() {
         recorded.successes.load(Ordering::Relaxed),
         recorded.failures.load(Ordering::Relaxed),
     );
-    let settled = common::wait_until(Duration::from_secs(10), || async {
+    let settled = wait_until(Duration::from_secs(10), || async {
         let v = operator.view("dep").await.ok().flatten();
         v.is_some_and(|v| {
             v.instances

@@ -143,8 +143,18 @@ fn namespace(case: &str) -> String {
 }
 
 /// Polls `condition` every few milliseconds until it holds; the time it took, or `None`
-/// after `timeout`.
-async fn wait_until<F, Fut>(timeout: Duration, mut condition: F) -> Option<Duration>
+/// after `timeout`. For store crates' own tests, which wait on conditions the same way.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// use fusebox_core::fleet::contract::wait_until;
+/// use std::time::Duration;
+/// assert!(wait_until(Duration::from_secs(1), || async { true }).await.is_some());
+/// assert!(wait_until(Duration::from_millis(10), || async { false }).await.is_none());
+/// # }
+/// ```
+pub async fn wait_until<F, Fut>(timeout: Duration, mut condition: F) -> Option<Duration>
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = bool>,

@@ -153,24 +153,6 @@ pub async fn drop_schema(url: &str, schema: &str) {
     }
 }
 
-/// Polls `condition` until it holds; the time it took, or `None` after `timeout`.
-pub async fn wait_until<F, Fut>(timeout: Duration, mut condition: F) -> Option<Duration>
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let start = tokio::time::Instant::now();
-    loop {
-        if condition().await {
-            return Some(start.elapsed());
-        }
-        if start.elapsed() > timeout {
-            return None;
-        }
-        tokio::time::sleep(Duration::from_millis(2)).await;
-    }
-}
-
 /// What a calling task made: outcomes recorded and calls rejected.
 #[derive(Default)]
 pub struct Recorded {
