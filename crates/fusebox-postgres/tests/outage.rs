@@ -75,15 +75,7 @@ async fn terminated_connections_count_nothing_twice() {
         })
         .await;
         assert!(progressed.is_some(), "flushes resume after an outage");
-        let killed = admin
-            .query(
-                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
-                 WHERE application_name = $1 AND pid <> pg_backend_pid()",
-                &[&app],
-            )
-            .await
-            .expect("terminate");
-        terminated += killed.len();
+        terminated += terminate_connections(&admin, &app).await;
     }
     assert!(terminated >= 4, "only {terminated} connections terminated");
     stop.store(true, Ordering::Release);
@@ -176,16 +168,22 @@ async fn notices_resume_after_the_listener_is_terminated() {
             heard = matches!(got, Ok(Ok(n)) if n.breaker == "dep");
         }
         assert!(heard, "no notice in round {round}");
-        let killed = admin
-            .query(
-                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
-                 WHERE application_name = $1 AND pid <> pg_backend_pid()",
-                &[&app],
-            )
-            .await
-            .expect("terminate");
-        assert!(!killed.is_empty(), "the listening connection was not found");
+        let killed = terminate_connections(&admin, &app).await;
+        assert!(killed > 0, "the listening connection was not found");
     }
     drop(listener);
     common::drop_schema(&url, &schema).await;
+}
+
+/// Terminates every server connection reporting `app` as its application name; how many.
+async fn terminate_connections(admin: &tokio_postgres::Client, app: &str) -> usize {
+    admin
+        .query(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+             WHERE application_name = $1 AND pid <> pg_backend_pid()",
+            &[&app],
+        )
+        .await
+        .expect("terminate")
+        .len()
 }
