@@ -126,6 +126,13 @@ async fn run(mut cmd: Command) -> std::process::Output {
         .expect("join")
 }
 
+/// Runs `fusebox` with `args` against `url` and `schema`.
+async fn run_fusebox(url: &str, schema: &str, args: &[&str]) -> std::process::Output {
+    let mut cmd = fusebox(url, schema);
+    cmd.args(args);
+    run(cmd).await
+}
+
 fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
@@ -180,12 +187,7 @@ async fn pg_setup_dry_run_yes_and_twice() {
     let Some(url) = server().await else { return };
     let schema = Schema::new(&url, "setup");
 
-    let out = run({
-        let mut c = fusebox(&url, &schema.name);
-        c.args(["pg-setup", "--dry-run"]);
-        c
-    })
-    .await;
+    let out = run_fusebox(&url, &schema.name, &["pg-setup", "--dry-run"]).await;
     assert!(out.status.success(), "{}", text(&out.stderr));
     let sql = text(&out.stdout);
     assert!(sql.contains(&format!("CREATE TABLE \"{}\".breakers", schema.name)));
@@ -201,12 +203,7 @@ async fn pg_setup_dry_run_yes_and_twice() {
     assert_eq!(out.status.code(), Some(7), "{}", text(&out.stderr));
     assert!(!schema.exists().await);
 
-    let out = run({
-        let mut c = fusebox(&url, &schema.name);
-        c.args(["pg-setup", "--yes"]);
-        c
-    })
-    .await;
+    let out = run_fusebox(&url, &schema.name, &["pg-setup", "--yes"]).await;
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert!(text(&out.stdout).contains("created at version 1"));
     assert!(schema.exists().await);
@@ -249,12 +246,7 @@ async fn status_as_text_and_json() {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
 
-    let out = run({
-        let mut c = fusebox(&url, &schema.name);
-        c.arg("status");
-        c
-    })
-    .await;
+    let out = run_fusebox(&url, &schema.name, &["status"]).await;
     assert!(out.status.success(), "{}", text(&out.stderr));
     let table = text(&out.stdout);
     let line = table
@@ -265,12 +257,7 @@ async fn status_as_text_and_json() {
         assert!(line.contains(part), "{part:?} missing in {line:?}");
     }
 
-    let out = run({
-        let mut c = fusebox(&url, &schema.name);
-        c.args(["status", "--json"]);
-        c
-    })
-    .await;
+    let out = run_fusebox(&url, &schema.name, &["status", "--json"]).await;
     assert!(out.status.success(), "{}", text(&out.stderr));
     let json: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
     let dep = &json[0];
@@ -282,12 +269,7 @@ async fn status_as_text_and_json() {
     assert_eq!(dep["open_votes"], 0);
     assert_eq!(dep["instances"].as_array().map(Vec::len), Some(2));
 
-    let out = run({
-        let mut c = fusebox(&url, &schema.name);
-        c.args(["instances", "dep"]);
-        c
-    })
-    .await;
+    let out = run_fusebox(&url, &schema.name, &["instances", "dep"]).await;
     assert!(out.status.success(), "{}", text(&out.stderr));
     let listing = text(&out.stdout);
     assert!(
@@ -318,12 +300,7 @@ async fn open_close_reset_reach_two_running_breakers() {
         (&["reset", "dep"], State::Closed),
     ];
     for (args, expected) in steps {
-        let out = run({
-            let mut c = fusebox(&url, &schema.name);
-            c.args(args);
-            c
-        })
-        .await;
+        let out = run_fusebox(&url, &schema.name, args).await;
         assert!(out.status.success(), "{args:?}: {}", text(&out.stderr));
         let took = wait_until(SYNC * 20, || fleet.iter().all(|b| b.state() == expected))
             .await
@@ -335,12 +312,7 @@ async fn open_close_reset_reach_two_running_breakers() {
     }
 
     // A timed override lifts itself.
-    let out = run({
-        let mut c = fusebox(&url, &schema.name);
-        c.args(["open", "dep", "--for", "1s"]);
-        c
-    })
-    .await;
+    let out = run_fusebox(&url, &schema.name, &["open", "dep", "--for", "1s"]).await;
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert!(text(&out.stdout).contains("for 1s"));
     wait_until(SYNC * 20, || {
@@ -362,11 +334,11 @@ async fn every_error_has_its_exit_code() {
     let schema = Schema::new(&url, "errors");
 
     // Unreachable: nothing listens on port 1.
-    let out = run({
-        let mut c = fusebox("postgres://postgres@127.0.0.1:1/test", &schema.name);
-        c.arg("status");
-        c
-    })
+    let out = run_fusebox(
+        "postgres://postgres@127.0.0.1:1/test",
+        &schema.name,
+        &["status"],
+    )
     .await;
     assert_eq!(out.status.code(), Some(3), "{}", text(&out.stderr));
     let err = text(&out.stderr);
@@ -377,31 +349,16 @@ async fn every_error_has_its_exit_code() {
 
     // Bad URLs.
     for bad in ["postgres://h:notaport/db", "mysql://localhost/db"] {
-        let out = run({
-            let mut c = fusebox(bad, &schema.name);
-            c.arg("status");
-            c
-        })
-        .await;
+        let out = run_fusebox(bad, &schema.name, &["status"]).await;
         assert_eq!(out.status.code(), Some(4), "{bad}: {}", text(&out.stderr));
         assert_eq!(text(&out.stderr).lines().count(), 1);
     }
-    let out = run({
-        let mut c = fusebox(&url, "Not-A-Schema");
-        c.arg("status");
-        c
-    })
-    .await;
+    let out = run_fusebox(&url, "Not-A-Schema", &["status"]).await;
     assert_eq!(out.status.code(), Some(4), "{}", text(&out.stderr));
 
     // Missing tables: a schema never set up.
     for args in [&["status"][..], &["open", "dep"], &["instances", "dep"]] {
-        let out = run({
-            let mut c = fusebox(&url, &schema.name);
-            c.args(args);
-            c
-        })
-        .await;
+        let out = run_fusebox(&url, &schema.name, args).await;
         assert_eq!(
             out.status.code(),
             Some(5),
@@ -419,12 +376,7 @@ async fn every_error_has_its_exit_code() {
         &["reset", "nope"],
         &["instances", "nope"],
     ] {
-        let out = run({
-            let mut c = fusebox(&url, &schema.name);
-            c.args(args);
-            c
-        })
-        .await;
+        let out = run_fusebox(&url, &schema.name, args).await;
         assert_eq!(
             out.status.code(),
             Some(6),
@@ -435,12 +387,7 @@ async fn every_error_has_its_exit_code() {
     }
 
     // A bad duration is a usage error.
-    let out = run({
-        let mut c = fusebox(&url, &schema.name);
-        c.args(["open", "dep", "--for", "soon"]);
-        c
-    })
-    .await;
+    let out = run_fusebox(&url, &schema.name, &["open", "dep", "--for", "soon"]).await;
     assert_eq!(out.status.code(), Some(2));
 }
 
