@@ -101,7 +101,7 @@ impl<T, E> fmt::Debug for Slot<T, E> {
 /// How a breaker inside a pipeline reads results by default: the caller's errors and
 /// timeouts are failures; a rejection or a full bulkhead further in says nothing about the
 /// dependency and is ignored.
-fn breaker_outcome<T, E>(result: &Result<T, Error<E>>) -> Outcome {
+pub(crate) fn breaker_outcome<T, E>(result: &Result<T, Error<E>>) -> Outcome {
     match result {
         Ok(_) => Outcome::Success,
         Err(Error::Inner(_)) | Err(Error::Timeout(_)) => Outcome::Failure,
@@ -111,7 +111,7 @@ fn breaker_outcome<T, E>(result: &Result<T, Error<E>>) -> Outcome {
 
 /// Whether a policy further in refused the call before it reached the dependency, so it
 /// cannot have cost anything.
-fn never_ran<T, E>(result: &Result<T, Error<E>>) -> bool {
+pub(crate) fn never_ran<T, E>(result: &Result<T, Error<E>>) -> bool {
     matches!(
         result,
         Err(Error::Rejected(_)) | Err(Error::BulkheadFull(_)) | Err(Error::CostRejected(_))
@@ -680,8 +680,8 @@ where
                 (Slot::Retry(r), Level::Retry { started, attempts }) => {
                     let delay = match attempts {
                         Some(attempts) => attempts.next_delay(result),
-                        None => r.first_delay(*started, result).map(|(boxed, delay)| {
-                            *attempts = Some(boxed);
+                        None => r.first_delay(*started, result).map(|(stepper, delay)| {
+                            *attempts = Some(Box::new(stepper));
                             delay
                         }),
                     };

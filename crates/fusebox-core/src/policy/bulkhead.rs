@@ -466,29 +466,34 @@ impl Bulkhead {
         F: FnOnce() -> Fut,
         Fut: Future<Output = Result<T, E>>,
     {
-        self.run(|| async { op().await.map_err(Error::Inner) })
+        self.around(|| async { op().await.map_err(Error::Inner) })
             .await
     }
 
-    // A closure, not a future, for the same reason as `Timeout::run`.
-    pub(crate) async fn run<F, Fut, T, E>(&self, inner: F) -> Result<T, Error<E>>
+    // A closure, not a future, for the same reason as `Timeout::around`; not an async fn, which
+    // would keep its arguments twice in its future.
+    #[inline]
+    #[allow(clippy::manual_async_fn)]
+    pub(crate) fn around<F, Fut, T, E>(&self, inner: F) -> impl Future<Output = Result<T, Error<E>>>
     where
         F: FnOnce() -> Fut,
         Fut: Future<Output = Result<T, Error<E>>>,
     {
-        // A free slot is taken without awaiting; waiting in the queue is boxed, so the
-        // future of a call that finds a free slot carries no wait state.
-        let slot = match self.try_enter() {
-            Some(slot) => Ok(slot),
-            None => Box::pin(self.enter()).await,
-        };
-        let _slot = match slot {
-            Ok(slot) => slot,
-            Err(full) => {
-                tracing::debug!(bulkhead = %self.inner.name, "bulkhead full");
-                return Err(Error::BulkheadFull(full));
-            }
-        };
-        inner().await
+        async move {
+            // A free slot is taken without awaiting; waiting in the queue is boxed, so the
+            // future of a call that finds a free slot carries no wait state.
+            let slot = match self.try_enter() {
+                Some(slot) => Ok(slot),
+                None => Box::pin(self.enter()).await,
+            };
+            let _slot = match slot {
+                Ok(slot) => slot,
+                Err(full) => {
+                    tracing::debug!(bulkhead = %self.inner.name, "bulkhead full");
+                    return Err(Error::BulkheadFull(full));
+                }
+            };
+            inner().await
+        }
     }
 }

@@ -175,19 +175,24 @@ impl<T, E> Fallback<T, E> {
         F: FnOnce() -> Fut,
         Fut: Future<Output = Result<T, E>>,
     {
-        self.run(|| async { op().await.map_err(Error::Inner) })
+        self.around(|| async { op().await.map_err(Error::Inner) })
             .await
     }
 
-    // A closure, not a future, for the same reason as `Timeout::run`.
-    pub(crate) async fn run<F, Fut>(&self, inner: F) -> Result<T, Error<E>>
+    // A closure, not a future, for the same reason as `Timeout::around`; not an async fn, which
+    // would keep its arguments twice in its future.
+    #[inline]
+    #[allow(clippy::manual_async_fn)]
+    pub(crate) fn around<F, Fut>(&self, inner: F) -> impl Future<Output = Result<T, Error<E>>>
     where
         F: FnOnce() -> Fut,
         Fut: Future<Output = Result<T, Error<E>>>,
     {
-        match self.answer(inner().await) {
-            Answer::Now(result) => result,
-            Answer::Later(handler) => handler.await,
+        async move {
+            match self.answer(inner().await) {
+                Answer::Now(result) => result,
+                Answer::Later(handler) => handler.await,
+            }
         }
     }
 

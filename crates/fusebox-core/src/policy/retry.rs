@@ -2,6 +2,7 @@
 
 use std::fmt;
 use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -509,26 +510,68 @@ impl<T, E> Retry<T, E> {
         F: Fn() -> Fut,
         Fut: Future<Output = Result<T, E>>,
     {
-        self.run(|| async { op().await.map_err(Error::Inner) })
+        self.around(|| async { op().await.map_err(Error::Inner) })
             .await
     }
 
     /// Runs `inner` (already mapped to fusebox errors), retrying per this policy.
-    pub(crate) async fn run<F, Fut>(&self, inner: F) -> Result<T, Error<E>>
+    // Not an async fn: an async fn keeps its arguments twice in its future, once as passed
+    // and once as locals, and stacks nest this future.
+    #[inline]
+    #[allow(clippy::manual_async_fn)]
+    pub(crate) fn around<F, Fut>(&self, inner: F) -> impl Future<Output = Result<T, Error<E>>>
     where
         F: Fn() -> Fut,
         Fut: Future<Output = Result<T, Error<E>>>,
     {
-        // Only the start time crosses the first await; the rest of the retry state is made
-        // once the first result is in, so it takes no room in the pending future.
-        let started = self.start_time();
-        let first = inner().await;
-        let mut attempts = RetryAttempts::begin_at(PolicyRef::Borrowed(self), started);
-        match attempts.next_delay(&first) {
-            None => first,
-            // Boxed: a call that succeeds at once (the common case) carries only a pointer's
-            // worth of retry state, which keeps pipelines that nest this future small.
-            Some(delay) => Box::pin(Self::retry_rest(attempts, delay, first, &inner)).await,
+        async move {
+            let started = self.start_time();
+            // Scoped to this block, which ends before the next await: a future keeps every
+            // local in scope at an await, moved out or not.
+            let rest = {
+                let first = inner().await;
+                if self.passes_at_once(&first) {
+                    return first;
+                }
+                match self.judge_first(started, first, &inner) {
+                    Ok(done) => return done,
+                    Err(rest) => rest,
+                }
+            };
+            rest.await
+        }
+    }
+
+    /// Whether the first result of a call goes back as it is, decided inline for the common
+    /// case: no budget to count the call in, the default classification, and a result it
+    /// does not retry. `false` means "ask [`first_delay`](Self::first_delay)".
+    #[inline(always)]
+    fn passes_at_once(&self, first: &Result<T, Error<E>>) -> bool {
+        let p = &*self.inner;
+        p.budget.is_none() && p.classify.is_none() && !retry_errors(first).is_retry()
+    }
+
+    /// The rest of a call whose first result was not passed at once: that result, done, or
+    /// the retries, boxed so that a call that succeeds at once carries only a pointer's worth
+    /// of retry state. Takes the result by value and is never inlined, so the caller's copy
+    /// of it never has its address taken and can stay in registers.
+    #[inline(never)]
+    #[allow(clippy::type_complexity)]
+    fn judge_first<'a, F, Fut>(
+        &'a self,
+        started: Option<u64>,
+        first: Result<T, Error<E>>,
+        inner: &'a F,
+    ) -> Result<Result<T, Error<E>>, Pin<Box<impl Future<Output = Result<T, Error<E>>>>>>
+    where
+        F: Fn() -> Fut,
+        Fut: Future<Output = Result<T, Error<E>>>,
+    {
+        match self.first_delay_judged(started, &first) {
+            None => Ok(first),
+            Some((attempts, delay)) => {
+                Err(Box::pin(Self::retry_rest(attempts, delay, first, inner)))
+            }
         }
     }
 
@@ -563,14 +606,14 @@ impl<T, E> Retry<T, E> {
 
     /// Judges the first result of a call that started at `started` (from
     /// [`start_time`](Self::start_time)), like [`RetryAttempts::next_delay`] on a fresh
-    /// stepper. The stepper is built, boxed, only when the result is retried: a call that is
-    /// not retried carries none.
+    /// stepper. The stepper is built only when the result is retried: a call that is not
+    /// retried carries none.
     #[inline]
     pub(crate) fn first_delay(
         &self,
         started: Option<u64>,
         first: &Result<T, Error<E>>,
-    ) -> Option<(Box<RetryAttempts<'_, T, E>>, Duration)> {
+    ) -> Option<(RetryAttempts<'_, T, E>, Duration)> {
         let p = &*self.inner;
         // The common case, decided inline: no budget to count the call in, the default
         // classification, and a result it does not retry.
@@ -584,7 +627,7 @@ impl<T, E> Retry<T, E> {
         &self,
         started: Option<u64>,
         first: &Result<T, Error<E>>,
-    ) -> Option<(Box<RetryAttempts<'_, T, E>>, Duration)> {
+    ) -> Option<(RetryAttempts<'_, T, E>, Duration)> {
         let p = &*self.inner;
         if let Some(budget) = &p.budget {
             budget.deposit(p.clock.now_nanos());
@@ -593,12 +636,12 @@ impl<T, E> Retry<T, E> {
         if !decision.is_retry() {
             return None;
         }
-        let mut attempts = Box::new(RetryAttempts {
+        let mut attempts = RetryAttempts {
             policy: PolicyRef::Borrowed(self),
             started,
             delays: None,
             attempt: 1,
-        });
+        };
         let delay = attempts.delay_for(decision, first)?;
         Some((attempts, delay))
     }

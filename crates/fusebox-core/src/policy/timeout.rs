@@ -1,7 +1,12 @@
 //! Timeout: give up on a call that takes too long.
 
 use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll, ready};
 use std::time::Duration;
+
+use pin_project_lite::pin_project;
+use tokio::time::{Instant, Sleep};
 
 use crate::ConfigError;
 use crate::error::{Error, TimedOut};
@@ -86,23 +91,66 @@ impl Timeout {
         F: FnOnce() -> Fut,
         Fut: Future<Output = Result<T, E>>,
     {
-        self.run(|| async { op().await.map_err(Error::Inner) })
+        self.around(|| async { op().await.map_err(Error::Inner) })
             .await
     }
 
-    // Takes a closure, not a future: an async fn stores its arguments twice, and a pipeline
-    // nests these calls, so a future argument would double the size at every level.
-    pub(crate) async fn run<F, Fut, T, E>(&self, inner: F) -> Result<T, Error<E>>
+    // Takes a closure, like the other policies, which a retry outside calls once per attempt.
+    #[inline]
+    pub(crate) fn around<F, Fut, T, E>(&self, inner: F) -> impl Future<Output = Result<T, Error<E>>>
     where
         F: FnOnce() -> Fut,
         Fut: Future<Output = Result<T, Error<E>>>,
     {
-        match tokio::time::timeout(self.after, inner()).await {
-            Ok(result) => result,
-            Err(_) => {
-                tracing::debug!(after_ms = self.after.as_millis() as u64, "call timed out");
-                Err(Error::Timeout(TimedOut { after: self.after }))
-            }
+        // The attempt's future is made now, when the attempt starts; the clock is read at
+        // its first poll.
+        Deadline {
+            fut: inner(),
+            after: self.after,
+            deadline: None,
+            sleep: None,
         }
+    }
+}
+
+pin_project! {
+    /// A future given up on `after` its first poll. The timer is made, boxed, only if the
+    /// future is still pending after that first poll: a call that completes at once touches
+    /// no timer, and a pending one carries a pointer instead of a timer entry that would
+    /// more than double the size of the futures that nest this one.
+    struct Deadline<Fut> {
+        #[pin]
+        fut: Fut,
+        after: Duration,
+        // Set at the first poll; `Some(None)`: later than the clock can represent.
+        deadline: Option<Option<Instant>>,
+        sleep: Option<Pin<Box<Sleep>>>,
+    }
+}
+
+impl<Fut, T, E> Future for Deadline<Fut>
+where
+    Fut: Future<Output = Result<T, Error<E>>>,
+{
+    type Output = Result<T, Error<E>>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        let after = *this.after;
+        let deadline = *this
+            .deadline
+            .get_or_insert_with(|| Instant::now().checked_add(after));
+        if let Poll::Ready(result) = this.fut.poll(cx) {
+            return Poll::Ready(result);
+        }
+        let Some(deadline) = deadline else {
+            return Poll::Pending;
+        };
+        let sleep = this
+            .sleep
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(deadline)));
+        ready!(sleep.as_mut().poll(cx));
+        tracing::debug!(after_ms = after.as_millis() as u64, "call timed out");
+        Poll::Ready(Err(Error::Timeout(TimedOut { after })))
     }
 }
