@@ -10,16 +10,17 @@
 //!
 //! Groups:
 //!
-//! * `success`: a bare async closure, a bare [`Breaker::call`] and a retry + breaker
-//!   [`Pipeline`], for two breaker configurations. Futures are polled once with a no-op
+//! * `success`: a bare async closure, a bare [`Breaker::call`], and retry + breaker as a
+//!   [`Pipeline`] and as a typed [`Stack`], for two breaker configurations. Futures are polled once with a no-op
 //!   waker: everything on this path completes at once, so no runtime is in the measurement,
 //!   and a future that returned `Pending` would abort the benchmark. `pipeline` takes the
 //!   future by value like any executor or `.await` does (one move of the whole future);
 //!   `pipeline_in_place` polls it where it was built, which isolates the cost of that move.
-//!   `breaker_awaited` and `pipeline_awaited` await the call inside an async block polled
-//!   where it lies, as async code uses them: the compiler sees through the whole of a
-//!   breaker call there, not through a pipeline's stack, which is data.
-//! * `success_block_on`: the default breaker and pipeline again, each call run by tokio's
+//!   `stack` and `stack_in_place` likewise. `breaker_awaited`, `pipeline_awaited` and
+//!   `stack_awaited` await the call inside an async block polled where it lies, as async
+//!   code uses them: the compiler sees through the whole of a breaker call or a stack there,
+//!   not through a pipeline's policies, which are data.
+//! * `success_block_on`: the default breaker, pipeline and stack again, each call run by tokio's
 //!   current-thread `block_on`, which moves the future on its way in like a real executor.
 //! * `success_parts`: the pieces of the default pipeline, polled in place: `Retry::call`
 //!   alone, and one-policy pipelines holding only the retry or only the breaker.
@@ -42,6 +43,7 @@ use fusebox_core::backoff::Backoff;
 use fusebox_core::breaker::Breaker;
 use fusebox_core::pipeline::Pipeline;
 use fusebox_core::policy::Retry;
+use fusebox_core::stack::Stack;
 use tower::{Service, ServiceExt};
 
 /// CPU time consumed by the calling thread, reported in the same units as wall time.
@@ -159,11 +161,14 @@ fn success(c: &mut Bench) {
             .build()
             .expect("valid pipeline");
         assert_eq!(now_or_never(breaker.call(op)).ok(), Some(7));
+        let stack = Stack::new().retry(default_retry()).breaker(breaker.clone());
         assert_eq!(now_or_never(pipeline.call(op)).ok(), Some(7));
+        assert_eq!(now_or_never(stack.call(op)).ok(), Some(7));
         eprintln!(
-            "future sizes ({label}): breaker.call {} B, pipeline.call {} B",
+            "future sizes ({label}): breaker.call {} B, pipeline.call {} B, stack.call {} B",
             size_of_val(&breaker.call(op)),
             size_of_val(&pipeline.call(op)),
+            size_of_val(&stack.call(op)),
         );
 
         group.bench_function(format!("breaker/{label}"), |b| {
@@ -175,6 +180,12 @@ fn success(c: &mut Bench) {
         group.bench_function(format!("pipeline_in_place/{label}"), |b| {
             b.iter(|| now_or_never_in_place!(pipeline.call(op)))
         });
+        group.bench_function(format!("stack/{label}"), |b| {
+            b.iter(|| now_or_never(stack.call(op)))
+        });
+        group.bench_function(format!("stack_in_place/{label}"), |b| {
+            b.iter(|| now_or_never_in_place!(stack.call(op)))
+        });
         // As async code uses them: awaited inside an async block, the caller's own future,
         // which is polled where it lies as an executor polls a task.
         group.bench_function(format!("breaker_awaited/{label}"), |b| {
@@ -182,6 +193,9 @@ fn success(c: &mut Bench) {
         });
         group.bench_function(format!("pipeline_awaited/{label}"), |b| {
             b.iter(|| now_or_never_in_place!(async { pipeline.call(op).await }))
+        });
+        group.bench_function(format!("stack_awaited/{label}"), |b| {
+            b.iter(|| now_or_never_in_place!(async { stack.call(op).await }))
         });
     }
     group.finish();
@@ -195,6 +209,7 @@ fn success_block_on(c: &mut Bench) {
         .breaker(breaker.clone())
         .build()
         .expect("valid pipeline");
+    let stack = Stack::new().retry(default_retry()).breaker(breaker.clone());
     let rt = tokio::runtime::Builder::new_current_thread()
         .build()
         .expect("runtime");
@@ -206,6 +221,7 @@ fn success_block_on(c: &mut Bench) {
     group.bench_function("pipeline/default", |b| {
         b.iter(|| rt.block_on(pipeline.call(op)))
     });
+    group.bench_function("stack/default", |b| b.iter(|| rt.block_on(stack.call(op))));
     group.finish();
 }
 

@@ -23,6 +23,8 @@ pub mod pipeline;
 #[cfg(feature = "tokio")]
 pub mod policy;
 pub mod rule;
+#[cfg(feature = "tokio")]
+pub mod stack;
 pub(crate) mod sync;
 
 pub use breaker::{Breaker, Rejected, State};

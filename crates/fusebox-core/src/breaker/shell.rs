@@ -1204,6 +1204,30 @@ impl Breaker {
         result.map_err(Error::Inner)
     }
 
+    /// Runs `inner` (already mapped to fusebox errors) through the breaker, recording what
+    /// `classify` makes of its result: the breaker's part of a policy stack.
+    #[cfg(feature = "tokio")]
+    #[inline]
+    // Not an async fn, which would keep its arguments twice in its future.
+    #[allow(clippy::manual_async_fn)]
+    pub(crate) fn around<C, F, Fut, T, E>(
+        &self,
+        classify: C,
+        inner: F,
+    ) -> impl Future<Output = Result<T, Error<E>>>
+    where
+        C: FnOnce(&Result<T, Error<E>>) -> Outcome,
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<T, Error<E>>>,
+    {
+        async move {
+            let permit = self.admit(Ok, |rejected| Err(Error::Rejected(rejected)))?;
+            let result = inner().await;
+            permit.record(classify(&result));
+            result
+        }
+    }
+
     /// Runs a blocking call through the breaker; `Err` is a failure.
     ///
     /// ```

@@ -1,0 +1,711 @@
+//! Typed policy stacks: the same policies as a [`Pipeline`](crate::pipeline::Pipeline), with
+//! the stack's shape in its type.
+//!
+//! A [`Stack`] is built like a pipeline, outermost policy first, and runs the same way: the
+//! same policies, the same order rules (see [the pipeline's docs](crate::pipeline#order)), the
+//! same [`Error`] telling which policy stopped a call. What differs is where the shape lives.
+//! A `Pipeline` keeps its policies in a list chosen at run time, walked by one state machine:
+//! one type, whatever it holds, easy to store and to pass around. A `Stack` nests one generic
+//! layer per policy, so the compiler sees through the whole call and inlines it, like a tower
+//! `Layer` stack. Its success path costs about what the policies themselves do; the price is
+//! a type that spells out its policies.
+//!
+//! | | [`Pipeline`](crate::pipeline::Pipeline) | [`Stack`] |
+//! |---|---|---|
+//! | type | `Pipeline<T, E>`, whatever the policies | one type per shape |
+//! | built | at run time, validated by `build()` | at compile time, nothing left to validate |
+//! | policies | the six built in | the six built in, and your own ([`Policy`]) |
+//! | success path, retry + breaker | about 2x a bare breaker | about 1.1x a bare breaker |
+//!
+//! Reach for a `Stack` where the shape is fixed and the call is hot; a `Pipeline` where the
+//! shape comes from configuration, or where one type must hold whichever stack was chosen.
+//!
+//! ```
+//! # #[tokio::main(flavor = "current_thread", start_paused = true)]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! use fusebox_core::backoff::Backoff;
+//! use fusebox_core::breaker::Breaker;
+//! use fusebox_core::policy::{Fallback, Retry, Timeout};
+//! use fusebox_core::stack::Stack;
+//! use std::time::Duration;
+//!
+//! let stack = Stack::new()
+//!     .fallback(Fallback::value("cached".to_string()).on_rejected())
+//!     .retry(
+//!         Retry::builder()
+//!             .max_retries(2)
+//!             .backoff(Backoff::fixed(Duration::from_millis(50)).build()?)
+//!             .build()?,
+//!     )
+//!     .breaker(Breaker::builder("profile-api").failures_in_last(2, 5).build()?)
+//!     .timeout(Timeout::new(Duration::from_secs(1))?);
+//!
+//! let name = stack.call(|| async { Ok::<_, std::io::Error>("ada".to_string()) }).await?;
+//! assert_eq!(name, "ada");
+//! # Ok(())
+//! # }
+//! ```
+
+use std::fmt;
+use std::future::Future;
+use std::marker::PhantomData;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use pin_project_lite::pin_project;
+
+use crate::breaker::Breaker;
+use crate::error::Error;
+use crate::guard::CostGuard;
+use crate::outcome::Outcome;
+use crate::pipeline::{breaker_outcome, never_ran};
+use crate::policy::{Bulkhead, Fallback, Retry, Timeout};
+
+/// A policy that a [`Stack`] can hold: it runs an attempt, once or more, and returns a result.
+///
+/// Implemented by every policy fusebox has, by the stack's own layers, and by [`Stack`]
+/// itself (so stacks nest). Implement it to add a policy of your own; it sits in a stack
+/// like the built-in ones and is inlined like them.
+///
+/// `attempt` starts one attempt of everything inside this policy: call it once to pass the
+/// call on, several times to retry, or not at all to refuse. It is `Copy`, a couple of
+/// references, so a policy can keep it and hand it on by value.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), fusebox_core::ConfigError> {
+/// use fusebox_core::breaker::Breaker;
+/// use fusebox_core::stack::{Policy, Stack};
+/// use fusebox_core::Error;
+/// use std::future::Future;
+/// use std::sync::atomic::{AtomicU64, Ordering};
+///
+/// /// Counts the attempts that reach it.
+/// #[derive(Default)]
+/// struct CountAttempts(AtomicU64);
+///
+/// impl<T, E> Policy<T, E> for CountAttempts {
+///     fn run<F, Fut>(&self, attempt: F) -> impl Future<Output = Result<T, Error<E>>>
+///     where
+///         F: Fn() -> Fut + Copy,
+///         Fut: Future<Output = Result<T, Error<E>>>,
+///     {
+///         self.0.fetch_add(1, Ordering::Relaxed);
+///         attempt()
+///     }
+/// }
+///
+/// let breaker = Breaker::builder("db").consecutive_failures(1).build()?;
+/// let stack = Stack::new().breaker(breaker).policy(CountAttempts::default());
+/// assert!(stack.call(|| async { Err::<(), _>("down") }).await.is_err());
+/// // The breaker is open: the second call never reaches the counter.
+/// assert!(stack.call(|| async { Ok::<(), &str>(()) }).await.unwrap_err().is_rejected());
+/// assert_eq!(stack.innermost().0.load(Ordering::Relaxed), 1);
+/// # Ok(())
+/// # }
+/// ```
+pub trait Policy<T, E> {
+    /// Runs `attempt` under this policy.
+    fn run<F, Fut>(&self, attempt: F) -> impl Future<Output = Result<T, Error<E>>>
+    where
+        F: Fn() -> Fut + Copy,
+        Fut: Future<Output = Result<T, Error<E>>>;
+}
+
+/// The empty stack's policy: runs the attempt once, as it is.
+///
+/// ```
+/// use fusebox_core::stack::{Bare, Stack};
+/// let stack: Stack<Bare> = Stack::new();
+/// # let _ = stack;
+/// ```
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Bare;
+
+impl<T, E> Policy<T, E> for Bare {
+    #[inline(always)]
+    fn run<F, Fut>(&self, attempt: F) -> impl Future<Output = Result<T, Error<E>>>
+    where
+        F: Fn() -> Fut + Copy,
+        Fut: Future<Output = Result<T, Error<E>>>,
+    {
+        attempt()
+    }
+}
+
+/// Two layers of a stack: `inner` runs inside `outer`.
+///
+/// ```
+/// use fusebox_core::policy::Timeout;
+/// use fusebox_core::stack::{Bare, Stack, Then};
+/// use std::time::Duration;
+/// let stack: Stack<Then<Bare, Timeout>> = Stack::new().timeout(Timeout::new(Duration::from_secs(1))?);
+/// assert_eq!(stack.innermost().duration(), Duration::from_secs(1));
+/// # Ok::<(), fusebox_core::ConfigError>(())
+/// ```
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Then<Outer, Inner> {
+    outer: Outer,
+    inner: Inner,
+}
+
+impl<T, E, O, I> Policy<T, E> for Then<O, I>
+where
+    O: Policy<T, E>,
+    I: Policy<T, E>,
+{
+    #[inline(always)]
+    fn run<F, Fut>(&self, attempt: F) -> impl Future<Output = Result<T, Error<E>>>
+    where
+        F: Fn() -> Fut + Copy,
+        Fut: Future<Output = Result<T, Error<E>>>,
+    {
+        let inner = &self.inner;
+        self.outer.run(move || inner.run(attempt))
+    }
+}
+
+/// A breaker with its own reading of results, from [`Stack::breaker_with`].
+///
+/// ```
+/// use fusebox_core::breaker::Breaker;
+/// use fusebox_core::stack::Stack;
+/// use fusebox_core::Outcome;
+/// let stack = Stack::new().breaker_with(Breaker::builder("api").build()?, |r: &Result<u16, fusebox_core::Error<()>>| {
+///     if matches!(r, Ok(503) | Err(_)) { Outcome::Failure } else { Outcome::Success }
+/// });
+/// assert_eq!(stack.innermost().breaker().name(), "api");
+/// # Ok::<(), fusebox_core::ConfigError>(())
+/// ```
+#[derive(Clone)]
+pub struct BreakerWith<C> {
+    breaker: Breaker,
+    classify: C,
+}
+
+impl<C> BreakerWith<C> {
+    /// The breaker.
+    ///
+    /// ```
+    /// use fusebox_core::breaker::Breaker;
+    /// use fusebox_core::stack::Stack;
+    /// use fusebox_core::Outcome;
+    /// let stack = Stack::new().breaker_with(Breaker::builder("api").build()?, |_: &Result<(), fusebox_core::Error<()>>| Outcome::Success);
+    /// assert_eq!(stack.innermost().breaker().name(), "api");
+    /// # Ok::<(), fusebox_core::ConfigError>(())
+    /// ```
+    pub fn breaker(&self) -> &Breaker {
+        &self.breaker
+    }
+}
+
+impl<C> fmt::Debug for BreakerWith<C> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.breaker.fmt(f)
+    }
+}
+
+impl<T, E, C> Policy<T, E> for BreakerWith<C>
+where
+    C: Fn(&Result<T, Error<E>>) -> Outcome,
+{
+    #[inline(always)]
+    fn run<F, Fut>(&self, attempt: F) -> impl Future<Output = Result<T, Error<E>>>
+    where
+        F: Fn() -> Fut + Copy,
+        Fut: Future<Output = Result<T, Error<E>>>,
+    {
+        self.breaker.around(&self.classify, attempt)
+    }
+}
+
+/// A cost guard with the extractor that tells each call's cost, from [`Stack::cost_guard`].
+///
+/// ```
+/// use fusebox_core::guard::{CostGuard, CostPolicy};
+/// use fusebox_core::stack::Stack;
+/// let guard = CostGuard::builder("llm", CostPolicy::builder(5.0).build()?).build()?;
+/// let stack = Stack::new().cost_guard(guard, |_: &Result<(), fusebox_core::Error<()>>| Some(0.01));
+/// assert_eq!(stack.innermost().guard().name(), "llm");
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Clone)]
+pub struct CostGuardWith<X> {
+    guard: CostGuard,
+    extract: X,
+}
+
+impl<X> CostGuardWith<X> {
+    /// The cost guard.
+    ///
+    /// ```
+    /// use fusebox_core::guard::{CostGuard, CostPolicy};
+    /// use fusebox_core::stack::Stack;
+    /// let guard = CostGuard::builder("llm", CostPolicy::builder(5.0).build()?).build()?;
+    /// let stack = Stack::new().cost_guard(guard, |_: &Result<(), fusebox_core::Error<()>>| None::<f64>);
+    /// assert_eq!(stack.innermost().guard().status().spent, 0.0);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn guard(&self) -> &CostGuard {
+        &self.guard
+    }
+}
+
+impl<X> fmt::Debug for CostGuardWith<X> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.guard.fmt(f)
+    }
+}
+
+impl<T, E, X> Policy<T, E> for CostGuardWith<X>
+where
+    X: Fn(&Result<T, Error<E>>) -> Option<f64>,
+{
+    // Not an async fn, which would keep its arguments twice in its future.
+    #[allow(clippy::manual_async_fn)]
+    fn run<F, Fut>(&self, attempt: F) -> impl Future<Output = Result<T, Error<E>>>
+    where
+        F: Fn() -> Fut + Copy,
+        Fut: Future<Output = Result<T, Error<E>>>,
+    {
+        async move {
+            let permit = self
+                .guard
+                .try_acquire()
+                .map_err(|no| Error::CostRejected(Box::new(no)))?;
+            let result = attempt().await;
+            // A refusal further in proves the call never reached the dependency.
+            if never_ran(&result) {
+                permit.cancel();
+            } else {
+                permit.record((self.extract)(&result));
+            }
+            result
+        }
+    }
+}
+
+impl<T, E> Policy<T, E> for Breaker {
+    #[inline(always)]
+    fn run<F, Fut>(&self, attempt: F) -> impl Future<Output = Result<T, Error<E>>>
+    where
+        F: Fn() -> Fut + Copy,
+        Fut: Future<Output = Result<T, Error<E>>>,
+    {
+        self.around(breaker_outcome, attempt)
+    }
+}
+
+impl<T, E> Policy<T, E> for Retry<T, E> {
+    #[inline(always)]
+    fn run<F, Fut>(&self, attempt: F) -> impl Future<Output = Result<T, Error<E>>>
+    where
+        F: Fn() -> Fut + Copy,
+        Fut: Future<Output = Result<T, Error<E>>>,
+    {
+        self.around(attempt)
+    }
+}
+
+impl<T, E> Policy<T, E> for Timeout {
+    #[inline(always)]
+    fn run<F, Fut>(&self, attempt: F) -> impl Future<Output = Result<T, Error<E>>>
+    where
+        F: Fn() -> Fut + Copy,
+        Fut: Future<Output = Result<T, Error<E>>>,
+    {
+        self.around(attempt)
+    }
+}
+
+impl<T, E> Policy<T, E> for Bulkhead {
+    #[inline(always)]
+    fn run<F, Fut>(&self, attempt: F) -> impl Future<Output = Result<T, Error<E>>>
+    where
+        F: Fn() -> Fut + Copy,
+        Fut: Future<Output = Result<T, Error<E>>>,
+    {
+        self.around(attempt)
+    }
+}
+
+impl<T, E> Policy<T, E> for Fallback<T, E> {
+    #[inline(always)]
+    fn run<F, Fut>(&self, attempt: F) -> impl Future<Output = Result<T, Error<E>>>
+    where
+        F: Fn() -> Fut + Copy,
+        Fut: Future<Output = Result<T, Error<E>>>,
+    {
+        self.around(attempt)
+    }
+}
+
+/// Policies stacked in the order written, with the stack's shape in its type (see the
+/// [module docs](self) for how it compares with a [`Pipeline`](crate::pipeline::Pipeline)).
+///
+/// Each method adds a policy inside the ones before it and returns the larger stack; there
+/// is nothing to validate at the end, since every policy was validated when it was built.
+/// Cloning a stack clones each policy, a reference count apiece: clone it into tasks freely,
+/// or share one behind an `Arc`. It is `Send + Sync` when its policies are (the built-in ones
+/// are).
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+/// # async fn main() -> Result<(), fusebox_core::ConfigError> {
+/// use fusebox_core::breaker::Breaker;
+/// use fusebox_core::policy::Retry;
+/// use fusebox_core::stack::Stack;
+/// # use std::sync::atomic::{AtomicU32, Ordering};
+///
+/// let stack = Stack::new()
+///     .retry(Retry::builder().max_retries(3).build()?)
+///     .breaker(Breaker::builder("search").build()?);
+/// let attempts = AtomicU32::new(0); // captured by reference: `op` runs once per attempt
+/// let r = stack.call(|| async {
+///     match attempts.fetch_add(1, Ordering::Relaxed) {
+///         0 => Err("flaky"),
+///         n => Ok(n),
+///     }
+/// });
+/// assert_eq!(r.await.unwrap(), 1);
+/// # Ok(())
+/// # }
+/// ```
+#[derive(Debug, Clone, Copy, Default)]
+#[must_use]
+pub struct Stack<P> {
+    policies: P,
+}
+
+impl Stack<Bare> {
+    /// An empty stack, which runs a call as it is.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// use fusebox_core::stack::Stack;
+    /// let empty = Stack::new();
+    /// assert_eq!(empty.call(|| async { Ok::<_, ()>(3) }).await.unwrap(), 3);
+    /// # }
+    /// ```
+    pub fn new() -> Self {
+        Stack { policies: Bare }
+    }
+}
+
+impl<P> Stack<P> {
+    /// Adds `policy` inside the policies already in the stack.
+    ///
+    /// ```
+    /// use fusebox_core::breaker::Breaker;
+    /// use fusebox_core::stack::Stack;
+    /// let stack = Stack::new().policy(Breaker::builder("db").build()?);
+    /// assert_eq!(stack.innermost().name(), "db");
+    /// # Ok::<(), fusebox_core::ConfigError>(())
+    /// ```
+    pub fn policy<Q>(self, policy: Q) -> Stack<Then<P, Q>> {
+        Stack {
+            policies: Then {
+                outer: self.policies,
+                inner: policy,
+            },
+        }
+    }
+
+    /// Adds a fallback.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() -> Result<(), fusebox_core::ConfigError> {
+    /// use fusebox_core::policy::{Fallback, Timeout};
+    /// use fusebox_core::stack::Stack;
+    /// # use std::time::Duration;
+    /// let stack = Stack::new()
+    ///     .fallback(Fallback::value("cached"))
+    ///     .timeout(Timeout::new(Duration::from_millis(100))?);
+    /// let r = stack.call(|| async {
+    ///     tokio::time::sleep(Duration::from_secs(1)).await;
+    ///     Ok::<_, ()>("fresh")
+    /// });
+    /// assert_eq!(r.await.unwrap(), "cached"); // the timeout's error was answered
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn fallback<T, E>(self, fallback: Fallback<T, E>) -> Stack<Then<P, Fallback<T, E>>> {
+        self.policy(fallback)
+    }
+
+    /// Adds a timeout: for each attempt when inside a retry, for the whole call outside.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() -> Result<(), fusebox_core::ConfigError> {
+    /// use fusebox_core::policy::Timeout;
+    /// use fusebox_core::stack::Stack;
+    /// use std::time::Duration;
+    /// let stack = Stack::new().timeout(Timeout::new(Duration::from_millis(100))?);
+    /// let slow = stack.call(|| async {
+    ///     tokio::time::sleep(Duration::from_secs(1)).await;
+    ///     Ok::<_, ()>(())
+    /// });
+    /// assert_eq!(slow.await.unwrap_err().stopped_by(), Some("timeout"));
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn timeout(self, timeout: Timeout) -> Stack<Then<P, Timeout>> {
+        self.policy(timeout)
+    }
+
+    /// Adds a retry policy.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() -> Result<(), fusebox_core::ConfigError> {
+    /// use fusebox_core::policy::Retry;
+    /// use fusebox_core::stack::Stack;
+    /// # use std::sync::atomic::{AtomicU32, Ordering};
+    /// let stack = Stack::new().retry(Retry::builder().max_retries(2).build()?);
+    /// let attempts = AtomicU32::new(0);
+    /// let r = stack.call(|| async {
+    ///     attempts.fetch_add(1, Ordering::Relaxed);
+    ///     Err::<(), _>("down")
+    /// });
+    /// assert!(r.await.is_err());
+    /// assert_eq!(attempts.load(Ordering::Relaxed), 3);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn retry<T, E>(self, retry: Retry<T, E>) -> Stack<Then<P, Retry<T, E>>> {
+        self.policy(retry)
+    }
+
+    /// Adds a circuit breaker, reading results the default way: the caller's errors and
+    /// timeouts are failures, rejections and full bulkheads further in are ignored.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), fusebox_core::ConfigError> {
+    /// use fusebox_core::breaker::Breaker;
+    /// use fusebox_core::stack::Stack;
+    /// let breaker = Breaker::builder("db").consecutive_failures(1).build()?;
+    /// let stack = Stack::new().breaker(breaker);
+    /// let first = stack.call(|| async { Err::<(), _>("down") }).await;
+    /// assert!(first.unwrap_err().inner().is_some()); // ran and failed: the breaker trips
+    /// let second = stack.call(|| async { Ok::<(), &str>(()) }).await;
+    /// assert!(second.unwrap_err().is_rejected());
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn breaker(self, breaker: Breaker) -> Stack<Then<P, Breaker>> {
+        self.policy(breaker)
+    }
+
+    /// Adds a circuit breaker with its own classification of results (a 503 `Ok` response
+    /// as a failure, say).
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), fusebox_core::ConfigError> {
+    /// use fusebox_core::breaker::{Breaker, State};
+    /// use fusebox_core::stack::Stack;
+    /// use fusebox_core::{Error, Outcome};
+    /// let breaker = Breaker::builder("api").consecutive_failures(1).build()?;
+    /// let stack = Stack::new().breaker_with(breaker.clone(), |r: &Result<u16, Error<()>>| match r {
+    ///     Ok(503) | Err(_) => Outcome::Failure,
+    ///     Ok(_) => Outcome::Success,
+    /// });
+    /// assert_eq!(stack.call(|| async { Ok(503) }).await.unwrap(), 503);
+    /// assert_eq!(breaker.state(), State::Open);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn breaker_with<C>(self, breaker: Breaker, classify: C) -> Stack<Then<P, BreakerWith<C>>> {
+        self.policy(BreakerWith { breaker, classify })
+    }
+
+    /// Adds a bulkhead.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), fusebox_core::ConfigError> {
+    /// use fusebox_core::policy::Bulkhead;
+    /// use fusebox_core::stack::Stack;
+    /// let bulkhead = Bulkhead::builder("db").max_concurrent(1).build()?;
+    /// let stack = Stack::new().bulkhead(bulkhead.clone());
+    /// let _busy = bulkhead.try_enter(); // another caller holds the only slot
+    /// let r = stack.call(|| async { Ok::<_, ()>(1) }).await;
+    /// assert_eq!(r.unwrap_err().stopped_by(), Some("bulkhead"));
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn bulkhead(self, bulkhead: Bulkhead) -> Stack<Then<P, Bulkhead>> {
+        self.policy(bulkhead)
+    }
+
+    /// Adds a cost guard; `extractor` tells each call's cost from its result, as for
+    /// [`PipelineBuilder::cost_guard`](crate::pipeline::PipelineBuilder::cost_guard): a
+    /// refusal further in releases the reservation without asking it.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use fusebox_core::clock::ManualClock;
+    /// use fusebox_core::guard::{CostGuard, CostPolicy};
+    /// use fusebox_core::stack::Stack;
+    /// use fusebox_core::Error;
+    ///
+    /// let guard = CostGuard::builder("llm", CostPolicy::builder(1.0).build()?)
+    ///     .clock(ManualClock::new())
+    ///     .build()?;
+    /// let stack = Stack::new().cost_guard(guard.clone(), |r: &Result<u32, Error<std::io::Error>>| {
+    ///     r.as_ref().ok().map(|tokens| f64::from(*tokens) * 0.001)
+    /// });
+    /// assert_eq!(stack.call(|| async { Ok(600) }).await?, 600);
+    /// assert_eq!(guard.status().spent, 0.6);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn cost_guard<X>(self, guard: CostGuard, extractor: X) -> Stack<Then<P, CostGuardWith<X>>> {
+        self.policy(CostGuardWith {
+            guard,
+            extract: extractor,
+        })
+    }
+
+    /// Runs `op` through every policy, outermost first. `op` is called once per attempt, so
+    /// it is `Fn`: capture by reference, or clone what each attempt needs.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), fusebox_core::ConfigError> {
+    /// use fusebox_core::breaker::Breaker;
+    /// use fusebox_core::stack::Stack;
+    /// let stack = Stack::new().breaker(Breaker::builder("db").build()?);
+    /// let rows = stack.call(|| async { Ok::<_, std::io::Error>(vec![1, 2]) }).await;
+    /// assert_eq!(rows.unwrap(), [1, 2]);
+    /// # Ok(())
+    /// # }
+    /// ```
+    // Not an async fn, which would keep its arguments twice in its future.
+    #[allow(clippy::manual_async_fn)]
+    #[inline]
+    pub fn call<T, E, F, Fut>(&self, op: F) -> impl Future<Output = Result<T, Error<E>>>
+    where
+        P: Policy<T, E>,
+        F: Fn() -> Fut,
+        Fut: Future<Output = Result<T, E>>,
+    {
+        async move {
+            let op = &op;
+            self.policies
+                .run(move || MapInner {
+                    fut: op(),
+                    _error: PhantomData,
+                })
+                .await
+        }
+    }
+}
+
+impl<T, E, P: Policy<T, E>> Policy<T, E> for Stack<P> {
+    #[inline(always)]
+    fn run<F, Fut>(&self, attempt: F) -> impl Future<Output = Result<T, Error<E>>>
+    where
+        F: Fn() -> Fut + Copy,
+        Fut: Future<Output = Result<T, Error<E>>>,
+    {
+        self.policies.run(attempt)
+    }
+}
+
+impl<O, I> Stack<Then<O, I>> {
+    /// The policy added last, the innermost.
+    ///
+    /// ```
+    /// use fusebox_core::breaker::Breaker;
+    /// use fusebox_core::policy::Retry;
+    /// use fusebox_core::stack::Stack;
+    /// let stack = Stack::new()
+    ///     .retry(Retry::<(), ()>::builder().build()?)
+    ///     .breaker(Breaker::builder("db").build()?);
+    /// assert_eq!(stack.innermost().name(), "db");
+    /// # Ok::<(), fusebox_core::ConfigError>(())
+    /// ```
+    pub fn innermost(&self) -> &I {
+        &self.policies.inner
+    }
+
+    /// The policies outside the innermost one.
+    ///
+    /// ```
+    /// use fusebox_core::breaker::Breaker;
+    /// use fusebox_core::policy::Retry;
+    /// use fusebox_core::stack::Stack;
+    /// let stack = Stack::new()
+    ///     .retry(Retry::<(), ()>::builder().name("outer").build()?)
+    ///     .breaker(Breaker::builder("db").build()?);
+    /// assert_eq!(stack.outer().inner().name(), "outer");
+    /// # Ok::<(), fusebox_core::ConfigError>(())
+    /// ```
+    pub fn outer(&self) -> &O {
+        &self.policies.outer
+    }
+}
+
+impl<O, I> Then<O, I> {
+    /// The outer policies.
+    ///
+    /// ```
+    /// use fusebox_core::breaker::Breaker;
+    /// use fusebox_core::stack::Stack;
+    /// let stack = Stack::new()
+    ///     .breaker(Breaker::builder("a").build()?)
+    ///     .breaker(Breaker::builder("b").build()?)
+    ///     .breaker(Breaker::builder("c").build()?);
+    /// assert_eq!(stack.outer().outer().inner().name(), "a");
+    /// # Ok::<(), fusebox_core::ConfigError>(())
+    /// ```
+    pub fn outer(&self) -> &O {
+        &self.outer
+    }
+
+    /// The innermost policy.
+    ///
+    /// ```
+    /// use fusebox_core::policy::Timeout;
+    /// use fusebox_core::stack::Stack;
+    /// use std::time::Duration;
+    /// let stack = Stack::new()
+    ///     .timeout(Timeout::new(Duration::from_secs(2))?)
+    ///     .timeout(Timeout::new(Duration::from_secs(1))?);
+    /// assert_eq!(stack.outer().inner().duration(), Duration::from_secs(2));
+    /// # Ok::<(), fusebox_core::ConfigError>(())
+    /// ```
+    pub fn inner(&self) -> &I {
+        &self.inner
+    }
+}
+
+pin_project! {
+    /// The caller's future with its error wrapped as [`Error::Inner`].
+    struct MapInner<Fut, E> {
+        #[pin]
+        fut: Fut,
+        _error: PhantomData<fn() -> E>,
+    }
+}
+
+impl<T, E, Fut> Future for MapInner<Fut, E>
+where
+    Fut: Future<Output = Result<T, E>>,
+{
+    type Output = Result<T, Error<E>>;
+
+    #[inline(always)]
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        match self.project().fut.poll(cx) {
+            Poll::Ready(result) => Poll::Ready(result.map_err(Error::Inner)),
+            Poll::Pending => Poll::Pending,
+        }
+    }
+}
