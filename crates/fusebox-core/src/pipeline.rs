@@ -1,6 +1,10 @@
 //! Pipelines: fallback, timeout, retry, breaker, bulkhead and cost guard stacked in the order
 //! written.
 //!
+//! A [`Pipeline`] is one type whatever it holds, built at run time. Where the shape is fixed
+//! and the call is hot, a [`Stack`](crate::stack::Stack) runs the same policies with the
+//! same semantics at about the cost of the policies themselves; see [`stack`](crate::stack).
+//!
 //! # Order
 //!
 //! Policies run outermost first, as written in the builder. The usual stack is
@@ -680,8 +684,8 @@ where
                 (Slot::Retry(r), Level::Retry { started, attempts }) => {
                     let delay = match attempts {
                         Some(attempts) => attempts.next_delay(result),
-                        None => r.first_delay(*started, result).map(|(stepper, delay)| {
-                            *attempts = Some(Box::new(stepper));
+                        None => r.first_delay(*started, result).map(|(boxed, delay)| {
+                            *attempts = Some(boxed);
                             delay
                         }),
                     };

@@ -606,21 +606,30 @@ impl<T, E> Retry<T, E> {
 
     /// Judges the first result of a call that started at `started` (from
     /// [`start_time`](Self::start_time)), like [`RetryAttempts::next_delay`] on a fresh
-    /// stepper. The stepper is built only when the result is retried: a call that is not
-    /// retried carries none.
+    /// stepper. The stepper is built, boxed, only when the result is retried: a call that is
+    /// not retried carries none.
     #[inline]
     pub(crate) fn first_delay(
         &self,
         started: Option<u64>,
         first: &Result<T, Error<E>>,
-    ) -> Option<(RetryAttempts<'_, T, E>, Duration)> {
-        let p = &*self.inner;
-        // The common case, decided inline: no budget to count the call in, the default
-        // classification, and a result it does not retry.
-        if p.budget.is_none() && p.classify.is_none() && !retry_errors(first).is_retry() {
+    ) -> Option<(Box<RetryAttempts<'_, T, E>>, Duration)> {
+        if self.passes_at_once(first) {
             return None;
         }
+        self.first_delay_boxed(started, first)
+    }
+
+    /// [`first_delay_judged`](Self::first_delay_judged) with the stepper boxed, out of line:
+    /// a caller on the success path sees only a pointer-sized answer.
+    #[inline(never)]
+    fn first_delay_boxed(
+        &self,
+        started: Option<u64>,
+        first: &Result<T, Error<E>>,
+    ) -> Option<(Box<RetryAttempts<'_, T, E>>, Duration)> {
         self.first_delay_judged(started, first)
+            .map(|(stepper, delay)| (Box::new(stepper), delay))
     }
 
     fn first_delay_judged(
