@@ -1,5 +1,5 @@
-//! The CLOSED fast path, and a pipeline call that succeeds at once, allocate nothing: counted
-//! with a global allocator.
+//! The CLOSED fast path, and a pipeline or stack call that succeeds at once, allocate
+//! nothing: counted with a global allocator.
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
@@ -12,7 +12,8 @@ use std::time::Duration;
 use fusebox::breaker::Breaker;
 use fusebox::clock::ManualClock;
 use fusebox::pipeline::Pipeline;
-use fusebox::policy::{Fallback, Retry};
+use fusebox::policy::{Fallback, Retry, Timeout};
+use fusebox::stack::Stack;
 
 struct Counting;
 
@@ -118,4 +119,24 @@ fn closed_path_rejections_and_pipeline_success_do_not_allocate() {
         }
     });
     assert_eq!(n, 0, "a pipeline call that succeeded at once allocated");
+
+    // The same as a typed stack, with a timeout per attempt: its timer is made only when a
+    // call waits, and no policy boxes anything on a success.
+    let stack = Stack::new()
+        .fallback(Fallback::value(0u32))
+        .retry(Retry::builder().build().unwrap())
+        .breaker(Breaker::builder("stack").build().unwrap())
+        .timeout(Timeout::new(Duration::from_secs(1)).unwrap());
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()
+        .unwrap();
+    let _runtime = rt.enter(); // the timeout reads tokio's clock
+    assert!(matches!(poll_once(stack.call(op)), Poll::Ready(Ok(1))));
+    let n = allocations_during(|| {
+        for _ in 0..10_000 {
+            assert!(matches!(poll_once(stack.call(op)), Poll::Ready(Ok(1))));
+        }
+    });
+    assert_eq!(n, 0, "a stack call that succeeded at once allocated");
 }
