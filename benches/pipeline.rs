@@ -11,17 +11,18 @@
 //! Groups:
 //!
 //! * `success`: a bare async closure, a bare [`Breaker::call`], and retry + breaker as a
-//!   [`Pipeline`] and as a typed [`Stack`], for two breaker configurations. Futures are polled once with a no-op
-//!   waker: everything on this path completes at once, so no runtime is in the measurement,
-//!   and a future that returned `Pending` would abort the benchmark. `pipeline` takes the
-//!   future by value like any executor or `.await` does (one move of the whole future);
-//!   `pipeline_in_place` polls it where it was built, which isolates the cost of that move.
-//!   `stack` and `stack_in_place` likewise. `breaker_awaited`, `pipeline_awaited` and
-//!   `stack_awaited` await the call inside an async block polled where it lies, as async
-//!   code uses them: the compiler sees through the whole of a breaker call or a stack there,
-//!   not through a pipeline's policies, which are data.
-//! * `success_block_on`: the default breaker, pipeline and stack again, each call run by tokio's
-//!   current-thread `block_on`, which moves the future on its way in like a real executor.
+//!   [`Pipeline`] and as a typed [`Stack`], for two breaker configurations. Futures are
+//!   polled once with a no-op waker: everything on this path completes at once, so no
+//!   runtime is in the measurement, and a future that returned `Pending` would abort the
+//!   benchmark. `breaker`, `pipeline` and `stack` take the future by value like any executor
+//!   or `.await` does (one move of the whole future); `*_in_place` polls it where it was
+//!   built, which isolates the cost of that move. `*_awaited` awaits the call inside an
+//!   async block polled where it lies, as async code uses them: the compiler sees through
+//!   the whole of a breaker call or a stack there, not through a pipeline's policies, which
+//!   are data. Each row calls its own closure (see [`op!`]).
+//! * `success_block_on`: the default breaker, pipeline and stack again, each call run by
+//!   tokio's current-thread `block_on`, which moves the future on its way in like a real
+//!   executor.
 //! * `success_parts`: the pieces of the default pipeline, polled in place: `Retry::call`
 //!   alone, and one-policy pipelines holding only the retry or only the breaker.
 //! * `retry_twice_zero_delay`: the operation fails twice, then succeeds (3 attempts, 2
@@ -127,6 +128,16 @@ macro_rules! now_or_never_in_place {
     }};
 }
 
+/// The operation of the success path. A macro, not a variable, so that each benchmark gets
+/// its own closure type and so its own copy of the call's code, as each call site in a
+/// program does; one closure shared by every row would leave the compiler one copy with
+/// several callers, inlined into none of them.
+macro_rules! op {
+    () => {
+        || async { Ok::<u64, Boom>(black_box(7)) }
+    };
+}
+
 /// The breaker configurations measured on the success path.
 fn breakers() -> [(&'static str, Breaker); 2] {
     [
@@ -149,7 +160,7 @@ fn default_retry() -> Retry<u64, Boom> {
 }
 
 fn success(c: &mut Bench) {
-    let op = || async { Ok::<u64, Boom>(black_box(7)) };
+    let op = op!();
     let mut group = c.benchmark_group("success");
 
     group.bench_function("bare", |b| b.iter(|| now_or_never(op())));
@@ -172,30 +183,33 @@ fn success(c: &mut Bench) {
         );
 
         group.bench_function(format!("breaker/{label}"), |b| {
-            b.iter(|| now_or_never(breaker.call(op)))
+            b.iter(|| now_or_never(breaker.call(op!())))
+        });
+        group.bench_function(format!("breaker_in_place/{label}"), |b| {
+            b.iter(|| now_or_never_in_place!(breaker.call(op!())))
         });
         group.bench_function(format!("pipeline/{label}"), |b| {
-            b.iter(|| now_or_never(pipeline.call(op)))
+            b.iter(|| now_or_never(pipeline.call(op!())))
         });
         group.bench_function(format!("pipeline_in_place/{label}"), |b| {
-            b.iter(|| now_or_never_in_place!(pipeline.call(op)))
+            b.iter(|| now_or_never_in_place!(pipeline.call(op!())))
         });
         group.bench_function(format!("stack/{label}"), |b| {
-            b.iter(|| now_or_never(stack.call(op)))
+            b.iter(|| now_or_never(stack.call(op!())))
         });
         group.bench_function(format!("stack_in_place/{label}"), |b| {
-            b.iter(|| now_or_never_in_place!(stack.call(op)))
+            b.iter(|| now_or_never_in_place!(stack.call(op!())))
         });
         // As async code uses them: awaited inside an async block, the caller's own future,
         // which is polled where it lies as an executor polls a task.
         group.bench_function(format!("breaker_awaited/{label}"), |b| {
-            b.iter(|| now_or_never_in_place!(async { breaker.call(op).await }))
+            b.iter(|| now_or_never_in_place!(async { breaker.call(op!()).await }))
         });
         group.bench_function(format!("pipeline_awaited/{label}"), |b| {
-            b.iter(|| now_or_never_in_place!(async { pipeline.call(op).await }))
+            b.iter(|| now_or_never_in_place!(async { pipeline.call(op!()).await }))
         });
         group.bench_function(format!("stack_awaited/{label}"), |b| {
-            b.iter(|| now_or_never_in_place!(async { stack.call(op).await }))
+            b.iter(|| now_or_never_in_place!(async { stack.call(op!()).await }))
         });
     }
     group.finish();
