@@ -638,9 +638,9 @@ impl<P> Stack<P> {
         Fut: Future<Output = Result<T, E>>,
     {
         async move {
-            let op = &op;
+            // Borrows `op`, so the closure handed down is `Copy`: a reference.
             self.policies
-                .run(move || MapInner {
+                .run(|| MapInner {
                     fut: op(),
                     _error: PhantomData,
                 })

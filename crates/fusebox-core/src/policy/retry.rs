@@ -525,7 +525,9 @@ impl<T, E> Retry<T, E> {
         Fut: Future<Output = Result<T, Error<E>>>,
     {
         async move {
-            let started = self.start_time();
+            // One word across the await rather than an `Option`'s two: read back as a start
+            // time only when `max_elapsed` is set.
+            let started = self.start_time().unwrap_or(0);
             // Scoped to this block, which ends before the next await: a future keeps every
             // local in scope at an await, moved out or not.
             let rest = {
@@ -559,7 +561,7 @@ impl<T, E> Retry<T, E> {
     #[allow(clippy::type_complexity)]
     fn judge_first<'a, F, Fut>(
         &'a self,
-        started: Option<u64>,
+        started: u64,
         first: Result<T, Error<E>>,
         inner: &'a F,
     ) -> Result<Result<T, Error<E>>, Pin<Box<impl Future<Output = Result<T, Error<E>>>>>>
@@ -567,6 +569,7 @@ impl<T, E> Retry<T, E> {
         F: Fn() -> Fut,
         Fut: Future<Output = Result<T, Error<E>>>,
     {
+        let started = self.inner.max_elapsed.map(|_| started);
         match self.first_delay_judged(started, &first) {
             None => Ok(first),
             Some((attempts, delay)) => {
