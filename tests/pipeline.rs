@@ -10,33 +10,11 @@ use fusebox::breaker::{Breaker, State};
 use fusebox::budget::{BudgetConfig, RetryBudget};
 use fusebox::clock::{ManualClock, TokioClock};
 use fusebox::pipeline::Pipeline;
-use fusebox::policy::{
-    Bulkhead, Fallback, GiveUpReason, Retry, RetryAfterHint, RetryDecision, RetryReason,
-};
+use fusebox::policy::{Bulkhead, Fallback, GiveUpReason, Retry, RetryDecision, RetryReason};
 use tokio::time::Instant;
 
-fn ms(n: u64) -> Duration {
-    Duration::from_millis(n)
-}
-
-#[derive(Debug, Clone, PartialEq)]
-struct ApiError {
-    status: u16,
-    retry_after: Option<Duration>,
-}
-
-impl RetryAfterHint for ApiError {
-    fn retry_after(&self) -> Option<Duration> {
-        self.retry_after
-    }
-}
-
-fn api(status: u16) -> ApiError {
-    ApiError {
-        status,
-        retry_after: None,
-    }
-}
+mod support;
+use support::{ApiError, api, failing_breaker, ms, quick_retry, roomy_bulkhead};
 
 #[tokio::test(start_paused = true)]
 async fn retry_sleeps_exactly_the_backoff_sequence() {
@@ -243,23 +221,6 @@ async fn budget_caps_retries_against_a_dead_dependency() {
     );
 }
 
-fn failing_breaker(threshold: u32) -> Breaker {
-    Breaker::builder("downstream")
-        .consecutive_failures(threshold)
-        .cooldown(Duration::from_secs(60))
-        .clock(ManualClock::new())
-        .build()
-        .unwrap()
-}
-
-fn quick_retry<T: 'static>(max: u32) -> Retry<T, ApiError> {
-    Retry::builder()
-        .max_retries(max)
-        .backoff(Backoff::fixed(ms(10)).build().unwrap())
-        .build()
-        .unwrap()
-}
-
 #[tokio::test(start_paused = true)]
 async fn retry_outside_the_breaker_stops_at_the_first_rejection() {
     let breaker = failing_breaker(3);
@@ -268,20 +229,7 @@ async fn retry_outside_the_breaker_stops_at_the_first_rejection() {
         .breaker(breaker.clone())
         .build()
         .unwrap();
-    let attempts = AtomicU32::new(0);
-    let dead = || async {
-        attempts.fetch_add(1, Ordering::Relaxed);
-        Err::<(), _>(api(500))
-    };
-    // Call 1: three attempts, the third trips the breaker; the caller's error comes back.
-    let r = pipeline.call(dead).await;
-    assert_eq!(r.unwrap_err().into_inner(), Some(api(500)));
-    assert_eq!(attempts.load(Ordering::Relaxed), 3);
-    assert_eq!(breaker.state(), State::Open);
-    // Call 2: rejected at once, not retried, the dependency untouched.
-    let r = pipeline.call(dead).await;
-    assert!(r.unwrap_err().is_rejected());
-    assert_eq!(attempts.load(Ordering::Relaxed), 3);
+    support::retry_outside_the_breaker_stops_at_the_first_rejection(&pipeline, &breaker).await;
 }
 
 #[tokio::test(start_paused = true)]
@@ -292,48 +240,23 @@ async fn retry_inside_the_breaker_counts_one_outcome_per_call() {
         .retry(quick_retry(2))
         .build()
         .unwrap();
-    let attempts = AtomicU32::new(0);
-    let dead = || async {
-        attempts.fetch_add(1, Ordering::Relaxed);
-        Err::<(), _>(api(500))
-    };
-    for call in 1..=3 {
-        let _ = pipeline.call(dead).await;
-        assert_eq!(attempts.load(Ordering::Relaxed), call * 3);
-        assert_eq!(breaker.snapshot().consecutive_failures, call);
-    }
-    assert_eq!(breaker.state(), State::Open, "3 calls = 3 breaker failures");
-    assert!(pipeline.call(dead).await.unwrap_err().is_rejected());
-    assert_eq!(attempts.load(Ordering::Relaxed), 9);
+    support::retry_inside_the_breaker_counts_one_outcome_per_call(&pipeline, &breaker).await;
 }
 
 #[tokio::test(start_paused = true)]
 async fn timeout_per_attempt_inside_retry_and_overall_outside() {
-    let slow = || async {
-        tokio::time::sleep(Duration::from_secs(10)).await;
-        Ok::<(), ApiError>(())
-    };
-    // Inside: each attempt gets 100 ms, and timed-out attempts are retried.
     let per_attempt = Pipeline::builder()
         .retry(quick_retry(2))
         .timeout(ms(100))
         .build()
         .unwrap();
-    let start = Instant::now();
-    let r = per_attempt.call(slow).await;
-    assert!(matches!(r, Err(Error::Timeout(t)) if t.after == ms(100)));
-    assert_eq!(start.elapsed(), ms(3 * 100 + 2 * 10));
-    // Outside: 250 ms for everything.
     let overall = Pipeline::builder()
         .timeout(ms(250))
         .retry(quick_retry(10))
         .timeout(ms(100))
         .build()
         .unwrap();
-    let start = Instant::now();
-    let r = overall.call(slow).await;
-    assert_eq!(r.unwrap_err().stopped_by(), Some("timeout"));
-    assert_eq!(start.elapsed(), ms(250));
+    support::timeout_per_attempt_inside_retry_and_overall_outside(&per_attempt, &overall).await;
 }
 
 #[tokio::test(start_paused = true)]
@@ -450,26 +373,14 @@ async fn pipeline_is_shared_across_tasks() {
     let pipeline: Pipeline<u32, ApiError> = Pipeline::builder()
         .retry(quick_retry(1))
         .breaker(Breaker::builder("shared").build().unwrap())
-        .bulkhead(
-            Bulkhead::builder("shared")
-                .max_concurrent(4)
-                .max_queued(64)
-                .build()
-                .unwrap(),
-        )
+        .bulkhead(roomy_bulkhead("shared"))
         .build()
         .unwrap();
-    let tasks: Vec<_> = (0..32u32)
-        .map(|i| {
-            let p = pipeline.clone();
-            tokio::spawn(async move { p.call(|| async move { Ok::<_, ApiError>(i) }).await })
-        })
-        .collect();
-    let mut sum = 0;
-    for t in tasks {
-        sum += t.await.unwrap().unwrap();
-    }
-    assert_eq!(sum, (0..32).sum::<u32>());
+    support::shared_across_tasks(|i| {
+        let p = pipeline.clone();
+        tokio::spawn(async move { p.call(|| async move { Ok::<_, ApiError>(i) }).await })
+    })
+    .await;
 }
 
 #[test]
@@ -498,41 +409,17 @@ fn invalid_settings_name_the_field() {
 
 #[tokio::test(start_paused = true)]
 async fn dropping_a_waiting_call_releases_permits_and_slots_and_stops_retrying() {
-    let breaker = Breaker::builder("drop")
-        .half_open_trials(1, 1)
-        .clock(ManualClock::new())
-        .build()
-        .unwrap();
-    let bulkhead = Bulkhead::builder("drop").max_concurrent(1).build().unwrap();
+    let (breaker, bulkhead) = support::breaker_and_bulkhead_to_drop();
     let pipeline: Pipeline<(), ApiError> = Pipeline::builder()
         .retry(quick_retry(5))
         .breaker(breaker.clone())
         .bulkhead(bulkhead.clone())
         .build()
         .unwrap();
-    let attempts = AtomicU32::new(0);
-    let call = pipeline.call(|| async {
-        if attempts.fetch_add(1, Ordering::Relaxed) == 0 {
-            return Err(api(500));
-        }
-        tokio::time::sleep(Duration::from_secs(10)).await;
-        Ok(())
-    });
-    // The first attempt fails, the second waits on the dependency holding both.
-    assert!(tokio::time::timeout(ms(50), call).await.is_err());
-    assert_eq!(attempts.load(Ordering::Relaxed), 2);
-    assert_eq!(bulkhead.available(), 1, "the slot is free again");
-    assert_eq!(
-        breaker.snapshot().consecutive_failures,
-        1,
-        "the cancelled attempt counts nothing"
-    );
-    tokio::time::sleep(Duration::from_secs(60)).await;
-    assert_eq!(
-        attempts.load(Ordering::Relaxed),
-        2,
-        "no retry after the drop"
-    );
+    support::dropping_a_waiting_call_releases_permits_and_slots_and_stops_retrying(
+        &pipeline, &breaker, &bulkhead,
+    )
+    .await;
 }
 
 #[tokio::test(start_paused = true)]

@@ -18,92 +18,35 @@ use fusebox::{Error, Outcome};
 use proptest::prelude::*;
 use tokio::time::Instant;
 
-fn ms(n: u64) -> Duration {
-    Duration::from_millis(n)
-}
+mod support;
+use support::{ApiError, api, failing_breaker, ms, quick_retry, roomy_bulkhead};
 
 fn timeout(n: u64) -> Timeout {
     Timeout::new(ms(n)).unwrap()
-}
-
-fn failing_breaker(threshold: u32) -> Breaker {
-    Breaker::builder("downstream")
-        .consecutive_failures(threshold)
-        .cooldown(Duration::from_secs(60))
-        .clock(ManualClock::new())
-        .build()
-        .unwrap()
-}
-
-fn quick_retry<T: 'static>(max: u32) -> Retry<T, u16> {
-    Retry::builder()
-        .max_retries(max)
-        .backoff(Backoff::fixed(ms(10)).build().unwrap())
-        .build()
-        .unwrap()
 }
 
 #[tokio::test(start_paused = true)]
 async fn retry_outside_the_breaker_stops_at_the_first_rejection() {
     let breaker = failing_breaker(3);
     let stack = Stack::new().retry(quick_retry(2)).breaker(breaker.clone());
-    let attempts = AtomicU32::new(0);
-    let dead = || async {
-        attempts.fetch_add(1, Ordering::Relaxed);
-        Err::<(), _>(500)
-    };
-    let r = stack.call(dead).await;
-    assert_eq!(r.unwrap_err().into_inner(), Some(500));
-    assert_eq!(attempts.load(Ordering::Relaxed), 3);
-    assert_eq!(breaker.state(), State::Open);
-    let r = stack.call(dead).await;
-    assert!(r.unwrap_err().is_rejected());
-    assert_eq!(
-        attempts.load(Ordering::Relaxed),
-        3,
-        "not retried, not called"
-    );
+    support::retry_outside_the_breaker_stops_at_the_first_rejection(&stack, &breaker).await;
 }
 
 #[tokio::test(start_paused = true)]
 async fn retry_inside_the_breaker_counts_one_outcome_per_call() {
     let breaker = failing_breaker(3);
     let stack = Stack::new().breaker(breaker.clone()).retry(quick_retry(2));
-    let attempts = AtomicU32::new(0);
-    let dead = || async {
-        attempts.fetch_add(1, Ordering::Relaxed);
-        Err::<(), _>(500)
-    };
-    for call in 1..=3 {
-        let _ = stack.call(dead).await;
-        assert_eq!(attempts.load(Ordering::Relaxed), call * 3);
-        assert_eq!(breaker.snapshot().consecutive_failures, call);
-    }
-    assert_eq!(breaker.state(), State::Open, "3 calls = 3 breaker failures");
-    assert!(stack.call(dead).await.unwrap_err().is_rejected());
-    assert_eq!(attempts.load(Ordering::Relaxed), 9);
+    support::retry_inside_the_breaker_counts_one_outcome_per_call(&stack, &breaker).await;
 }
 
 #[tokio::test(start_paused = true)]
 async fn timeout_per_attempt_inside_retry_and_overall_outside() {
-    let slow = || async {
-        tokio::time::sleep(Duration::from_secs(10)).await;
-        Ok::<(), u16>(())
-    };
     let per_attempt = Stack::new().retry(quick_retry(2)).timeout(timeout(100));
-    let start = Instant::now();
-    let r = per_attempt.call(slow).await;
-    assert!(matches!(r, Err(Error::Timeout(t)) if t.after == ms(100)));
-    assert_eq!(start.elapsed(), ms(3 * 100 + 2 * 10));
-
     let overall = Stack::new()
         .timeout(timeout(250))
         .retry(quick_retry(10))
         .timeout(timeout(100));
-    let start = Instant::now();
-    let r = overall.call(slow).await;
-    assert_eq!(r.unwrap_err().stopped_by(), Some("timeout"));
-    assert_eq!(start.elapsed(), ms(250));
+    support::timeout_per_attempt_inside_retry_and_overall_outside(&per_attempt, &overall).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -111,64 +54,29 @@ async fn a_stack_is_cloned_into_spawned_tasks() {
     let stack = Stack::new()
         .retry(quick_retry(1))
         .breaker(Breaker::builder("shared").build().unwrap())
-        .bulkhead(
-            Bulkhead::builder("shared")
-                .max_concurrent(4)
-                .max_queued(64)
-                .build()
-                .unwrap(),
-        );
+        .bulkhead(roomy_bulkhead("shared"));
     fn shareable<S: Clone + Send + Sync + 'static>(_: &S) {}
     shareable(&stack);
-    let tasks: Vec<_> = (0..32u32)
-        .map(|i| {
-            let s = stack.clone();
-            // The call's future is Send: it runs on either worker.
-            tokio::spawn(async move { s.call(|| async move { Ok::<_, u16>(i) }).await })
-        })
-        .collect();
-    let mut sum = 0;
-    for t in tasks {
-        sum += t.await.unwrap().unwrap();
-    }
-    assert_eq!(sum, (0..32).sum::<u32>());
+    // Each call's future is Send: it runs on either worker.
+    support::shared_across_tasks(|i| {
+        let s = stack.clone();
+        tokio::spawn(async move { s.call(|| async move { Ok::<_, ApiError>(i) }).await })
+    })
+    .await;
     assert_eq!(stack.innermost().available(), 4, "every slot came back");
 }
 
 #[tokio::test(start_paused = true)]
 async fn dropping_a_waiting_call_releases_permits_and_slots_and_stops_retrying() {
-    let breaker = Breaker::builder("drop")
-        .half_open_trials(1, 1)
-        .clock(ManualClock::new())
-        .build()
-        .unwrap();
-    let bulkhead = Bulkhead::builder("drop").max_concurrent(1).build().unwrap();
+    let (breaker, bulkhead) = support::breaker_and_bulkhead_to_drop();
     let stack = Stack::new()
         .retry(quick_retry(5))
         .breaker(breaker.clone())
         .bulkhead(bulkhead.clone());
-    let attempts = AtomicU32::new(0);
-    let call = stack.call(|| async {
-        if attempts.fetch_add(1, Ordering::Relaxed) == 0 {
-            return Err(500);
-        }
-        tokio::time::sleep(Duration::from_secs(10)).await;
-        Ok(())
-    });
-    assert!(tokio::time::timeout(ms(50), call).await.is_err());
-    assert_eq!(attempts.load(Ordering::Relaxed), 2);
-    assert_eq!(bulkhead.available(), 1, "the slot is free again");
-    assert_eq!(
-        breaker.snapshot().consecutive_failures,
-        1,
-        "the cancelled attempt counts nothing"
-    );
-    tokio::time::sleep(Duration::from_secs(60)).await;
-    assert_eq!(
-        attempts.load(Ordering::Relaxed),
-        2,
-        "no retry after the drop"
-    );
+    support::dropping_a_waiting_call_releases_permits_and_slots_and_stops_retrying(
+        &stack, &breaker, &bulkhead,
+    )
+    .await;
 }
 
 #[tokio::test(start_paused = true)]
@@ -218,19 +126,19 @@ async fn breaker_with_reads_ok_values_as_failures() {
     );
 }
 
-/// A custom policy: hedges nothing, just refuses calls while a flag is set.
+/// A custom policy: answers every attempt with a 503 of its own while a flag is set.
 struct KillSwitch(std::sync::atomic::AtomicBool);
 
-impl<T> Policy<T, u16> for KillSwitch {
-    fn run<F, Fut>(&self, attempt: F) -> impl Future<Output = Result<T, Error<u16>>>
+impl<T> Policy<T, ApiError> for KillSwitch {
+    fn run<F, Fut>(&self, attempt: F) -> impl Future<Output = Result<T, Error<ApiError>>>
     where
         F: Fn() -> Fut + Copy,
-        Fut: Future<Output = Result<T, Error<u16>>>,
+        Fut: Future<Output = Result<T, Error<ApiError>>>,
     {
         let off = self.0.load(Ordering::Relaxed);
         async move {
             if off {
-                return Err(Error::Inner(0));
+                return Err(Error::Inner(api(503)));
             }
             attempt().await
         }
@@ -247,7 +155,7 @@ async fn custom_policies_and_nested_stacks_sit_among_the_built_in_ones() {
     let r = stack
         .call(|| async {
             match attempts.fetch_add(1, Ordering::Relaxed) {
-                0 => Err(500),
+                0 => Err(api(500)),
                 n => Ok(n),
             }
         })
@@ -258,8 +166,8 @@ async fn custom_policies_and_nested_stacks_sit_among_the_built_in_ones() {
         .innermost()
         .0
         .store(true, Ordering::Relaxed);
-    let r = stack.call(|| async { Ok::<u32, u16>(7) }).await;
-    assert_eq!(r.unwrap_err().into_inner(), Some(0));
+    let r = stack.call(|| async { Ok::<u32, ApiError>(7) }).await;
+    assert_eq!(r.unwrap_err().into_inner(), Some(api(503)));
     assert_eq!(
         attempts.load(Ordering::Relaxed),
         2,

@@ -207,47 +207,48 @@ where
     }
 }
 
-/// A breaker with its own reading of results, from [`Stack::breaker_with`].
+/// A policy with the function that reads its results: a breaker with its classification
+/// ([`Stack::breaker_with`]), a cost guard with its cost extractor ([`Stack::cost_guard`]).
 ///
 /// ```
 /// use fusebox_core::breaker::Breaker;
 /// use fusebox_core::stack::Stack;
-/// use fusebox_core::Outcome;
-/// let stack = Stack::new().breaker_with(Breaker::builder("api").build()?, |r: &Result<u16, fusebox_core::Error<()>>| {
+/// use fusebox_core::{Error, Outcome};
+/// let stack = Stack::new().breaker_with(Breaker::builder("api").build()?, |r: &Result<u16, Error<()>>| {
 ///     if matches!(r, Ok(503) | Err(_)) { Outcome::Failure } else { Outcome::Success }
 /// });
-/// assert_eq!(stack.innermost().breaker().name(), "api");
+/// assert_eq!(stack.innermost().policy().name(), "api");
 /// # Ok::<(), fusebox_core::ConfigError>(())
 /// ```
 #[derive(Clone)]
-pub struct BreakerWith<C> {
-    breaker: Breaker,
-    classify: C,
+pub struct With<P, X> {
+    policy: P,
+    reader: X,
 }
 
-impl<C> BreakerWith<C> {
-    /// The breaker.
+impl<P, X> With<P, X> {
+    /// The policy.
     ///
     /// ```
-    /// use fusebox_core::breaker::Breaker;
+    /// use fusebox_core::guard::{CostGuard, CostPolicy};
     /// use fusebox_core::stack::Stack;
-    /// use fusebox_core::Outcome;
-    /// let stack = Stack::new().breaker_with(Breaker::builder("api").build()?, |_: &Result<(), fusebox_core::Error<()>>| Outcome::Success);
-    /// assert_eq!(stack.innermost().breaker().name(), "api");
-    /// # Ok::<(), fusebox_core::ConfigError>(())
+    /// let guard = CostGuard::builder("llm", CostPolicy::builder(5.0).build()?).build()?;
+    /// let stack = Stack::new().cost_guard(guard, |_: &Result<(), fusebox_core::Error<()>>| None::<f64>);
+    /// assert_eq!(stack.innermost().policy().status().spent, 0.0);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
-    pub fn breaker(&self) -> &Breaker {
-        &self.breaker
+    pub fn policy(&self) -> &P {
+        &self.policy
     }
 }
 
-impl<C> fmt::Debug for BreakerWith<C> {
+impl<P: fmt::Debug, X> fmt::Debug for With<P, X> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        self.breaker.fmt(f)
+        self.policy.fmt(f)
     }
 }
 
-impl<T, E, C> Policy<T, E> for BreakerWith<C>
+impl<T, E, C> Policy<T, E> for With<Breaker, C>
 where
     C: Fn(&Result<T, Error<E>>) -> Outcome,
 {
@@ -257,49 +258,11 @@ where
         F: Fn() -> Fut + Copy,
         Fut: Future<Output = Result<T, Error<E>>>,
     {
-        self.breaker.around(&self.classify, attempt)
+        self.policy.around(&self.reader, attempt)
     }
 }
 
-/// A cost guard with the extractor that tells each call's cost, from [`Stack::cost_guard`].
-///
-/// ```
-/// use fusebox_core::guard::{CostGuard, CostPolicy};
-/// use fusebox_core::stack::Stack;
-/// let guard = CostGuard::builder("llm", CostPolicy::builder(5.0).build()?).build()?;
-/// let stack = Stack::new().cost_guard(guard, |_: &Result<(), fusebox_core::Error<()>>| Some(0.01));
-/// assert_eq!(stack.innermost().guard().name(), "llm");
-/// # Ok::<(), Box<dyn std::error::Error>>(())
-/// ```
-#[derive(Clone)]
-pub struct CostGuardWith<X> {
-    guard: CostGuard,
-    extract: X,
-}
-
-impl<X> CostGuardWith<X> {
-    /// The cost guard.
-    ///
-    /// ```
-    /// use fusebox_core::guard::{CostGuard, CostPolicy};
-    /// use fusebox_core::stack::Stack;
-    /// let guard = CostGuard::builder("llm", CostPolicy::builder(5.0).build()?).build()?;
-    /// let stack = Stack::new().cost_guard(guard, |_: &Result<(), fusebox_core::Error<()>>| None::<f64>);
-    /// assert_eq!(stack.innermost().guard().status().spent, 0.0);
-    /// # Ok::<(), Box<dyn std::error::Error>>(())
-    /// ```
-    pub fn guard(&self) -> &CostGuard {
-        &self.guard
-    }
-}
-
-impl<X> fmt::Debug for CostGuardWith<X> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        self.guard.fmt(f)
-    }
-}
-
-impl<T, E, X> Policy<T, E> for CostGuardWith<X>
+impl<T, E, X> Policy<T, E> for With<CostGuard, X>
 where
     X: Fn(&Result<T, Error<E>>) -> Option<f64>,
 {
@@ -312,7 +275,7 @@ where
     {
         async move {
             let permit = self
-                .guard
+                .policy
                 .try_acquire()
                 .map_err(|no| Error::CostRejected(Box::new(no)))?;
             let result = attempt().await;
@@ -320,7 +283,7 @@ where
             if never_ran(&result) {
                 permit.cancel();
             } else {
-                permit.record((self.extract)(&result));
+                permit.record((self.reader)(&result));
             }
             result
         }
@@ -338,49 +301,24 @@ impl<T, E> Policy<T, E> for Breaker {
     }
 }
 
-impl<T, E> Policy<T, E> for Retry<T, E> {
-    #[inline(always)]
-    fn run<F, Fut>(&self, attempt: F) -> impl Future<Output = Result<T, Error<E>>>
-    where
-        F: Fn() -> Fut + Copy,
-        Fut: Future<Output = Result<T, Error<E>>>,
-    {
-        self.around(attempt)
-    }
+/// `Policy` for the policies whose crate-internal `around` already runs an attempt the way a
+/// stack needs.
+macro_rules! policy_around {
+    ($($policy:ty),*) => {$(
+        impl<T, E> Policy<T, E> for $policy {
+            #[inline(always)]
+            fn run<F, Fut>(&self, attempt: F) -> impl Future<Output = Result<T, Error<E>>>
+            where
+                F: Fn() -> Fut + Copy,
+                Fut: Future<Output = Result<T, Error<E>>>,
+            {
+                self.around(attempt)
+            }
+        }
+    )*};
 }
 
-impl<T, E> Policy<T, E> for Timeout {
-    #[inline(always)]
-    fn run<F, Fut>(&self, attempt: F) -> impl Future<Output = Result<T, Error<E>>>
-    where
-        F: Fn() -> Fut + Copy,
-        Fut: Future<Output = Result<T, Error<E>>>,
-    {
-        self.around(attempt)
-    }
-}
-
-impl<T, E> Policy<T, E> for Bulkhead {
-    #[inline(always)]
-    fn run<F, Fut>(&self, attempt: F) -> impl Future<Output = Result<T, Error<E>>>
-    where
-        F: Fn() -> Fut + Copy,
-        Fut: Future<Output = Result<T, Error<E>>>,
-    {
-        self.around(attempt)
-    }
-}
-
-impl<T, E> Policy<T, E> for Fallback<T, E> {
-    #[inline(always)]
-    fn run<F, Fut>(&self, attempt: F) -> impl Future<Output = Result<T, Error<E>>>
-    where
-        F: Fn() -> Fut + Copy,
-        Fut: Future<Output = Result<T, Error<E>>>,
-    {
-        self.around(attempt)
-    }
-}
+policy_around!(Retry<T, E>, Timeout, Bulkhead, Fallback<T, E>);
 
 /// Policies stacked in the order written, with the stack's shape in its type (see the
 /// [module docs](self) for how it compares with a [`Pipeline`](crate::pipeline::Pipeline)).
@@ -561,8 +499,15 @@ impl<P> Stack<P> {
     /// # Ok(())
     /// # }
     /// ```
-    pub fn breaker_with<C>(self, breaker: Breaker, classify: C) -> Stack<Then<P, BreakerWith<C>>> {
-        self.policy(BreakerWith { breaker, classify })
+    pub fn breaker_with<C>(
+        self,
+        breaker: Breaker,
+        classify: C,
+    ) -> Stack<Then<P, With<Breaker, C>>> {
+        self.policy(With {
+            policy: breaker,
+            reader: classify,
+        })
     }
 
     /// Adds a bulkhead.
@@ -607,10 +552,14 @@ impl<P> Stack<P> {
     /// # Ok(())
     /// # }
     /// ```
-    pub fn cost_guard<X>(self, guard: CostGuard, extractor: X) -> Stack<Then<P, CostGuardWith<X>>> {
-        self.policy(CostGuardWith {
-            guard,
-            extract: extractor,
+    pub fn cost_guard<X>(
+        self,
+        guard: CostGuard,
+        extractor: X,
+    ) -> Stack<Then<P, With<CostGuard, X>>> {
+        self.policy(With {
+            policy: guard,
+            reader: extractor,
         })
     }
 
