@@ -20,6 +20,32 @@
 //! Reach for a `Stack` where the shape is fixed and the call is hot; a `Pipeline` where the
 //! shape comes from configuration, or where one type must hold whichever stack was chosen.
 //!
+//! ```
+//! # #[tokio::main(flavor = "current_thread", start_paused = true)]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! use fusebox_core::backoff::Backoff;
+//! use fusebox_core::breaker::Breaker;
+//! use fusebox_core::policy::{Fallback, Retry, Timeout};
+//! use fusebox_core::stack::Stack;
+//! use std::time::Duration;
+//!
+//! let stack = Stack::new()
+//!     .fallback(Fallback::value("cached".to_string()).on_rejected())
+//!     .retry(
+//!         Retry::builder()
+//!             .max_retries(2)
+//!             .backoff(Backoff::fixed(Duration::from_millis(50)).build()?)
+//!             .build()?,
+//!     )
+//!     .breaker(Breaker::builder("profile-api").failures_in_last(2, 5).build()?)
+//!     .timeout(Timeout::new(Duration::from_secs(1))?);
+//!
+//! let name = stack.call(|| async { Ok::<_, std::io::Error>("ada".to_string()) }).await?;
+//! assert_eq!(name, "ada");
+//! # Ok(())
+//! # }
+//! ```
+//!
 //! # Storing a stack
 //!
 //! A stack's type lists its policies, outermost first, each wrapped around the ones before
@@ -58,32 +84,6 @@
 //!     async move { client.name(7).await }
 //! });
 //! assert_eq!(spawned.await??, "user-7");
-//! # Ok(())
-//! # }
-//! ```
-//!
-//! ```
-//! # #[tokio::main(flavor = "current_thread", start_paused = true)]
-//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
-//! use fusebox_core::backoff::Backoff;
-//! use fusebox_core::breaker::Breaker;
-//! use fusebox_core::policy::{Fallback, Retry, Timeout};
-//! use fusebox_core::stack::Stack;
-//! use std::time::Duration;
-//!
-//! let stack = Stack::new()
-//!     .fallback(Fallback::value("cached".to_string()).on_rejected())
-//!     .retry(
-//!         Retry::builder()
-//!             .max_retries(2)
-//!             .backoff(Backoff::fixed(Duration::from_millis(50)).build()?)
-//!             .build()?,
-//!     )
-//!     .breaker(Breaker::builder("profile-api").failures_in_last(2, 5).build()?)
-//!     .timeout(Timeout::new(Duration::from_secs(1))?);
-//!
-//! let name = stack.call(|| async { Ok::<_, std::io::Error>("ada".to_string()) }).await?;
-//! assert_eq!(name, "ada");
 //! # Ok(())
 //! # }
 //! ```
