@@ -511,6 +511,16 @@ impl Backoff {
     fn into_delays<R>(self, rng: R) -> Delays<R> {
         Delays {
             rng,
+            cursor: self.cursor(),
+            backoff: self,
+        }
+    }
+
+    /// Where a sequence of this backoff's delays starts: the state [`Delays`] keeps beside
+    /// its backoff, for a caller that keeps the backoff elsewhere (a retry policy, which
+    /// would otherwise copy it into every retried call).
+    pub(crate) fn cursor(&self) -> Cursor {
+        Cursor {
             delays_given: 0,
             elapsed: Duration::ZERO,
             previous: match self.kind {
@@ -518,8 +528,40 @@ impl Backoff {
                 _ => Duration::ZERO,
             },
             finished: false,
-            backoff: self,
         }
+    }
+
+    /// The next delay of the sequence at `cursor`, which it advances: the step of
+    /// [`Delays`]' iterator.
+    pub(crate) fn step<R: Rng>(&self, cursor: &mut Cursor, rng: &mut R) -> Option<Duration> {
+        if cursor.finished {
+            return None;
+        }
+        let attempt = cursor.delays_given.saturating_add(1);
+        let delay = match self.kind {
+            Kind::Decorrelated(shape) if self.allows_attempt(attempt) => {
+                Some(shape.after(cursor.previous, rng))
+            }
+            _ => self.delay(attempt, rng),
+        };
+        let Some(delay) = delay else {
+            cursor.finished = true;
+            return None;
+        };
+        let elapsed = match self.limits.max_elapsed {
+            Some(limit) => match cursor.elapsed.checked_add(delay) {
+                Some(total) if total <= limit => total,
+                _ => {
+                    cursor.finished = true;
+                    return None;
+                }
+            },
+            None => cursor.elapsed.saturating_add(delay),
+        };
+        cursor.delays_given = attempt;
+        cursor.elapsed = elapsed;
+        cursor.previous = delay;
+        Some(delay)
     }
 
     /// The delay before retry `attempt` (counted from 1), computed directly rather than by
@@ -720,6 +762,12 @@ fn fallback_seed() -> u64 {
 pub struct Delays<R = SmallRng> {
     backoff: Backoff,
     rng: R,
+    cursor: Cursor,
+}
+
+/// How far a sequence of delays has gone (see [`Backoff::cursor`]).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Cursor {
     delays_given: u32,
     elapsed: Duration,
     /// The last delay handed out; for decorrelated jitter it starts at `base`.
@@ -741,7 +789,7 @@ impl<R> Delays<R> {
     /// # Ok::<(), fusebox_core::ConfigError>(())
     /// ```
     pub fn elapsed(&self) -> Duration {
-        self.elapsed
+        self.cursor.elapsed
     }
 }
 
@@ -749,42 +797,15 @@ impl<R: Rng> Iterator for Delays<R> {
     type Item = Duration;
 
     fn next(&mut self) -> Option<Duration> {
-        if self.finished {
-            return None;
-        }
-        let attempt = self.delays_given.saturating_add(1);
-        let delay = match self.backoff.kind {
-            Kind::Decorrelated(shape) if self.backoff.allows_attempt(attempt) => {
-                Some(shape.after(self.previous, &mut self.rng))
-            }
-            _ => self.backoff.delay(attempt, &mut self.rng),
-        };
-        let Some(delay) = delay else {
-            self.finished = true;
-            return None;
-        };
-        let elapsed = match self.backoff.limits.max_elapsed {
-            Some(limit) => match self.elapsed.checked_add(delay) {
-                Some(total) if total <= limit => total,
-                _ => {
-                    self.finished = true;
-                    return None;
-                }
-            },
-            None => self.elapsed.saturating_add(delay),
-        };
-        self.delays_given = attempt;
-        self.elapsed = elapsed;
-        self.previous = delay;
-        Some(delay)
+        self.backoff.step(&mut self.cursor, &mut self.rng)
     }
 
     fn size_hint(&self) -> (usize, Option<usize>) {
-        if self.finished {
+        if self.cursor.finished {
             return (0, Some(0));
         }
         let left = self.backoff.limits.max_delays.map(|max| {
-            usize::try_from(max.saturating_sub(self.delays_given)).unwrap_or(usize::MAX)
+            usize::try_from(max.saturating_sub(self.cursor.delays_given)).unwrap_or(usize::MAX)
         });
         (0, left)
     }

@@ -12,7 +12,7 @@ use rand::rngs::SmallRng;
 use rand::{RngCore, SeedableRng};
 
 use crate::ConfigError;
-use crate::backoff::{Backoff, Delays, Jitter};
+use crate::backoff::{Backoff, Cursor, Jitter};
 use crate::breaker::Name;
 use crate::budget::RetryBudget;
 use crate::clock::{ClockHandle, IntoClock};
@@ -349,6 +349,10 @@ struct LazyRng {
 }
 
 impl LazyRng {
+    fn new(seed: Option<u64>) -> Self {
+        LazyRng { seed, rng: None }
+    }
+
     fn rng(&mut self) -> &mut SmallRng {
         let seed = self.seed;
         self.rng
@@ -651,7 +655,8 @@ impl<T, E> Retry<T, E> {
         let mut attempts = RetryAttempts {
             policy: PolicyRef::Borrowed(self),
             started,
-            delays: None,
+            delays: p.backoff.cursor(),
+            rng: LazyRng::new(p.seed),
             attempt: 1,
         };
         let delay = attempts.delay_for(decision, first)?;
@@ -733,8 +738,10 @@ impl<T, E> PolicyRef<'_, T, E> {
 pub struct RetryAttempts<'a, T, E> {
     policy: PolicyRef<'a, T, E>,
     started: Option<u64>,
-    /// Created at the first retry; its generator is seeded only if a jittered delay is drawn.
-    delays: Option<Delays<LazyRng>>,
+    /// How far the policy's backoff has gone; the backoff itself stays in the policy.
+    delays: Cursor,
+    /// Seeded only if a jittered delay is drawn.
+    rng: LazyRng,
     attempt: u32,
 }
 
@@ -760,10 +767,12 @@ impl<'a, T, E> RetryAttempts<'a, T, E> {
         if let Some(budget) = &p.budget {
             budget.deposit(p.clock.now_nanos());
         }
+        let (delays, rng) = (p.backoff.cursor(), LazyRng::new(p.seed));
         RetryAttempts {
             policy,
             started,
-            delays: None,
+            delays,
+            rng,
             attempt: 1,
         }
     }
@@ -819,13 +828,7 @@ impl<'a, T, E> RetryAttempts<'a, T, E> {
         if self.attempt > p.max_retries {
             return self.give_up(GiveUpReason::MaxRetries);
         }
-        let delays = self.delays.get_or_insert_with(|| {
-            p.backoff.with_rng(LazyRng {
-                seed: p.seed,
-                rng: None,
-            })
-        });
-        let Some(mut delay) = delays.next() else {
+        let Some(mut delay) = p.backoff.step(&mut self.delays, &mut self.rng) else {
             return self.give_up(GiveUpReason::Exhausted);
         };
         if let RetryDecision::RetryAfter(hint) = decision {
