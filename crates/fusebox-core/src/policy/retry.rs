@@ -644,22 +644,8 @@ impl<T, E> Retry<T, E> {
         started: Option<u64>,
         first: &Result<T, Error<E>>,
     ) -> Option<(RetryAttempts<'_, T, E>, Duration)> {
-        let p = &*self.inner;
-        if let Some(budget) = &p.budget {
-            budget.deposit(p.clock.now_nanos());
-        }
-        let decision = p.decide(first);
-        if !decision.is_retry() {
-            return None;
-        }
-        let mut attempts = RetryAttempts {
-            policy: PolicyRef::Borrowed(self),
-            started,
-            delays: p.backoff.cursor(),
-            rng: LazyRng::new(p.seed),
-            attempt: 1,
-        };
-        let delay = attempts.delay_for(decision, first)?;
+        let mut attempts = RetryAttempts::begin_at(PolicyRef::Borrowed(self), started);
+        let delay = attempts.next_delay(first)?;
         Some((attempts, delay))
     }
 
