@@ -113,13 +113,24 @@ pub(crate) fn breaker_outcome<T, E>(result: &Result<T, Error<E>>) -> Outcome {
     }
 }
 
-/// Whether a policy further in refused the call before it reached the dependency, so it
-/// cannot have cost anything.
-pub(crate) fn never_ran<T, E>(result: &Result<T, Error<E>>) -> bool {
-    matches!(
+/// Settles a cost guard's permit with the result of the call it admitted. A refusal by a
+/// policy further in proves the call never reached the dependency, so it cannot have cost
+/// anything: the reservation is released without asking `extract`. Any other result is
+/// costed by `extract`.
+pub(crate) fn settle_cost<T, E>(
+    permit: CostPermit<'_>,
+    result: &Result<T, Error<E>>,
+    extract: impl FnOnce(&Result<T, Error<E>>) -> Option<f64>,
+) {
+    let never_ran = matches!(
         result,
         Err(Error::Rejected(_)) | Err(Error::BulkheadFull(_)) | Err(Error::CostRejected(_))
-    )
+    );
+    if never_ran {
+        permit.cancel();
+    } else {
+        permit.record(extract(result));
+    }
 }
 
 /// A refusal by the policy at `i`, for the policies above it.
@@ -715,11 +726,7 @@ where
                     let Level::Cost(permit) = self.leave() else {
                         continue;
                     };
-                    if never_ran(result) {
-                        permit.cancel();
-                    } else {
-                        permit.record(extract(result));
-                    }
+                    settle_cost(permit, result, |r| extract(r));
                 }
                 // A fallback passing a success and a timeout that did not expire leave the
                 // result alone, and hold nothing to drop.

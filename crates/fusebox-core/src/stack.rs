@@ -100,7 +100,7 @@ use crate::breaker::Breaker;
 use crate::error::Error;
 use crate::guard::CostGuard;
 use crate::outcome::Outcome;
-use crate::pipeline::{breaker_outcome, never_ran};
+use crate::pipeline::{breaker_outcome, settle_cost};
 use crate::policy::{Bulkhead, Fallback, Retry, Timeout};
 
 /// A policy that a [`Stack`] can hold: it runs an attempt, once or more, and returns a result.
@@ -279,12 +279,7 @@ where
                 .try_acquire()
                 .map_err(|no| Error::CostRejected(Box::new(no)))?;
             let result = attempt().await;
-            // A refusal further in proves the call never reached the dependency.
-            if never_ran(&result) {
-                permit.cancel();
-            } else {
-                permit.record((self.reader)(&result));
-            }
+            settle_cost(permit, &result, &self.reader);
             result
         }
     }
