@@ -108,8 +108,9 @@ enum Command {
 struct ForceArgs {
     /// The breaker's name.
     name: String,
-    /// Lift the forced state by itself after this long ("90s", "10m", "2h").
-    #[arg(long = "for", value_name = "DURATION", value_parser = parse_duration)]
+    /// Lift the forced state by itself after this long ("90s", "10m", "2h"; from 1ms to
+    /// 10 years).
+    #[arg(long = "for", value_name = "DURATION", value_parser = parse_force_duration)]
     for_: Option<Duration>,
     /// Force a breaker no instance has reported yet (it takes effect when one starts).
     #[arg(long)]
@@ -121,6 +122,16 @@ fn parse_duration(s: &str) -> Result<Duration, String> {
     if d.is_zero() {
         return Err("must be longer than zero".into());
     }
+    Ok(d)
+}
+
+/// A `--for` value, checked against what every store can keep before anything is written.
+fn parse_force_duration(s: &str) -> Result<Duration, String> {
+    let d = humantime::parse_duration(s).map_err(|e| format!("{e} (try 90s, 10m, 2h)"))?;
+    fusebox_core::fleet::force_millis(d).map_err(|e| match e {
+        fusebox_core::fleet::StoreError::Invalid(why) => why,
+        other => other.to_string(),
+    })?;
     Ok(d)
 }
 
@@ -273,6 +284,14 @@ async fn known(
     })
 }
 
+/// Whether the store lists `name`, without reading its record.
+async fn store_holds(store: &dyn StateStore, name: &str) -> bool {
+    store
+        .breakers()
+        .await
+        .is_ok_and(|names| names.iter().any(|n| n == name))
+}
+
 async fn force(
     args: &StoreArgs,
     force: ForceArgs,
@@ -281,11 +300,25 @@ async fn force(
     let opened = args.open().await?;
     let store = &*opened.store;
     if !force.create || state.is_none() {
-        known(store, &force.name).await?;
+        match known(store, &force.name).await {
+            Ok(_) => {}
+            // An unreadable record is what a reset repairs: it rewrites every field.
+            Err(CliError::Protocol(why))
+                if state.is_none() && store_holds(store, &force.name).await =>
+            {
+                eprintln!(
+                    "{}: the stored record was unreadable ({why}); rewriting it",
+                    force.name
+                );
+            }
+            Err(e) => return Err(e),
+        }
     }
     let for_ms = force
         .for_
-        .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+        .map(fusebox_core::fleet::force_millis)
+        .transpose()
+        .map_err(CliError::from)?;
     let view = store
         .force(&force.name, state, for_ms)
         .await

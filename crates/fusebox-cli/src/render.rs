@@ -203,7 +203,14 @@ fn forced(v: &FleetView) -> String {
 }
 
 /// Milliseconds since the epoch as RFC 3339 (UTC, seconds).
+/// Times past the calendar's four-digit years (which no store writes since durations are
+/// bounded, but a damaged record might hold) are shown as such instead of formatted.
 pub fn timestamp(ms: u64) -> String {
+    // 9999-12-31T23:59:59Z, the last instant RFC 3339 can write.
+    const LAST_RFC3339_MS: u64 = 253_402_300_799_000;
+    if ms > LAST_RFC3339_MS {
+        return format!("after 9999-12-31 ({ms} ms since the epoch)");
+    }
     humantime::format_rfc3339_seconds(UNIX_EPOCH + Duration::from_millis(ms)).to_string()
 }
 

@@ -51,7 +51,7 @@ use std::time::Duration;
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
 use fusebox_core::fleet::{
     BreakerRecord, Cas, Claim, FleetChange, FleetState, FleetView, ForcedState, InstanceView,
-    Notice, StateStore, StoreError, StoreFuture, SyncRequest,
+    Notice, StateStore, StoreError, StoreFuture, SyncRequest, check_force_ms, check_span_ms,
 };
 use tokio::sync::{broadcast, watch};
 use tokio_postgres::types::ToSql;
@@ -726,6 +726,7 @@ impl StateStore for PostgresStore {
         Box::pin(async move {
             check_name("breaker name", &req.breaker)?;
             check_name("instance id", &req.instance)?;
+            check_span_ms("lease_ttl_ms", req.lease_ttl_ms)?;
             let params: [&(dyn ToSql + Sync); 13] = [
                 &req.breaker,
                 &req.instance,
@@ -757,6 +758,7 @@ impl StateStore for PostgresStore {
     ) -> StoreFuture<'a, Cas> {
         Box::pin(async move {
             check_name("breaker name", breaker)?;
+            change.check()?;
             let cooldown = match change {
                 FleetChange::Open { cooldown_ms } => to_i64(cooldown_ms),
                 FleetChange::HalfOpen | FleetChange::Closed => 0,
@@ -807,6 +809,7 @@ impl StateStore for PostgresStore {
     ) -> StoreFuture<'a, FleetView> {
         Box::pin(async move {
             check_name("breaker name", breaker)?;
+            check_force_ms(for_ms)?;
             let state = forced.map(ForcedState::as_str);
             let for_ms = for_ms.map(to_i64);
             let params: [&(dyn ToSql + Sync); 3] = [&breaker, &state, &for_ms];

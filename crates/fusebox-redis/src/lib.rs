@@ -38,7 +38,7 @@ use std::time::Duration;
 
 use fusebox_core::fleet::{
     BreakerRecord, Cas, Claim, FleetChange, FleetState, FleetView, ForcedState, InstanceView,
-    Notice, StateStore, StoreError, StoreFuture, SyncRequest,
+    Notice, StateStore, StoreError, StoreFuture, SyncRequest, check_force_ms, check_span_ms,
 };
 use futures_util::StreamExt;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
@@ -373,6 +373,7 @@ impl StateStore for RedisStore {
             if req.instance.is_empty() {
                 return Err(StoreError::Invalid("empty instance id".into()));
             }
+            check_span_ms("lease_ttl_ms", req.lease_ttl_ms)?;
             let args = [
                 req.instance.clone(),
                 req.lease_ttl_ms.max(1).to_string(),
@@ -402,6 +403,7 @@ impl StateStore for RedisStore {
         reason: &'a str,
     ) -> StoreFuture<'a, Cas> {
         Box::pin(async move {
+            change.check()?;
             let cooldown = match change {
                 FleetChange::Open { cooldown_ms } => cooldown_ms,
                 FleetChange::HalfOpen | FleetChange::Closed => 0,
@@ -450,6 +452,7 @@ impl StateStore for RedisStore {
         for_ms: Option<u64>,
     ) -> StoreFuture<'a, FleetView> {
         Box::pin(async move {
+            check_force_ms(for_ms)?;
             let args = [
                 forced.map(ForcedState::as_str).unwrap_or("").to_owned(),
                 for_ms.unwrap_or(0).to_string(),

@@ -198,6 +198,9 @@ return view(r, inst, now, granted)
 /// Forced state: ARGV[5..] = forced ('open', 'closed', or '' to reset), duration ms (0: none).
 const FORCE: &str = r#"
 local forced, for_ms = ARGV[5], tonumber(ARGV[6])
+if for_ms == nil or for_ms < 0 or for_ms > 315360000000 then
+  return redis.error_reply('fusebox: a forced duration must be within 10 years')
+end
 local now = now_ms()
 local r, inst = load(now)
 if forced ~= '' then

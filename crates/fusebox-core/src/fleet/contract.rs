@@ -25,6 +25,12 @@
 //! # drop(harness);
 //! ```
 
+mod bounds;
+mod outage;
+
+pub use bounds::{shortest_force_ends, spans_are_range_checked};
+pub use outage::{fail_closed_outage_gives_way_to_the_store, forced_state_lifted_during_an_outage};
+
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
@@ -722,7 +728,11 @@ macro_rules! store_contract_tests {
             quorum_counts_only_live_instances,
             fleet_trials_are_bounded,
             simultaneous_trips_make_one_open,
-            kill_switch_reaches_every_instance
+            kill_switch_reaches_every_instance,
+            spans_are_range_checked,
+            shortest_force_ends,
+            forced_state_lifted_during_an_outage,
+            fail_closed_outage_gives_way_to_the_store
         );
     };
     (@cases $harness:expr; $($case:ident),* $(,)?) => {

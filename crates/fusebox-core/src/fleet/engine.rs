@@ -61,7 +61,9 @@ pub(crate) struct Engine {
     seen_generation: Option<u64>,
     /// The local state follows a fleet-wide OPEN or half-open episode.
     following: bool,
-    /// The operator's forced state applied locally.
+    /// The fleet's forced state this engine applied locally. Kept across outages: it is
+    /// how a local ForcedOpen / Disabled set by the fleet is told from one set by hand, so
+    /// the store's word (forced, changed, or lifted meanwhile) wins after every resync.
     forced: Option<ForcedState>,
     slots: Slots,
     outage: Option<Outage>,
@@ -198,12 +200,22 @@ impl Engine {
         let outage = match &mut self.outage {
             Some(o) => o,
             None => {
-                tracing::warn!(
-                    breaker = %self.name,
-                    instance = %self.settings.instance,
-                    error = %error,
-                    "fleet store unreachable; deciding locally until it is back"
-                );
+                if error.is_unavailable() {
+                    tracing::warn!(
+                        breaker = %self.name,
+                        instance = %self.settings.instance,
+                        error = %error,
+                        "fleet store unreachable; deciding locally until it is back"
+                    );
+                } else {
+                    tracing::error!(
+                        breaker = %self.name,
+                        instance = %self.settings.instance,
+                        error = %error,
+                        "fleet record unreadable; deciding locally until it is repaired \
+                         (`fusebox reset` rewrites it)"
+                    );
+                }
                 if let Some(link) = breaker.link() {
                     link.set_defer_trials(false);
                 }
@@ -244,11 +256,11 @@ impl Engine {
         if outage.rejecting && self.forced.is_none() {
             breaker.adopt(State::Closed, None, Cow::Borrowed("store reachable again"));
         }
-        // Start again from the store's word: generation, forced state, peers' totals.
+        // Start again from the store's word: generation and peers' totals. The forced
+        // state the fleet set stays remembered, so the next look lifts or re-applies it.
         self.seen_generation = None;
         self.peers.clear();
         self.peers_known = false;
-        self.forced = None;
     }
 
     async fn apply(&mut self, breaker: &Breaker, mut view: FleetView) -> Duration {
@@ -356,11 +368,13 @@ impl Engine {
     fn apply_forced(&mut self, breaker: &Breaker, forced: Option<ForcedState>) -> bool {
         match (forced, self.forced) {
             (Some(f), current) => {
-                if current != Some(f) {
-                    let (to, why) = match f {
-                        ForcedState::Open => (State::ForcedOpen, "forced open fleet-wide"),
-                        ForcedState::Closed => (State::Disabled, "forced closed fleet-wide"),
-                    };
+                let (to, why) = match f {
+                    ForcedState::Open => (State::ForcedOpen, "forced open fleet-wide"),
+                    ForcedState::Closed => (State::Disabled, "forced closed fleet-wide"),
+                };
+                // Re-applied when the local state drifted too: an outage that failed
+                // closed leaves ForcedOpen where the fleet said Disabled.
+                if current != Some(f) || breaker.settled_state().0 != to {
                     breaker.adopt(to, None, Cow::Borrowed(why));
                     self.forced = Some(f);
                     self.following = false;
@@ -440,8 +454,10 @@ impl Engine {
             .config
             .cooldown
             .draw(trips.saturating_add(1), &mut self.rng);
+        // The fleet refused longer cooldowns when the breaker was built; the clamp keeps a
+        // jittered draw inside the store's span too.
         FleetChange::Open {
-            cooldown_ms: millis(cooldown).max(1),
+            cooldown_ms: millis(cooldown).clamp(1, super::MAX_STORE_SPAN_MS),
         }
     }
 

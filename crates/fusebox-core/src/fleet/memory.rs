@@ -7,7 +7,7 @@ use tokio::sync::broadcast;
 
 use super::store::{
     BreakerRecord, Cas, Claim, FleetChange, FleetState, FleetView, ForcedState, InstanceView,
-    Notice, StateStore, StoreError, StoreFuture, SyncRequest,
+    Notice, StateStore, StoreError, StoreFuture, SyncRequest, check_force_ms, check_span_ms,
 };
 use crate::clock::{Clock, UnixClock};
 
@@ -219,6 +219,7 @@ impl StateStore for MemoryStore {
             if req.instance.is_empty() {
                 return Err(StoreError::Invalid("empty instance id".into()));
             }
+            check_span_ms("lease_ttl_ms", req.lease_ttl_ms)?;
             self.with_entry(&req.breaker, |entry, now| {
                 let generation = entry.record.generation;
                 let half_open = entry.record.state == FleetState::HalfOpen;
@@ -254,6 +255,7 @@ impl StateStore for MemoryStore {
         reason: &'a str,
     ) -> StoreFuture<'a, Cas> {
         Box::pin(async move {
+            change.check()?;
             let cas = self.with_entry(breaker, |entry, now| {
                 entry.expire_forced(now);
                 let won = entry.record.generation == expected_generation;
@@ -318,6 +320,7 @@ impl StateStore for MemoryStore {
         for_ms: Option<u64>,
     ) -> StoreFuture<'a, FleetView> {
         Box::pin(async move {
+            check_force_ms(for_ms)?;
             let view = self.with_entry(breaker, |entry, now| {
                 match forced {
                     Some(state) => {

@@ -66,7 +66,8 @@ mod store;
 pub use memory::MemoryStore;
 pub use store::{
     BreakerRecord, Cas, Claim, FleetChange, FleetState, FleetView, ForcedState, InstanceView,
-    Notice, OutcomeDelta, StateStore, StoreError, StoreFuture, SyncRequest, TrialDelta,
+    MAX_STORE_SPAN_MS, Notice, OutcomeDelta, StateStore, StoreError, StoreFuture, SyncRequest,
+    TrialDelta, check_force_ms, check_span_ms, force_millis,
 };
 
 use std::fmt;
@@ -74,7 +75,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::ConfigError;
-use crate::breaker::{Breaker, BreakerBuilder, FleetLink};
+use crate::breaker::{Breaker, BreakerBuilder, Cooldown, FleetLink};
 use crate::error::check;
 
 /// How the instances of a fleet decide together. See the [module docs](self).
@@ -335,6 +336,7 @@ impl Fleet {
     /// ```
     /// use fusebox_core::breaker::{Breaker, State};
     /// use fusebox_core::fleet::{Fleet, FleetMode, MemoryStore};
+    /// use std::time::Duration;
     /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
     /// let fleet = Fleet::builder(MemoryStore::new()).build()?;
     /// let b = fleet.breaker(
@@ -342,6 +344,15 @@ impl Fleet {
     ///     FleetMode::quorum(2, 0.5)?,
     /// )?;
     /// assert_eq!(b.state(), State::Closed);
+    ///
+    /// // A cooldown the store could not keep is refused before anything is written.
+    /// let err = fleet
+    ///     .breaker(
+    ///         Breaker::builder("ages").cooldown(Duration::from_secs(400 * 365 * 86_400)),
+    ///         FleetMode::Pooled,
+    ///     )
+    ///     .unwrap_err();
+    /// assert!(err.to_string().contains("cooldown"), "{err}");
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// # }).unwrap();
     /// ```
@@ -354,6 +365,11 @@ impl Fleet {
             Box::new(move || wake.notify_one())
         };
         let breaker = builder.build_linked(FleetLink::new(waker))?;
+        let longest_cooldown = match breaker.config().cooldown() {
+            Cooldown::Fixed { duration, jitter } => duration.mul_f64(1.0 + jitter),
+            Cooldown::Growing { max, .. } => max,
+        };
+        within_store_span("cooldown", longest_cooldown)?;
         let engine = engine::Engine::new(
             &breaker,
             Arc::clone(&self.store),
@@ -436,16 +452,35 @@ impl FleetBuilder {
         self
     }
 
-    /// Validates the settings.
+    /// Validates the settings. Every span the store will be asked to keep lies within
+    /// 1 ms and [`MAX_STORE_SPAN_MS`].
     ///
     /// ```
     /// use fusebox_core::fleet::{Fleet, MemoryStore};
+    /// use std::time::Duration;
     /// assert!(Fleet::builder(MemoryStore::new()).build().is_ok());
+    /// let huge = Fleet::builder(MemoryStore::new())
+    ///     .lease_ttl(Duration::from_secs(u64::MAX))
+    ///     .build()
+    ///     .unwrap_err();
+    /// assert_eq!(huge.field(), Some("lease_ttl"));
+    /// let tiny = Fleet::builder(MemoryStore::new())
+    ///     .sync_interval(Duration::from_micros(100))
+    ///     .build()
+    ///     .unwrap_err();
+    /// assert_eq!(tiny.field(), Some("sync_interval"));
     /// ```
     pub fn build(self) -> Result<Fleet, ConfigError> {
         let interval = check::nonzero_duration("sync_interval", self.sync_interval)?;
         let timeout = check::nonzero_duration("store_timeout", self.store_timeout)?;
         let ttl = self.lease_ttl.unwrap_or(interval.saturating_mul(5));
+        for (field, value) in [
+            ("sync_interval", interval),
+            ("store_timeout", timeout),
+            ("lease_ttl", ttl),
+        ] {
+            within_store_span(field, value)?;
+        }
         if ttl < interval.saturating_mul(2) {
             return Err(ConfigError::conflict(
                 "lease_ttl",
@@ -471,6 +506,27 @@ impl FleetBuilder {
             }),
         })
     }
+}
+
+/// Refuses a duration the fleet would write to its store beyond [`MAX_STORE_SPAN_MS`], or
+/// (for the store's clock, which counts milliseconds) one under a millisecond.
+fn within_store_span(field: &'static str, value: Duration) -> Result<(), ConfigError> {
+    if value < Duration::from_millis(1) && field != "cooldown" {
+        return Err(ConfigError::invalid(
+            field,
+            format!("must be at least 1ms for a fleet store, got {value:?}"),
+        ));
+    }
+    if value.as_millis() > u128::from(MAX_STORE_SPAN_MS) {
+        return Err(ConfigError::invalid(
+            field,
+            format!(
+                "must be at most {} days for a fleet store, got {value:?}",
+                MAX_STORE_SPAN_MS / 86_400_000
+            ),
+        ));
+    }
+    Ok(())
 }
 
 fn default_instance_id() -> String {

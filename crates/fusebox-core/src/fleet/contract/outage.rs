@@ -1,0 +1,249 @@
+//! Contract cases where the store goes away under the fleet and comes back.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use tokio::sync::broadcast;
+
+use super::{Harness, namespace, one_fleet_at_a_time, wait_until};
+use crate::breaker::{Breaker, State};
+use crate::fleet::{
+    Cas, Claim, Fleet, FleetChange, FleetMode, FleetView, ForcedState, Notice, OutagePolicy,
+    StateStore, StoreError, StoreFuture, SyncRequest,
+};
+
+/// A store handle whose connection can be cut: while cut, every operation fails as an
+/// unreachable store does. Instances get one each, sharing one switch; operators keep the
+/// plain handle, so the store itself goes on (and timed forced states end) meanwhile.
+struct Severable {
+    inner: Arc<dyn StateStore>,
+    cut: Arc<AtomicBool>,
+}
+
+impl Severable {
+    fn check(&self) -> Result<(), StoreError> {
+        if self.cut.load(Ordering::SeqCst) {
+            Err(StoreError::Unavailable("connection cut by the test".into()))
+        } else {
+            Ok(())
+        }
+    }
+}
+
+impl StateStore for Severable {
+    fn sync<'a>(&'a self, request: &'a SyncRequest) -> StoreFuture<'a, FleetView> {
+        Box::pin(async move {
+            self.check()?;
+            self.inner.sync(request).await
+        })
+    }
+    fn transition<'a>(
+        &'a self,
+        breaker: &'a str,
+        expected_generation: u64,
+        change: FleetChange,
+        reason: &'a str,
+    ) -> StoreFuture<'a, Cas> {
+        Box::pin(async move {
+            self.check()?;
+            self.inner
+                .transition(breaker, expected_generation, change, reason)
+                .await
+        })
+    }
+    fn claim_trials<'a>(
+        &'a self,
+        breaker: &'a str,
+        instance: &'a str,
+        want: u32,
+        permitted: u32,
+    ) -> StoreFuture<'a, Claim> {
+        Box::pin(async move {
+            self.check()?;
+            self.inner
+                .claim_trials(breaker, instance, want, permitted)
+                .await
+        })
+    }
+    fn force<'a>(
+        &'a self,
+        breaker: &'a str,
+        forced: Option<ForcedState>,
+        for_ms: Option<u64>,
+    ) -> StoreFuture<'a, FleetView> {
+        Box::pin(async move {
+            self.check()?;
+            self.inner.force(breaker, forced, for_ms).await
+        })
+    }
+    fn view<'a>(&'a self, breaker: &'a str) -> StoreFuture<'a, Option<FleetView>> {
+        Box::pin(async move {
+            self.check()?;
+            self.inner.view(breaker).await
+        })
+    }
+    fn breakers(&self) -> StoreFuture<'_, Vec<String>> {
+        Box::pin(async move {
+            self.check()?;
+            self.inner.breakers().await
+        })
+    }
+    fn subscribe(&self) -> broadcast::Receiver<Notice> {
+        self.inner.subscribe()
+    }
+}
+
+/// Three instances of breaker "dep" behind one switch, with the given outage policy.
+async fn severable_fleet(
+    h: &Harness,
+    ns: &str,
+    outage: OutagePolicy,
+) -> (Vec<Breaker>, Arc<AtomicBool>) {
+    let cut = Arc::new(AtomicBool::new(false));
+    let mut fleet = Vec::new();
+    for i in 0..3 {
+        let store = Severable {
+            inner: h.store(ns).await,
+            cut: Arc::clone(&cut),
+        };
+        let instance = Fleet::builder(store)
+            .instance_id(format!("i{i}"))
+            .sync_interval(h.sync_interval)
+            .outage(outage)
+            .build()
+            .expect("valid fleet settings");
+        let breaker = instance
+            .breaker(
+                Breaker::builder("dep").consecutive_failures(5),
+                FleetMode::Pooled,
+            )
+            .expect("fleet breaker");
+        fleet.push(breaker);
+    }
+    let admin = h.store(ns).await;
+    wait_until(h.sync_interval * 20, || async {
+        let view = admin.view("dep").await.ok().flatten();
+        view.is_some_and(|v| v.live_instances() == 3)
+    })
+    .await
+    .expect("every instance registers within 20 sync intervals");
+    (fleet, cut)
+}
+
+async fn all_reach(h: &Harness, fleet: &[Breaker], state: State, what: &str) {
+    // Reconnection backs off (up to 5 s between attempts), so allow for one full backoff.
+    let reached = wait_until(h.sync_interval * 20 + Duration::from_secs(6), || async {
+        fleet.iter().all(|b| b.state() == state)
+    })
+    .await;
+    let states: Vec<State> = fleet.iter().map(Breaker::state).collect();
+    assert!(reached.is_some(), "{what}: instances are {states:?}");
+}
+
+/// A forced state that ends, or is reset, while the instances cannot reach the store is
+/// followed once they can: the store's word wins after every resync, and a state the fleet
+/// forced is never mistaken for one set by hand in the process.
+pub async fn forced_state_lifted_during_an_outage(h: &Harness) {
+    let _serial = one_fleet_at_a_time().await;
+    let ns = namespace("forced-outage");
+    let (fleet, cut) = severable_fleet(h, &ns, OutagePolicy::Local).await;
+    let admin = h.store(&ns).await;
+
+    // 1. A timed force ends during the outage.
+    let span = h.sync_interval * 4;
+    let for_ms = u64::try_from(span.as_millis()).expect("small");
+    admin
+        .force("dep", Some(ForcedState::Open), Some(for_ms))
+        .await
+        .expect("force");
+    all_reach(h, &fleet, State::ForcedOpen, "the kill-switch").await;
+    cut.store(true, Ordering::SeqCst);
+    let ended = wait_until(span * 10, || async {
+        let view = admin.view("dep").await.ok().flatten();
+        view.is_some_and(|v| v.record.forced.is_none())
+    })
+    .await;
+    assert!(ended.is_some(), "the timed force did not end in the store");
+    tokio::time::sleep(h.sync_interval * 2).await;
+    assert!(
+        fleet.iter().all(|b| b.state() == State::ForcedOpen),
+        "cut off, instances keep the last forced state they saw"
+    );
+    cut.store(false, Ordering::SeqCst);
+    all_reach(h, &fleet, State::Closed, "after a force ended in an outage").await;
+    for b in &fleet {
+        assert!(b.try_acquire().is_ok(), "a closed instance admits calls");
+    }
+
+    // 2. An operator resets during the outage.
+    admin
+        .force("dep", Some(ForcedState::Open), None)
+        .await
+        .expect("force");
+    all_reach(h, &fleet, State::ForcedOpen, "the kill-switch again").await;
+    cut.store(true, Ordering::SeqCst);
+    admin.force("dep", None, None).await.expect("reset");
+    tokio::time::sleep(h.sync_interval * 3).await;
+    cut.store(false, Ordering::SeqCst);
+    all_reach(h, &fleet, State::Closed, "after a reset in an outage").await;
+
+    // 3. The operator's force changes during the outage.
+    admin
+        .force("dep", Some(ForcedState::Open), None)
+        .await
+        .expect("force");
+    all_reach(h, &fleet, State::ForcedOpen, "forced open").await;
+    cut.store(true, Ordering::SeqCst);
+    admin
+        .force("dep", Some(ForcedState::Closed), None)
+        .await
+        .expect("force closed");
+    tokio::time::sleep(h.sync_interval * 3).await;
+    cut.store(false, Ordering::SeqCst);
+    all_reach(
+        h,
+        &fleet,
+        State::Disabled,
+        "after a change of force in an outage",
+    )
+    .await;
+    admin.force("dep", None, None).await.expect("reset");
+    all_reach(h, &fleet, State::Closed, "after the last reset").await;
+}
+
+/// With the fail-closed outage policy, an instance rejects while cut off, and on return
+/// follows the store's forced state, not its own outage state.
+pub async fn fail_closed_outage_gives_way_to_the_store(h: &Harness) {
+    let _serial = one_fleet_at_a_time().await;
+    let ns = namespace("reject-outage");
+    let (fleet, cut) = severable_fleet(h, &ns, OutagePolicy::Reject).await;
+    let admin = h.store(&ns).await;
+    admin
+        .force("dep", Some(ForcedState::Closed), None)
+        .await
+        .expect("force closed");
+    all_reach(h, &fleet, State::Disabled, "forced closed").await;
+    cut.store(true, Ordering::SeqCst);
+    all_reach(h, &fleet, State::ForcedOpen, "failing closed while cut off").await;
+    cut.store(false, Ordering::SeqCst);
+    all_reach(
+        h,
+        &fleet,
+        State::Disabled,
+        "the store's force after the outage",
+    )
+    .await;
+    admin.force("dep", None, None).await.expect("reset");
+    all_reach(h, &fleet, State::Closed, "reset").await;
+    cut.store(true, Ordering::SeqCst);
+    all_reach(h, &fleet, State::ForcedOpen, "failing closed again").await;
+    cut.store(false, Ordering::SeqCst);
+    all_reach(
+        h,
+        &fleet,
+        State::Closed,
+        "no force: closed after the outage",
+    )
+    .await;
+}
