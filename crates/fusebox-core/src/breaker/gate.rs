@@ -1,6 +1,7 @@
 //! The half-open gate: admission of trial calls and their tally in one atomic word, so the
 //! trial limit holds under any interleaving without a lock.
 
+use super::algorithm::trial_admissible;
 use crate::sync::{AtomicU64, Ordering};
 
 /// `tag | in_flight | successes | failures`, 16 bits each. The tag is the low 16 bits of the
@@ -83,8 +84,8 @@ impl HalfOpenGate {
             if t.tag != tag {
                 return Admission::Stale;
             }
-            let started = t.in_flight + t.successes + t.failures;
-            if t.in_flight >= concurrency || started >= trials {
+            let finished = t.successes + t.failures;
+            if !trial_admissible(concurrency, trials, t.in_flight, finished) {
                 return Admission::Full;
             }
             let next = Tally {

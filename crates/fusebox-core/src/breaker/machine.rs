@@ -11,9 +11,12 @@ use rand::rngs::SmallRng;
 
 use crate::outcome::Outcome;
 
+use super::algorithm::{
+    Manual, Move, after_trial, due, enter, is_slow, judges, retry_after, trial_admissible,
+    trial_counts, trip,
+};
 use super::config::BreakerConfig;
-use super::rules::{evaluate_trip, trial_admissible, trial_verdict};
-use super::stats::{State, TransitionReason, TripReason, WindowStats};
+use super::stats::{State, TransitionReason, WindowStats};
 use super::window::{Mark, SeqWindow};
 
 /// Admission of one call by a [`Machine`]; hand it back with the outcome.
@@ -312,45 +315,37 @@ impl Machine {
     /// ```
     pub fn acquire(&mut self, now: u64) -> Result<Ticket, Refused> {
         for _ in 0..8 {
+            let admitted = |trial| Ticket {
+                generation: self.generation,
+                trial,
+                started: now,
+            };
             match self.state {
-                State::Closed | State::Disabled => {
-                    return Ok(Ticket {
-                        generation: self.generation,
-                        trial: false,
-                        started: now,
-                    });
-                }
-                State::ForcedOpen => {
-                    return Err(Refused {
-                        state: State::ForcedOpen,
-                        retry_after: None,
-                    });
-                }
-                State::Open => {
-                    if now < self.open_until {
-                        return Err(Refused {
-                            state: State::Open,
-                            retry_after: Some(Duration::from_nanos(self.open_until - now)),
-                        });
-                    }
-                    self.move_to(State::HalfOpen, TransitionReason::CooldownElapsed, now);
-                }
+                State::Closed | State::Disabled => return Ok(admitted(false)),
                 State::HalfOpen => {
                     let finished = self.trial_successes + self.trial_failures;
-                    if trial_admissible(&self.config, self.trials_in_flight, finished) {
+                    let config = &self.config;
+                    if trial_admissible(
+                        config.half_open_concurrency,
+                        config.close.trials,
+                        self.trials_in_flight,
+                        finished,
+                    ) {
+                        let ticket = admitted(true);
                         self.trials_in_flight += 1;
-                        return Ok(Ticket {
-                            generation: self.generation,
-                            trial: true,
-                            started: now,
-                        });
+                        return Ok(ticket);
                     }
-                    if !self.half_open_expired(now) {
-                        return Err(Refused {
-                            state: State::HalfOpen,
-                            retry_after: None,
-                        });
-                    }
+                }
+                State::Open | State::ForcedOpen => {}
+            }
+            // Refused as things stand: unless time has moved the state on.
+            match self.due(now) {
+                Some((to, reason)) => self.move_to(to, reason, now),
+                None => {
+                    return Err(Refused {
+                        state: self.state,
+                        retry_after: retry_after(self.state, self.open_until, now),
+                    });
                 }
             }
         }
@@ -381,21 +376,19 @@ impl Machine {
             return;
         }
         let failure = outcome == Outcome::Failure;
-        let slow = self.is_slow(ticket.started, now);
+        let slow = is_slow(&self.config, ticket.started, now);
         self.window.record(Mark { failure, slow }, now);
-        let judging = self.state == State::Closed;
         if failure {
             self.last_failure = Some(now);
             self.consecutive_failures = self.consecutive_failures.saturating_add(1);
         } else {
             self.consecutive_failures = 0;
         }
-        if judging && (failure || slow) {
+        if judges(self.state, failure, slow) {
             let stats = self.window.stats(now);
-            if let Some(reason) =
-                evaluate_trip(&self.config.rules, self.consecutive_failures, &stats)
+            if let Some((to, reason)) = trip(&self.config.rules, self.consecutive_failures, &stats)
             {
-                self.move_to(State::Open, TransitionReason::Tripped(reason), now);
+                self.move_to(to, reason, now);
             }
         }
     }
@@ -435,9 +428,7 @@ impl Machine {
     /// # Ok::<(), fusebox_core::ConfigError>(())
     /// ```
     pub fn force_open(&mut self, now: u64) -> bool {
-        self.manual(State::ForcedOpen, TransitionReason::ForcedOpen, now, |s| {
-            s != State::ForcedOpen
-        })
+        self.manual(Manual::ForceOpen, now)
     }
 
     /// Always admits, still measures, never trips.
@@ -453,9 +444,7 @@ impl Machine {
     /// # Ok::<(), fusebox_core::ConfigError>(())
     /// ```
     pub fn disable(&mut self, now: u64) -> bool {
-        self.manual(State::Disabled, TransitionReason::Disabled, now, |s| {
-            s != State::Disabled
-        })
+        self.manual(Manual::Disable, now)
     }
 
     /// Back to CLOSED with counters cleared.
@@ -470,11 +459,7 @@ impl Machine {
     /// # Ok::<(), fusebox_core::ConfigError>(())
     /// ```
     pub fn reset(&mut self, now: u64) -> bool {
-        if self.state == State::Closed {
-            self.clear_for_close();
-            return false;
-        }
-        self.manual(State::Closed, TransitionReason::Reset, now, |_| true)
+        self.manual(Manual::Reset, now)
     }
 
     /// Opens on an external signal; recovers like after any trip.
@@ -490,25 +475,20 @@ impl Machine {
     /// # Ok::<(), fusebox_core::ConfigError>(())
     /// ```
     pub fn trip(&mut self, reason: &'static str, now: u64) -> bool {
-        let reason = TransitionReason::Tripped(TripReason::External {
-            reason: reason.into(),
-        });
-        self.manual(State::Open, reason, now, |s| {
-            matches!(s, State::Closed | State::HalfOpen | State::Disabled)
-        })
+        self.manual(Manual::Trip(reason.into()), now)
     }
 
-    fn manual(
-        &mut self,
-        to: State,
-        reason: TransitionReason,
-        now: u64,
-        allowed_from: impl Fn(State) -> bool,
-    ) -> bool {
-        if !allowed_from(self.state) {
+    fn manual(&mut self, manual: Manual, now: u64) -> bool {
+        if !manual.allowed_from(self.state) {
             return false;
         }
-        self.move_to(to, reason, now);
+        if !manual.changes_state(self.state) {
+            // A reset of a closed machine: counters cleared, no change to report.
+            self.clear_counts();
+            return false;
+        }
+        let to = manual.target();
+        self.move_to(to, manual.reason(), now);
         true
     }
 
@@ -519,82 +499,64 @@ impl Machine {
         {
             return;
         }
-        let failure = outcome == Outcome::Failure;
-        if failure {
+        if outcome == Outcome::Failure {
             self.last_failure = Some(now);
         }
-        let slow = outcome != Outcome::Ignored && self.is_slow(ticket.started, now);
+        let slow = outcome != Outcome::Ignored && is_slow(&self.config, ticket.started, now);
         self.trials_in_flight -= 1;
-        match outcome {
-            Outcome::Ignored => return,
-            Outcome::Success if !slow => self.trial_successes += 1,
-            _ => self.trial_failures += 1,
+        match trial_counts(outcome, slow) {
+            None => return,
+            Some(true) => self.trial_successes += 1,
+            Some(false) => self.trial_failures += 1,
         }
-        let rule = self.config.close;
         let (s, f) = (self.trial_successes, self.trial_failures);
-        if let Some((to, reason)) = trial_verdict(rule, s, f).transition(rule, s, f) {
+        if let Some((to, reason)) = after_trial(self.config.close, s, f) {
             self.move_to(to, reason, now);
         }
     }
 
-    fn is_slow(&self, started: u64, now: u64) -> bool {
-        match self.config.rules.slow {
-            Some(rule) => now.saturating_sub(started) >= rule.threshold_nanos,
-            None => false,
-        }
-    }
-
-    fn half_open_expired(&mut self, now: u64) -> bool {
-        match self.config.half_open_max_nanos {
-            Some(max) if now.saturating_sub(self.half_open_since) >= max => {
-                self.move_to(State::Open, TransitionReason::HalfOpenTimedOut, now);
-                true
-            }
-            _ => false,
-        }
+    fn due(&self, now: u64) -> Option<Move> {
+        due(
+            &self.config,
+            self.state,
+            self.open_until,
+            self.half_open_since,
+            now,
+        )
     }
 
     fn settle(&mut self, now: u64) {
         for _ in 0..4 {
-            let state = self.state;
-            match state {
-                State::Open if now >= self.open_until => {
-                    self.move_to(State::HalfOpen, TransitionReason::CooldownElapsed, now);
-                }
-                State::HalfOpen => {
-                    if !self.half_open_expired(now) {
-                        return;
-                    }
-                }
-                _ => return,
+            match self.due(now) {
+                Some((to, reason)) => self.move_to(to, reason, now),
+                None => return,
             }
         }
     }
 
-    fn clear_for_close(&mut self) {
+    fn clear_counts(&mut self) {
         self.window.reset();
         self.consecutive_failures = 0;
         self.consecutive_trips = 0;
     }
 
     fn move_to(&mut self, to: State, reason: TransitionReason, now: u64) {
-        match to {
-            State::Open => {
-                self.consecutive_trips = self.consecutive_trips.saturating_add(1);
-                let cooldown = self
-                    .config
-                    .cooldown
-                    .draw(self.consecutive_trips, &mut self.rng);
-                self.open_until = now.saturating_add(crate::clock::nanos(cooldown));
-            }
-            State::HalfOpen => {
-                self.trials_in_flight = 0;
-                self.trial_successes = 0;
-                self.trial_failures = 0;
-                self.half_open_since = now;
-            }
-            State::Closed => self.clear_for_close(),
-            State::ForcedOpen | State::Disabled => {}
+        let (config, rng) = (&self.config, &mut self.rng);
+        let entry = enter(to, self.consecutive_trips, now, None, |trips| {
+            config.cooldown.draw(trips, rng)
+        });
+        self.consecutive_trips = entry.consecutive_trips;
+        if let Some(until) = entry.open_until {
+            self.open_until = until;
+        }
+        if let Some(since) = entry.half_open_since {
+            self.trials_in_flight = 0;
+            self.trial_successes = 0;
+            self.trial_failures = 0;
+            self.half_open_since = since;
+        }
+        if entry.clears_counts {
+            self.clear_counts();
         }
         let from = self.state;
         self.state = to;

@@ -20,12 +20,13 @@
 //!     └──────────────────── close rule met ("5 of 5 trials") ───────────────┘
 //! ```
 
+mod algorithm;
 mod config;
+mod decide;
 mod gate;
 mod link;
 mod machine;
 mod name;
-mod rules;
 mod shell;
 mod stats;
 mod window;
@@ -34,10 +35,10 @@ mod window;
 mod loom_tests;
 
 pub use config::{BreakerConfig, BreakerSettings, CloseRule, Cooldown, WindowKind};
+pub use decide::{Counters, Decision, decide};
 pub(crate) use link::{FleetLink, Totals};
 pub use machine::{Change, Machine, Refused, Ticket};
 pub use name::Name;
-pub use rules::{Counters, Decision, decide};
 pub(crate) use shell::RetryHint;
 pub(crate) use shell::Shared as SharedState;
 pub use shell::{Breaker, BreakerBuilder, BreakerListener, OwnedPermit, Permit, Rejected};

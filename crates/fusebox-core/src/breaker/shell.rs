@@ -17,13 +17,15 @@ use crate::outcome::{Classifier, ErrIsFailure, Outcome};
 use crate::sync::{AtomicU32, AtomicU64, Mutex, Ordering};
 
 use super::Name;
+use super::algorithm::{
+    Manual, after_trial, due, enter, is_slow, judges, retry_after, trial_counts, trip,
+};
 use super::config::{BreakerConfig, BreakerSettings, CustomRule, WindowKind};
 use super::gate::{Admission, HalfOpenGate};
 use super::link::{FleetLink, Totals};
-use super::rules::{evaluate_trip, trial_verdict};
 use super::stats::{
     LoggedOutcome, OutcomeEntry, OutcomeEvent, Snapshot, State, Transition, TransitionReason,
-    TripReason, WindowStats,
+    WindowStats,
 };
 use super::window::{AtomicWindow, Mark, OutcomeLog, Padded};
 
@@ -1285,10 +1287,7 @@ impl Breaker {
     /// # Ok::<(), fusebox_core::ConfigError>(())
     /// ```
     pub fn force_open(&self) -> bool {
-        self.shared
-            .transition_from_any(State::ForcedOpen, TransitionReason::ForcedOpen, |s| {
-                s != State::ForcedOpen
-            })
+        self.shared.manual(Manual::ForceOpen)
     }
 
     /// Switches the breaker off: it admits every call and keeps measuring, but never trips.
@@ -1304,10 +1303,7 @@ impl Breaker {
     /// # Ok::<(), fusebox_core::ConfigError>(())
     /// ```
     pub fn disable(&self) -> bool {
-        self.shared
-            .transition_from_any(State::Disabled, TransitionReason::Disabled, |s| {
-                s != State::Disabled
-            })
+        self.shared.manual(Manual::Disable)
     }
 
     /// Back to CLOSED with every counter cleared, from any state. Returns whether the state
@@ -1325,8 +1321,7 @@ impl Breaker {
     /// # Ok::<(), fusebox_core::ConfigError>(())
     /// ```
     pub fn reset(&self) -> bool {
-        self.shared
-            .transition_from_any(State::Closed, TransitionReason::Reset, |_| true)
+        self.shared.manual(Manual::Reset)
     }
 
     /// Opens the breaker on an external signal (an operator, a health check, an overload
@@ -1343,12 +1338,7 @@ impl Breaker {
     /// # Ok::<(), fusebox_core::ConfigError>(())
     /// ```
     pub fn trip(&self, reason: impl Into<Cow<'static, str>>) -> bool {
-        let reason = TransitionReason::Tripped(TripReason::External {
-            reason: reason.into(),
-        });
-        self.shared.transition_from_any(State::Open, reason, |s| {
-            matches!(s, State::Closed | State::HalfOpen | State::Disabled)
-        })
+        self.shared.manual(Manual::Trip(reason.into()))
     }
 
     /// A point-in-time view: state, window statistics, rates, cooldown left, trials and the
@@ -1622,17 +1612,15 @@ impl Shared {
                     // cooldown on the recent time, and read the clock only to end it.
                     let recent = self.clock.recent_nanos();
                     let until = self.open_until.load(Ordering::Acquire);
-                    if recent < until {
-                        let left = Duration::from_nanos(until - recent);
-                        return Err(self.reject(State::Open, Some(left), Some(recent)));
+                    match due(&self.config, State::Open, until, 0, recent) {
+                        Some((to, reason)) => {
+                            self.transition(word, to, reason, self.now().max(recent));
+                        }
+                        None => {
+                            let left = retry_after(State::Open, until, recent);
+                            return Err(self.reject(State::Open, left, Some(recent)));
+                        }
                     }
-                    let now = self.now().max(recent);
-                    self.transition(
-                        word,
-                        State::HalfOpen,
-                        TransitionReason::CooldownElapsed,
-                        now,
-                    );
                 }
                 State::HalfOpen => {
                     let generation = generation_of(word);
@@ -1673,44 +1661,37 @@ impl Shared {
 
     /// Reopens a half-open breaker that has gone past its maximum duration; true if it did.
     fn half_open_expired(&self, word: u64) -> bool {
-        let Some(max) = self.config.half_open_max_nanos else {
-            return false;
-        };
-        if self.fleet.as_ref().is_some_and(|link| link.defers_trials()) {
+        self.config.half_open_max_nanos.is_some() && self.apply_due(word)
+    }
+
+    /// Makes the transition time has made due in state `word`, if any; true if it did
+    /// (or another thread moved first).
+    fn apply_due(&self, word: u64) -> bool {
+        let state = state_of(word);
+        if state == State::HalfOpen && self.fleet.as_ref().is_some_and(|l| l.defers_trials()) {
             return false; // the fleet times its own episode out
         }
-        let now = self.now();
-        let since = self.half_open_since.load(Ordering::Acquire);
-        if now.saturating_sub(since) < max {
+        if !matches!(state, State::Open | State::HalfOpen) {
             return false;
         }
-        self.transition(word, State::Open, TransitionReason::HalfOpenTimedOut, now);
-        true
+        let now = self.now();
+        let until = self.open_until.load(Ordering::Acquire);
+        let since = self.half_open_since.load(Ordering::Acquire);
+        match due(&self.config, state, until, since, now) {
+            Some((to, reason)) => {
+                self.transition(word, to, reason, now);
+                true
+            }
+            None => false,
+        }
     }
 
     /// Applies the lazy, time-driven transitions and returns the current state word.
     fn settle(&self) -> u64 {
         let mut word = self.state.load(Ordering::Acquire);
         for _ in 0..4 {
-            match state_of(word) {
-                State::Open => {
-                    let now = self.now();
-                    if now < self.open_until.load(Ordering::Acquire) {
-                        return word;
-                    }
-                    self.transition(
-                        word,
-                        State::HalfOpen,
-                        TransitionReason::CooldownElapsed,
-                        now,
-                    );
-                }
-                State::HalfOpen => {
-                    if !self.half_open_expired(word) {
-                        return word;
-                    }
-                }
-                _ => return word,
+            if !self.apply_due(word) {
+                return word;
             }
             word = self.state.load(Ordering::Acquire);
         }
@@ -1771,7 +1752,7 @@ impl Shared {
         } else {
             0
         };
-        let slow = self.is_slow(ticket.started, now);
+        let slow = is_slow(&self.config, ticket.started, now);
         if let Some(window) = &self.window {
             window.record(Mark { failure, slow }, now);
         }
@@ -1779,7 +1760,7 @@ impl Shared {
             link.count(failure, slow);
         }
         self.log_outcome(failure, slow, now);
-        let judging = word & STATE_MASK == CLOSED;
+        let judging = judges(state_of(word), failure, slow);
         if failure {
             self.last_failure
                 .store(now.saturating_add(1), Ordering::Relaxed);
@@ -1795,7 +1776,7 @@ impl Shared {
             if self.consecutive.load(Ordering::Relaxed) != 0 {
                 self.consecutive.store(0, Ordering::Relaxed);
             }
-            if slow && judging {
+            if judging {
                 self.judge(word, 0, now);
             }
         }
@@ -1809,7 +1790,7 @@ impl Shared {
         let event = OutcomeEvent {
             name: self.name.clone(),
             outcome,
-            slow: outcome != Outcome::Ignored && self.is_slow(ticket.started, now),
+            slow: outcome != Outcome::Ignored && is_slow(&self.config, ticket.started, now),
             trial: ticket.is_trial(),
             duration: Duration::from_nanos(now.saturating_sub(ticket.started)),
         };
@@ -1817,14 +1798,6 @@ impl Shared {
             l.on_outcome(&event);
         }
         now
-    }
-
-    #[inline]
-    fn is_slow(&self, started: u64, now: u64) -> bool {
-        match self.config.rules.slow {
-            Some(rule) => now.saturating_sub(started) >= rule.threshold_nanos,
-            None => false,
-        }
     }
 
     #[inline]
@@ -1843,8 +1816,8 @@ impl Shared {
     #[cold]
     fn judge(&self, word: u64, consecutive: u32, now: u64) {
         let stats = self.window_stats(now);
-        if let Some(reason) = evaluate_trip(&self.config.rules, consecutive, &stats) {
-            self.transition(word, State::Open, TransitionReason::Tripped(reason), now);
+        if let Some((to, reason)) = trip(&self.config.rules, consecutive, &stats) {
+            self.transition(word, to, reason, now);
         }
     }
 
@@ -1859,7 +1832,7 @@ impl Shared {
     fn finish_trial(&self, ticket: Ticket, outcome: Outcome, now: Option<u64>) {
         let now = now.unwrap_or_else(|| self.now());
         let failure = outcome == Outcome::Failure;
-        let slow = outcome != Outcome::Ignored && self.is_slow(ticket.started, now);
+        let slow = outcome != Outcome::Ignored && is_slow(&self.config, ticket.started, now);
         if outcome != Outcome::Ignored {
             self.log_outcome(failure, slow, now);
         }
@@ -1867,12 +1840,7 @@ impl Shared {
             self.last_failure
                 .store(now.saturating_add(1), Ordering::Relaxed);
         }
-        // A slow trial counts as failed: the dependency is not healthy yet.
-        let counted = match outcome {
-            Outcome::Ignored => None,
-            Outcome::Success => Some(!slow),
-            Outcome::Failure => Some(false),
-        };
+        let counted = trial_counts(outcome, slow);
         let Some(tally) = self.gate.finish(ticket.generation(), counted) else {
             return;
         };
@@ -1886,9 +1854,8 @@ impl Shared {
                 return;
             }
         }
-        let rule = self.config.close;
-        let verdict = trial_verdict(rule, tally.successes, tally.failures);
-        if let Some((to, reason)) = verdict.transition(rule, tally.successes, tally.failures) {
+        if let Some((to, reason)) = after_trial(self.config.close, tally.successes, tally.failures)
+        {
             let expected = encode(State::HalfOpen, ticket.generation());
             self.transition(expected, to, reason, now);
         }
@@ -1933,28 +1900,21 @@ impl Shared {
                 return false;
             }
             let generation = generation_of(expected) + 1;
-            match to {
-                State::Open => {
-                    slow.consecutive_trips = slow.consecutive_trips.saturating_add(1);
-                    let trips = slow.consecutive_trips;
-                    let until = open_until.unwrap_or_else(|| {
-                        let cooldown = self.config.cooldown.draw(trips, &mut slow.rng);
-                        now.saturating_add(crate::clock::nanos(cooldown))
-                    });
-                    self.open_until.store(until, Ordering::Release);
-                }
-                State::HalfOpen => {
-                    self.gate.reset(generation);
-                    self.half_open_since.store(now, Ordering::Release);
-                }
-                State::Closed => {
-                    if let Some(w) = &self.window {
-                        w.reset();
-                    }
-                    self.consecutive.store(0, Ordering::Release);
-                    slow.consecutive_trips = 0;
-                }
-                State::ForcedOpen | State::Disabled => {}
+            let slow = &mut *slow;
+            let rng = &mut slow.rng;
+            let entry = enter(to, slow.consecutive_trips, now, open_until, |trips| {
+                self.config.cooldown.draw(trips, rng)
+            });
+            slow.consecutive_trips = entry.consecutive_trips;
+            if let Some(until) = entry.open_until {
+                self.open_until.store(until, Ordering::Release);
+            }
+            if let Some(since) = entry.half_open_since {
+                self.gate.reset(generation);
+                self.half_open_since.store(since, Ordering::Release);
+            }
+            if entry.clears_counts {
+                self.clear_counts();
             }
             new_word = encode(to, generation);
             self.state.store(new_word, Ordering::Release);
@@ -1988,31 +1948,32 @@ impl Shared {
         true
     }
 
-    fn transition_from_any(
-        &self,
-        to: State,
-        reason: TransitionReason,
-        allowed_from: impl Fn(State) -> bool,
-    ) -> bool {
+    /// The counters a close clears (the trips are cleared by the caller, under its lock).
+    fn clear_counts(&self) {
+        if let Some(w) = &self.window {
+            w.reset();
+        }
+        self.consecutive.store(0, Ordering::Release);
+    }
+
+    fn manual(&self, manual: Manual) -> bool {
         loop {
             let word = self.state.load(Ordering::Acquire);
-            if !allowed_from(state_of(word)) {
+            let from = state_of(word);
+            if !manual.allowed_from(from) {
                 return false;
             }
-            if to == State::Closed && state_of(word) == State::Closed {
-                // Reset of a closed breaker: clear the counters, no state change to report.
+            if !manual.changes_state(from) {
+                // A reset of a closed breaker: counters cleared, no change to report.
                 let mut slow = lock(&self.slow);
                 if self.state.load(Ordering::Acquire) != word {
                     continue;
                 }
-                if let Some(w) = &self.window {
-                    w.reset();
-                }
-                self.consecutive.store(0, Ordering::Release);
+                self.clear_counts();
                 slow.consecutive_trips = 0;
                 return false;
             }
-            if self.transition(word, to, reason.clone(), self.now()) {
+            if self.transition(word, manual.target(), manual.clone().reason(), self.now()) {
                 return true;
             }
         }
@@ -2170,7 +2131,7 @@ impl Breaker {
                 .last_failure
                 .store(now.saturating_add(1), Ordering::Relaxed);
         }
-        if state_of(word) == State::Closed && (failures > 0 || slow > 0) {
+        if judges(state_of(word), failures > 0, slow > 0) {
             shared.judge(word, run, now);
         }
     }

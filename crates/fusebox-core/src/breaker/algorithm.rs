@@ -1,0 +1,445 @@
+//! The breaker's state machine, written once: pure functions over a view of the state and
+//! the time. Nothing here reads a clock, takes a lock or allocates.
+//!
+//! ```text
+//!            trip rule                 cooldown over
+//!  CLOSED ─────────────────▶ OPEN ─────────────────────▶ HALF_OPEN
+//!    ▲                        ▲                             │
+//!    │                        │ close rule unreachable,     │
+//!    │                        └─ half-open too long ────────┤
+//!    └───────────────────────── close rule met ─────────────┘
+//!
+//!  by hand: force_open ▶ FORCED_OPEN   disable ▶ DISABLED   reset ▶ CLOSED   trip ▶ OPEN
+//! ```
+//!
+//! Every breaker interprets these functions and none repeats them: the sans-IO
+//! [`Machine`](super::Machine) over plain fields, the concurrent [`Breaker`](super::Breaker)
+//! on its slow path (its lock-free CLOSED and OPEN fast paths only read), [`decide`]
+//! (super::decide) over a caller's counters, and the fleet engine through the breaker.
+//!
+//! * [`due`]: what time alone does (OPEN → HALF_OPEN, HALF_OPEN → OPEN).
+//! * [`judges`] and [`evaluate_trip`]: whether an outcome in CLOSED trips the breaker.
+//! * [`trial_admissible`], [`trial_counts`] and [`after_trial`]: the half-open trials.
+//! * [`enter`]: what entering a state does to the counters (cooldown drawn, trials reset,
+//!   counts cleared).
+//! * [`Manual`]: the operator's transitions and the states each may leave.
+
+use std::borrow::Cow;
+use std::time::Duration;
+
+use crate::outcome::Outcome;
+
+use super::config::{BreakerConfig, CloseRule, TripRules};
+use super::stats::{State, TransitionReason, TripReason, WindowStats};
+
+/// A state change a rule asks for: where to, and why.
+pub(crate) type Move = (State, TransitionReason);
+
+/// The transition time alone makes due at `now`, if any: an OPEN breaker whose cooldown
+/// (ending at `open_until`) is over moves to HALF_OPEN; a HALF_OPEN one that began at
+/// `half_open_since` and outlived its maximum duration reopens.
+#[inline]
+pub(crate) fn due(
+    config: &BreakerConfig,
+    state: State,
+    open_until: u64,
+    half_open_since: u64,
+    now: u64,
+) -> Option<Move> {
+    match state {
+        State::Open if now >= open_until => {
+            Some((State::HalfOpen, TransitionReason::CooldownElapsed))
+        }
+        State::HalfOpen => match config.half_open_max_nanos {
+            Some(max) if now.saturating_sub(half_open_since) >= max => {
+                Some((State::Open, TransitionReason::HalfOpenTimedOut))
+            }
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
+/// How long a refused caller should wait: the rest of an OPEN cooldown; unknown for the
+/// other refusing states (a forced state, a full half-open).
+#[inline]
+pub(crate) fn retry_after(state: State, open_until: u64, now: u64) -> Option<Duration> {
+    (state == State::Open).then(|| Duration::from_nanos(open_until.saturating_sub(now)))
+}
+
+/// Whether a recorded outcome asks for the trip rules to be judged: only in CLOSED, and only
+/// a failure or a slow call (a fast success never raises a count or a rate).
+#[inline(always)]
+pub(crate) fn judges(state: State, failure: bool, slow: bool) -> bool {
+    state == State::Closed && (failure || slow)
+}
+
+/// Judges the trip rules, in a fixed order, against the current counters.
+pub(crate) fn evaluate_trip(
+    rules: &TripRules,
+    consecutive_failures: u32,
+    stats: &WindowStats,
+) -> Option<TripReason> {
+    if let Some(threshold) = rules.consecutive_failures
+        && consecutive_failures >= threshold
+    {
+        return Some(TripReason::ConsecutiveFailures {
+            failures: consecutive_failures,
+            threshold,
+        });
+    }
+    if let Some(threshold) = rules.failures_in_window
+        && stats.failures >= u64::from(threshold)
+    {
+        return Some(TripReason::FailureCount {
+            failures: stats.failures,
+            calls: stats.calls,
+            threshold,
+        });
+    }
+    let judged = stats.calls >= u64::from(rules.min_calls) && stats.calls > 0;
+    if let Some(threshold) = rules.failure_rate {
+        let rate = stats.failure_rate();
+        if judged && rate >= threshold {
+            return Some(TripReason::FailureRate {
+                rate,
+                threshold,
+                calls: stats.calls,
+            });
+        }
+    }
+    if let Some(slow) = rules.slow {
+        let rate = stats.slow_rate();
+        if judged && rate >= slow.rate {
+            return Some(TripReason::SlowCallRate {
+                rate,
+                threshold: slow.rate,
+                calls: stats.calls,
+            });
+        }
+    }
+    if let Some(custom) = &rules.custom
+        && (custom.0)(stats)
+    {
+        return Some(TripReason::Custom { stats: *stats });
+    }
+    None
+}
+
+/// The trip as a move to OPEN, if the rules fire.
+#[inline]
+pub(crate) fn trip(
+    rules: &TripRules,
+    consecutive_failures: u32,
+    stats: &WindowStats,
+) -> Option<Move> {
+    evaluate_trip(rules, consecutive_failures, stats)
+        .map(|reason| (State::Open, TransitionReason::Tripped(reason)))
+}
+
+/// Whether a call took long enough to count as slow under the slow-call rule.
+#[inline]
+pub(crate) fn is_slow(config: &BreakerConfig, started: u64, now: u64) -> bool {
+    match config.rules.slow {
+        Some(rule) => now.saturating_sub(started) >= rule.threshold_nanos,
+        None => false,
+    }
+}
+
+/// Whether another trial may start, with `in_flight` trials running and `finished` judged,
+/// at most `concurrency` at once and `trials` in the episode.
+#[inline]
+pub(crate) fn trial_admissible(
+    concurrency: u32,
+    trials: u32,
+    in_flight: u32,
+    finished: u32,
+) -> bool {
+    in_flight < concurrency && in_flight.saturating_add(finished) < trials
+}
+
+/// How a trial's outcome counts: `None` when ignored, else whether it succeeded. A slow
+/// success counts as failed: the dependency is not healthy yet.
+#[inline]
+pub(crate) fn trial_counts(outcome: Outcome, slow: bool) -> Option<bool> {
+    match outcome {
+        Outcome::Ignored => None,
+        Outcome::Success => Some(!slow),
+        Outcome::Failure => Some(false),
+    }
+}
+
+/// What the half-open trials say so far.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum TrialVerdict {
+    /// Not decided yet.
+    Pending,
+    /// The close rule is met.
+    Close,
+    /// The close rule can no longer be met.
+    Reopen,
+}
+
+/// Judges finished trials against the close rule ("`successes` of `trials`").
+pub(crate) fn trial_verdict(rule: CloseRule, successes: u32, failures: u32) -> TrialVerdict {
+    if successes >= rule.successes {
+        TrialVerdict::Close
+    } else if failures > rule.trials - rule.successes {
+        TrialVerdict::Reopen
+    } else {
+        TrialVerdict::Pending
+    }
+}
+
+/// The move the finished trials call for: CLOSED when the close rule is met, OPEN when it
+/// can no longer be, none while pending.
+pub(crate) fn after_trial(rule: CloseRule, successes: u32, failures: u32) -> Option<Move> {
+    match trial_verdict(rule, successes, failures) {
+        TrialVerdict::Pending => None,
+        TrialVerdict::Close => Some((
+            State::Closed,
+            TransitionReason::TrialsPassed {
+                successes,
+                trials: rule.trials,
+            },
+        )),
+        TrialVerdict::Reopen => Some((
+            State::Open,
+            TransitionReason::TrialsFailed {
+                failures,
+                trials: rule.trials,
+            },
+        )),
+    }
+}
+
+/// What entering a state does to the counters the breaker keeps beside its state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Entry {
+    /// Trips since the last close, after this move (it feeds a growing cooldown).
+    pub(crate) consecutive_trips: u32,
+    /// OPEN: when the cooldown ends.
+    pub(crate) open_until: Option<u64>,
+    /// HALF_OPEN: the episode begins now, with no trial started.
+    pub(crate) half_open_since: Option<u64>,
+    /// CLOSED: the window, the run of failures and the trips are cleared.
+    pub(crate) clears_counts: bool,
+}
+
+/// Entering `to` at `now` after `consecutive_trips` trips since the last close. An OPEN
+/// state's cooldown ends at `open_until` when given (adopted from a fleet), else after
+/// `cooldown(trips)`, the cooldown the new trip count earns (drawn with jitter by the caller,
+/// which owns the random source).
+pub(crate) fn enter(
+    to: State,
+    consecutive_trips: u32,
+    now: u64,
+    open_until: Option<u64>,
+    cooldown: impl FnOnce(u32) -> Duration,
+) -> Entry {
+    let mut entry = Entry {
+        consecutive_trips,
+        open_until: None,
+        half_open_since: None,
+        clears_counts: false,
+    };
+    match to {
+        State::Open => {
+            let trips = consecutive_trips.saturating_add(1);
+            entry.consecutive_trips = trips;
+            entry.open_until = Some(
+                open_until
+                    .unwrap_or_else(|| now.saturating_add(crate::clock::nanos(cooldown(trips)))),
+            );
+        }
+        State::HalfOpen => entry.half_open_since = Some(now),
+        State::Closed => {
+            entry.consecutive_trips = 0;
+            entry.clears_counts = true;
+        }
+        State::ForcedOpen | State::Disabled => {}
+    }
+    entry
+}
+
+/// A transition made by hand (an operator, a health check, an overload signal), with no
+/// failure recorded.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum Manual {
+    /// Open until reset; no cooldown ends it.
+    ForceOpen,
+    /// Admit everything, measure, never trip.
+    Disable,
+    /// Back to CLOSED with counters cleared.
+    Reset,
+    /// Open on an external signal and recover like after any trip.
+    Trip(Cow<'static, str>),
+}
+
+impl Manual {
+    /// The state it leads to.
+    pub(crate) fn target(&self) -> State {
+        match self {
+            Manual::ForceOpen => State::ForcedOpen,
+            Manual::Disable => State::Disabled,
+            Manual::Reset => State::Closed,
+            Manual::Trip(_) => State::Open,
+        }
+    }
+
+    /// Whether it applies from `from`. A reset of a CLOSED breaker applies but changes no
+    /// state: it only clears the counters (see [`Manual::changes_state`]).
+    pub(crate) fn allowed_from(&self, from: State) -> bool {
+        match self {
+            Manual::ForceOpen => from != State::ForcedOpen,
+            Manual::Disable => from != State::Disabled,
+            Manual::Reset => true,
+            Manual::Trip(_) => matches!(from, State::Closed | State::HalfOpen | State::Disabled),
+        }
+    }
+
+    /// Whether applying it from `from` is a state change to report.
+    pub(crate) fn changes_state(&self, from: State) -> bool {
+        self.allowed_from(from) && from != self.target()
+    }
+
+    /// The reason reported with the change.
+    pub(crate) fn reason(self) -> TransitionReason {
+        match self {
+            Manual::ForceOpen => TransitionReason::ForcedOpen,
+            Manual::Disable => TransitionReason::Disabled,
+            Manual::Reset => TransitionReason::Reset,
+            Manual::Trip(reason) => TransitionReason::Tripped(TripReason::External { reason }),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::breaker::Breaker;
+
+    fn rule(successes: u32, trials: u32) -> CloseRule {
+        CloseRule { successes, trials }
+    }
+
+    #[test]
+    fn close_rule_fractions() {
+        // 5 of 5: one failure makes it unreachable.
+        assert_eq!(trial_verdict(rule(5, 5), 4, 0), TrialVerdict::Pending);
+        assert_eq!(trial_verdict(rule(5, 5), 5, 0), TrialVerdict::Close);
+        assert_eq!(trial_verdict(rule(5, 5), 3, 1), TrialVerdict::Reopen);
+        // 3 of 5: two failures are tolerated, the third reopens.
+        assert_eq!(trial_verdict(rule(3, 5), 1, 2), TrialVerdict::Pending);
+        assert_eq!(trial_verdict(rule(3, 5), 3, 2), TrialVerdict::Close);
+        assert_eq!(trial_verdict(rule(3, 5), 2, 3), TrialVerdict::Reopen);
+    }
+
+    #[test]
+    fn trip_rules_in_order() {
+        let cfg = Breaker::builder("t")
+            .failures_in_last(3, 10)
+            .failure_rate(0.9)
+            .build_config()
+            .unwrap();
+        let s = WindowStats {
+            calls: 4,
+            failures: 3,
+            slow_calls: 0,
+        };
+        assert!(matches!(
+            evaluate_trip(&cfg.rules, 0, &s),
+            Some(TripReason::FailureCount { failures: 3, .. })
+        ));
+        let s = WindowStats {
+            calls: 10,
+            failures: 2,
+            slow_calls: 0,
+        };
+        assert_eq!(evaluate_trip(&cfg.rules, 0, &s), None);
+    }
+
+    #[test]
+    fn rate_needs_min_calls() {
+        let cfg = Breaker::builder("t")
+            .time_window(Duration::from_secs(10), 10)
+            .failure_rate(0.5)
+            .min_calls(4)
+            .build_config()
+            .unwrap();
+        let few = WindowStats {
+            calls: 3,
+            failures: 3,
+            slow_calls: 0,
+        };
+        assert_eq!(evaluate_trip(&cfg.rules, 3, &few), None);
+        let enough = WindowStats {
+            calls: 4,
+            failures: 2,
+            slow_calls: 0,
+        };
+        assert!(matches!(
+            evaluate_trip(&cfg.rules, 0, &enough),
+            Some(TripReason::FailureRate { .. })
+        ));
+    }
+
+    #[test]
+    fn time_moves_open_and_half_open_only() {
+        let cfg = Breaker::builder("t")
+            .half_open_max_duration(Duration::from_nanos(50))
+            .build_config()
+            .unwrap();
+        assert_eq!(due(&cfg, State::Open, 100, 0, 99), None);
+        assert_eq!(
+            due(&cfg, State::Open, 100, 0, 100),
+            Some((State::HalfOpen, TransitionReason::CooldownElapsed))
+        );
+        assert_eq!(due(&cfg, State::HalfOpen, 0, 100, 149), None);
+        assert_eq!(
+            due(&cfg, State::HalfOpen, 0, 100, 150),
+            Some((State::Open, TransitionReason::HalfOpenTimedOut))
+        );
+        for state in [State::Closed, State::ForcedOpen, State::Disabled] {
+            assert_eq!(due(&cfg, state, 0, 0, u64::MAX), None);
+        }
+    }
+
+    #[test]
+    fn entering_a_state() {
+        let five = |_| Duration::from_nanos(5);
+        let open = enter(State::Open, 2, 10, None, five);
+        assert_eq!((open.consecutive_trips, open.open_until), (3, Some(15)));
+        let adopted = enter(State::Open, 0, 10, Some(99), five);
+        assert_eq!(adopted.open_until, Some(99));
+        let half = enter(State::HalfOpen, 3, 10, None, five);
+        assert_eq!(
+            (half.consecutive_trips, half.half_open_since),
+            (3, Some(10))
+        );
+        let closed = enter(State::Closed, 3, 10, None, five);
+        assert!(closed.clears_counts && closed.consecutive_trips == 0);
+    }
+
+    #[test]
+    fn manual_transitions() {
+        assert!(!Manual::ForceOpen.allowed_from(State::ForcedOpen));
+        assert!(Manual::Reset.allowed_from(State::Closed));
+        assert!(!Manual::Reset.changes_state(State::Closed));
+        assert!(!Manual::Trip("x".into()).allowed_from(State::Open));
+        assert!(!Manual::Trip("x".into()).allowed_from(State::ForcedOpen));
+        assert!(Manual::Trip("x".into()).changes_state(State::Disabled));
+    }
+
+    #[test]
+    fn trials() {
+        assert!(trial_admissible(2, 3, 1, 1));
+        assert!(!trial_admissible(2, 3, 2, 0)); // concurrency
+        assert!(!trial_admissible(3, 3, 1, 2)); // every trial started
+        assert_eq!(trial_counts(Outcome::Success, true), Some(false));
+        assert_eq!(trial_counts(Outcome::Ignored, false), None);
+        assert!(judges(State::Closed, false, true));
+        assert!(!judges(State::Closed, false, false));
+        assert!(!judges(State::HalfOpen, true, false));
+    }
+}
