@@ -21,27 +21,43 @@
 //! ```
 
 mod algorithm;
+mod builder;
 mod config;
 mod decide;
+#[cfg(feature = "tokio")]
+mod follow;
 mod gate;
+mod handle;
 mod link;
+mod listener;
 mod machine;
 mod name;
-mod shell;
+mod permit;
+mod rejected;
+mod shared;
 mod stats;
 mod window;
+mod word;
 
 #[cfg(all(test, loom))]
 mod loom_tests;
 
+pub use builder::BreakerBuilder;
 pub use config::{BreakerConfig, BreakerSettings, CloseRule, Cooldown, WindowKind};
 pub use decide::{Counters, Decision, decide};
-pub(crate) use link::{FleetLink, Totals};
+pub use handle::Breaker;
+#[cfg(feature = "tokio")]
+pub(crate) use link::FleetLink;
+#[cfg(feature = "tokio")]
+pub(crate) use link::Totals;
+pub use listener::BreakerListener;
 pub use machine::{Change, Machine, Refused, Ticket};
 pub use name::Name;
-pub(crate) use shell::RetryHint;
-pub(crate) use shell::Shared as SharedState;
-pub use shell::{Breaker, BreakerBuilder, BreakerListener, OwnedPermit, Permit, Rejected};
+pub use permit::{OwnedPermit, Permit};
+pub use rejected::Rejected;
+pub(crate) use rejected::RetryHint;
+#[cfg(feature = "tokio")]
+pub(crate) use shared::Shared as SharedState;
 pub use stats::{
     LoggedOutcome, OutcomeEntry, OutcomeEvent, Snapshot, State, Transition, TransitionReason,
     TripReason, WindowStats,

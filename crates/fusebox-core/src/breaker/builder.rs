@@ -1,0 +1,519 @@
+//! The breaker's builder: settings checked once, at `build`.
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::ConfigError;
+use crate::clock::{ClockHandle, IntoClock};
+
+use super::Name;
+use super::config::{BreakerConfig, BreakerSettings, CustomRule};
+use super::handle::Breaker;
+use super::link::FleetLink;
+use super::listener::{BreakerListener, OnRejection, OnTransition};
+use super::rejected::Rejected;
+use super::stats::{Transition, WindowStats};
+
+/// Builds a [`Breaker`]; every setting is checked once, by [`build`](Self::build).
+///
+/// ```
+/// use fusebox_core::breaker::Breaker;
+/// use std::time::Duration;
+///
+/// let breaker = Breaker::builder("inventory")
+///     .failures_in_last(3, 10) // trip when 3 of the last 10 calls failed
+///     .cooldown(Duration::from_secs(5))
+///     .half_open_trials(5, 5) // close after 5 of 5 trial calls succeed
+///     .build()?;
+/// assert_eq!(breaker.config().close_rule().successes, 5);
+///
+/// // Invalid settings name the field.
+/// let err = Breaker::builder("bad").failures_in_last(11, 10).build().unwrap_err();
+/// assert_eq!(err.field(), Some("failures_in_window"));
+/// # Ok::<(), fusebox_core::ConfigError>(())
+/// ```
+#[must_use]
+pub struct BreakerBuilder {
+    pub(super) name: Name,
+    pub(super) settings: BreakerSettings,
+    pub(super) custom: Option<CustomRule>,
+    pub(super) clock: Option<ClockHandle>,
+    pub(super) listeners: Vec<Arc<dyn BreakerListener>>,
+}
+
+impl fmt::Debug for BreakerBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("BreakerBuilder")
+            .field("name", &self.name)
+            .field("settings", &self.settings)
+            .field("custom", &self.custom)
+            .field("clock", &self.clock)
+            .field("listeners", &self.listeners.len())
+            .finish()
+    }
+}
+
+impl BreakerBuilder {
+    /// Replaces every setting with `settings` (for instance loaded from TOML).
+    ///
+    /// ```
+    /// use fusebox_core::breaker::{Breaker, BreakerSettings};
+    /// let settings = BreakerSettings { consecutive_failures: Some(2), ..Default::default() };
+    /// // Earlier builder calls are replaced, not merged.
+    /// let b = Breaker::builder("s").failures_in_last(3, 10).settings(settings).build()?;
+    /// assert_eq!(b.config().consecutive_failures(), Some(2));
+    /// assert_eq!(b.config().window(), None);
+    /// # Ok::<(), fusebox_core::ConfigError>(())
+    /// ```
+    pub fn settings(mut self, settings: BreakerSettings) -> Self {
+        self.settings = settings;
+        self
+    }
+    /// Trips after `n` failures in a row. This is the default rule, with `n = 5`, when no
+    /// other rule is set.
+    ///
+    /// ```
+    /// use fusebox_core::breaker::{Breaker, State};
+    /// let b = Breaker::builder("db").consecutive_failures(2).build()?;
+    /// b.record_failure();
+    /// b.record_success(); // a success resets the run
+    /// b.record_failure();
+    /// assert_eq!(b.state(), State::Closed);
+    /// b.record_failure();
+    /// assert_eq!(b.state(), State::Open);
+    /// # Ok::<(), fusebox_core::ConfigError>(())
+    /// ```
+    pub fn consecutive_failures(mut self, n: u32) -> Self {
+        self.settings.consecutive_failures = Some(n);
+        self
+    }
+    /// Trips when `failures` of the last `calls` calls failed ("3 of the last 10").
+    ///
+    /// ```
+    /// use fusebox_core::breaker::{Breaker, State};
+    /// let b = Breaker::builder("api").failures_in_last(2, 5).build()?;
+    /// b.record_failure();
+    /// b.record_success();
+    /// assert_eq!(b.state(), State::Closed);
+    /// b.record_failure(); // 2 of the last 3 calls, not in a row
+    /// assert_eq!(b.state(), State::Open);
+    /// # Ok::<(), fusebox_core::ConfigError>(())
+    /// ```
+    pub fn failures_in_last(mut self, failures: u32, calls: u32) -> Self {
+        self.settings.failures_in_window = Some(failures);
+        self.settings.window_calls = Some(calls);
+        self.settings.window_span = None;
+        self
+    }
+    /// Trips when the failure rate over the window reaches `rate` (within `(0, 1]`), once the
+    /// window holds [`min_calls`](Self::min_calls) calls.
+    ///
+    /// ```
+    /// use fusebox_core::breaker::{Breaker, State};
+    /// let b = Breaker::builder("api").count_window(4).failure_rate(0.5).build()?;
+    /// b.record_success();
+    /// b.record_failure();
+    /// b.record_failure(); // 2 of 3 failed, but the window does not hold 4 calls yet
+    /// assert_eq!(b.state(), State::Closed);
+    /// b.record_failure();
+    /// assert_eq!(b.state(), State::Open);
+    /// # Ok::<(), fusebox_core::ConfigError>(())
+    /// ```
+    pub fn failure_rate(mut self, rate: f64) -> Self {
+        self.settings.failure_rate = Some(rate);
+        self
+    }
+    /// Measures rates over the last `calls` calls (default 100 when a rate rule is set).
+    ///
+    /// ```
+    /// use fusebox_core::breaker::{Breaker, WindowKind};
+    /// let b = Breaker::builder("w").count_window(50).failure_rate(0.2).build()?;
+    /// assert_eq!(b.config().window(), Some(WindowKind::Count { calls: 50 }));
+    /// // Without a count window, a rate is measured over the last 100 calls.
+    /// let default = Breaker::builder("w").failure_rate(0.2).build()?;
+    /// assert_eq!(default.config().window(), Some(WindowKind::Count { calls: 100 }));
+    /// # Ok::<(), fusebox_core::ConfigError>(())
+    /// ```
+    pub fn count_window(mut self, calls: u32) -> Self {
+        self.settings.window_calls = Some(calls);
+        self
+    }
+    /// Measures rates over the last `span`, in `buckets` buckets (e.g. 60 s in 10).
+    ///
+    /// ```
+    /// use fusebox_core::breaker::{Breaker, WindowKind};
+    /// use std::time::Duration;
+    /// let span = Duration::from_secs(60);
+    /// let b = Breaker::builder("w").time_window(span, 10).failure_rate(0.5).build()?;
+    /// assert_eq!(b.config().window(), Some(WindowKind::Time { span, buckets: 10 }));
+    /// assert_eq!(b.config().min_calls(), 20); // the default for a time-based window
+    /// # Ok::<(), fusebox_core::ConfigError>(())
+    /// ```
+    pub fn time_window(mut self, span: Duration, buckets: u32) -> Self {
+        self.settings.window_span = Some(span);
+        self.settings.window_buckets = Some(buckets);
+        self
+    }
+    /// Calls needed in the window before a rate is judged.
+    ///
+    /// ```
+    /// use fusebox_core::breaker::{Breaker, State};
+    /// let b = Breaker::builder("m").count_window(10).failure_rate(0.5).min_calls(2).build()?;
+    /// b.record_failure(); // a 100 % failure rate over one call is not judged
+    /// assert_eq!(b.state(), State::Closed);
+    /// b.record_failure();
+    /// assert_eq!(b.state(), State::Open);
+    /// # Ok::<(), fusebox_core::ConfigError>(())
+    /// ```
+    pub fn min_calls(mut self, calls: u32) -> Self {
+        self.settings.min_calls = Some(calls);
+        self
+    }
+    /// Counts a call lasting `threshold` or more as slow, and trips when the slow-call rate
+    /// over the window reaches `rate`.
+    ///
+    /// ```
+    /// use fusebox_core::breaker::{Breaker, State};
+    /// use fusebox_core::clock::ManualClock;
+    /// # use std::time::Duration;
+    /// let (clock, secs) = (ManualClock::new(), Duration::from_secs);
+    /// let b = Breaker::builder("slow").slow_calls(secs(2), 1.0).count_window(1);
+    /// let b = b.clock(clock.clone()).build()?;
+    /// let permit = b.try_acquire()?;
+    /// clock.advance(secs(3));
+    /// permit.success(); // a success, but a slow one
+    /// assert_eq!(b.state(), State::Open);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn slow_calls(mut self, threshold: Duration, rate: f64) -> Self {
+        self.settings.slow_call_threshold = Some(threshold);
+        self.settings.slow_call_rate = Some(rate);
+        self
+    }
+    /// Adds a custom trip rule over the window statistics, judged after every failure or
+    /// slow call.
+    ///
+    /// ```
+    /// use fusebox_core::breaker::{Breaker, State};
+    /// let b = Breaker::builder("custom")
+    ///     .trip_when(|s| s.failures >= 2 && s.failure_rate() > 0.5)
+    ///     .build()?;
+    /// b.record_failure();
+    /// assert_eq!(b.state(), State::Closed);
+    /// b.record_failure();
+    /// assert_eq!(b.state(), State::Open);
+    /// # Ok::<(), fusebox_core::ConfigError>(())
+    /// ```
+    pub fn trip_when<F>(mut self, rule: F) -> Self
+    where
+        F: Fn(&WindowStats) -> bool + Send + Sync + 'static,
+    {
+        self.custom = Some(CustomRule(Arc::new(rule)));
+        self
+    }
+    /// Time in OPEN before trials (default 30 s).
+    ///
+    /// ```
+    /// use fusebox_core::breaker::{Breaker, State};
+    /// use fusebox_core::clock::ManualClock;
+    /// # use std::time::Duration;
+    /// let clock = ManualClock::new();
+    /// let b = Breaker::builder("c").cooldown(Duration::from_secs(10)).clock(clock.clone());
+    /// let b = b.build()?;
+    /// b.trip("drill");
+    /// clock.advance(Duration::from_secs(9));
+    /// assert_eq!(b.state(), State::Open);
+    /// clock.advance(Duration::from_secs(1));
+    /// assert_eq!(b.state(), State::HalfOpen);
+    /// # Ok::<(), fusebox_core::ConfigError>(())
+    /// ```
+    pub fn cooldown(mut self, cooldown: Duration) -> Self {
+        self.settings.cooldown = Some(cooldown);
+        self
+    }
+    /// A cooldown that grows by `factor` with each consecutive trip, from `initial` up to
+    /// `max`, and starts over once the breaker closes.
+    ///
+    /// ```
+    /// use fusebox_core::breaker::Breaker;
+    /// use fusebox_core::clock::ManualClock;
+    /// # use std::time::Duration;
+    /// let (clock, secs) = (ManualClock::new(), Duration::from_secs);
+    /// let b = Breaker::builder("g").cooldown_growing(secs(1), secs(60), 2.0);
+    /// let b = b.clock(clock.clone()).build()?;
+    /// b.trip("first");
+    /// assert_eq!(b.snapshot().remaining_cooldown, Some(secs(1)));
+    /// clock.advance(secs(1));
+    /// b.try_acquire()?.failure(); // the trial fails: a second trip in a row
+    /// assert_eq!(b.snapshot().remaining_cooldown, Some(secs(2)));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn cooldown_growing(mut self, initial: Duration, max: Duration, factor: f64) -> Self {
+        self.settings.cooldown = Some(initial);
+        self.settings.cooldown_max = Some(max);
+        self.settings.cooldown_factor = Some(factor);
+        self
+    }
+    /// Spreads each cooldown randomly by ± `fraction` so a fleet does not probe in step.
+    ///
+    /// ```
+    /// use fusebox_core::breaker::Breaker;
+    /// use fusebox_core::clock::ManualClock;
+    /// # use std::time::Duration;
+    /// let b = Breaker::builder("j")
+    ///     .cooldown(Duration::from_secs(10))
+    ///     .cooldown_jitter(0.1)
+    ///     .clock(ManualClock::new())
+    ///     .build()?;
+    /// b.trip("drill");
+    /// let left = b.snapshot().remaining_cooldown.unwrap();
+    /// assert!(left >= Duration::from_secs(9) && left <= Duration::from_secs(11));
+    /// # Ok::<(), fusebox_core::ConfigError>(())
+    /// ```
+    pub fn cooldown_jitter(mut self, fraction: f64) -> Self {
+        self.settings.cooldown_jitter = Some(fraction);
+        self
+    }
+    /// Closes after `successes` of `trials` trial calls succeed ("5 of 5", "3 of 5"); a
+    /// failure that makes this unreachable reopens at once. Default: 1 of 1.
+    ///
+    /// ```
+    /// use fusebox_core::breaker::{Breaker, State};
+    /// use fusebox_core::clock::ManualClock;
+    /// # use std::time::Duration;
+    /// let clock = ManualClock::new();
+    /// let b = Breaker::builder("h").half_open_trials(2, 3).clock(clock.clone()).build()?;
+    /// b.trip("drill");
+    /// clock.advance(Duration::from_secs(30));
+    /// b.try_acquire()?.failure(); // one failure is tolerated by "2 of 3"
+    /// b.try_acquire()?.success();
+    /// b.try_acquire()?.success();
+    /// assert_eq!(b.state(), State::Closed);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn half_open_trials(mut self, successes: u32, trials: u32) -> Self {
+        self.settings.half_open_successes = Some(successes);
+        self.settings.half_open_trials = Some(trials);
+        self
+    }
+    /// Trial calls allowed in flight at once (default: all the trials).
+    ///
+    /// ```
+    /// use fusebox_core::breaker::{Breaker, State};
+    /// use fusebox_core::clock::ManualClock;
+    /// # use std::time::Duration;
+    /// let clock = ManualClock::new();
+    /// let b = Breaker::builder("h").half_open_trials(3, 3).half_open_concurrency(1);
+    /// let b = b.clock(clock.clone()).build()?;
+    /// b.trip("drill");
+    /// clock.advance(Duration::from_secs(30));
+    /// let trial = b.try_acquire()?;
+    /// assert_eq!(b.try_acquire().unwrap_err().state(), State::HalfOpen); // one at a time
+    /// trial.success();
+    /// assert!(b.try_acquire().is_ok());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn half_open_concurrency(mut self, n: u32) -> Self {
+        self.settings.half_open_concurrency = Some(n);
+        self
+    }
+    /// Reopens when half-open lasts longer than `max` without a verdict.
+    ///
+    /// ```
+    /// use fusebox_core::breaker::{Breaker, State};
+    /// use fusebox_core::clock::ManualClock;
+    /// # use std::time::Duration;
+    /// let (clock, secs) = (ManualClock::new(), Duration::from_secs);
+    /// let b = Breaker::builder("h").half_open_max_duration(secs(5));
+    /// let b = b.clock(clock.clone()).build()?;
+    /// b.trip("drill");
+    /// clock.advance(secs(30));
+    /// let _stuck = b.try_acquire()?; // a trial that never reports
+    /// clock.advance(secs(5));
+    /// assert_eq!(b.state(), State::Open);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn half_open_max_duration(mut self, max: Duration) -> Self {
+        self.settings.half_open_max_duration = Some(max);
+        self
+    }
+    /// Keeps the last `n` outcomes for [`Breaker::snapshot`] (costs a clock read and two
+    /// atomic writes per call; off by default).
+    ///
+    /// ```
+    /// use fusebox_core::breaker::{Breaker, LoggedOutcome};
+    /// use fusebox_core::clock::ManualClock;
+    /// let b = Breaker::builder("log").outcome_log(2).clock(ManualClock::new()).build()?;
+    /// b.record_success();
+    /// b.record_failure();
+    /// b.record_success();
+    /// let kinds: Vec<_> = b.snapshot().recent.iter().map(|e| e.outcome).collect();
+    /// assert_eq!(kinds, [LoggedOutcome::Failure, LoggedOutcome::Success]); // the last 2
+    /// # Ok::<(), fusebox_core::ConfigError>(())
+    /// ```
+    pub fn outcome_log(mut self, n: u32) -> Self {
+        self.settings.outcome_log = Some(n);
+        self
+    }
+    /// Seeds the cooldown jitter.
+    ///
+    /// ```
+    /// use fusebox_core::breaker::Breaker;
+    /// use fusebox_core::clock::ManualClock;
+    /// let build = || {
+    ///     let b = Breaker::builder("s").cooldown_jitter(0.5).seed(7);
+    ///     b.clock(ManualClock::new()).build()
+    /// };
+    /// let (a, b) = (build()?, build()?);
+    /// a.trip("drill");
+    /// b.trip("drill");
+    /// assert_eq!(a.snapshot().remaining_cooldown, b.snapshot().remaining_cooldown);
+    /// # Ok::<(), fusebox_core::ConfigError>(())
+    /// ```
+    pub fn seed(mut self, seed: u64) -> Self {
+        self.settings.seed = Some(seed);
+        self
+    }
+    /// The clock (default: [`MonotonicClock`](crate::clock::MonotonicClock), or
+    /// [`PreciseClock`](crate::clock::PreciseClock) when a slow-call threshold under 50 ms is
+    /// set).
+    ///
+    /// ```
+    /// use fusebox_core::breaker::Breaker;
+    /// use fusebox_core::clock::ManualClock;
+    /// # use std::time::Duration;
+    /// let clock = ManualClock::new();
+    /// let b = Breaker::builder("c")
+    ///     .cooldown(Duration::from_secs(5))
+    ///     .clock(clock.clone())
+    ///     .build()?;
+    /// b.trip("drill");
+    /// clock.advance(Duration::from_secs(2));
+    /// assert_eq!(b.try_acquire().unwrap_err().retry_after(), Some(Duration::from_secs(3)));
+    /// # Ok::<(), fusebox_core::ConfigError>(())
+    /// ```
+    pub fn clock(mut self, clock: impl IntoClock) -> Self {
+        self.clock = Some(clock.into_handle().0);
+        self
+    }
+    /// Adds a listener for transitions and rejections.
+    ///
+    /// ```
+    /// use fusebox_core::breaker::{Breaker, BreakerListener, Transition};
+    /// # use std::sync::Arc;
+    /// # use std::sync::atomic::{AtomicU64, Ordering};
+    /// struct Generation(AtomicU64);
+    /// impl BreakerListener for Generation {
+    ///     fn on_transition(&self, t: &Transition) {
+    ///         self.0.store(t.generation, Ordering::Relaxed);
+    ///     }
+    /// }
+    /// let seen = Arc::new(Generation(AtomicU64::new(0)));
+    /// let b = Breaker::builder("l").listener(seen.clone()).build()?;
+    /// b.force_open();
+    /// b.reset();
+    /// assert_eq!(seen.0.load(Ordering::Relaxed), 2);
+    /// # Ok::<(), fusebox_core::ConfigError>(())
+    /// ```
+    pub fn listener(mut self, listener: Arc<dyn BreakerListener>) -> Self {
+        self.listeners.push(listener);
+        self
+    }
+    /// Calls `f` on every state change.
+    ///
+    /// ```
+    /// use fusebox_core::breaker::{Breaker, TransitionReason};
+    /// # use std::sync::{Arc, Mutex};
+    /// let reasons = Arc::new(Mutex::new(Vec::new()));
+    /// let log = reasons.clone();
+    /// let b = Breaker::builder("t")
+    ///     .on_transition(move |t| log.lock().unwrap().push(t.reason.clone()))
+    ///     .build()?;
+    /// b.force_open();
+    /// b.reset();
+    /// let expected = [TransitionReason::ForcedOpen, TransitionReason::Reset];
+    /// assert_eq!(*reasons.lock().unwrap(), expected);
+    /// # Ok::<(), fusebox_core::ConfigError>(())
+    /// ```
+    pub fn on_transition<F>(self, f: F) -> Self
+    where
+        F: Fn(&Transition) + Send + Sync + 'static,
+    {
+        self.listener(Arc::new(OnTransition(f)))
+    }
+    /// Calls `f` on every rejected call.
+    ///
+    /// ```
+    /// use fusebox_core::breaker::{Breaker, State};
+    /// # use std::sync::{Arc, Mutex};
+    /// let rejected = Arc::new(Mutex::new(Vec::new()));
+    /// let log = rejected.clone();
+    /// let b = Breaker::builder("r")
+    ///     .on_rejection(move |r| log.lock().unwrap().push(r.state()))
+    ///     .build()?;
+    /// b.force_open();
+    /// assert!(b.call_sync(|| Ok::<_, ()>(())).is_err());
+    /// assert_eq!(*rejected.lock().unwrap(), [State::ForcedOpen]);
+    /// # Ok::<(), fusebox_core::ConfigError>(())
+    /// ```
+    pub fn on_rejection<F>(self, f: F) -> Self
+    where
+        F: Fn(&Rejected) + Send + Sync + 'static,
+    {
+        self.listener(Arc::new(OnRejection(f)))
+    }
+
+    /// Validates the settings into a [`BreakerConfig`] without building a breaker, for the
+    /// sans-IO [`Machine`](super::Machine) and [`decide`](super::decide).
+    ///
+    /// ```
+    /// use fusebox_core::breaker::{Breaker, Machine};
+    /// let config = Breaker::builder("m").consecutive_failures(2).build_config()?;
+    /// let machine = Machine::new(config);
+    /// assert_eq!(machine.config().consecutive_failures(), Some(2));
+    /// let err = Breaker::builder("m").half_open_trials(6, 5).build_config().unwrap_err();
+    /// assert_eq!(err.field(), Some("half_open_successes"));
+    /// # Ok::<(), fusebox_core::ConfigError>(())
+    /// ```
+    pub fn build_config(&self) -> Result<BreakerConfig, ConfigError> {
+        self.settings.validate(self.custom.clone())
+    }
+
+    /// Validates every setting and builds the breaker.
+    ///
+    /// ```
+    /// use fusebox_core::breaker::{Breaker, State};
+    /// let b = Breaker::builder("orders").build()?;
+    /// assert_eq!(b.state(), State::Closed);
+    /// assert_eq!(Breaker::builder("").build().unwrap_err().field(), Some("name"));
+    /// # Ok::<(), fusebox_core::ConfigError>(())
+    /// ```
+    pub fn build(self) -> Result<Breaker, ConfigError> {
+        self.build_with(None)
+    }
+
+    /// Builds the breaker with a link to a fleet sync task.
+    #[cfg(feature = "tokio")]
+    pub(crate) fn build_linked(self, link: FleetLink) -> Result<Breaker, ConfigError> {
+        self.build_with(Some(Box::new(link)))
+    }
+
+    fn build_with(self, fleet: Option<Box<FleetLink>>) -> Result<Breaker, ConfigError> {
+        if self.name.is_empty() {
+            return Err(ConfigError::invalid("name", "must not be empty"));
+        }
+        let config = self.build_config()?;
+        let clock = self.clock.unwrap_or_else(|| match config.rules.slow {
+            Some(slow) if slow.threshold_nanos < 50_000_000 => ClockHandle::Precise,
+            _ => ClockHandle::Monotonic,
+        });
+        Ok(Breaker::from_parts(
+            self.name,
+            config,
+            clock,
+            self.listeners,
+            fleet,
+        ))
+    }
+}

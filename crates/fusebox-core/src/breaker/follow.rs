@@ -1,0 +1,137 @@
+//! What a fleet sync task needs from the breaker it keeps in step. None of it is on a
+//! caller's path.
+
+use std::borrow::Cow;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::sync::Ordering;
+
+use super::algorithm::judges;
+use super::handle::Breaker;
+use super::link::{FleetLink, Totals};
+use super::shared::Shared;
+use super::stats::{State, TransitionReason};
+use super::window::Mark;
+use super::word::{generation_of, state_of};
+
+/// What a fleet sync task needs from the breaker it keeps in step. None of it is on a
+/// caller's path.
+impl Breaker {
+    pub(crate) fn link(&self) -> Option<&FleetLink> {
+        self.shared.fleet.as_deref()
+    }
+
+    pub(crate) fn downgrade(&self) -> std::sync::Weak<Shared> {
+        Arc::downgrade(&self.shared)
+    }
+
+    pub(crate) fn upgrade(weak: &std::sync::Weak<Shared>) -> Option<Breaker> {
+        weak.upgrade().map(|shared| Breaker { shared })
+    }
+
+    /// Outcome totals of this instance's own calls (zero without a fleet link).
+    pub(crate) fn own_totals(&self) -> Totals {
+        self.link().map(FleetLink::totals).unwrap_or_default()
+    }
+
+    /// The state after any lazy, time-driven transition, with its local generation.
+    pub(crate) fn settled_state(&self) -> (State, u64) {
+        let word = self.shared.settle();
+        (state_of(word), generation_of(word))
+    }
+
+    /// Moves to `to` on the fleet's word; an OPEN state ends after `open_for` instead of a
+    /// drawn cooldown. Already in `to`, only the cooldown is realigned. Returns whether the
+    /// state changed.
+    pub(crate) fn adopt(
+        &self,
+        to: State,
+        open_for: Option<Duration>,
+        reason: Cow<'static, str>,
+    ) -> bool {
+        let shared = &self.shared;
+        for _ in 0..8 {
+            let word = shared.state.load(Ordering::Acquire);
+            let now = shared.now();
+            let until = open_for.map(|d| now.saturating_add(crate::clock::nanos(d)));
+            if state_of(word) == to {
+                if let (State::Open, Some(until)) = (to, until) {
+                    shared.open_until.store(until, Ordering::Release);
+                }
+                return false;
+            }
+            let why = TransitionReason::Fleet(reason.clone());
+            if shared.transition_until(word, to, why, now, until) {
+                return true;
+            }
+        }
+        false
+    }
+
+    /// Trials started (in flight or finished) in the local half-open episode `generation`.
+    pub(crate) fn trials_started(&self, generation: u64) -> u32 {
+        let tally = self.shared.gate.tally();
+        if tally.tag == super::gate::tag_of(generation) {
+            tally.in_flight + tally.successes + tally.failures
+        } else {
+            0
+        }
+    }
+
+    /// Adds outcomes other instances reported to the window (pooled fleets) and judges it.
+    pub(crate) fn ingest(&self, successes: u64, failures: u64, slow: u64) {
+        let shared = &self.shared;
+        let word = shared.state.load(Ordering::Acquire);
+        if !matches!(state_of(word), State::Closed | State::Disabled) {
+            return; // outcomes say nothing about a state they were not made in
+        }
+        let now = shared.now();
+        // Which of the calls were slow is not reported; count slow successes first.
+        let slow_successes = slow.min(successes);
+        let slow_failures = (slow - slow_successes).min(failures);
+        if let Some(w) = &shared.window {
+            let marks = [
+                (false, false, successes - slow_successes),
+                (false, true, slow_successes),
+                (true, false, failures - slow_failures),
+                (true, true, slow_failures),
+            ];
+            // Successes first, then failures: a batch that ends in failures is the
+            // pessimistic reading of an order nobody knows.
+            for (failure, slow, n) in marks {
+                if n > 0 {
+                    w.record_many(Mark { failure, slow }, n, now);
+                }
+            }
+        }
+        if successes > 0 {
+            shared.consecutive.store(0, Ordering::Release);
+        }
+        let run = if failures > 0 {
+            let add = u32::try_from(failures).unwrap_or(u32::MAX);
+            shared
+                .consecutive
+                .fetch_add(add, Ordering::AcqRel)
+                .saturating_add(add)
+        } else {
+            shared.consecutive.load(Ordering::Acquire)
+        };
+        if failures > 0 {
+            shared
+                .last_failure
+                .store(now.saturating_add(1), Ordering::Relaxed);
+        }
+        if judges(state_of(word), failures > 0, slow > 0) {
+            shared.judge(word, run, now);
+        }
+    }
+}
+
+#[cfg(loom)]
+impl Breaker {
+    /// Test hook for loom models: the number of trial slots in flight.
+    pub(crate) fn trials_in_flight(&self) -> u32 {
+        self.shared.gate.tally().in_flight
+    }
+}

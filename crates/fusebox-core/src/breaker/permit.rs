@@ -1,0 +1,188 @@
+//! Permits: one admitted call each, recorded once or released when dropped.
+
+use std::fmt;
+use std::sync::Arc;
+
+use crate::outcome::Outcome;
+
+use super::shared::Shared;
+use super::word::Ticket;
+
+/// Permission for one call, from [`Breaker::try_acquire`]. Record the outcome with
+/// [`success`](Self::success), [`failure`](Self::failure), [`ignore`](Self::ignore) or
+/// [`record`](Self::record); dropped unrecorded, it counts as nothing.
+///
+/// ```
+/// use fusebox_core::breaker::Breaker;
+/// use fusebox_core::Outcome;
+/// let b = Breaker::builder("p").build()?;
+/// b.try_acquire()?.record(Outcome::Failure);
+/// drop(b.try_acquire()?); // cancelled: not counted
+/// assert_eq!(b.snapshot().consecutive_failures, 1);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[must_use = "a permit records nothing unless its outcome is recorded"]
+pub struct Permit<'a> {
+    pub(super) shared: &'a Shared,
+    pub(super) ticket: Ticket,
+}
+
+/// A [`Permit`] that owns a handle to its breaker (`'static`), from
+/// [`Breaker::try_acquire_owned`].
+///
+/// ```
+/// use fusebox_core::breaker::Breaker;
+/// let b = Breaker::builder("p").build()?;
+/// let permit = b.try_acquire_owned()?;
+/// assert!(!permit.is_trial());
+/// permit.success();
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[must_use = "a permit records nothing unless its outcome is recorded"]
+pub struct OwnedPermit {
+    pub(super) shared: Arc<Shared>,
+    pub(super) ticket: Ticket,
+    pub(super) armed: bool,
+}
+
+macro_rules! permit_methods {
+    () => {
+        /// Records the outcome.
+        ///
+        /// ```
+        /// use fusebox_core::breaker::Breaker;
+        /// use fusebox_core::Outcome;
+        /// let b = Breaker::builder("p").build()?;
+        /// b.try_acquire()?.record(Outcome::Failure);
+        /// b.try_acquire_owned()?.record(Outcome::Failure);
+        /// b.try_acquire()?.record(Outcome::Ignored);
+        /// assert_eq!(b.snapshot().consecutive_failures, 2);
+        /// # Ok::<(), Box<dyn std::error::Error>>(())
+        /// ```
+        #[inline]
+        pub fn record(self, outcome: Outcome) {
+            self.finish_once(outcome);
+        }
+        /// Records a success.
+        ///
+        /// ```
+        /// use fusebox_core::breaker::Breaker;
+        /// let b = Breaker::builder("p").build()?;
+        /// b.record_failure();
+        /// b.try_acquire()?.success(); // ends the run of failures
+        /// assert_eq!(b.snapshot().consecutive_failures, 0);
+        /// b.record_failure();
+        /// b.try_acquire_owned()?.success();
+        /// assert_eq!(b.snapshot().consecutive_failures, 0);
+        /// # Ok::<(), Box<dyn std::error::Error>>(())
+        /// ```
+        #[inline]
+        pub fn success(self) {
+            self.record(Outcome::Success)
+        }
+        /// Records a failure.
+        ///
+        /// ```
+        /// use fusebox_core::breaker::{Breaker, State};
+        /// let b = Breaker::builder("p").consecutive_failures(2).build()?;
+        /// b.try_acquire()?.failure();
+        /// b.try_acquire_owned()?.failure();
+        /// assert_eq!(b.state(), State::Open);
+        /// # Ok::<(), Box<dyn std::error::Error>>(())
+        /// ```
+        #[inline]
+        pub fn failure(self) {
+            self.record(Outcome::Failure)
+        }
+        /// Records nothing and frees the permit (an outcome that says nothing about the
+        /// dependency).
+        ///
+        /// ```
+        /// use fusebox_core::breaker::{Breaker, State};
+        /// let b = Breaker::builder("p").consecutive_failures(1).build()?;
+        /// b.try_acquire()?.ignore();
+        /// b.try_acquire_owned()?.ignore();
+        /// assert_eq!(b.state(), State::Closed);
+        /// assert_eq!(b.snapshot().consecutive_failures, 0);
+        /// # Ok::<(), Box<dyn std::error::Error>>(())
+        /// ```
+        #[inline]
+        pub fn ignore(self) {
+            self.record(Outcome::Ignored)
+        }
+        /// Whether this call is a half-open trial.
+        ///
+        /// ```
+        /// use fusebox_core::breaker::Breaker;
+        /// use fusebox_core::clock::ManualClock;
+        /// use std::time::Duration;
+        /// let clock = ManualClock::new();
+        /// let b = Breaker::builder("p").half_open_trials(2, 2).clock(clock.clone()).build()?;
+        /// assert!(!b.try_acquire()?.is_trial());
+        /// b.trip("drill");
+        /// clock.advance(Duration::from_secs(30));
+        /// assert!(b.try_acquire()?.is_trial());
+        /// assert!(b.try_acquire_owned()?.is_trial());
+        /// # Ok::<(), Box<dyn std::error::Error>>(())
+        /// ```
+        pub fn is_trial(&self) -> bool {
+            self.ticket.is_trial()
+        }
+    };
+}
+
+impl Permit<'_> {
+    permit_methods!();
+
+    #[inline]
+    fn finish_once(self, outcome: Outcome) {
+        // Not dropped: `Drop` would release the permit as unrecorded. A borrowed permit owns
+        // nothing else, so forgetting it leaks nothing (and spares a drop flag).
+        let this = std::mem::ManuallyDrop::new(self);
+        this.shared.finish(this.ticket, outcome);
+    }
+}
+
+impl OwnedPermit {
+    permit_methods!();
+
+    #[inline]
+    fn finish_once(mut self, outcome: Outcome) {
+        self.armed = false;
+        self.shared.finish(self.ticket, outcome);
+    }
+}
+
+impl Drop for Permit<'_> {
+    #[inline]
+    fn drop(&mut self) {
+        self.shared.release(self.ticket);
+    }
+}
+
+impl Drop for OwnedPermit {
+    #[inline]
+    fn drop(&mut self) {
+        if self.armed {
+            self.shared.release(self.ticket);
+        }
+    }
+}
+
+impl fmt::Debug for Permit<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Permit")
+            .field("breaker", &self.shared.name)
+            .field("trial", &(self.ticket.is_trial()))
+            .finish()
+    }
+}
+
+impl fmt::Debug for OwnedPermit {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("OwnedPermit")
+            .field("breaker", &self.shared.name)
+            .field("trial", &(self.ticket.is_trial()))
+            .finish()
+    }
+}

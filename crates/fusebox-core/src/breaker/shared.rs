@@ -1,0 +1,553 @@
+//! The state every clone of a breaker shares, and its slow path: admission past the
+//! fast paths, recording, transitions and snapshots. Transitions interpret
+//! [`algorithm`](super::algorithm); nothing here decides a rule of its own.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use rand::rngs::SmallRng;
+
+use crate::clock::ClockHandle;
+use crate::outcome::Outcome;
+use crate::sync::{AtomicU32, AtomicU64, Mutex, Ordering};
+
+use super::Name;
+use super::algorithm::{
+    Manual, after_trial, due, enter, is_slow, judges, retry_after, trial_counts, trip,
+};
+use super::config::BreakerConfig;
+use super::gate::{Admission, HalfOpenGate};
+use super::link::FleetLink;
+use super::listener::BreakerListener;
+use super::rejected::Rejected;
+use super::stats::{
+    LoggedOutcome, OutcomeEntry, OutcomeEvent, Snapshot, State, Transition, TransitionReason,
+    WindowStats,
+};
+use super::window::{AtomicWindow, Mark, OutcomeLog, Padded};
+use super::word::{CLOSED, DISABLED, OPEN, STATE_MASK, Ticket, encode, generation_of, state_of};
+
+pub(super) struct SlowPath {
+    pub(super) consecutive_trips: u32,
+    pub(super) rng: SmallRng,
+}
+
+pub(crate) struct Shared {
+    pub(super) state: Padded<AtomicU64>,
+    pub(super) consecutive: Padded<AtomicU32>,
+    pub(super) gate: Padded<HalfOpenGate>,
+    pub(super) window: Option<AtomicWindow>,
+    pub(super) open_until: AtomicU64,
+    pub(super) half_open_since: AtomicU64,
+    /// Time of the last failure plus one; 0 means never.
+    pub(super) last_failure: AtomicU64,
+    pub(super) log: Option<OutcomeLog>,
+    pub(super) slow: Mutex<SlowPath>,
+    pub(super) config: BreakerConfig,
+    pub(super) name: Name,
+    pub(super) clock: ClockHandle,
+    pub(super) listeners: Box<[Arc<dyn BreakerListener>]>,
+    /// Whether a permit must note its start time (slow-call rule).
+    pub(super) times_calls: bool,
+    /// Whether recording any outcome needs the time (time window, outcome log, slow rule).
+    pub(super) records_time: bool,
+    /// No listener and no outcome log: a rejection has nothing to report beyond `tracing`.
+    pub(super) quiet_rejections: bool,
+    /// The link to a fleet store's sync task, when the breaker is shared by a fleet.
+    pub(super) fleet: Option<Box<FleetLink>>,
+    /// Some listener wants every outcome (and so every call timed).
+    pub(super) reports_outcomes: bool,
+}
+
+pub(super) fn lock<T>(m: &Mutex<T>) -> crate::sync::MutexGuard<'_, T> {
+    // The guarded data stays consistent across a panic (plain counters), so a poisoned
+    // lock is still usable.
+    m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+impl Shared {
+    #[inline]
+    pub(super) fn now(&self) -> u64 {
+        self.clock.now_nanos()
+    }
+
+    /// Admits a call or refuses it, and hands the outcome to `admitted` or `rejected`, whose
+    /// result is returned as is. The caller builds its final result (`Result<T, Error<E>>`
+    /// for `call_sync`) right where the decision is made: a rejection is not first returned
+    /// as a `Result<Ticket, Rejected>` and then moved into the caller's error, a copy that
+    /// read the rejection's narrow fields back in wide loads and stalled store-to-load
+    /// forwarding.
+    #[inline(always)]
+    pub(super) fn admit<R>(
+        &self,
+        admitted: impl FnOnce(Ticket) -> R,
+        rejected: impl FnOnce(Rejected) -> R,
+    ) -> R {
+        let word = self.state.load(Ordering::Acquire);
+        let code = word & STATE_MASK;
+        let ticket = if code == CLOSED || code == DISABLED {
+            let started = if self.times_calls { self.now() } else { 0 };
+            Ticket::new(generation_of(word), false, started)
+        } else {
+            if code == OPEN && self.quiet_rejections {
+                // While a dependency is down rejections are the common path: two loads, no
+                // clock read, no call into the cold path until the cooldown is over.
+                let recent = self.clock.recent_nanos();
+                let until = self.open_until.load(Ordering::Acquire);
+                if recent < until {
+                    if tracing::level_enabled!(tracing::Level::TRACE) {
+                        self.trace_rejection(State::Open);
+                    }
+                    return rejected(Rejected::from_words(
+                        self.name.clone(),
+                        OPEN,
+                        until - recent,
+                    ));
+                }
+            }
+            match self.acquire_slow(word) {
+                Ok(ticket) => ticket,
+                Err(r) => return rejected(r),
+            }
+        };
+        admitted(ticket)
+    }
+
+    #[cold]
+    pub(super) fn acquire_slow(&self, mut word: u64) -> Result<Ticket, Rejected> {
+        // Each pass either admits, rejects, or follows a transition; transitions out of one
+        // state cannot chain forever, but bound the loop anyway.
+        for _ in 0..8 {
+            match state_of(word) {
+                State::Closed | State::Disabled => {
+                    let started = if self.times_calls { self.now() } else { 0 };
+                    return Ok(Ticket::new(generation_of(word), false, started));
+                }
+                State::ForcedOpen => return Err(self.reject(State::ForcedOpen, None, None)),
+                State::Open => {
+                    // Rejections are the flood while a dependency is down: judge the
+                    // cooldown on the recent time, and read the clock only to end it.
+                    let recent = self.clock.recent_nanos();
+                    let until = self.open_until.load(Ordering::Acquire);
+                    match due(&self.config, State::Open, until, 0, recent) {
+                        Some((to, reason)) => {
+                            self.transition(word, to, reason, self.now().max(recent));
+                        }
+                        None => {
+                            let left = retry_after(State::Open, until, recent);
+                            return Err(self.reject(State::Open, left, Some(recent)));
+                        }
+                    }
+                }
+                State::HalfOpen => {
+                    let generation = generation_of(word);
+                    let c = &self.config;
+                    let trials = match &self.fleet {
+                        // The fleet counts trials: only slots it granted this instance.
+                        Some(link) if link.defers_trials() => {
+                            link.granted(generation).min(c.close.trials)
+                        }
+                        _ => c.close.trials,
+                    };
+                    match self
+                        .gate
+                        .try_admit(generation, c.half_open_concurrency, trials)
+                    {
+                        Admission::Admitted => {
+                            return Ok(Ticket::new(generation, true, self.now()));
+                        }
+                        Admission::Full => {
+                            if let Some(link) = &self.fleet
+                                && link.defers_trials()
+                                && trials < c.close.trials
+                            {
+                                link.want_trial();
+                            }
+                            if !self.half_open_expired(word) {
+                                return Err(self.reject(State::HalfOpen, None, None));
+                            }
+                        }
+                        Admission::Stale => {}
+                    }
+                }
+            }
+            word = self.state.load(Ordering::Acquire);
+        }
+        Err(self.reject(state_of(word), None, None))
+    }
+
+    /// Reopens a half-open breaker that has gone past its maximum duration; true if it did.
+    pub(super) fn half_open_expired(&self, word: u64) -> bool {
+        self.config.half_open_max_nanos.is_some() && self.apply_due(word)
+    }
+
+    /// Makes the transition time has made due in state `word`, if any; true if it did
+    /// (or another thread moved first).
+    pub(super) fn apply_due(&self, word: u64) -> bool {
+        let state = state_of(word);
+        if state == State::HalfOpen && self.fleet.as_ref().is_some_and(|l| l.defers_trials()) {
+            return false; // the fleet times its own episode out
+        }
+        if !matches!(state, State::Open | State::HalfOpen) {
+            return false;
+        }
+        let now = self.now();
+        let until = self.open_until.load(Ordering::Acquire);
+        let since = self.half_open_since.load(Ordering::Acquire);
+        match due(&self.config, state, until, since, now) {
+            Some((to, reason)) => {
+                self.transition(word, to, reason, now);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Applies the lazy, time-driven transitions and returns the current state word.
+    pub(super) fn settle(&self) -> u64 {
+        let mut word = self.state.load(Ordering::Acquire);
+        for _ in 0..4 {
+            if !self.apply_due(word) {
+                return word;
+            }
+            word = self.state.load(Ordering::Acquire);
+        }
+        word
+    }
+
+    pub(super) fn reject(
+        &self,
+        state: State,
+        retry_after: Option<Duration>,
+        now: Option<u64>,
+    ) -> Rejected {
+        let rejected = Rejected::new(self.name.clone(), state, retry_after);
+        if let Some(log) = &self.log {
+            let now = now.unwrap_or_else(|| self.now());
+            log.push(LoggedOutcome::Rejected.code(), now);
+        }
+        if !self.listeners.is_empty() {
+            for l in self.listeners.iter() {
+                l.on_rejection(&rejected);
+            }
+        }
+        if tracing::level_enabled!(tracing::Level::TRACE) {
+            self.trace_rejection(state);
+        }
+        rejected
+    }
+
+    // Out of line, behind a check of the global level filter: the event's machinery would
+    // otherwise swell the inlined fast path.
+    #[cold]
+    #[inline(never)]
+    pub(super) fn trace_rejection(&self, state: State) {
+        tracing::trace!(breaker = %self.name, state = state.as_str(), "call rejected");
+    }
+
+    #[inline]
+    pub(super) fn finish(&self, ticket: Ticket, outcome: Outcome) {
+        // The listener's clock read serves the rest of the recording too.
+        let reported = if self.reports_outcomes {
+            Some(self.report_outcome(ticket, outcome))
+        } else {
+            None
+        };
+        if ticket.is_trial() {
+            return self.finish_trial(ticket, outcome, reported);
+        }
+        if outcome == Outcome::Ignored {
+            return;
+        }
+        let word = self.state.load(Ordering::Acquire);
+        if generation_of(word) != ticket.generation() {
+            return; // admitted before a transition: says nothing about the new state
+        }
+        let failure = outcome == Outcome::Failure;
+        // A slow-call rule needs the exact time; a window bucket or a log entry does not.
+        let now = if let Some(now) = reported {
+            now
+        } else if self.times_calls {
+            self.now()
+        } else if self.records_time || failure {
+            self.clock.recent_nanos()
+        } else {
+            0
+        };
+        let slow = is_slow(&self.config, ticket.started, now);
+        if let Some(window) = &self.window {
+            window.record(Mark { failure, slow }, now);
+        }
+        if let Some(link) = &self.fleet {
+            link.count(failure, slow);
+        }
+        self.log_outcome(failure, slow, now);
+        let judging = judges(state_of(word), failure, slow);
+        if failure {
+            self.last_failure
+                .store(now.saturating_add(1), Ordering::Relaxed);
+            let run = self
+                .consecutive
+                .fetch_add(1, Ordering::AcqRel)
+                .saturating_add(1);
+            if judging {
+                self.judge(word, run, now);
+            }
+        } else {
+            // A load, not a write, on the common path: the line stays shared between cores.
+            if self.consecutive.load(Ordering::Relaxed) != 0 {
+                self.consecutive.store(0, Ordering::Relaxed);
+            }
+            if judging {
+                self.judge(word, 0, now);
+            }
+        }
+    }
+
+    // Cold and out of line so a breaker that reports nothing keeps its fast path as it was.
+    /// Returns the time it read.
+    #[cold]
+    pub(super) fn report_outcome(&self, ticket: Ticket, outcome: Outcome) -> u64 {
+        let now = self.now();
+        let event = OutcomeEvent {
+            name: self.name.clone(),
+            outcome,
+            slow: outcome != Outcome::Ignored && is_slow(&self.config, ticket.started, now),
+            trial: ticket.is_trial(),
+            duration: Duration::from_nanos(now.saturating_sub(ticket.started)),
+        };
+        for l in self.listeners.iter() {
+            l.on_outcome(&event);
+        }
+        now
+    }
+
+    #[inline]
+    pub(super) fn log_outcome(&self, failure: bool, slow: bool, now: u64) {
+        if let Some(log) = &self.log {
+            let kind = match (failure, slow) {
+                (false, false) => LoggedOutcome::Success,
+                (true, false) => LoggedOutcome::Failure,
+                (false, true) => LoggedOutcome::SlowSuccess,
+                (true, true) => LoggedOutcome::SlowFailure,
+            };
+            log.push(kind.code(), now);
+        }
+    }
+
+    #[cold]
+    pub(super) fn judge(&self, word: u64, consecutive: u32, now: u64) {
+        let stats = self.window_stats(now);
+        if let Some((to, reason)) = trip(&self.config.rules, consecutive, &stats) {
+            self.transition(word, to, reason, now);
+        }
+    }
+
+    pub(super) fn window_stats(&self, now: u64) -> WindowStats {
+        match &self.window {
+            Some(w) => w.stats(now),
+            None => WindowStats::default(),
+        }
+    }
+
+    #[cold]
+    pub(super) fn finish_trial(&self, ticket: Ticket, outcome: Outcome, now: Option<u64>) {
+        let now = now.unwrap_or_else(|| self.now());
+        let failure = outcome == Outcome::Failure;
+        let slow = outcome != Outcome::Ignored && is_slow(&self.config, ticket.started, now);
+        if outcome != Outcome::Ignored {
+            self.log_outcome(failure, slow, now);
+        }
+        if failure {
+            self.last_failure
+                .store(now.saturating_add(1), Ordering::Relaxed);
+        }
+        let counted = trial_counts(outcome, slow);
+        let Some(tally) = self.gate.finish(ticket.generation(), counted) else {
+            return;
+        };
+        let Some(success) = counted else {
+            return;
+        };
+        if let Some(link) = &self.fleet {
+            link.count(failure, slow);
+            if link.defers_trials() {
+                link.note_trial(success);
+                return;
+            }
+        }
+        if let Some((to, reason)) = after_trial(self.config.close, tally.successes, tally.failures)
+        {
+            let expected = encode(State::HalfOpen, ticket.generation());
+            self.transition(expected, to, reason, now);
+        }
+    }
+
+    #[inline]
+    pub(super) fn release(&self, ticket: Ticket) {
+        if ticket.is_trial() {
+            self.gate.finish(ticket.generation(), None);
+        }
+    }
+
+    pub(super) fn record_unticketed(&self, outcome: Outcome) {
+        let word = self.settle();
+        let now = self.now();
+        let ticket = Ticket::new(generation_of(word), state_of(word) == State::HalfOpen, now);
+        self.finish(ticket, outcome);
+    }
+
+    /// Moves from the exact state word `expected` to `to`. Returns false when another thread
+    /// moved first (the caller's view was stale): that thread reports its own transition,
+    /// so every change is reported exactly once.
+    pub(super) fn transition(
+        &self,
+        expected: u64,
+        to: State,
+        reason: TransitionReason,
+        now: u64,
+    ) -> bool {
+        self.transition_until(expected, to, reason, now, None)
+    }
+
+    /// [`transition`](Self::transition), with the end of an OPEN state's cooldown given
+    /// (adopted from a fleet) instead of drawn.
+    pub(super) fn transition_until(
+        &self,
+        expected: u64,
+        to: State,
+        reason: TransitionReason,
+        now: u64,
+        open_until: Option<u64>,
+    ) -> bool {
+        let stats = self.window_stats(now);
+        let new_word;
+        {
+            let mut slow = lock(&self.slow);
+            if self.state.load(Ordering::Acquire) != expected {
+                return false;
+            }
+            let generation = generation_of(expected) + 1;
+            let slow = &mut *slow;
+            let rng = &mut slow.rng;
+            let entry = enter(to, slow.consecutive_trips, now, open_until, |trips| {
+                self.config.cooldown.draw(trips, rng)
+            });
+            slow.consecutive_trips = entry.consecutive_trips;
+            if let Some(until) = entry.open_until {
+                self.open_until.store(until, Ordering::Release);
+            }
+            if let Some(since) = entry.half_open_since {
+                self.gate.reset(generation);
+                self.half_open_since.store(since, Ordering::Release);
+            }
+            if entry.clears_counts {
+                self.clear_counts();
+            }
+            new_word = encode(to, generation);
+            self.state.store(new_word, Ordering::Release);
+        }
+        let transition = Transition {
+            name: self.name.clone(),
+            from: state_of(expected),
+            to,
+            reason,
+            generation: generation_of(new_word),
+            at_nanos: now,
+            stats,
+        };
+        tracing::info!(
+            breaker = %self.name,
+            from = transition.from.as_str(),
+            to = to.as_str(),
+            reason = %transition.reason,
+            generation = transition.generation,
+            calls = stats.calls,
+            failures = stats.failures,
+            slow_calls = stats.slow_calls,
+            "circuit breaker state changed"
+        );
+        for l in self.listeners.iter() {
+            l.on_transition(&transition);
+        }
+        if let Some(link) = &self.fleet {
+            link.wake();
+        }
+        true
+    }
+
+    /// The counters a close clears (the trips are cleared by the caller, under its lock).
+    pub(super) fn clear_counts(&self) {
+        if let Some(w) = &self.window {
+            w.reset();
+        }
+        self.consecutive.store(0, Ordering::Release);
+    }
+
+    pub(super) fn manual(&self, manual: Manual) -> bool {
+        loop {
+            let word = self.state.load(Ordering::Acquire);
+            let from = state_of(word);
+            if !manual.allowed_from(from) {
+                return false;
+            }
+            if !manual.changes_state(from) {
+                // A reset of a closed breaker: counters cleared, no change to report.
+                let mut slow = lock(&self.slow);
+                if self.state.load(Ordering::Acquire) != word {
+                    continue;
+                }
+                self.clear_counts();
+                slow.consecutive_trips = 0;
+                return false;
+            }
+            if self.transition(word, manual.target(), manual.clone().reason(), self.now()) {
+                return true;
+            }
+        }
+    }
+
+    pub(super) fn snapshot(&self) -> Snapshot {
+        let word = self.settle();
+        let now = self.now();
+        let state = state_of(word);
+        let window = self.window_stats(now);
+        let last_failure = self.last_failure.load(Ordering::Relaxed);
+        let remaining_cooldown = (state == State::Open).then(|| {
+            Duration::from_nanos(self.open_until.load(Ordering::Acquire).saturating_sub(now))
+        });
+        let tally = self.gate.tally();
+        let in_half_open =
+            state == State::HalfOpen && tally.tag == super::gate::tag_of(generation_of(word));
+        let recent = match &self.log {
+            Some(log) => log
+                .entries()
+                .into_iter()
+                .filter_map(|(at, code)| {
+                    Some(OutcomeEntry {
+                        outcome: LoggedOutcome::from_code(code)?,
+                        age: Duration::from_nanos(now.saturating_sub(at)),
+                    })
+                })
+                .collect(),
+            None => Vec::new(),
+        };
+        Snapshot {
+            name: self.name.clone(),
+            state,
+            generation: generation_of(word),
+            window,
+            failure_rate: window.failure_rate(),
+            slow_rate: window.slow_rate(),
+            consecutive_failures: self.consecutive.load(Ordering::Acquire),
+            since_last_failure: (last_failure != 0)
+                .then(|| Duration::from_nanos(now.saturating_sub(last_failure - 1))),
+            remaining_cooldown,
+            consecutive_trips: lock(&self.slow).consecutive_trips,
+            trials_in_flight: if in_half_open { tally.in_flight } else { 0 },
+            trial_successes: if in_half_open { tally.successes } else { 0 },
+            trial_failures: if in_half_open { tally.failures } else { 0 },
+            recent,
+        }
+    }
+}
