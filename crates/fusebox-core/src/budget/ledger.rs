@@ -1,4 +1,7 @@
-use super::{BudgetConfig, Rules, SLOT_COUNT_LIMIT, SLOTS, Totals, slot_index};
+use super::BudgetConfig;
+use super::algorithm::{
+    self, Kind, Recorded, Rules, SLOT_COUNT_LIMIT, SLOTS, SlotStore, Totals, slot_index,
+};
 
 /// The pure retry budget: deterministic, single-owner, time passed in as nanoseconds since any
 /// fixed origin. [`RetryBudget`](super::RetryBudget) is its concurrent counterpart.
@@ -74,11 +77,8 @@ impl BudgetLedger {
     /// # Ok::<(), fusebox_core::ConfigError>(())
     /// ```
     pub fn deposit(&mut self, now_nanos: u64) {
-        let epoch = self.advance(now_nanos);
-        let slot = self.slot_at(epoch);
-        if slot.deposits < SLOT_COUNT_LIMIT {
-            slot.deposits += 1;
-        }
+        let rules = self.rules;
+        algorithm::deposit(self, &rules, now_nanos);
     }
 
     /// Asks for one retry: `true` spends it, `false` means the budget is spent and the caller
@@ -95,19 +95,8 @@ impl BudgetLedger {
     /// # Ok::<(), fusebox_core::ConfigError>(())
     /// ```
     pub fn try_withdraw(&mut self, now_nanos: u64) -> bool {
-        let epoch = self.advance(now_nanos);
-        if !self
-            .rules
-            .allows(self.totals(epoch).with_one_more_withdrawal())
-        {
-            return false;
-        }
-        let slot = self.slot_at(epoch);
-        if slot.withdrawals >= SLOT_COUNT_LIMIT {
-            return false;
-        }
-        slot.withdrawals += 1;
-        true
+        let rules = self.rules;
+        algorithm::try_withdraw(self, &rules, now_nanos)
     }
 
     /// How many retries [`try_withdraw`](Self::try_withdraw) would grant at `now_nanos`.
@@ -128,12 +117,29 @@ impl BudgetLedger {
     /// # Ok::<(), fusebox_core::ConfigError>(())
     /// ```
     pub fn available(&self, now_nanos: u64) -> u64 {
-        let epoch = self.newest_epoch.max(self.rules.epoch(now_nanos));
-        self.rules.available(self.totals(epoch))
+        algorithm::available(self, &self.rules, now_nanos)
     }
 
-    fn advance(&mut self, now_nanos: u64) -> u64 {
-        self.newest_epoch = self.newest_epoch.max(self.rules.epoch(now_nanos));
+    /// The slot for `epoch`, emptied first if it still holds an epoch that has expired.
+    fn slot_at(&mut self, epoch: u64) -> &mut Slot {
+        let slot = &mut self.slots[slot_index(epoch)];
+        if slot.epoch != epoch {
+            *slot = Slot {
+                epoch,
+                ..Slot::default()
+            };
+        }
+        slot
+    }
+}
+
+impl SlotStore for BudgetLedger {
+    fn advance(&mut self, epoch: u64) -> u64 {
+        self.newest_epoch = self.newest_epoch.max(epoch);
+        self.newest_epoch
+    }
+
+    fn newest(&self) -> u64 {
         self.newest_epoch
     }
 
@@ -147,15 +153,23 @@ impl BudgetLedger {
             })
     }
 
-    /// The slot for `epoch`, emptied first if it still holds an epoch that has expired.
-    fn slot_at(&mut self, epoch: u64) -> &mut Slot {
-        let slot = &mut self.slots[slot_index(epoch)];
-        if slot.epoch != epoch {
-            *slot = Slot {
-                epoch,
-                ..Slot::default()
-            };
+    fn record(&mut self, kind: Kind, epoch: u64) -> Recorded {
+        let slot = self.slot_at(epoch);
+        let count = match kind {
+            Kind::Deposit => &mut slot.deposits,
+            Kind::Withdrawal => &mut slot.withdrawals,
+        };
+        if *count >= SLOT_COUNT_LIMIT {
+            return Recorded::SlotFull;
         }
-        slot
+        *count += 1;
+        Recorded::Yes
+    }
+
+    fn undo_withdrawal(&mut self, epoch: u64) {
+        let slot = &mut self.slots[slot_index(epoch)];
+        if slot.epoch == epoch && slot.withdrawals > 0 {
+            slot.withdrawals -= 1;
+        }
     }
 }

@@ -55,6 +55,7 @@ use std::time::Duration;
 use crate::ConfigError;
 use crate::error::check;
 
+mod algorithm;
 mod ledger;
 mod shared;
 
@@ -240,80 +241,6 @@ impl BudgetConfigBuilder {
 
 /// Past a thousand retries per call, a budget no longer protects anything.
 const MAX_RATIO: f64 = 1000.0;
-
-/// Slots per window: expiry happens a tenth of a window at a time.
-const SLOTS: usize = 10;
-
-/// Allowances are kept in millionths of a retry, so that ratios such as 0.2 add up exactly.
-const MILLIONTHS: u128 = 1_000_000;
-
-/// A slot stops counting events past this many, erring on the side of fewer retries, so that
-/// its 32-bit counter can never overflow in the concurrent shell.
-const SLOT_COUNT_LIMIT: u32 = 1 << 31;
-
-/// The arithmetic shared by the ledger and the concurrent shell.
-#[derive(Debug, Clone, Copy, PartialEq)]
-struct Rules {
-    slot_nanos: u64,
-    ratio_millionths: u128,
-    reserve_millionths: u128,
-}
-
-impl Rules {
-    fn new(config: &BudgetConfig) -> Self {
-        let window_nanos = u64::try_from(config.window.as_nanos()).unwrap_or(u64::MAX);
-        let reserve = config.min_retries_per_second * config.window.as_secs_f64();
-        Rules {
-            slot_nanos: (window_nanos / SLOTS as u64).max(1),
-            ratio_millionths: millionths(config.ratio),
-            reserve_millionths: millionths(reserve),
-        }
-    }
-
-    fn epoch(&self, now_nanos: u64) -> u64 {
-        now_nanos / self.slot_nanos
-    }
-
-    fn allowance_millionths(&self, deposits: u64) -> u128 {
-        // At most 2^64 * 10^9 + 2^64 * 10^6: far below u128::MAX.
-        self.reserve_millionths + self.ratio_millionths * u128::from(deposits)
-    }
-
-    fn allows(&self, totals: Totals) -> bool {
-        u128::from(totals.withdrawals) * MILLIONTHS <= self.allowance_millionths(totals.deposits)
-    }
-
-    fn available(&self, totals: Totals) -> u64 {
-        let allowed = self.allowance_millionths(totals.deposits) / MILLIONTHS;
-        let left = allowed.saturating_sub(u128::from(totals.withdrawals));
-        u64::try_from(left).unwrap_or(u64::MAX)
-    }
-}
-
-/// Non-negative and finite by validation; `as` saturates anything too large for a `u64`.
-fn millionths(value: f64) -> u128 {
-    u128::from((value * 1e6).round() as u64)
-}
-
-/// Deposits and withdrawals still inside the window.
-#[derive(Debug, Clone, Copy, Default, PartialEq)]
-struct Totals {
-    deposits: u64,
-    withdrawals: u64,
-}
-
-impl Totals {
-    fn with_one_more_withdrawal(self) -> Totals {
-        Totals {
-            withdrawals: self.withdrawals.saturating_add(1),
-            ..self
-        }
-    }
-}
-
-fn slot_index(epoch: u64) -> usize {
-    (epoch % SLOTS as u64) as usize
-}
 
 #[cfg(feature = "serde")]
 mod repr {

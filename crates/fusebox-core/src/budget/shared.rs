@@ -1,7 +1,10 @@
 use std::fmt;
 use std::sync::Arc;
 
-use super::{BudgetConfig, Rules, SLOT_COUNT_LIMIT, SLOTS, Totals, slot_index};
+use super::BudgetConfig;
+use super::algorithm::{
+    self, Kind, Recorded, Rules, SLOT_COUNT_LIMIT, SLOTS, SlotStore, Totals, slot_index,
+};
 use crate::sync::{AtomicU64, Ordering};
 
 /// The retry budget that policies share: a cheap `Arc` clone, `Send + Sync`, lock-free.
@@ -57,12 +60,6 @@ struct Shared {
 #[repr(align(128))]
 struct OwnCacheLine<T>(T);
 
-enum Recorded {
-    Yes,
-    SlotFull,
-    EpochMoved(u64),
-}
-
 impl RetryBudget {
     /// A budget with only the per-second floor available.
     ///
@@ -112,33 +109,7 @@ impl RetryBudget {
     /// # Ok::<(), fusebox_core::ConfigError>(())
     /// ```
     pub fn deposit(&self, now_nanos: u64) {
-        let shared = &*self.shared;
-        let mut epoch = shared.advance(now_nanos);
-        loop {
-            let slot = &shared.deposits.0[slot_index(epoch)];
-            let word = slot.load(Ordering::Acquire);
-            let (tag, count) = unpack(word);
-            if tag == tag_of(epoch) {
-                if count < SLOT_COUNT_LIMIT {
-                    // Relaxed is enough: the add leaves the tag alone, and readers order
-                    // themselves after the write that set it, which this add continues.
-                    slot.fetch_add(1, Ordering::Relaxed);
-                }
-                return;
-            }
-            match shared.expired_or_moved(epoch) {
-                Some(newest) => epoch = newest,
-                None => {
-                    let fresh = pack(epoch, 1);
-                    if slot
-                        .compare_exchange(word, fresh, Ordering::AcqRel, Ordering::Relaxed)
-                        .is_ok()
-                    {
-                        return;
-                    }
-                }
-            }
-        }
+        algorithm::deposit(&mut &*self.shared, &self.shared.rules, now_nanos);
     }
 
     /// Asks for one retry: `true` spends it, `false` means the budget is spent and the caller
@@ -154,42 +125,7 @@ impl RetryBudget {
     /// # Ok::<(), fusebox_core::ConfigError>(())
     /// ```
     pub fn try_withdraw(&self, now_nanos: u64) -> bool {
-        let shared = &*self.shared;
-        let mut epoch = shared.advance(now_nanos);
-        loop {
-            // Cheap refusal first: when the budget is spent, most calls end here.
-            if !shared
-                .rules
-                .allows(shared.totals(epoch).with_one_more_withdrawal())
-            {
-                return false;
-            }
-            match shared.record_withdrawal(epoch) {
-                Recorded::Yes => {}
-                Recorded::SlotFull => return false,
-                Recorded::EpochMoved(newest) => {
-                    epoch = newest;
-                    continue;
-                }
-            }
-            // Record first, check after. Every withdrawal passes through this one counter, so
-            // of two racing withdrawals the later one here sees the other's record when it
-            // recounts: they cannot both spend the last retry.
-            shared.withdrawal_order.fetch_add(1, Ordering::AcqRel);
-            let totals = shared.totals(epoch);
-            let newest = shared.newest_epoch.load(Ordering::Acquire);
-            if newest != epoch {
-                // Time moved on while counting: recount in the newer window.
-                shared.undo_withdrawal(epoch);
-                epoch = newest;
-                continue;
-            }
-            if shared.rules.allows(totals) {
-                return true;
-            }
-            shared.undo_withdrawal(epoch);
-            return false;
-        }
+        algorithm::try_withdraw(&mut &*self.shared, &self.shared.rules, now_nanos)
     }
 
     /// How many retries [`try_withdraw`](Self::try_withdraw) would grant at `now_nanos`, as of
@@ -204,12 +140,7 @@ impl RetryBudget {
     /// assert_eq!(budget.available(0), before - 1);
     /// ```
     pub fn available(&self, now_nanos: u64) -> u64 {
-        let shared = &*self.shared;
-        let epoch = shared
-            .newest_epoch
-            .load(Ordering::Acquire)
-            .max(shared.rules.epoch(now_nanos));
-        shared.rules.available(shared.totals(epoch))
+        algorithm::available(&&*self.shared, &self.shared.rules, now_nanos)
     }
 }
 
@@ -221,10 +152,10 @@ impl fmt::Debug for RetryBudget {
     }
 }
 
-impl Shared {
-    /// The epoch to record at: `now`'s, or a later one another caller has already seen.
-    fn advance(&self, now_nanos: u64) -> u64 {
-        let epoch = self.rules.epoch(now_nanos);
+/// The atomic slots: a shared reference is the store, so every caller runs the algorithm
+/// on the same counts at once.
+impl SlotStore for &Shared {
+    fn advance(&mut self, epoch: u64) -> u64 {
         let newest = self.newest_epoch.load(Ordering::Acquire);
         if epoch <= newest {
             return newest;
@@ -234,51 +165,8 @@ impl Shared {
             .max(epoch)
     }
 
-    /// Called on a slot whose tag is not `epoch`'s. `None` when the slot holds an older,
-    /// expired epoch and may be taken over; otherwise the newer epoch to record at instead.
-    fn expired_or_moved(&self, epoch: u64) -> Option<u64> {
-        // By the invariant on `Shared`, unless `newest_epoch` moved, the slot's epoch is older.
-        let newest = self.newest_epoch.load(Ordering::Acquire);
-        (newest != epoch).then_some(newest)
-    }
-
-    fn record_withdrawal(&self, epoch: u64) -> Recorded {
-        let slot = &self.withdrawals.0[slot_index(epoch)];
-        let mut word = slot.load(Ordering::Acquire);
-        loop {
-            let (tag, count) = unpack(word);
-            let next = if tag == tag_of(epoch) {
-                if count >= SLOT_COUNT_LIMIT {
-                    return Recorded::SlotFull;
-                }
-                word + 1
-            } else {
-                match self.expired_or_moved(epoch) {
-                    Some(newest) => return Recorded::EpochMoved(newest),
-                    None => pack(epoch, 1),
-                }
-            };
-            match slot.compare_exchange(word, next, Ordering::AcqRel, Ordering::Acquire) {
-                Ok(_) => return Recorded::Yes,
-                Err(actual) => word = actual,
-            }
-        }
-    }
-
-    fn undo_withdrawal(&self, epoch: u64) {
-        let slot = &self.withdrawals.0[slot_index(epoch)];
-        let mut word = slot.load(Ordering::Acquire);
-        loop {
-            let (tag, count) = unpack(word);
-            // A slot taken over by a later epoch no longer counts the record at all.
-            if tag != tag_of(epoch) || count == 0 {
-                return;
-            }
-            match slot.compare_exchange(word, word - 1, Ordering::AcqRel, Ordering::Acquire) {
-                Ok(_) => return,
-                Err(actual) => word = actual,
-            }
-        }
+    fn newest(&self) -> u64 {
+        self.newest_epoch.load(Ordering::Acquire)
     }
 
     fn totals(&self, epoch: u64) -> Totals {
@@ -295,6 +183,62 @@ impl Shared {
             deposits: self.deposits.0.iter().map(live_count).sum(),
             withdrawals: self.withdrawals.0.iter().map(live_count).sum(),
         }
+    }
+
+    fn record(&mut self, kind: Kind, epoch: u64) -> Recorded {
+        let slots = match kind {
+            Kind::Deposit => &self.deposits.0,
+            Kind::Withdrawal => &self.withdrawals.0,
+        };
+        let slot = &slots[slot_index(epoch)];
+        let mut word = slot.load(Ordering::Acquire);
+        loop {
+            let (tag, count) = unpack(word);
+            let next = if tag == tag_of(epoch) {
+                if count >= SLOT_COUNT_LIMIT {
+                    return Recorded::SlotFull;
+                }
+                if kind == Kind::Deposit {
+                    // A first attempt costs one add: it leaves the tag alone, and readers
+                    // order themselves after the write that set it, which this add continues.
+                    slot.fetch_add(1, Ordering::Relaxed);
+                    return Recorded::Yes;
+                }
+                word + 1
+            } else {
+                // By the invariant on `Shared`, unless `newest_epoch` moved, the slot's epoch
+                // is older: the slot starts over for this one.
+                let newest = self.newest_epoch.load(Ordering::Acquire);
+                if newest != epoch {
+                    return Recorded::EpochMoved(newest);
+                }
+                pack(epoch, 1)
+            };
+            match slot.compare_exchange(word, next, Ordering::AcqRel, Ordering::Acquire) {
+                Ok(_) => return Recorded::Yes,
+                Err(actual) => word = actual,
+            }
+        }
+    }
+
+    fn undo_withdrawal(&mut self, epoch: u64) {
+        let slot = &self.withdrawals.0[slot_index(epoch)];
+        let mut word = slot.load(Ordering::Acquire);
+        loop {
+            let (tag, count) = unpack(word);
+            // A slot taken over by a later epoch no longer counts the record at all.
+            if tag != tag_of(epoch) || count == 0 {
+                return;
+            }
+            match slot.compare_exchange(word, word - 1, Ordering::AcqRel, Ordering::Acquire) {
+                Ok(_) => return,
+                Err(actual) => word = actual,
+            }
+        }
+    }
+
+    fn order_withdrawal(&mut self) {
+        self.withdrawal_order.fetch_add(1, Ordering::AcqRel);
     }
 }
 

@@ -1,3 +1,4 @@
+use super::algorithm::{MILLIONTHS, Rules, SLOTS};
 use super::*;
 use crate::clock::{Clock, ManualClock};
 use proptest::prelude::*;
