@@ -2,6 +2,7 @@
 //!
 //! Circuit breakers, retries and composable resilience policies for async Rust.
 //! This facade re-exports the member crates; see the README for a tour.
+#![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
 pub use fusebox_core::*;

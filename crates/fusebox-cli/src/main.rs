@@ -1,6 +1,8 @@
 //! `fusebox`: set up a fleet store, watch the fleet's breakers, and open, close or reset
 //! them fleet-wide.
 
+#![forbid(unsafe_code)]
+
 mod render;
 mod store;
 

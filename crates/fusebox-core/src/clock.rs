@@ -98,14 +98,9 @@ impl MonotonicClock {
     pub fn resolution() -> Duration {
         #[cfg(any(target_os = "linux", target_os = "android"))]
         {
-            let mut ts = libc::timespec {
-                tv_sec: 0,
-                tv_nsec: 0,
-            };
-            // SAFETY: `ts` is a valid, writable timespec.
-            let rc = unsafe { libc::clock_getres(libc::CLOCK_MONOTONIC_COARSE, &mut ts) };
-            if rc == 0 {
-                return Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32);
+            let ts = rustix::time::clock_getres(rustix::time::ClockId::MonotonicCoarse);
+            if let (Ok(secs), Ok(nanos)) = (u64::try_from(ts.tv_sec), u32::try_from(ts.tv_nsec)) {
+                return Duration::new(secs, nanos);
             }
         }
         Duration::from_nanos(1)
@@ -117,20 +112,16 @@ impl Clock for MonotonicClock {
     fn now_nanos(&self) -> u64 {
         #[cfg(any(target_os = "linux", target_os = "android"))]
         {
-            let mut ts = libc::timespec {
-                tv_sec: 0,
-                tv_nsec: 0,
-            };
-            // SAFETY: `ts` is a valid, writable timespec; the call cannot fail for this clock id
-            // on kernels from 2.6.32 on, and on failure we fall back to the precise clock.
-            let rc = unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC_COARSE, &mut ts) };
-            if rc == 0 {
-                return (ts.tv_sec as u64)
-                    .wrapping_mul(1_000_000_000)
-                    .wrapping_add(ts.tv_nsec as u64);
-            }
+            // Read through the vDSO: no system call, a few nanoseconds.
+            let ts = rustix::time::clock_gettime(rustix::time::ClockId::MonotonicCoarse);
+            (ts.tv_sec as u64)
+                .wrapping_mul(1_000_000_000)
+                .wrapping_add(ts.tv_nsec as u64)
         }
-        PreciseClock.now_nanos()
+        #[cfg(not(any(target_os = "linux", target_os = "android")))]
+        {
+            PreciseClock.now_nanos()
+        }
     }
 }
 
@@ -331,6 +322,9 @@ impl Clock for TokioClock {
 /// The most recent [`MonotonicClock`] time, refreshed about every millisecond by one
 /// background thread per process, started the first time it is needed; 0 before the first
 /// tick.
+// The recent time is kept by a thread of ours rather than quanta's upkeep: quanta's global
+// clock calibrates for up to 200 ms on first use, which a breaker's first call would pay,
+// and the coarse clock it would replace is already one vDSO read.
 static RECENT_NANOS: AtomicU64 = AtomicU64::new(0);
 
 /// Starts the refreshing thread once; `false` when the platform cannot spawn threads.

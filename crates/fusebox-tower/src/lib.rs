@@ -22,6 +22,7 @@
 //! until something woke it, and an error from `poll_ready` makes a load balancer or `Buffer`
 //! treat the service as permanently failed. A fast, typed per-call error lets the caller
 //! (or a fallback layer) decide, and lets a balancer keep routing to other endpoints.
+#![forbid(unsafe_code)]
 #![deny(missing_docs)]
 #![warn(rust_2018_idioms, unreachable_pub)]
 
