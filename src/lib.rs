@@ -7,6 +7,10 @@
 
 pub use fusebox_core::*;
 
+/// Fleet-wide breakers: the sync engine, the store contract and the in-memory store.
+#[cfg(feature = "fleet")]
+pub use fusebox_fleet as fleet;
+
 /// tower Layers: breakers, retries, timeouts, bulkheads, fallbacks, HTTP and keyed breakers.
 #[cfg(feature = "tower")]
 pub use fusebox_tower as tower;

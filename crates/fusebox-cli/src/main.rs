@@ -11,7 +11,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{CommandFactory, Parser, Subcommand};
-use fusebox_core::fleet::{ForcedState, StateStore};
+use fusebox_fleet::{ForcedState, StateStore};
 
 use crate::store::{CliError, StoreArgs};
 
@@ -130,8 +130,8 @@ fn parse_duration(s: &str) -> Result<Duration, String> {
 /// A `--for` value, checked against what every store can keep before anything is written.
 fn parse_force_duration(s: &str) -> Result<Duration, String> {
     let d = humantime::parse_duration(s).map_err(|e| format!("{e} (try 90s, 10m, 2h)"))?;
-    fusebox_core::fleet::force_millis(d).map_err(|e| match e {
-        fusebox_core::fleet::StoreError::Invalid(why) => why,
+    fusebox_fleet::force_millis(d).map_err(|e| match e {
+        fusebox_fleet::StoreError::Invalid(why) => why,
         other => other.to_string(),
     })?;
     Ok(d)
@@ -272,10 +272,7 @@ fn confirm(question: &str) -> Result<(), CliError> {
 }
 
 /// The breaker's view, or an error naming the breakers the store knows.
-async fn known(
-    store: &dyn StateStore,
-    name: &str,
-) -> Result<fusebox_core::fleet::FleetView, CliError> {
+async fn known(store: &dyn StateStore, name: &str) -> Result<fusebox_fleet::FleetView, CliError> {
     if let Some(view) = store.view(name).await.map_err(CliError::from)? {
         return Ok(view);
     }
@@ -318,7 +315,7 @@ async fn force(
     }
     let for_ms = force
         .for_
-        .map(fusebox_core::fleet::force_millis)
+        .map(fusebox_fleet::force_millis)
         .transpose()
         .map_err(CliError::from)?;
     let view = store

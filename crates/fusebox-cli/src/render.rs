@@ -3,7 +3,7 @@
 use std::io::Write;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use fusebox_core::fleet::{FleetView, InstanceView, StateStore};
+use fusebox_fleet::{FleetView, InstanceView, StateStore};
 use serde_json::{Value, json};
 
 use crate::store::CliError;
@@ -257,7 +257,7 @@ fn table(rows: &[Vec<String>]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use fusebox_core::fleet::{FleetState, ForcedState};
+    use fusebox_fleet::{FleetState, ForcedState};
 
     fn view() -> FleetView {
         let mut v = FleetView {

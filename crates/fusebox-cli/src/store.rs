@@ -4,7 +4,7 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
-use fusebox_core::fleet::{StateStore, StoreError};
+use fusebox_fleet::{StateStore, StoreError};
 use fusebox_postgres::{BuildError, PostgresStore};
 use fusebox_redis::RedisStore;
 

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use assert_cmd::Command;
 use fusebox_core::breaker::{Breaker, State};
-use fusebox_core::fleet::{Fleet, FleetMode};
+use fusebox_fleet::{Fleet, FleetMode};
 use fusebox_postgres::PostgresStore;
 use tokio_postgres::NoTls;
 
@@ -171,7 +171,7 @@ async fn two_instances(schema: &Schema) -> Vec<Breaker> {
     let store = schema.store();
     let start = tokio::time::Instant::now();
     loop {
-        use fusebox_core::fleet::StateStore;
+        use fusebox_fleet::StateStore;
         let view = store.view("dep").await.ok().flatten();
         if view.is_some_and(|v| v.live_instances() == 2) {
             break;
@@ -232,7 +232,7 @@ async fn status_as_text_and_json() {
     let store = schema.store();
     let start = tokio::time::Instant::now();
     loop {
-        use fusebox_core::fleet::StateStore;
+        use fusebox_fleet::StateStore;
         let v = store.view("dep").await.expect("view").expect("record");
         if v.instances
             .iter()

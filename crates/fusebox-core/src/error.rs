@@ -86,13 +86,24 @@ impl ConfigError {
 }
 
 /// Validation helpers used by every builder, so that messages read the same everywhere.
-#[allow(dead_code)] // not every feature set uses every check
-pub(crate) mod check {
+/// Crates that build policies on fusebox use them too.
+///
+/// ```
+/// use fusebox_core::check;
+/// assert_eq!(check::unit("ratio", 0.5).unwrap(), 0.5);
+/// let err = check::unit("ratio", f64::NAN).unwrap_err();
+/// assert_eq!(err.field(), Some("ratio"));
+/// ```
+pub mod check {
     use super::ConfigError;
     use std::time::Duration;
 
     /// A finite number (not NaN, not infinite).
-    pub(crate) fn finite(field: &'static str, value: f64) -> Result<f64, ConfigError> {
+    ///
+    /// ```
+    /// assert!(fusebox_core::check::finite("x", f64::INFINITY).is_err());
+    /// ```
+    pub fn finite(field: &'static str, value: f64) -> Result<f64, ConfigError> {
         if value.is_finite() {
             Ok(value)
         } else {
@@ -104,7 +115,11 @@ pub(crate) mod check {
     }
 
     /// A finite number `>= 0`.
-    pub(crate) fn non_negative(field: &'static str, value: f64) -> Result<f64, ConfigError> {
+    ///
+    /// ```
+    /// assert!(fusebox_core::check::non_negative("x", -1.0).is_err());
+    /// ```
+    pub fn non_negative(field: &'static str, value: f64) -> Result<f64, ConfigError> {
         finite(field, value)?;
         if value < 0.0 {
             return Err(ConfigError::invalid(
@@ -116,7 +131,11 @@ pub(crate) mod check {
     }
 
     /// A finite number `> 0`.
-    pub(crate) fn positive(field: &'static str, value: f64) -> Result<f64, ConfigError> {
+    ///
+    /// ```
+    /// assert!(fusebox_core::check::positive("x", 0.0).is_err());
+    /// ```
+    pub fn positive(field: &'static str, value: f64) -> Result<f64, ConfigError> {
         finite(field, value)?;
         if value <= 0.0 {
             return Err(ConfigError::invalid(
@@ -128,7 +147,11 @@ pub(crate) mod check {
     }
 
     /// A ratio within `[0, 1]`.
-    pub(crate) fn unit(field: &'static str, value: f64) -> Result<f64, ConfigError> {
+    ///
+    /// ```
+    /// assert!(fusebox_core::check::unit("x", 1.5).is_err());
+    /// ```
+    pub fn unit(field: &'static str, value: f64) -> Result<f64, ConfigError> {
         finite(field, value)?;
         if !(0.0..=1.0).contains(&value) {
             return Err(ConfigError::invalid(
@@ -140,7 +163,12 @@ pub(crate) mod check {
     }
 
     /// A ratio within `(0, 1]`.
-    pub(crate) fn unit_open_low(field: &'static str, value: f64) -> Result<f64, ConfigError> {
+    ///
+    /// ```
+    /// assert!(fusebox_core::check::unit_open_low("x", 0.0).is_err());
+    /// assert!(fusebox_core::check::unit_open_low("x", 1.0).is_ok());
+    /// ```
+    pub fn unit_open_low(field: &'static str, value: f64) -> Result<f64, ConfigError> {
         finite(field, value)?;
         if !(value > 0.0 && value <= 1.0) {
             return Err(ConfigError::invalid(
@@ -152,7 +180,11 @@ pub(crate) mod check {
     }
 
     /// A count that must not be zero.
-    pub(crate) fn nonzero(field: &'static str, value: u64) -> Result<u64, ConfigError> {
+    ///
+    /// ```
+    /// assert!(fusebox_core::check::nonzero("x", 0).is_err());
+    /// ```
+    pub fn nonzero(field: &'static str, value: u64) -> Result<u64, ConfigError> {
         if value == 0 {
             Err(ConfigError::invalid(field, "must be at least 1, got 0"))
         } else {
@@ -161,10 +193,12 @@ pub(crate) mod check {
     }
 
     /// A duration that must not be zero.
-    pub(crate) fn nonzero_duration(
-        field: &'static str,
-        value: Duration,
-    ) -> Result<Duration, ConfigError> {
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// assert!(fusebox_core::check::nonzero_duration("x", Duration::ZERO).is_err());
+    /// ```
+    pub fn nonzero_duration(field: &'static str, value: Duration) -> Result<Duration, ConfigError> {
         if value.is_zero() {
             Err(ConfigError::invalid(field, "must be longer than zero"))
         } else {

@@ -11,8 +11,6 @@ pub mod breaker;
 pub mod budget;
 pub mod clock;
 mod error;
-#[cfg(feature = "tokio")]
-pub mod fleet;
 pub mod guard;
 pub mod health;
 pub mod mode;
@@ -28,6 +26,6 @@ pub mod stack;
 pub(crate) mod sync;
 
 pub use breaker::{Breaker, Rejected, State};
-pub use error::{BulkheadFull, ConfigError, Error, TimedOut};
+pub use error::{BulkheadFull, ConfigError, Error, TimedOut, check};
 pub use guard::CostRejected;
 pub use outcome::{Classifier, ErrIsFailure, FailureWhen, Outcome};

@@ -9,7 +9,7 @@
 use std::time::{Duration, Instant};
 
 use fusebox_core::breaker::{Breaker, State};
-use fusebox_core::fleet::{Fleet, FleetMode, StateStore};
+use fusebox_fleet::{Fleet, FleetMode, StateStore};
 use fusebox_postgres::PostgresStore;
 
 const CALLS: u32 = 5_000_000;
@@ -74,7 +74,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
 
     // The same fleet breaker on the in-memory store: what the fleet link itself costs.
-    let memory_fleet = Fleet::builder(fusebox_core::fleet::MemoryStore::new()).build()?;
+    let memory_fleet = Fleet::builder(fusebox_fleet::MemoryStore::new()).build()?;
     let in_memory = memory_fleet.breaker(
         Breaker::builder("dep").consecutive_failures(5),
         FleetMode::Pooled,

@@ -1,6 +1,6 @@
 //! Configuration errors, and how server errors map to [`StoreError`].
 
-use fusebox_core::fleet::StoreError;
+use fusebox_fleet::StoreError;
 use tokio_postgres::error::SqlState;
 
 /// Why a [`PostgresStore`](crate::PostgresStore) could not be configured.

@@ -2,7 +2,7 @@
 //!
 //! Every instance of a service keeps deciding its calls locally; a background task per
 //! breaker flushes outcome deltas to PostgreSQL and reads the fleet's record (see
-//! [`fusebox_core::fleet`]). This crate is that store:
+//! [`fusebox_fleet`]). This crate is that store:
 //!
 //! * two tables in a schema of your choice (`fusebox` by default), `breakers` and
 //!   `instances`, created by a shipped, versioned migration ([`PostgresStore::setup`], or
@@ -19,7 +19,7 @@
 //!
 //! ```no_run
 //! use fusebox_core::breaker::Breaker;
-//! use fusebox_core::fleet::{Fleet, FleetMode};
+//! use fusebox_fleet::{Fleet, FleetMode};
 //! use fusebox_postgres::PostgresStore;
 //!
 //! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
@@ -50,7 +50,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
-use fusebox_core::fleet::{
+use fusebox_fleet::{
     BreakerRecord, Cas, Claim, FleetChange, FleetState, FleetView, ForcedState, InstanceView,
     Notice, StateStore, StoreError, StoreFuture, SyncRequest, check_force_ms, check_span_ms,
 };
@@ -80,7 +80,7 @@ const MAX_NAME_LEN: usize = 4096;
 /// connection; every handle on the same database and schema sees the same fleet.
 ///
 /// ```no_run
-/// use fusebox_core::fleet::StateStore;
+/// use fusebox_fleet::StateStore;
 /// use fusebox_postgres::PostgresStore;
 ///
 /// # async fn run() -> Result<(), Box<dyn std::error::Error>> {

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use fusebox_core::fleet::Notice;
+use fusebox_fleet::Notice;
 use rand::Rng;
 use tokio::sync::{broadcast, mpsc, watch};
 use tokio_postgres::{AsyncMessage, Config, NoTls};

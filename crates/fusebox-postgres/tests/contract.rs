@@ -5,8 +5,8 @@ mod common;
 
 use std::sync::Arc;
 
-use fusebox_core::fleet::StateStore;
-use fusebox_core::fleet::contract::Harness;
+use fusebox_fleet::StateStore;
+use fusebox_fleet::contract::Harness;
 
 async fn harness() -> Option<Harness> {
     let url = common::server().await?;
@@ -16,4 +16,4 @@ async fn harness() -> Option<Harness> {
     }))
 }
 
-fusebox_core::store_contract_tests!(harness().await);
+fusebox_fleet::store_contract_tests!(harness().await);

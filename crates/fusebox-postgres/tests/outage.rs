@@ -8,8 +8,8 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use fusebox_core::breaker::{Breaker, State};
-use fusebox_core::fleet::contract::wait_until;
-use fusebox_core::fleet::{Fleet, FleetMode, ForcedState, StateStore};
+use fusebox_fleet::contract::wait_until;
+use fusebox_fleet::{Fleet, FleetMode, ForcedState, StateStore};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn terminated_connections_count_nothing_twice() {
@@ -54,7 +54,7 @@ async fn terminated_connections_count_nothing_twice() {
         common::spawn_calls(breakers[0].clone(), 3, Duration::from_micros(200));
 
     let admin = common::admin(&url).await.expect("admin connection");
-    let a_total = |view: &fusebox_core::fleet::FleetView| {
+    let a_total = |view: &fusebox_fleet::FleetView| {
         view.instances
             .iter()
             .find(|i| i.id == "a")

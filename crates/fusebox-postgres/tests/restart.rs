@@ -9,8 +9,8 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use fusebox_core::breaker::{Breaker, State};
-use fusebox_core::fleet::contract::wait_until;
-use fusebox_core::fleet::{Fleet, FleetMode, ForcedState, StateStore};
+use fusebox_fleet::contract::wait_until;
+use fusebox_fleet::{Fleet, FleetMode, ForcedState, StateStore};
 use fusebox_postgres::PostgresStore;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;

@@ -2,7 +2,7 @@
 //!
 //! A Redis [`StateStore`] for fleet-wide fusebox breakers. Calls never touch Redis: each
 //! breaker's sync task flushes behind and reads by subscription (see
-//! [`fusebox_core::fleet`]).
+//! [`fusebox_fleet`]).
 //!
 //! * One hash per breaker plus one lease key per instance, under a prefix (default
 //!   `fusebox:`); every multi-key update is one Lua script, so it is atomic.
@@ -13,7 +13,7 @@
 //!
 //! ```no_run
 //! use fusebox_core::breaker::Breaker;
-//! use fusebox_core::fleet::{Fleet, FleetMode};
+//! use fusebox_fleet::{Fleet, FleetMode};
 //! use fusebox_redis::RedisStore;
 //!
 //! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
@@ -37,7 +37,7 @@ use std::fmt;
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
-use fusebox_core::fleet::{
+use fusebox_fleet::{
     BreakerRecord, Cas, Claim, FleetChange, FleetState, FleetView, ForcedState, InstanceView,
     Notice, StateStore, StoreError, StoreFuture, SyncRequest, check_force_ms, check_span_ms,
 };
@@ -53,7 +53,7 @@ use scripts::Scripts;
 /// Cheap to clone; clones share one multiplexed connection and one subscription.
 ///
 /// ```no_run
-/// use fusebox_core::fleet::StateStore;
+/// use fusebox_fleet::StateStore;
 /// use fusebox_redis::RedisStore;
 /// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
 /// let store = RedisStore::new("redis://127.0.0.1:6379")?;
@@ -111,7 +111,7 @@ impl RedisStore {
     /// use fusebox_redis::RedisStore;
     /// let store = RedisStore::new("redis://127.0.0.1:6379")?;
     /// assert_eq!(store.prefix(), "fusebox:");
-    /// # Ok::<(), fusebox_core::fleet::StoreError>(())
+    /// # Ok::<(), fusebox_fleet::StoreError>(())
     /// ```
     pub fn new(url: &str) -> Result<RedisStore, StoreError> {
         RedisStore::builder(url).build()
@@ -127,7 +127,7 @@ impl RedisStore {
     ///     .idle_ttl(Duration::from_secs(3600))
     ///     .build()?;
     /// assert_eq!(store.prefix(), "orders:");
-    /// # Ok::<(), fusebox_core::fleet::StoreError>(())
+    /// # Ok::<(), fusebox_fleet::StoreError>(())
     /// ```
     pub fn builder(url: impl Into<String>) -> RedisStoreBuilder {
         RedisStoreBuilder {
@@ -143,7 +143,7 @@ impl RedisStore {
     /// ```
     /// use fusebox_redis::RedisStore;
     /// assert_eq!(RedisStore::new("redis://127.0.0.1")?.prefix(), "fusebox:");
-    /// # Ok::<(), fusebox_core::fleet::StoreError>(())
+    /// # Ok::<(), fusebox_fleet::StoreError>(())
     /// ```
     pub fn prefix(&self) -> &str {
         &self.inner.prefix
@@ -155,7 +155,7 @@ impl RedisStore {
     /// use fusebox_redis::RedisStore;
     /// let store = RedisStore::new("redis://127.0.0.1")?;
     /// assert_eq!(store.breaker_key("payments"), "fusebox:{payments}");
-    /// # Ok::<(), fusebox_core::fleet::StoreError>(())
+    /// # Ok::<(), fusebox_fleet::StoreError>(())
     /// ```
     pub fn breaker_key(&self, name: &str) -> String {
         format!("{}{{{name}}}", self.inner.prefix)
@@ -166,7 +166,7 @@ impl RedisStore {
     /// ```
     /// use fusebox_redis::RedisStore;
     /// assert_eq!(RedisStore::new("redis://127.0.0.1")?.channel(), "fusebox:events");
-    /// # Ok::<(), fusebox_core::fleet::StoreError>(())
+    /// # Ok::<(), fusebox_fleet::StoreError>(())
     /// ```
     pub fn channel(&self) -> String {
         format!("{}events", self.inner.prefix)
@@ -309,7 +309,7 @@ impl RedisStoreBuilder {
     ///     .response_timeout(Duration::from_millis(200))
     ///     .build()?;
     /// # drop(store);
-    /// # Ok::<(), fusebox_core::fleet::StoreError>(())
+    /// # Ok::<(), fusebox_fleet::StoreError>(())
     /// ```
     pub fn response_timeout(mut self, timeout: Duration) -> Self {
         self.response_timeout = timeout;

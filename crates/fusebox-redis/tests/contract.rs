@@ -6,8 +6,8 @@ mod common;
 use std::sync::Arc;
 use std::time::Duration;
 
-use fusebox_core::fleet::StateStore;
-use fusebox_core::fleet::contract::Harness;
+use fusebox_fleet::StateStore;
+use fusebox_fleet::contract::Harness;
 use fusebox_redis::RedisStore;
 
 fn harness() -> Option<Harness> {
@@ -22,4 +22,4 @@ fn harness() -> Option<Harness> {
     }))
 }
 
-fusebox_core::store_contract_tests!(harness());
+fusebox_fleet::store_contract_tests!(harness());

@@ -9,8 +9,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use fusebox_core::breaker::{Breaker, State};
-use fusebox_core::fleet::contract::wait_until;
-use fusebox_core::fleet::{Fleet, FleetMode, ForcedState, StateStore};
+use fusebox_fleet::contract::wait_until;
+use fusebox_fleet::{Fleet, FleetMode, ForcedState, StateStore};
 use fusebox_redis::RedisStore;
 
 /// Collects everything logged, from every thread.

@@ -6,7 +6,7 @@ mod common;
 use std::time::{Duration, Instant};
 
 use fusebox_core::breaker::Breaker;
-use fusebox_core::fleet::{Fleet, FleetMode};
+use fusebox_fleet::{Fleet, FleetMode};
 use fusebox_redis::RedisStore;
 
 /// Calls of one command kind from `INFO commandstats`.

@@ -33,13 +33,22 @@ use super::config::{BreakerConfig, CloseRule, TripRules};
 use super::stats::{State, TransitionReason, TripReason, WindowStats};
 
 /// A state change a rule asks for: where to, and why.
-pub(crate) type Move = (State, TransitionReason);
+pub type Move = (State, TransitionReason);
 
 /// The transition time alone makes due at `now`, if any: an OPEN breaker whose cooldown
 /// (ending at `open_until`) is over moves to HALF_OPEN; a HALF_OPEN one that began at
 /// `half_open_since` and outlived its maximum duration reopens.
+///
+/// ```
+/// use fusebox_core::breaker::{algorithm, Breaker, State};
+/// let config = Breaker::builder("db").build_config()?;
+/// assert_eq!(algorithm::due(&config, State::Open, 100, 0, 99), None);
+/// let (to, _) = algorithm::due(&config, State::Open, 100, 0, 100).unwrap();
+/// assert_eq!(to, State::HalfOpen);
+/// # Ok::<(), fusebox_core::ConfigError>(())
+/// ```
 #[inline]
-pub(crate) fn due(
+pub fn due(
     config: &BreakerConfig,
     state: State,
     open_until: u64,
@@ -193,7 +202,15 @@ pub(crate) fn trial_verdict(rule: CloseRule, successes: u32, failures: u32) -> T
 
 /// The move the finished trials call for: CLOSED when the close rule is met, OPEN when it
 /// can no longer be, none while pending.
-pub(crate) fn after_trial(rule: CloseRule, successes: u32, failures: u32) -> Option<Move> {
+///
+/// ```
+/// use fusebox_core::breaker::{algorithm, CloseRule, State};
+/// let three_of_five = CloseRule { successes: 3, trials: 5 };
+/// assert_eq!(algorithm::after_trial(three_of_five, 2, 2), None);
+/// assert_eq!(algorithm::after_trial(three_of_five, 3, 2).unwrap().0, State::Closed);
+/// assert_eq!(algorithm::after_trial(three_of_five, 2, 3).unwrap().0, State::Open);
+/// ```
+pub fn after_trial(rule: CloseRule, successes: u32, failures: u32) -> Option<Move> {
     match trial_verdict(rule, successes, failures) {
         TrialVerdict::Pending => None,
         TrialVerdict::Close => Some((

@@ -493,9 +493,16 @@ impl BreakerBuilder {
         self.build_with(None)
     }
 
-    /// Builds the breaker with a link to a fleet sync task.
-    #[cfg(feature = "tokio")]
-    pub(crate) fn build_linked(self, link: FleetLink) -> Result<Breaker, ConfigError> {
+    /// Builds the breaker with a [`FleetLink`] to an engine that keeps it in step with other
+    /// instances (see [`link`](super::link)).
+    ///
+    /// ```
+    /// use fusebox_core::breaker::{Breaker, FleetLink};
+    /// let b = Breaker::builder("db").build_linked(FleetLink::new(Box::new(|| {})))?;
+    /// assert!(b.link().is_some());
+    /// # Ok::<(), fusebox_core::ConfigError>(())
+    /// ```
+    pub fn build_linked(self, link: FleetLink) -> Result<Breaker, ConfigError> {
         self.build_with(Some(Box::new(link)))
     }
 

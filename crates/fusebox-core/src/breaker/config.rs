@@ -205,7 +205,16 @@ pub enum Cooldown {
 impl Cooldown {
     /// The cooldown after the `trips`-th trip, drawing the jitter from `rng` only when the
     /// cooldown has any (so a seeded generator advances the same way in every breaker kind).
-    pub(crate) fn draw<R: rand::Rng + ?Sized>(&self, trips: u32, rng: &mut R) -> Duration {
+    ///
+    /// ```
+    /// use fusebox_core::breaker::Cooldown;
+    /// use rand::SeedableRng;
+    /// use std::time::Duration;
+    /// let fixed = Cooldown::Fixed { duration: Duration::from_secs(2), jitter: 0.0 };
+    /// let mut rng = rand::rngs::SmallRng::seed_from_u64(1);
+    /// assert_eq!(fixed.draw(3, &mut rng), Duration::from_secs(2));
+    /// ```
+    pub fn draw<R: rand::Rng + ?Sized>(&self, trips: u32, rng: &mut R) -> Duration {
         let jitter = match *self {
             Cooldown::Fixed { jitter, .. } | Cooldown::Growing { jitter, .. } => jitter,
         };
@@ -406,6 +415,17 @@ impl BreakerConfig {
     pub fn half_open_max_duration(&self) -> Option<Duration> {
         self.half_open_max_nanos.map(Duration::from_nanos)
     }
+    /// The seed of the cooldown jitter, when one was set for reproducible runs.
+    ///
+    /// ```
+    /// use fusebox_core::breaker::Breaker;
+    /// assert_eq!(Breaker::builder("s").seed(7).build_config()?.seed(), Some(7));
+    /// # Ok::<(), fusebox_core::ConfigError>(())
+    /// ```
+    pub fn seed(&self) -> Option<u64> {
+        self.seed
+    }
+
     /// The cooldown policy.
     ///
     /// ```

@@ -24,14 +24,41 @@ impl StripeCounts {
 }
 
 /// Outcome totals of this instance's own calls since the breaker was built.
+///
+/// ```
+/// use fusebox_core::breaker::Totals;
+/// let t = Totals { successes: 3, ..Totals::default() };
+/// assert_eq!(t.failures, 0);
+/// ```
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub(crate) struct Totals {
-    pub(crate) successes: u64,
-    pub(crate) failures: u64,
-    pub(crate) slow: u64,
+pub struct Totals {
+    /// Calls that succeeded.
+    pub successes: u64,
+    /// Calls that failed.
+    pub failures: u64,
+    /// Calls slower than the slow-call threshold, successes or failures.
+    pub slow: u64,
 }
 
-pub(crate) struct FleetLink {
+/// The link between a breaker and the engine that keeps it in step with other instances.
+/// Build the breaker with [`BreakerBuilder::build_linked`](super::BreakerBuilder::build_linked);
+/// the engine reads what the breaker counted and sets what the fleet granted.
+///
+/// ```
+/// use fusebox_core::breaker::{Breaker, FleetLink};
+/// use std::sync::Arc;
+/// use std::sync::atomic::{AtomicUsize, Ordering};
+/// let wakes = Arc::new(AtomicUsize::new(0));
+/// let woken = Arc::clone(&wakes);
+/// let link = FleetLink::new(Box::new(move || {
+///     woken.fetch_add(1, Ordering::Relaxed);
+/// }));
+/// let b = Breaker::builder("db").consecutive_failures(1).build_linked(link)?;
+/// b.record_failure(); // trips: the engine is woken to tell the fleet
+/// assert!(wakes.load(Ordering::Relaxed) >= 1);
+/// # Ok::<(), fusebox_core::ConfigError>(())
+/// ```
+pub struct FleetLink {
     /// Striped per thread: with a fleet attached, every counted call adds here, and one
     /// shared line would bounce between cores.
     stripes: Box<[Padded<StripeCounts>]>,
@@ -59,7 +86,14 @@ impl std::fmt::Debug for FleetLink {
 }
 
 impl FleetLink {
-    pub(crate) fn new(waker: Box<dyn Fn() + Send + Sync>) -> Self {
+    /// A link whose engine is woken by `waker` (a transition, a trial outcome, a call that
+    /// found no trial slot).
+    ///
+    /// ```
+    /// let link = fusebox_core::breaker::FleetLink::new(Box::new(|| {}));
+    /// assert_eq!(link.totals().successes, 0);
+    /// ```
+    pub fn new(waker: Box<dyn Fn() + Send + Sync>) -> Self {
         let stripes = stripe_count();
         FleetLink {
             stripes: (0..stripes).map(|_| Padded(StripeCounts::new())).collect(),
@@ -88,7 +122,13 @@ impl FleetLink {
         }
     }
 
-    pub(crate) fn totals(&self) -> Totals {
+    /// What the breaker counted of its own calls.
+    ///
+    /// ```
+    /// let link = fusebox_core::breaker::FleetLink::new(Box::new(|| {}));
+    /// assert_eq!(link.totals(), Default::default());
+    /// ```
+    pub fn totals(&self) -> Totals {
         let mut t = Totals::default();
         for s in self.stripes.iter() {
             t.successes += s.successes.load(Ordering::Relaxed);
@@ -108,7 +148,14 @@ impl FleetLink {
     }
 
     /// Takes the trial outcomes noted since the last call.
-    pub(crate) fn take_trials(&self) -> (u32, u32) {
+    /// Trial outcomes (successes, failures) reported since the last call, for the fleet to
+    /// count.
+    ///
+    /// ```
+    /// let link = fusebox_core::breaker::FleetLink::new(Box::new(|| {}));
+    /// assert_eq!(link.take_trials(), (0, 0));
+    /// ```
+    pub fn take_trials(&self) -> (u32, u32) {
         (
             self.trial_successes.swap(0, Ordering::AcqRel),
             self.trial_failures.swap(0, Ordering::AcqRel),
@@ -120,7 +167,14 @@ impl FleetLink {
         self.defer_trials.load(Ordering::Acquire) != 0
     }
 
-    pub(crate) fn set_defer_trials(&self, defer: bool) {
+    /// While set, half-open trials are the fleet's: the breaker admits only the slots
+    /// granted with [`set_granted`](Self::set_granted) and leaves the verdict to the fleet.
+    ///
+    /// ```
+    /// let link = fusebox_core::breaker::FleetLink::new(Box::new(|| {}));
+    /// link.set_defer_trials(true);
+    /// ```
+    pub fn set_defer_trials(&self, defer: bool) {
         self.defer_trials.store(u32::from(defer), Ordering::Release);
     }
 
@@ -136,7 +190,14 @@ impl FleetLink {
     }
 
     /// Sets the slots granted to the local episode of `generation`.
-    pub(crate) fn set_granted(&self, generation: u64, slots: u32) {
+    /// The trial slots the fleet granted this instance for its half-open episode
+    /// `generation` (the breaker's local generation).
+    ///
+    /// ```
+    /// let link = fusebox_core::breaker::FleetLink::new(Box::new(|| {}));
+    /// link.set_granted(3, 2);
+    /// ```
+    pub fn set_granted(&self, generation: u64, slots: u32) {
         let word = (u64::from(tag_of(generation)) << 32) | u64::from(slots);
         self.grant.store(word, Ordering::Release);
     }
@@ -151,7 +212,13 @@ impl FleetLink {
     }
 
     /// Whether a call wanted a trial slot since the last look; clears the note.
-    pub(crate) fn take_demand(&self) -> bool {
+    /// Whether a call found no trial slot since the last call: the engine should claim more.
+    ///
+    /// ```
+    /// let link = fusebox_core::breaker::FleetLink::new(Box::new(|| {}));
+    /// assert!(!link.take_demand());
+    /// ```
+    pub fn take_demand(&self) -> bool {
         self.demand.swap(0, Ordering::AcqRel) != 0
     }
 

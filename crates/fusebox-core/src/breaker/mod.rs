@@ -20,15 +20,14 @@
 //!     └──────────────────── close rule met ("5 of 5 trials") ───────────────┘
 //! ```
 
-mod algorithm;
+pub mod algorithm;
 mod builder;
 mod config;
 mod decide;
-#[cfg(feature = "tokio")]
 mod follow;
 mod gate;
 mod handle;
-mod link;
+pub mod link;
 mod listener;
 mod machine;
 mod name;
@@ -45,19 +44,15 @@ mod loom_tests;
 pub use builder::BreakerBuilder;
 pub use config::{BreakerConfig, BreakerSettings, CloseRule, Cooldown, WindowKind};
 pub use decide::{Counters, Decision, decide};
+pub use follow::WeakBreaker;
 pub use handle::Breaker;
-#[cfg(feature = "tokio")]
-pub(crate) use link::FleetLink;
-#[cfg(feature = "tokio")]
-pub(crate) use link::Totals;
+pub use link::{FleetLink, Totals};
 pub use listener::BreakerListener;
 pub use machine::{Change, Machine, Refused, Ticket};
 pub use name::Name;
 pub use permit::{OwnedPermit, Permit};
 pub use rejected::Rejected;
 pub(crate) use rejected::RetryHint;
-#[cfg(feature = "tokio")]
-pub(crate) use shared::Shared as SharedState;
 pub use stats::{
     LoggedOutcome, OutcomeEntry, OutcomeEvent, Snapshot, State, Transition, TransitionReason,
     TripReason, WindowStats,

@@ -3,7 +3,7 @@
 
 use std::borrow::Cow;
 use std::collections::HashMap;
-use std::sync::{Arc, Weak};
+use std::sync::Arc;
 use std::time::Duration;
 
 use rand::rngs::SmallRng;
@@ -16,7 +16,7 @@ use super::store::{
     SyncRequest, TrialDelta,
 };
 use super::{FleetMode, FleetSettings, OutagePolicy};
-use crate::breaker::{Breaker, BreakerConfig, State, Totals};
+use fusebox_core::breaker::{Breaker, BreakerConfig, State, Totals, WeakBreaker, algorithm};
 
 /// Longest wait between reconnection attempts during an outage.
 const MAX_RECONNECT_DELAY: Duration = Duration::from_secs(5);
@@ -38,7 +38,7 @@ struct Slots {
 }
 
 pub(crate) struct Engine {
-    breaker: Weak<crate::breaker::SharedState>,
+    breaker: WeakBreaker,
     name: String,
     store: Arc<dyn StateStore>,
     settings: Arc<FleetSettings>,
@@ -77,7 +77,7 @@ impl Engine {
         mode: FleetMode,
     ) -> Engine {
         let config = breaker.config().clone();
-        let rng = match config.seed {
+        let rng = match config.seed() {
             Some(seed) => SmallRng::seed_from_u64(seed ^ 0x5eed_f1ee7),
             None => SmallRng::from_os_rng(),
         };
@@ -124,7 +124,7 @@ impl Engine {
                     }
                 },
             }
-            let Some(breaker) = Breaker::upgrade(&self.breaker) else {
+            let Some(breaker) = self.breaker.upgrade() else {
                 return; // every clone of the breaker is gone
             };
             let delay = self.step(&breaker).await;
@@ -420,31 +420,31 @@ impl Engine {
         self.peers = seen;
     }
 
-    /// Closes or reopens the fleet when its trials have decided; `None` while pending.
+    /// Closes or reopens the fleet when its trials have decided; `None` while pending. The
+    /// verdict is the breaker's own close rule, judged on the fleet's counts and clock.
     async fn judge_trials(&mut self, view: &FleetView) -> Option<Next> {
         let record = &view.record;
-        let rule = self.config.close;
+        let rule = self.config.close_rule();
         let (successes, failures) = (record.trial_successes, record.trial_failures);
-        let change = if successes >= rule.successes {
-            Some((
+        let change = match algorithm::after_trial(rule, successes, failures) {
+            Some((State::Closed, _)) => (
                 FleetChange::Closed,
                 format!("{successes} of {} fleet trials succeeded", rule.trials),
-            ))
-        } else if failures > rule.trials - rule.successes {
-            Some((
+            ),
+            Some(_) => (
                 self.open_change(record.trips),
                 format!("{failures} fleet trials failed"),
-            ))
-        } else {
-            let max = self.config.half_open_max_nanos?;
-            let elapsed = view.now_ms.saturating_sub(record.changed_ms);
-            (u128::from(elapsed) * 1_000_000 >= u128::from(max)).then(|| {
+            ),
+            None => {
+                let nanos = |ms: u64| ms.saturating_mul(1_000_000);
+                let since = nanos(record.changed_ms);
+                algorithm::due(&self.config, State::HalfOpen, 0, since, nanos(view.now_ms))?;
                 (
                     self.open_change(record.trips),
                     "fleet half-open lasted too long".to_owned(),
                 )
-            })
-        }?;
+            }
+        };
         Some(self.change(record.generation, change.0, &change.1).await)
     }
 
@@ -452,7 +452,7 @@ impl Engine {
     fn open_change(&mut self, trips: u32) -> FleetChange {
         let cooldown = self
             .config
-            .cooldown
+            .cooldown()
             .draw(trips.saturating_add(1), &mut self.rng);
         // The fleet refused longer cooldowns when the breaker was built; the clamp keeps a
         // jittered draw inside the store's span too.
@@ -519,7 +519,7 @@ impl Engine {
         if claimed_before && !link.take_demand() {
             return Next::Wait(interval);
         }
-        let permitted = self.config.close.trials;
+        let permitted = self.config.close_rule().trials;
         let store = Arc::clone(&self.store);
         let claim = match self
             .call(store.claim_trials(&self.name, &self.settings.instance, permitted, permitted))

@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use fusebox_core::breaker::{Breaker, State};
-use fusebox_core::fleet::{
+use fusebox_fleet::{
     Cas, Claim, Fleet, FleetChange, FleetMode, FleetView, ForcedState, MemoryStore, Notice,
     OutagePolicy, StateStore, StoreError, StoreFuture, SyncRequest,
 };

@@ -7,11 +7,11 @@ use std::time::Duration;
 use tokio::sync::broadcast;
 
 use super::{Harness, namespace, one_fleet_at_a_time, wait_until};
-use crate::breaker::{Breaker, State};
-use crate::fleet::{
+use crate::{
     Cas, Claim, Fleet, FleetChange, FleetMode, FleetView, ForcedState, Notice, OutagePolicy,
     StateStore, StoreError, StoreFuture, SyncRequest,
 };
+use fusebox_core::breaker::{Breaker, State};
 
 /// A store handle whose connection can be cut: while cut, every operation fails as an
 /// unreachable store does. Instances get one each, sharing one switch; operators keep the

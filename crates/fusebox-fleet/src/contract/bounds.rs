@@ -5,7 +5,7 @@ use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 
 use super::{Harness, namespace, request};
-use crate::fleet::{FleetChange, ForcedState, MAX_STORE_SPAN_MS, StoreError};
+use crate::{FleetChange, ForcedState, MAX_STORE_SPAN_MS, StoreError};
 
 /// Extreme spans and a seeded spread over every magnitude of `u64`.
 fn spans() -> Vec<u64> {

@@ -9,7 +9,7 @@ use super::store::{
     BreakerRecord, Cas, Claim, FleetChange, FleetState, FleetView, ForcedState, InstanceView,
     Notice, StateStore, StoreError, StoreFuture, SyncRequest, check_force_ms, check_span_ms,
 };
-use crate::clock::{Clock, UnixClock};
+use fusebox_core::clock::{Clock, UnixClock};
 
 /// How long an expired instance stays visible (for status) before it is forgotten.
 const FORGET_AFTER_MS: u64 = 10 * 60 * 1000;
@@ -109,17 +109,17 @@ impl Entry {
 ///
 /// Instances that share one `MemoryStore` (clones share it) form a fleet, which is how the
 /// tests of fleet logic run without a server. Its clock defaults to the system's wall clock;
-/// tests may pass a [`ManualClock`](crate::clock::ManualClock).
+/// tests may pass a [`ManualClock`](fusebox_core::clock::ManualClock).
 ///
 /// ```
-/// use fusebox_core::fleet::{FleetChange, MemoryStore, StateStore};
+/// use fusebox_fleet::{FleetChange, MemoryStore, StateStore};
 /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
 /// let store = MemoryStore::new();
 /// let first = store.transition("db", 0, FleetChange::Open { cooldown_ms: 1_000 }, "test").await?;
 /// let second = store.transition("db", 0, FleetChange::Open { cooldown_ms: 1_000 }, "test").await?;
 /// assert!(first.won && !second.won);
 /// assert_eq!(second.view.record.opens, 1);
-/// # Ok::<(), fusebox_core::fleet::StoreError>(())
+/// # Ok::<(), fusebox_fleet::StoreError>(())
 /// # }).unwrap();
 /// ```
 #[derive(Clone)]
@@ -149,7 +149,7 @@ impl MemoryStore {
     /// An empty store on the system's wall clock.
     ///
     /// ```
-    /// use fusebox_core::fleet::MemoryStore;
+    /// use fusebox_fleet::MemoryStore;
     /// let store = MemoryStore::new();
     /// let shared = store.clone(); // the same fleet
     /// # drop(shared);
@@ -162,7 +162,7 @@ impl MemoryStore {
     ///
     /// ```
     /// use fusebox_core::clock::ManualClock;
-    /// use fusebox_core::fleet::MemoryStore;
+    /// use fusebox_fleet::MemoryStore;
     /// let store = MemoryStore::with_clock(ManualClock::new());
     /// # drop(store);
     /// ```

@@ -11,8 +11,8 @@
 //! with a short sync interval and wait on conditions, never on fixed sleeps.
 //!
 //! ```
-//! use fusebox_core::fleet::MemoryStore;
-//! use fusebox_core::fleet::contract::Harness;
+//! use fusebox_fleet::MemoryStore;
+//! use fusebox_fleet::contract::Harness;
 //! use std::collections::HashMap;
 //! use std::sync::{Arc, Mutex};
 //!
@@ -20,7 +20,7 @@
 //! let stores: Arc<Mutex<HashMap<String, MemoryStore>>> = Arc::default();
 //! let harness = Harness::new(move |namespace: &str| {
 //!     let store = stores.lock().unwrap().entry(namespace.to_owned()).or_default().clone();
-//!     Arc::new(store) as Arc<dyn fusebox_core::fleet::StateStore>
+//!     Arc::new(store) as Arc<dyn fusebox_fleet::StateStore>
 //! });
 //! # drop(harness);
 //! ```
@@ -40,7 +40,7 @@ use tokio::time::Instant;
 use super::{
     Fleet, FleetChange, FleetMode, FleetState, ForcedState, OutcomeDelta, StateStore, SyncRequest,
 };
-use crate::breaker::{Breaker, BreakerBuilder, State};
+use fusebox_core::breaker::{Breaker, BreakerBuilder, State};
 
 type Open = dyn Fn(&str) -> Arc<dyn StateStore> + Send + Sync;
 
@@ -63,7 +63,7 @@ impl Harness {
     /// `namespace`; handles opened with the same namespace must share state.
     ///
     /// ```
-    /// use fusebox_core::fleet::{contract::Harness, MemoryStore, StateStore};
+    /// use fusebox_fleet::{contract::Harness, MemoryStore, StateStore};
     /// use std::sync::Arc;
     /// let store = MemoryStore::new();
     /// let harness = Harness::new(move |_ns: &str| Arc::new(store.clone()) as Arc<dyn StateStore>);
@@ -79,7 +79,7 @@ impl Harness {
     /// The sync interval fleet cases use (default 100 ms).
     ///
     /// ```
-    /// use fusebox_core::fleet::{contract::Harness, MemoryStore, StateStore};
+    /// use fusebox_fleet::{contract::Harness, MemoryStore, StateStore};
     /// use std::sync::Arc;
     /// use std::time::Duration;
     /// let h = Harness::new(|_: &str| Arc::new(MemoryStore::new()) as Arc<dyn StateStore>)
@@ -154,7 +154,7 @@ fn namespace(case: &str) -> String {
 /// ```
 /// # #[tokio::main(flavor = "current_thread")]
 /// # async fn main() {
-/// use fusebox_core::fleet::contract::wait_until;
+/// use fusebox_fleet::contract::wait_until;
 /// use std::time::Duration;
 /// assert!(wait_until(Duration::from_secs(1), || async { true }).await.is_some());
 /// assert!(wait_until(Duration::from_millis(10), || async { false }).await.is_none());
@@ -710,7 +710,7 @@ pub async fn kill_switch_reaches_every_instance(h: &Harness) {
 /// `$harness` (an expression evaluated per test).
 ///
 /// ```ignore
-/// fusebox_core::store_contract_tests!(my_harness());
+/// fusebox_fleet::store_contract_tests!(my_harness());
 /// ```
 #[macro_export]
 macro_rules! store_contract_tests {
@@ -740,7 +740,7 @@ macro_rules! store_contract_tests {
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn $case() {
                 let Some(harness) = $harness else { return };
-                $crate::fleet::contract::$case(&harness).await;
+                $crate::contract::$case(&harness).await;
             }
         )*
     };

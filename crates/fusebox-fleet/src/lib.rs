@@ -36,7 +36,7 @@
 //!
 //! ```
 //! use fusebox_core::breaker::{Breaker, State};
-//! use fusebox_core::fleet::{Fleet, FleetMode, MemoryStore};
+//! use fusebox_fleet::{Fleet, FleetMode, MemoryStore};
 //! use std::time::Duration;
 //!
 //! # tokio::runtime::Runtime::new().unwrap().block_on(async {
@@ -74,14 +74,14 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::ConfigError;
-use crate::breaker::{Breaker, BreakerBuilder, Cooldown, FleetLink};
-use crate::error::check;
+use fusebox_core::ConfigError;
+use fusebox_core::breaker::{Breaker, BreakerBuilder, Cooldown, FleetLink};
+use fusebox_core::check;
 
 /// How the instances of a fleet decide together. See the [module docs](self).
 ///
 /// ```
-/// use fusebox_core::fleet::FleetMode;
+/// use fusebox_fleet::FleetMode;
 /// let mode = FleetMode::quorum(2, 0.5)?;
 /// assert_eq!(mode.to_string(), "quorum 2 0.5");
 /// assert!(FleetMode::quorum(0, 0.5).is_err());
@@ -108,7 +108,7 @@ impl FleetMode {
     /// A validated quorum: `min_instances >= 1` and `0 < fraction <= 1`.
     ///
     /// ```
-    /// use fusebox_core::fleet::FleetMode;
+    /// use fusebox_fleet::FleetMode;
     /// assert!(FleetMode::quorum(3, 0.6).is_ok());
     /// assert_eq!(FleetMode::quorum(1, f64::NAN).unwrap_err().field(), Some("fraction"));
     /// ```
@@ -134,7 +134,7 @@ impl FleetMode {
     /// Whether `open` of `live` instances are enough to open the fleet.
     ///
     /// ```
-    /// use fusebox_core::fleet::FleetMode;
+    /// use fusebox_fleet::FleetMode;
     /// let q = FleetMode::quorum(2, 0.5)?;
     /// assert!(!q.opens_with(1, 3));
     /// assert!(q.opens_with(2, 3));
@@ -172,7 +172,7 @@ impl fmt::Display for FleetMode {
 /// What a breaker does while its store cannot be reached.
 ///
 /// ```
-/// use fusebox_core::fleet::OutagePolicy;
+/// use fusebox_fleet::OutagePolicy;
 /// assert_eq!(OutagePolicy::default(), OutagePolicy::Local);
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -189,7 +189,7 @@ pub enum OutagePolicy {
 ///
 /// ```
 /// use fusebox_core::breaker::Breaker;
-/// use fusebox_core::fleet::{Fleet, FleetError, FleetMode, MemoryStore};
+/// use fusebox_fleet::{Fleet, FleetError, FleetMode, MemoryStore};
 /// let fleet = Fleet::builder(MemoryStore::new()).build()?;
 /// // No tokio runtime here to run the sync task:
 /// let err = fleet.breaker(Breaker::builder("db"), FleetMode::Pooled).unwrap_err();
@@ -221,7 +221,7 @@ pub(crate) struct FleetSettings {
 /// breakers with [`breaker`](Self::breaker).
 ///
 /// ```
-/// use fusebox_core::fleet::{Fleet, MemoryStore, OutagePolicy};
+/// use fusebox_fleet::{Fleet, MemoryStore, OutagePolicy};
 /// use std::time::Duration;
 /// let fleet = Fleet::builder(MemoryStore::new())
 ///     .instance_id("checkout-7")
@@ -249,7 +249,7 @@ impl fmt::Debug for Fleet {
 /// Builds a [`Fleet`].
 ///
 /// ```
-/// use fusebox_core::fleet::{Fleet, MemoryStore};
+/// use fusebox_fleet::{Fleet, MemoryStore};
 /// use std::time::Duration;
 /// let err = Fleet::builder(MemoryStore::new()).sync_interval(Duration::ZERO).build().unwrap_err();
 /// assert_eq!(err.field(), Some("sync_interval"));
@@ -276,7 +276,7 @@ impl Fleet {
     /// Starts building an instance's membership in the fleet that `store` holds.
     ///
     /// ```
-    /// use fusebox_core::fleet::{Fleet, MemoryStore};
+    /// use fusebox_fleet::{Fleet, MemoryStore};
     /// let fleet = Fleet::builder(MemoryStore::new()).build()?;
     /// assert!(!fleet.instance_id().is_empty()); // generated: host, process and a random part
     /// # Ok::<(), fusebox_core::ConfigError>(())
@@ -295,7 +295,7 @@ impl Fleet {
     /// This instance's id in the store.
     ///
     /// ```
-    /// use fusebox_core::fleet::{Fleet, MemoryStore};
+    /// use fusebox_fleet::{Fleet, MemoryStore};
     /// let fleet = Fleet::builder(MemoryStore::new()).instance_id("a1").build()?;
     /// assert_eq!(fleet.instance_id(), "a1");
     /// # Ok::<(), fusebox_core::ConfigError>(())
@@ -307,7 +307,7 @@ impl Fleet {
     /// The store, for reading views or setting a forced state.
     ///
     /// ```
-    /// use fusebox_core::fleet::{Fleet, MemoryStore};
+    /// use fusebox_fleet::{Fleet, MemoryStore};
     /// let fleet = Fleet::builder(MemoryStore::new()).build()?;
     /// let _store = fleet.store();
     /// # Ok::<(), fusebox_core::ConfigError>(())
@@ -319,7 +319,7 @@ impl Fleet {
     /// The sync interval.
     ///
     /// ```
-    /// use fusebox_core::fleet::{Fleet, MemoryStore};
+    /// use fusebox_fleet::{Fleet, MemoryStore};
     /// use std::time::Duration;
     /// let fleet = Fleet::builder(MemoryStore::new()).build()?;
     /// assert_eq!(fleet.sync_interval(), Duration::from_millis(100));
@@ -335,7 +335,7 @@ impl Fleet {
     ///
     /// ```
     /// use fusebox_core::breaker::{Breaker, State};
-    /// use fusebox_core::fleet::{Fleet, FleetMode, MemoryStore};
+    /// use fusebox_fleet::{Fleet, FleetMode, MemoryStore};
     /// use std::time::Duration;
     /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
     /// let fleet = Fleet::builder(MemoryStore::new()).build()?;
@@ -386,7 +386,7 @@ impl FleetBuilder {
     /// Two live instances must not share an id.
     ///
     /// ```
-    /// use fusebox_core::fleet::{Fleet, MemoryStore};
+    /// use fusebox_fleet::{Fleet, MemoryStore};
     /// assert!(Fleet::builder(MemoryStore::new()).instance_id("").build().is_err());
     /// ```
     pub fn instance_id(mut self, id: impl Into<String>) -> Self {
@@ -398,7 +398,7 @@ impl FleetBuilder {
     /// and trial outcomes are flushed at once regardless.
     ///
     /// ```
-    /// use fusebox_core::fleet::{Fleet, MemoryStore};
+    /// use fusebox_fleet::{Fleet, MemoryStore};
     /// use std::time::Duration;
     /// let f = Fleet::builder(MemoryStore::new()).sync_interval(Duration::from_millis(20)).build()?;
     /// assert_eq!(f.sync_interval(), Duration::from_millis(20));
@@ -413,7 +413,7 @@ impl FleetBuilder {
     /// whose lease ran out drops out of every fleet decision and its trial slots are freed.
     ///
     /// ```
-    /// use fusebox_core::fleet::{Fleet, MemoryStore};
+    /// use fusebox_fleet::{Fleet, MemoryStore};
     /// use std::time::Duration;
     /// let err = Fleet::builder(MemoryStore::new())
     ///     .sync_interval(Duration::from_millis(100))
@@ -430,7 +430,7 @@ impl FleetBuilder {
     /// How long one store operation may take before it counts as an outage (default 1 s).
     ///
     /// ```
-    /// use fusebox_core::fleet::{Fleet, MemoryStore};
+    /// use fusebox_fleet::{Fleet, MemoryStore};
     /// use std::time::Duration;
     /// assert!(Fleet::builder(MemoryStore::new()).store_timeout(Duration::ZERO).build().is_err());
     /// ```
@@ -442,7 +442,7 @@ impl FleetBuilder {
     /// What breakers do while the store is unreachable (default: decide locally).
     ///
     /// ```
-    /// use fusebox_core::fleet::{Fleet, MemoryStore, OutagePolicy};
+    /// use fusebox_fleet::{Fleet, MemoryStore, OutagePolicy};
     /// let f = Fleet::builder(MemoryStore::new()).outage(OutagePolicy::Reject).build()?;
     /// # drop(f);
     /// # Ok::<(), fusebox_core::ConfigError>(())
@@ -456,7 +456,7 @@ impl FleetBuilder {
     /// 1 ms and [`MAX_STORE_SPAN_MS`].
     ///
     /// ```
-    /// use fusebox_core::fleet::{Fleet, MemoryStore};
+    /// use fusebox_fleet::{Fleet, MemoryStore};
     /// use std::time::Duration;
     /// assert!(Fleet::builder(MemoryStore::new()).build().is_ok());
     /// let huge = Fleet::builder(MemoryStore::new())

@@ -3,8 +3,8 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-use fusebox_core::fleet::contract::Harness;
-use fusebox_core::fleet::{MemoryStore, StateStore};
+use fusebox_fleet::contract::Harness;
+use fusebox_fleet::{MemoryStore, StateStore};
 
 fn harness() -> Option<Harness> {
     let stores: Arc<Mutex<HashMap<String, MemoryStore>>> = Arc::default();
@@ -15,4 +15,4 @@ fn harness() -> Option<Harness> {
     }))
 }
 
-fusebox_core::store_contract_tests!(harness());
+fusebox_fleet::store_contract_tests!(harness());

@@ -14,7 +14,7 @@ pub type StoreFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T, StoreError>>
 /// Why a store operation failed.
 ///
 /// ```
-/// use fusebox_core::fleet::StoreError;
+/// use fusebox_fleet::StoreError;
 /// let e = StoreError::Unavailable("connection refused".into());
 /// assert!(e.is_unavailable());
 /// assert_eq!(e.to_string(), "store unavailable: connection refused");
@@ -40,7 +40,7 @@ impl StoreError {
     /// True for errors that a retry after a reconnect may cure.
     ///
     /// ```
-    /// use fusebox_core::fleet::StoreError;
+    /// use fusebox_fleet::StoreError;
     /// assert!(!StoreError::Protocol("bad reply".into()).is_unavailable());
     /// ```
     pub fn is_unavailable(&self) -> bool {
@@ -54,7 +54,7 @@ impl StoreError {
 /// timestamps, calendar dates before year 10000), so no store ever writes an overflowed time.
 ///
 /// ```
-/// use fusebox_core::fleet::MAX_STORE_SPAN_MS;
+/// use fusebox_fleet::MAX_STORE_SPAN_MS;
 /// assert_eq!(MAX_STORE_SPAN_MS, 10 * 365 * 24 * 60 * 60 * 1000);
 /// ```
 pub const MAX_STORE_SPAN_MS: u64 = 10 * 365 * 24 * 60 * 60 * 1000;
@@ -65,7 +65,7 @@ pub const MAX_STORE_SPAN_MS: u64 = 10 * 365 * 24 * 60 * 60 * 1000;
 /// "already over" to another.
 ///
 /// ```
-/// use fusebox_core::fleet::{check_force_ms, MAX_STORE_SPAN_MS};
+/// use fusebox_fleet::{check_force_ms, MAX_STORE_SPAN_MS};
 /// assert!(check_force_ms(None).is_ok());
 /// assert!(check_force_ms(Some(1)).is_ok());
 /// assert!(check_force_ms(Some(0)).is_err());
@@ -82,7 +82,7 @@ pub fn check_force_ms(for_ms: Option<u64>) -> Result<(), StoreError> {
 /// forced state's duration): 1 ms to [`MAX_STORE_SPAN_MS`], named by `what` in the error.
 ///
 /// ```
-/// use fusebox_core::fleet::check_span_ms;
+/// use fusebox_fleet::check_span_ms;
 /// assert!(check_span_ms("lease_ttl_ms", 500).is_ok());
 /// let e = check_span_ms("cooldown_ms", u64::MAX).unwrap_err();
 /// assert!(e.to_string().contains("cooldown_ms"));
@@ -104,7 +104,7 @@ pub fn check_span_ms(what: &str, ms: u64) -> Result<(), StoreError> {
 /// force never ends sooner than asked.
 ///
 /// ```
-/// use fusebox_core::fleet::force_millis;
+/// use fusebox_fleet::force_millis;
 /// use std::time::Duration;
 /// assert_eq!(force_millis(Duration::from_micros(1_500)).unwrap(), 2);
 /// assert_eq!(force_millis(Duration::from_secs(90)).unwrap(), 90_000);
@@ -131,7 +131,7 @@ pub fn force_millis(duration: std::time::Duration) -> Result<u64, StoreError> {
 /// The fleet-wide state of one breaker.
 ///
 /// ```
-/// use fusebox_core::fleet::FleetState;
+/// use fusebox_fleet::FleetState;
 /// assert_eq!(FleetState::HalfOpen.as_str(), "half_open");
 /// assert_eq!(FleetState::parse("open"), Some(FleetState::Open));
 /// ```
@@ -155,7 +155,7 @@ impl FleetState {
     /// The stable lower-case name stores keep.
     ///
     /// ```
-    /// use fusebox_core::fleet::FleetState;
+    /// use fusebox_fleet::FleetState;
     /// assert_eq!(FleetState::Closed.as_str(), "closed");
     /// ```
     pub fn as_str(self) -> &'static str {
@@ -169,7 +169,7 @@ impl FleetState {
     /// Reads a name written by [`as_str`](Self::as_str).
     ///
     /// ```
-    /// use fusebox_core::fleet::FleetState;
+    /// use fusebox_fleet::FleetState;
     /// assert_eq!(FleetState::parse("half_open"), Some(FleetState::HalfOpen));
     /// assert_eq!(FleetState::parse("ajar"), None);
     /// ```
@@ -192,7 +192,7 @@ impl fmt::Display for FleetState {
 /// A state an operator imposes on the whole fleet; it wins over every local decision.
 ///
 /// ```
-/// use fusebox_core::fleet::ForcedState;
+/// use fusebox_fleet::ForcedState;
 /// assert_eq!(ForcedState::parse("open"), Some(ForcedState::Open));
 /// assert_eq!(ForcedState::Closed.as_str(), "closed");
 /// ```
@@ -213,7 +213,7 @@ impl ForcedState {
     /// The stable lower-case name stores keep.
     ///
     /// ```
-    /// use fusebox_core::fleet::ForcedState;
+    /// use fusebox_fleet::ForcedState;
     /// assert_eq!(ForcedState::Open.as_str(), "open");
     /// ```
     pub fn as_str(self) -> &'static str {
@@ -226,7 +226,7 @@ impl ForcedState {
     /// Reads a name written by [`as_str`](Self::as_str).
     ///
     /// ```
-    /// use fusebox_core::fleet::ForcedState;
+    /// use fusebox_fleet::ForcedState;
     /// assert_eq!(ForcedState::parse("closed"), Some(ForcedState::Closed));
     /// assert_eq!(ForcedState::parse(""), None);
     /// ```
@@ -243,7 +243,7 @@ impl ForcedState {
 /// store's own clock, so instances with skewed clocks still agree.
 ///
 /// ```
-/// use fusebox_core::fleet::{BreakerRecord, FleetState};
+/// use fusebox_fleet::{BreakerRecord, FleetState};
 /// let r = BreakerRecord::default();
 /// assert_eq!(r.state, FleetState::Closed);
 /// assert_eq!(r.generation, 0);
@@ -282,7 +282,7 @@ pub struct BreakerRecord {
 /// One instance's share of a breaker, as a store holds it.
 ///
 /// ```
-/// use fusebox_core::fleet::InstanceView;
+/// use fusebox_fleet::InstanceView;
 /// let i = InstanceView::default();
 /// assert!(!i.live);
 /// ```
@@ -312,7 +312,7 @@ pub struct InstanceView {
 /// What a store answers: the record, the instances, and the store's time.
 ///
 /// ```
-/// use fusebox_core::fleet::{FleetView, InstanceView};
+/// use fusebox_fleet::{FleetView, InstanceView};
 /// let view = FleetView {
 ///     instances: vec![
 ///         InstanceView { id: "a".into(), live: true, local_open: true, ..Default::default() },
@@ -341,7 +341,7 @@ impl FleetView {
     /// Instances whose lease is current.
     ///
     /// ```
-    /// use fusebox_core::fleet::FleetView;
+    /// use fusebox_fleet::FleetView;
     /// assert_eq!(FleetView::default().live_instances(), 0);
     /// ```
     pub fn live_instances(&self) -> u32 {
@@ -351,7 +351,7 @@ impl FleetView {
     /// Live instances whose own breaker is open.
     ///
     /// ```
-    /// use fusebox_core::fleet::FleetView;
+    /// use fusebox_fleet::FleetView;
     /// assert_eq!(FleetView::default().open_votes(), 0);
     /// ```
     pub fn open_votes(&self) -> u32 {
@@ -364,7 +364,7 @@ impl FleetView {
     /// Trial slots held by live instances in the current half-open episode.
     ///
     /// ```
-    /// use fusebox_core::fleet::FleetView;
+    /// use fusebox_fleet::FleetView;
     /// assert_eq!(FleetView::default().live_claims(), 0);
     /// ```
     pub fn live_claims(&self) -> u32 {
@@ -378,7 +378,7 @@ impl FleetView {
     /// Time left before an OPEN fleet may start trials (ms); zero when not open.
     ///
     /// ```
-    /// use fusebox_core::fleet::{FleetState, FleetView};
+    /// use fusebox_fleet::{FleetState, FleetView};
     /// let mut v = FleetView::default();
     /// v.now_ms = 1_000;
     /// v.record.state = FleetState::Open;
@@ -396,7 +396,7 @@ impl FleetView {
     /// Failure rate over the outcomes all instances reported, in all.
     ///
     /// ```
-    /// use fusebox_core::fleet::{FleetView, InstanceView};
+    /// use fusebox_fleet::{FleetView, InstanceView};
     /// let v = FleetView {
     ///     instances: vec![InstanceView { successes: 3, failures: 1, ..Default::default() }],
     ///     ..Default::default()
@@ -418,7 +418,7 @@ impl FleetView {
 /// Outcome counts an instance flushes.
 ///
 /// ```
-/// use fusebox_core::fleet::OutcomeDelta;
+/// use fusebox_fleet::OutcomeDelta;
 /// let d = OutcomeDelta { successes: 2, failures: 1, slow: 0 };
 /// assert!(!d.is_empty());
 /// assert!(OutcomeDelta::default().is_empty());
@@ -437,7 +437,7 @@ impl OutcomeDelta {
     /// True when there is nothing to add.
     ///
     /// ```
-    /// use fusebox_core::fleet::OutcomeDelta;
+    /// use fusebox_fleet::OutcomeDelta;
     /// assert!(OutcomeDelta::default().is_empty());
     /// ```
     pub fn is_empty(&self) -> bool {
@@ -448,7 +448,7 @@ impl OutcomeDelta {
 /// Trial outcomes and released trial slots an instance flushes for one half-open episode.
 ///
 /// ```
-/// use fusebox_core::fleet::TrialDelta;
+/// use fusebox_fleet::TrialDelta;
 /// let t = TrialDelta { generation: 4, successes: 1, failures: 0, release: 1 };
 /// assert_eq!(t.generation, 4);
 /// ```
@@ -468,7 +468,7 @@ pub struct TrialDelta {
 /// One periodic flush: lease renewal, outcome deltas, trials, and the instance's verdict.
 ///
 /// ```
-/// use fusebox_core::fleet::SyncRequest;
+/// use fusebox_fleet::SyncRequest;
 /// let r = SyncRequest { breaker: "payments".into(), instance: "a1".into(), lease_ttl_ms: 300,
 ///     seq: 1, ..Default::default() };
 /// assert_eq!(r.seq, 1);
@@ -497,7 +497,7 @@ pub struct SyncRequest {
 /// A transition an instance asks the store to make.
 ///
 /// ```
-/// use fusebox_core::fleet::{FleetChange, FleetState};
+/// use fusebox_fleet::{FleetChange, FleetState};
 /// let c = FleetChange::Open { cooldown_ms: 5_000 };
 /// assert_eq!(c.target(), FleetState::Open);
 /// ```
@@ -518,7 +518,7 @@ impl FleetChange {
     /// The state the change leads to.
     ///
     /// ```
-    /// use fusebox_core::fleet::{FleetChange, FleetState};
+    /// use fusebox_fleet::{FleetChange, FleetState};
     /// assert_eq!(FleetChange::Closed.target(), FleetState::Closed);
     /// ```
     pub fn target(self) -> FleetState {
@@ -533,7 +533,7 @@ impl FleetChange {
     /// A zero cooldown is a valid change: open, with trials allowed at once.
     ///
     /// ```
-    /// use fusebox_core::fleet::FleetChange;
+    /// use fusebox_fleet::FleetChange;
     /// assert!(FleetChange::Open { cooldown_ms: 5_000 }.check().is_ok());
     /// assert!(FleetChange::Open { cooldown_ms: u64::MAX }.check().is_err());
     /// ```
@@ -549,7 +549,7 @@ impl FleetChange {
 /// The result of a compare-and-set transition.
 ///
 /// ```
-/// use fusebox_core::fleet::{Cas, FleetView};
+/// use fusebox_fleet::{Cas, FleetView};
 /// let c = Cas { won: false, view: FleetView::default() };
 /// assert!(!c.won);
 /// ```
@@ -564,7 +564,7 @@ pub struct Cas {
 /// The result of a trial claim.
 ///
 /// ```
-/// use fusebox_core::fleet::{Claim, FleetView};
+/// use fusebox_fleet::{Claim, FleetView};
 /// let c = Claim { granted: 2, view: FleetView::default() };
 /// assert_eq!(c.granted, 2);
 /// ```
@@ -579,7 +579,7 @@ pub struct Claim {
 /// A change announced to every subscriber: a breaker's record moved to `generation`.
 ///
 /// ```
-/// use fusebox_core::fleet::Notice;
+/// use fusebox_fleet::Notice;
 /// let n = Notice { breaker: "payments".into(), generation: 3 };
 /// assert_eq!(n.breaker, "payments");
 /// ```
@@ -595,7 +595,7 @@ pub struct Notice {
 ///
 /// Every method is one atomic operation on the store, made by a background sync task and
 /// never by a call being protected. Implementations must keep these promises, which the
-/// contract suite in [`contract`](crate::fleet::contract) checks:
+/// contract suite in [`contract`](crate::contract) checks:
 ///
 /// * [`sync`](Self::sync) renews the instance's lease, records its verdict, and adds its
 ///   deltas only when `seq` is greater than the last applied for the instance; trial deltas
@@ -609,14 +609,14 @@ pub struct Notice {
 /// * all times come from the store's clock.
 ///
 /// ```
-/// use fusebox_core::fleet::{MemoryStore, StateStore, SyncRequest};
+/// use fusebox_fleet::{MemoryStore, StateStore, SyncRequest};
 /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
 /// let store = MemoryStore::new();
 /// let req = SyncRequest { breaker: "db".into(), instance: "a".into(), lease_ttl_ms: 300,
 ///     seq: 1, ..Default::default() };
 /// let view = store.sync(&req).await?;
 /// assert_eq!(view.live_instances(), 1);
-/// # Ok::<(), fusebox_core::fleet::StoreError>(())
+/// # Ok::<(), fusebox_fleet::StoreError>(())
 /// # }).unwrap();
 /// ```
 pub trait StateStore: Send + Sync + 'static {
@@ -624,7 +624,7 @@ pub trait StateStore: Send + Sync + 'static {
     /// default does nothing.
     ///
     /// ```
-    /// use fusebox_core::fleet::{MemoryStore, StateStore};
+    /// use fusebox_fleet::{MemoryStore, StateStore};
     /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
     /// MemoryStore::new().prepare().await.unwrap();
     /// # });
