@@ -297,7 +297,7 @@ proptest! {
     fn breaker_machine_and_model_agree(cfg in cfg_strategy(), ops in proptest::collection::vec(op_strategy(), 1..120)) {
         let clock = ManualClock::new();
         let breaker = cfg.breaker(&clock);
-        let mut machine = Machine::new(breaker.config().clone());
+        let mut machine = Machine::new(breaker.name().clone(), breaker.config().clone());
         let mut model = Model::new(cfg.clone());
         let mut permits: Vec<(OwnedPermit, Ticket, ModelTicket)> = Vec::new();
 
@@ -316,10 +316,10 @@ proptest! {
                         }
                         (Err(be), Err(me), Err((state, left))) => {
                             prop_assert_eq!(be.state(), state, "step {}", step);
-                            prop_assert_eq!(me.state, state, "step {}", step);
+                            prop_assert_eq!(me.state(), state, "step {}", step);
                             let left = left.map(Duration::from_nanos);
                             prop_assert_eq!(be.retry_after(), left, "step {}", step);
-                            prop_assert_eq!(me.retry_after, left, "step {}", step);
+                            prop_assert_eq!(me.retry_after(), left, "step {}", step);
                         }
                         (b, m, r) => prop_assert!(false, "step {}: breaker {:?}, machine {:?}, model {:?}",
                             step, b.map(|p| p.is_trial()), m, r),

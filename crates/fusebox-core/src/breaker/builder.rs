@@ -470,7 +470,7 @@ impl BreakerBuilder {
     /// ```
     /// use fusebox_core::breaker::{Breaker, Machine};
     /// let config = Breaker::builder("m").consecutive_failures(2).build_config()?;
-    /// let machine = Machine::new(config);
+    /// let machine = Machine::new("m", config);
     /// assert_eq!(machine.config().consecutive_failures(), Some(2));
     /// let err = Breaker::builder("m").half_open_trials(6, 5).build_config().unwrap_err();
     /// assert_eq!(err.field(), Some("half_open_successes"));

@@ -4,19 +4,19 @@
 //! Use it to run a breaker inside an actor, a simulation, or any place that owns its state;
 //! [`Breaker`](super::Breaker) is the same rules behind atomics for concurrent callers.
 
-use std::time::Duration;
-
 use rand::SeedableRng;
 use rand::rngs::SmallRng;
 
 use crate::outcome::Outcome;
 
+use super::Name;
 use super::algorithm::{
     Manual, Move, after_trial, due, enter, is_slow, judges, retry_after, trial_admissible,
     trial_counts, trip,
 };
 use super::config::BreakerConfig;
-use super::stats::{State, TransitionReason, WindowStats};
+use super::rejected::Rejected;
+use super::stats::{State, Transition, TransitionReason, WindowStats};
 use super::window::{Mark, SeqWindow};
 
 /// Admission of one call by a [`Machine`]; hand it back with the outcome.
@@ -24,7 +24,7 @@ use super::window::{Mark, SeqWindow};
 /// ```
 /// use fusebox_core::breaker::{Breaker, Machine};
 /// use fusebox_core::Outcome;
-/// let mut m = Machine::new(Breaker::builder("t").build_config()?);
+/// let mut m = Machine::new("m", Breaker::builder("t").build_config()?);
 /// let ticket = m.acquire(0).expect("a closed machine admits calls");
 /// assert!(!ticket.is_trial());
 /// m.record(ticket, Outcome::Failure, 1_000);
@@ -46,7 +46,7 @@ impl Ticket {
     /// use fusebox_core::Outcome;
     /// use std::time::Duration;
     /// let config = Breaker::builder("t").consecutive_failures(1).cooldown(Duration::from_secs(1));
-    /// let mut m = Machine::new(config.build_config()?);
+    /// let mut m = Machine::new("m", config.build_config()?);
     /// let first = m.acquire(0).unwrap();
     /// assert!(!first.is_trial());
     /// m.record(first, Outcome::Failure, 0);
@@ -58,51 +58,6 @@ impl Ticket {
     }
 }
 
-/// A call refused by a [`Machine`].
-///
-/// ```
-/// use fusebox_core::breaker::{Breaker, Machine, State};
-/// use std::time::Duration;
-/// let config = Breaker::builder("r").consecutive_failures(1).cooldown(Duration::from_secs(10));
-/// let mut m = Machine::new(config.build_config()?);
-/// m.trip("maintenance", 0);
-/// let refused = m.acquire(4_000_000_000).unwrap_err();
-/// assert_eq!(refused.state, State::Open);
-/// assert_eq!(refused.retry_after, Some(Duration::from_secs(6)));
-/// # Ok::<(), fusebox_core::ConfigError>(())
-/// ```
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Refused {
-    /// The state that refused.
-    pub state: State,
-    /// When calls may be admitted again, if known.
-    pub retry_after: Option<Duration>,
-}
-
-/// A state change made by a [`Machine`].
-///
-/// ```
-/// use fusebox_core::breaker::{Breaker, Machine, State, TransitionReason};
-/// let mut m = Machine::new(Breaker::builder("c").build_config()?);
-/// m.force_open(0);
-/// let change = m.take_changes().next().expect("one change");
-/// assert_eq!((change.from, change.to), (State::Closed, State::ForcedOpen));
-/// assert_eq!(change.reason, TransitionReason::ForcedOpen);
-/// assert_eq!(change.generation, 1);
-/// # Ok::<(), fusebox_core::ConfigError>(())
-/// ```
-#[derive(Debug, Clone, PartialEq)]
-pub struct Change {
-    /// State before.
-    pub from: State,
-    /// State after.
-    pub to: State,
-    /// Why.
-    pub reason: TransitionReason,
-    /// Generation after the change.
-    pub generation: u64,
-}
-
 /// The sans-IO circuit breaker.
 ///
 /// ```
@@ -110,7 +65,7 @@ pub struct Change {
 /// use fusebox_core::Outcome;
 ///
 /// let config = Breaker::builder("m").failures_in_last(2, 4).build_config()?;
-/// let mut m = Machine::new(config);
+/// let mut m = Machine::new("m", config);
 /// let ms = 1_000_000u64;
 ///
 /// for t in 0..2 {
@@ -118,13 +73,14 @@ pub struct Change {
 ///     m.record(ticket, Outcome::Failure, t * ms);
 /// }
 /// assert_eq!(m.state(2 * ms), State::Open);
-/// let changes: Vec<_> = m.take_changes().collect();
+/// let changes: Vec<_> = m.take_transitions().collect();
 /// assert_eq!((changes[0].from, changes[0].to), (State::Closed, State::Open));
 /// assert!(m.acquire(3 * ms).is_err());
 /// # Ok::<(), fusebox_core::ConfigError>(())
 /// ```
 #[derive(Debug, Clone)]
 pub struct Machine {
+    name: Name,
     config: BreakerConfig,
     state: State,
     generation: u64,
@@ -138,7 +94,7 @@ pub struct Machine {
     consecutive_trips: u32,
     last_failure: Option<u64>,
     rng: SmallRng,
-    changes: Vec<Change>,
+    transitions: Vec<Transition>,
 }
 
 impl Machine {
@@ -146,17 +102,18 @@ impl Machine {
     ///
     /// ```
     /// use fusebox_core::breaker::{Breaker, Machine, State};
-    /// let mut m = Machine::new(Breaker::builder("n").build_config()?);
+    /// let mut m = Machine::new("m", Breaker::builder("n").build_config()?);
     /// assert_eq!(m.state(0), State::Closed);
     /// assert_eq!(m.generation(), 0);
     /// # Ok::<(), fusebox_core::ConfigError>(())
     /// ```
-    pub fn new(config: BreakerConfig) -> Self {
+    pub fn new(name: impl Into<Name>, config: BreakerConfig) -> Self {
         let rng = match config.seed {
             Some(seed) => SmallRng::seed_from_u64(seed),
             None => SmallRng::from_os_rng(),
         };
         Machine {
+            name: name.into(),
             window: SeqWindow::new(config.window),
             config,
             state: State::Closed,
@@ -170,7 +127,7 @@ impl Machine {
             consecutive_trips: 0,
             last_failure: None,
             rng,
-            changes: Vec::new(),
+            transitions: Vec::new(),
         }
     }
 
@@ -178,7 +135,7 @@ impl Machine {
     ///
     /// ```
     /// use fusebox_core::breaker::{Breaker, Machine};
-    /// let m = Machine::new(Breaker::builder("c").consecutive_failures(3).build_config()?);
+    /// let m = Machine::new("m", Breaker::builder("c").consecutive_failures(3).build_config()?);
     /// assert_eq!(m.config().consecutive_failures(), Some(3));
     /// # Ok::<(), fusebox_core::ConfigError>(())
     /// ```
@@ -192,7 +149,7 @@ impl Machine {
     /// use fusebox_core::breaker::{Breaker, Machine, State};
     /// use std::time::Duration;
     /// let config = Breaker::builder("s").cooldown(Duration::from_secs(5)).build_config()?;
-    /// let mut m = Machine::new(config);
+    /// let mut m = Machine::new("m", config);
     /// let sec = 1_000_000_000;
     /// m.trip("overload", 0);
     /// assert_eq!(m.state(4 * sec), State::Open);
@@ -208,7 +165,7 @@ impl Machine {
     ///
     /// ```
     /// use fusebox_core::breaker::{Breaker, Machine};
-    /// let mut m = Machine::new(Breaker::builder("g").build_config()?);
+    /// let mut m = Machine::new("m", Breaker::builder("g").build_config()?);
     /// m.force_open(0);
     /// m.reset(1);
     /// assert_eq!(m.generation(), 2);
@@ -223,7 +180,7 @@ impl Machine {
     /// ```
     /// use fusebox_core::breaker::{Breaker, Machine};
     /// use fusebox_core::Outcome;
-    /// let mut m = Machine::new(Breaker::builder("c").build_config()?);
+    /// let mut m = Machine::new("m", Breaker::builder("c").build_config()?);
     /// for outcome in [Outcome::Failure, Outcome::Success, Outcome::Failure, Outcome::Failure] {
     ///     let ticket = m.acquire(0).unwrap();
     ///     m.record(ticket, outcome, 0);
@@ -240,7 +197,7 @@ impl Machine {
     /// ```
     /// use fusebox_core::breaker::{Breaker, Machine, WindowStats};
     /// use fusebox_core::Outcome;
-    /// let mut m = Machine::new(Breaker::builder("w").failures_in_last(3, 10).build_config()?);
+    /// let mut m = Machine::new("m", Breaker::builder("w").failures_in_last(3, 10).build_config()?);
     /// for outcome in [Outcome::Success, Outcome::Failure, Outcome::Ignored] {
     ///     let ticket = m.acquire(0).unwrap();
     ///     m.record(ticket, outcome, 0);
@@ -258,7 +215,7 @@ impl Machine {
     /// use fusebox_core::breaker::{Breaker, Machine};
     /// use std::time::Duration;
     /// let config = Breaker::builder("t").cooldown(Duration::from_secs(1)).half_open_trials(2, 2);
-    /// let mut m = Machine::new(config.build_config()?);
+    /// let mut m = Machine::new("m", config.build_config()?);
     /// m.trip("probe", 0);
     /// let trial = m.acquire(1_000_000_000).unwrap();
     /// assert_eq!(m.trials_in_flight(), 1);
@@ -275,7 +232,7 @@ impl Machine {
     /// ```
     /// use fusebox_core::breaker::{Breaker, Machine};
     /// use fusebox_core::Outcome;
-    /// let mut m = Machine::new(Breaker::builder("l").build_config()?);
+    /// let mut m = Machine::new("m", Breaker::builder("l").build_config()?);
     /// assert_eq!(m.last_failure(), None);
     /// let ticket = m.acquire(5).unwrap();
     /// m.record(ticket, Outcome::Failure, 7);
@@ -289,31 +246,50 @@ impl Machine {
     /// The state changes made since the last call, oldest first.
     ///
     /// ```
-    /// use fusebox_core::breaker::{Breaker, Machine, State};
-    /// let mut m = Machine::new(Breaker::builder("t").build_config()?);
+    /// use fusebox_core::breaker::{Breaker, Machine, State, TransitionReason};
+    /// let mut m = Machine::new("m", Breaker::builder("t").build_config()?);
     /// m.force_open(0);
     /// m.reset(1);
-    /// let states: Vec<State> = m.take_changes().map(|c| c.to).collect();
+    /// let states: Vec<State> = m.take_transitions().map(|c| c.to).collect();
     /// assert_eq!(states, [State::ForcedOpen, State::Closed]);
-    /// assert_eq!(m.take_changes().count(), 0); // drained
+    /// assert_eq!(m.take_transitions().count(), 0); // drained
+    ///
+    /// // Each transition says why, with the machine's name and the generation after it.
+    /// let mut m = Machine::new("c", Breaker::builder("c").build_config()?);
+    /// m.force_open(0);
+    /// let change = m.take_transitions().next().expect("one change");
+    /// assert_eq!((change.from, change.to), (State::Closed, State::ForcedOpen));
+    /// assert_eq!(change.reason, TransitionReason::ForcedOpen);
+    /// assert_eq!(change.generation, 1);
+    /// assert_eq!(change.name, "c");
     /// # Ok::<(), fusebox_core::ConfigError>(())
     /// ```
-    pub fn take_changes(&mut self) -> impl Iterator<Item = Change> + '_ {
-        self.changes.drain(..)
+    pub fn take_transitions(&mut self) -> impl Iterator<Item = Transition> + '_ {
+        self.transitions.drain(..)
     }
 
     /// Asks to make one call at `now`.
     ///
     /// ```
     /// use fusebox_core::breaker::{Breaker, Machine, State};
-    /// let mut m = Machine::new(Breaker::builder("a").build_config()?);
+    /// use std::time::Duration;
+    /// let mut m = Machine::new("m", Breaker::builder("a").build_config()?);
     /// assert!(m.acquire(0).is_ok());
     /// m.force_open(0);
     /// let refused = m.acquire(1).unwrap_err();
-    /// assert_eq!((refused.state, refused.retry_after), (State::ForcedOpen, None));
+    /// assert_eq!((refused.state(), refused.retry_after()), (State::ForcedOpen, None));
+    ///
+    /// // An open machine says how long until its cooldown ends.
+    /// let config = Breaker::builder("r").consecutive_failures(1).cooldown(Duration::from_secs(10));
+    /// let mut m = Machine::new("r", config.build_config()?);
+    /// m.trip("maintenance", 0);
+    /// let refused = m.acquire(4_000_000_000).unwrap_err();
+    /// assert_eq!(refused.state(), State::Open);
+    /// assert_eq!(refused.retry_after(), Some(Duration::from_secs(6)));
+    /// assert_eq!(refused.to_string(), "circuit breaker `r` is open; retry after 6s");
     /// # Ok::<(), fusebox_core::ConfigError>(())
     /// ```
-    pub fn acquire(&mut self, now: u64) -> Result<Ticket, Refused> {
+    pub fn acquire(&mut self, now: u64) -> Result<Ticket, Rejected> {
         for _ in 0..8 {
             let admitted = |trial| Ticket {
                 generation: self.generation,
@@ -342,17 +318,12 @@ impl Machine {
             match self.due(now) {
                 Some((to, reason)) => self.move_to(to, reason, now),
                 None => {
-                    return Err(Refused {
-                        state: self.state,
-                        retry_after: retry_after(self.state, self.open_until, now),
-                    });
+                    let wait = retry_after(self.state, self.open_until, now);
+                    return Err(Rejected::new(self.name.clone(), self.state, wait));
                 }
             }
         }
-        Err(Refused {
-            state: self.state,
-            retry_after: None,
-        })
+        Err(Rejected::new(self.name.clone(), self.state, None))
     }
 
     /// Records the outcome of an admitted call at `now`.
@@ -360,7 +331,7 @@ impl Machine {
     /// ```
     /// use fusebox_core::breaker::{Breaker, Machine, State};
     /// use fusebox_core::Outcome;
-    /// let mut m = Machine::new(Breaker::builder("r").consecutive_failures(2).build_config()?);
+    /// let mut m = Machine::new("m", Breaker::builder("r").consecutive_failures(2).build_config()?);
     /// for outcome in [Outcome::Failure, Outcome::Ignored, Outcome::Failure] {
     ///     let ticket = m.acquire(0).unwrap();
     ///     m.record(ticket, outcome, 0);
@@ -399,7 +370,7 @@ impl Machine {
     /// use fusebox_core::breaker::{Breaker, Machine};
     /// use std::time::Duration;
     /// let config = Breaker::builder("c").cooldown(Duration::from_secs(1)).build_config()?;
-    /// let mut m = Machine::new(config);
+    /// let mut m = Machine::new("m", config);
     /// m.trip("probe", 0);
     /// let trial = m.acquire(1_000_000_000).unwrap();
     /// assert!(m.acquire(1_000_000_000).is_err()); // the only trial slot is taken
@@ -421,7 +392,7 @@ impl Machine {
     ///
     /// ```
     /// use fusebox_core::breaker::{Breaker, Machine, State};
-    /// let mut m = Machine::new(Breaker::builder("f").build_config()?);
+    /// let mut m = Machine::new("m", Breaker::builder("f").build_config()?);
     /// assert!(m.force_open(0));
     /// assert!(!m.force_open(1)); // already forced open
     /// assert_eq!(m.state(u64::MAX), State::ForcedOpen); // no cooldown ends it
@@ -436,7 +407,7 @@ impl Machine {
     /// ```
     /// use fusebox_core::breaker::{Breaker, Machine, State};
     /// use fusebox_core::Outcome;
-    /// let mut m = Machine::new(Breaker::builder("d").consecutive_failures(1).build_config()?);
+    /// let mut m = Machine::new("m", Breaker::builder("d").consecutive_failures(1).build_config()?);
     /// assert!(m.disable(0));
     /// let ticket = m.acquire(1).unwrap();
     /// m.record(ticket, Outcome::Failure, 1);
@@ -451,7 +422,7 @@ impl Machine {
     ///
     /// ```
     /// use fusebox_core::breaker::{Breaker, Machine, State};
-    /// let mut m = Machine::new(Breaker::builder("r").build_config()?);
+    /// let mut m = Machine::new("m", Breaker::builder("r").build_config()?);
     /// m.trip("drill", 0);
     /// assert!(m.reset(1));
     /// assert_eq!(m.state(1), State::Closed);
@@ -466,10 +437,10 @@ impl Machine {
     ///
     /// ```
     /// use fusebox_core::breaker::{Breaker, Machine, State, TransitionReason, TripReason};
-    /// let mut m = Machine::new(Breaker::builder("t").build_config()?);
+    /// let mut m = Machine::new("m", Breaker::builder("t").build_config()?);
     /// assert!(m.trip("health check failed", 0));
     /// assert!(!m.trip("again", 1)); // already open
-    /// let change = m.take_changes().next().unwrap();
+    /// let change = m.take_transitions().next().unwrap();
     /// let external = TripReason::External { reason: "health check failed".into() };
     /// assert_eq!((change.to, change.reason), (State::Open, TransitionReason::Tripped(external)));
     /// # Ok::<(), fusebox_core::ConfigError>(())
@@ -561,11 +532,15 @@ impl Machine {
         let from = self.state;
         self.state = to;
         self.generation += 1;
-        self.changes.push(Change {
+        let stats = self.window.stats(now);
+        self.transitions.push(Transition {
+            name: self.name.clone(),
             from,
             to,
             reason,
             generation: self.generation,
+            at_nanos: now,
+            stats,
         });
     }
 }

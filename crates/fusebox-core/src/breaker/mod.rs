@@ -48,7 +48,7 @@ pub use follow::WeakBreaker;
 pub use handle::Breaker;
 pub use link::{FleetLink, Totals};
 pub use listener::BreakerListener;
-pub use machine::{Change, Machine, Refused, Ticket};
+pub use machine::{Machine, Ticket};
 pub use name::Name;
 pub use permit::{OwnedPermit, Permit};
 pub use rejected::Rejected;

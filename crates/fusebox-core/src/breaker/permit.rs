@@ -6,7 +6,7 @@ use std::sync::Arc;
 use crate::outcome::Outcome;
 
 use super::shared::Shared;
-use super::word::Ticket;
+use super::word::PermitKey;
 
 /// Permission for one call, from [`Breaker::try_acquire`]. Record the outcome with
 /// [`success`](Self::success), [`failure`](Self::failure), [`ignore`](Self::ignore) or
@@ -24,7 +24,7 @@ use super::word::Ticket;
 #[must_use = "a permit records nothing unless its outcome is recorded"]
 pub struct Permit<'a> {
     pub(super) shared: &'a Shared,
-    pub(super) ticket: Ticket,
+    pub(super) ticket: PermitKey,
 }
 
 /// A [`Permit`] that owns a handle to its breaker (`'static`), from
@@ -41,7 +41,7 @@ pub struct Permit<'a> {
 #[must_use = "a permit records nothing unless its outcome is recorded"]
 pub struct OwnedPermit {
     pub(super) shared: Arc<Shared>,
-    pub(super) ticket: Ticket,
+    pub(super) ticket: PermitKey,
     pub(super) armed: bool,
 }
 

@@ -25,7 +25,7 @@ use super::stats::{
     WindowStats,
 };
 use super::window::{AtomicWindow, Mark, OutcomeLog, Padded};
-use super::word::{CLOSED, DISABLED, OPEN, STATE_MASK, Ticket, encode, generation_of, state_of};
+use super::word::{CLOSED, DISABLED, OPEN, PermitKey, STATE_MASK, encode, generation_of, state_of};
 
 pub(super) struct SlowPath {
     pub(super) consecutive_trips: u32,
@@ -74,20 +74,20 @@ impl Shared {
     /// Admits a call or refuses it, and hands the outcome to `admitted` or `rejected`, whose
     /// result is returned as is. The caller builds its final result (`Result<T, Error<E>>`
     /// for `call_sync`) right where the decision is made: a rejection is not first returned
-    /// as a `Result<Ticket, Rejected>` and then moved into the caller's error, a copy that
+    /// as a `Result<PermitKey, Rejected>` and then moved into the caller's error, a copy that
     /// read the rejection's narrow fields back in wide loads and stalled store-to-load
     /// forwarding.
     #[inline(always)]
     pub(super) fn admit<R>(
         &self,
-        admitted: impl FnOnce(Ticket) -> R,
+        admitted: impl FnOnce(PermitKey) -> R,
         rejected: impl FnOnce(Rejected) -> R,
     ) -> R {
         let word = self.state.load(Ordering::Acquire);
         let code = word & STATE_MASK;
         let ticket = if code == CLOSED || code == DISABLED {
             let started = if self.times_calls { self.now() } else { 0 };
-            Ticket::new(generation_of(word), false, started)
+            PermitKey::new(generation_of(word), false, started)
         } else {
             if code == OPEN && self.quiet_rejections {
                 // While a dependency is down rejections are the common path: two loads, no
@@ -114,14 +114,14 @@ impl Shared {
     }
 
     #[cold]
-    pub(super) fn acquire_slow(&self, mut word: u64) -> Result<Ticket, Rejected> {
+    pub(super) fn acquire_slow(&self, mut word: u64) -> Result<PermitKey, Rejected> {
         // Each pass either admits, rejects, or follows a transition; transitions out of one
         // state cannot chain forever, but bound the loop anyway.
         for _ in 0..8 {
             match state_of(word) {
                 State::Closed | State::Disabled => {
                     let started = if self.times_calls { self.now() } else { 0 };
-                    return Ok(Ticket::new(generation_of(word), false, started));
+                    return Ok(PermitKey::new(generation_of(word), false, started));
                 }
                 State::ForcedOpen => return Err(self.reject(State::ForcedOpen, None, None)),
                 State::Open => {
@@ -154,7 +154,7 @@ impl Shared {
                         .try_admit(generation, c.half_open_concurrency, trials)
                     {
                         Admission::Admitted => {
-                            return Ok(Ticket::new(generation, true, self.now()));
+                            return Ok(PermitKey::new(generation, true, self.now()));
                         }
                         Admission::Full => {
                             if let Some(link) = &self.fleet
@@ -246,7 +246,7 @@ impl Shared {
     }
 
     #[inline]
-    pub(super) fn finish(&self, ticket: Ticket, outcome: Outcome) {
+    pub(super) fn finish(&self, ticket: PermitKey, outcome: Outcome) {
         // The listener's clock read serves the rest of the recording too.
         let reported = if self.reports_outcomes {
             Some(self.report_outcome(ticket, outcome))
@@ -307,7 +307,7 @@ impl Shared {
     // Cold and out of line so a breaker that reports nothing keeps its fast path as it was.
     /// Returns the time it read.
     #[cold]
-    pub(super) fn report_outcome(&self, ticket: Ticket, outcome: Outcome) -> u64 {
+    pub(super) fn report_outcome(&self, ticket: PermitKey, outcome: Outcome) -> u64 {
         let now = self.now();
         let event = OutcomeEvent {
             name: self.name.clone(),
@@ -351,7 +351,7 @@ impl Shared {
     }
 
     #[cold]
-    pub(super) fn finish_trial(&self, ticket: Ticket, outcome: Outcome, now: Option<u64>) {
+    pub(super) fn finish_trial(&self, ticket: PermitKey, outcome: Outcome, now: Option<u64>) {
         let now = now.unwrap_or_else(|| self.now());
         let failure = outcome == Outcome::Failure;
         let slow = outcome != Outcome::Ignored && is_slow(&self.config, ticket.started, now);
@@ -384,7 +384,7 @@ impl Shared {
     }
 
     #[inline]
-    pub(super) fn release(&self, ticket: Ticket) {
+    pub(super) fn release(&self, ticket: PermitKey) {
         if ticket.is_trial() {
             self.gate.finish(ticket.generation(), None);
         }
@@ -393,7 +393,7 @@ impl Shared {
     pub(super) fn record_unticketed(&self, outcome: Outcome) {
         let word = self.settle();
         let now = self.now();
-        let ticket = Ticket::new(generation_of(word), state_of(word) == State::HalfOpen, now);
+        let ticket = PermitKey::new(generation_of(word), state_of(word) == State::HalfOpen, now);
         self.finish(ticket, outcome);
     }
 

@@ -25,7 +25,7 @@ pub(super) fn generation_of(word: u64) -> u64 {
 /// Everything a permit needs to record its outcome later, in two words: a permit is three,
 /// and so is every breaker's level in a pipeline call.
 #[derive(Debug, Clone, Copy)]
-pub(super) struct Ticket {
+pub(super) struct PermitKey {
     /// The generation admitted in, shifted left once, with the low bit set for a half-open
     /// trial. Packed into a full word, not beside a `bool`: a one-byte store followed by the
     /// ticket being copied as words stalls store-to-load forwarding on every call.
@@ -33,11 +33,11 @@ pub(super) struct Ticket {
     pub(super) started: u64,
 }
 
-impl Ticket {
+impl PermitKey {
     #[inline]
-    pub(super) fn new(generation: u64, trial: bool, started: u64) -> Ticket {
+    pub(super) fn new(generation: u64, trial: bool, started: u64) -> PermitKey {
         // Generations have at most 64 - STATE_BITS bits: the shift loses nothing.
-        Ticket {
+        PermitKey {
             key: generation << 1 | u64::from(trial),
             started,
         }

@@ -1,11 +1,11 @@
-//! Spend guards: budget checks, spike detection, EWMA baselines and the cost guard built on them.
+//! Spend guards: spend-limit checks, spike detection, EWMA baselines and the cost guard built on them.
 //!
 //! The checks are sans-IO: plain functions of their inputs, no clock read, no I/O, no
 //! randomness. Each check returns a typed report (`Debug + Clone + PartialEq`, serde behind the
 //! `serde` feature) meant to be written to an audit log as is, and rejects every invalid input
 //! with a [`ConfigError::Invalid`](crate::ConfigError::Invalid) naming the field.
 //!
-//! * [`BudgetCheck`]: how much of a spending limit is used; warning and breach flags.
+//! * [`SpendLimitCheck`]: how much of a spending limit is used; warning and breach flags.
 //! * [`SpikeCheck`]: is the newest point of a series far above the mean of the ones before it.
 //! * [`EwmaBaseline`], [`SeasonalBaseline`], [`KeyedBaselines`]: a slowly moving baseline of
 //!   normal spend, optionally one per hour of the week and one per key such as
@@ -18,17 +18,17 @@
 //! [`f64::MAX`], so reports always serialize.
 //!
 //! ```
-//! use fusebox_core::guard::{BudgetCheck, SpikeCheck};
+//! use fusebox_core::guard::{SpendLimitCheck, SpikeCheck};
 //!
-//! let budget = BudgetCheck::new(1000.0).evaluate(920.0)?;
-//! assert!(budget.is_warning && !budget.is_breached);
+//! let limit = SpendLimitCheck::new(1000.0).evaluate(920.0)?;
+//! assert!(limit.is_warning && !limit.is_breached);
 //!
 //! let spike = SpikeCheck::default().evaluate(&[120.0, 125.0, 118.0, 260.0])?;
 //! assert!(spike.is_spike);
 //! # Ok::<(), fusebox_core::ConfigError>(())
 //! ```
 
-mod budget;
+mod spend_limit;
 pub mod cost;
 mod ewma;
 mod hour;
@@ -39,12 +39,12 @@ mod spike;
 #[cfg(test)]
 mod proptests;
 
-pub use budget::{BudgetCheck, BudgetStatus};
+pub use spend_limit::{SpendLimitCheck, SpendLimitStatus};
 pub use cost::{
     Admitted, BaselineReading, CostBaseline, CostDecision, CostEvent, CostEventKind, CostEvents,
     CostExtractor, CostGuard, CostGuardBuilder, CostListener, CostMeter, CostPermit, CostPolicy,
-    CostPolicyBuilder, CostRejectReason, CostRejected, CostStatus, CostTicket, CostWindow,
-    OwnedCostPermit, Refused, Settled, UnknownCost,
+    CostPolicyBuilder, CostRefusal, CostRejectReason, CostRejected, CostStatus, CostTicket,
+    CostWindow, OwnedCostPermit, Settled, UnknownCost,
 };
 pub use ewma::{EwmaBaseline, EwmaConfig, EwmaReading, SpendAnomaly};
 pub use hour::HourOfWeek;

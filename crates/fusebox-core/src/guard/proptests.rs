@@ -23,7 +23,7 @@ proptest! {
     fn budget_check_never_panics_and_reports_finite_numbers(
         spend in finite(), limit in finite(), ratio in prop_oneof![finite(), 0.0..=1.0f64],
     ) {
-        if let Ok(status) = BudgetCheck::new(limit).with_warning_ratio(ratio).evaluate(spend) {
+        if let Ok(status) = SpendLimitCheck::new(limit).with_warning_ratio(ratio).evaluate(spend) {
             prop_assert!(status.usage_ratio.is_finite() && status.usage_ratio >= 0.0);
             prop_assert!(status.remaining.is_finite() && status.remaining >= 0.0);
             prop_assert_eq!(status.is_breached, spend >= limit);

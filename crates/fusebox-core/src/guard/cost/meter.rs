@@ -9,7 +9,8 @@ use super::policy::{
 use crate::ConfigError;
 use crate::error::check;
 use crate::guard::{
-    BudgetStatus, EwmaBaseline, EwmaReading, HourOfWeek, SeasonalBaseline, SpikeReport, saturate,
+    EwmaBaseline, EwmaReading, HourOfWeek, SeasonalBaseline, SpendLimitStatus, SpikeReport,
+    saturate,
 };
 
 /// How the current window compares with its baseline.
@@ -124,7 +125,7 @@ pub struct CostStatus {
     /// Calls admitted and not yet settled.
     pub in_flight: u64,
     /// The budget judged on `spent + reserved`.
-    pub budget: BudgetStatus,
+    pub budget: SpendLimitStatus,
     /// The window against its baseline; `None` without a baseline, or before a
     /// [`Recent`](CostBaseline::Recent) baseline has enough closed periods.
     pub baseline: Option<BaselineReading>,
@@ -325,7 +326,7 @@ pub struct Admitted {
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq)]
 #[non_exhaustive]
-pub struct Refused {
+pub struct CostRefusal {
     /// Why.
     pub reason: CostRejectReason,
     /// When a call would be admitted if nothing else were spent meanwhile; `None` when
@@ -494,7 +495,7 @@ impl CostMeter {
     /// [`settle`](Self::settle) or [`cancel`](Self::cancel).
     ///
     /// # Errors
-    /// [`Refused`] when the policy rejects the call (see [`CostPolicy::decide`]).
+    /// [`CostRefusal`] when the policy rejects the call (see [`CostPolicy::decide`]).
     ///
     /// ```
     /// use fusebox_core::guard::{CostMeter, CostPolicy};
@@ -510,12 +511,12 @@ impl CostMeter {
     // Both outcomes carry the full status and are about the same size; boxing the refusal
     // would allocate on the path that must stay cheap when a budget is spent.
     #[allow(clippy::result_large_err)]
-    pub fn admit(&mut self, now: u64) -> Result<Admitted, Refused> {
+    pub fn admit(&mut self, now: u64) -> Result<Admitted, CostRefusal> {
         let now = self.advance(now);
         let status = self.status_at(now);
         let events = self.raise(&status);
         match self.policy.decide(&status) {
-            CostDecision::Reject(reason) => Err(Refused {
+            CostDecision::Reject(reason) => Err(CostRefusal {
                 retry_after: self.retry_after(now, &reason),
                 reason,
                 status,
@@ -766,7 +767,7 @@ impl CostMeter {
         let spent = self.spent(now);
         let committed = saturate(spent + self.reserved);
         let budget = self.policy.budget();
-        let budget = budget.evaluate(committed).unwrap_or(BudgetStatus {
+        let budget = budget.evaluate(committed).unwrap_or(SpendLimitStatus {
             // Unreachable with a validated policy and finite totals; fail closed if not.
             current_spend: committed,
             limit: budget.limit,

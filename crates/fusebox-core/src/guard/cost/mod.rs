@@ -71,8 +71,8 @@ mod shell;
 mod tests;
 
 pub use meter::{
-    Admitted, BaselineReading, CostEventKind, CostEvents, CostMeter, CostStatus, CostTicket,
-    Refused, Settled,
+    Admitted, BaselineReading, CostEventKind, CostEvents, CostMeter, CostRefusal, CostStatus,
+    CostTicket, Settled,
 };
 pub use policy::{
     CostBaseline, CostDecision, CostPolicy, CostPolicyBuilder, CostRejectReason, CostWindow,

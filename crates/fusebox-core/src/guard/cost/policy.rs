@@ -5,7 +5,7 @@ use std::time::Duration;
 use super::meter::{BaselineState, CostStatus};
 use crate::ConfigError;
 use crate::error::check;
-use crate::guard::{BudgetCheck, EwmaBaseline, EwmaConfig, SeasonalBaseline, SpikeCheck};
+use crate::guard::{EwmaBaseline, EwmaConfig, SeasonalBaseline, SpendLimitCheck, SpikeCheck};
 
 const NANOS_PER_HOUR: u64 = 3_600_000_000_000;
 const NANOS_PER_DAY: u64 = 24 * NANOS_PER_HOUR;
@@ -342,7 +342,7 @@ impl std::fmt::Display for CostRejectReason {
 /// ```
 #[derive(Debug, Clone, PartialEq)]
 pub struct CostPolicy {
-    budget: BudgetCheck,
+    budget: SpendLimitCheck,
     window: CostWindow,
     geometry: Geometry,
     baseline: Option<CostBaseline>,
@@ -367,7 +367,7 @@ pub struct CostPolicy {
 #[derive(Debug, Clone)]
 #[must_use]
 pub struct CostPolicyBuilder {
-    budget: BudgetCheck,
+    budget: SpendLimitCheck,
     window: CostWindow,
     baseline: Option<CostBaseline>,
     unknown: Option<UnknownCost>,
@@ -385,7 +385,7 @@ impl CostPolicy {
     /// ```
     pub fn builder(limit: f64) -> CostPolicyBuilder {
         CostPolicyBuilder {
-            budget: BudgetCheck::new(limit),
+            budget: SpendLimitCheck::new(limit),
             window: CostWindow::CalendarDay,
             baseline: None,
             unknown: None,
@@ -400,7 +400,7 @@ impl CostPolicy {
     /// assert_eq!(CostPolicy::builder(7.0).build()?.budget().limit, 7.0);
     /// # Ok::<(), fusebox_core::ConfigError>(())
     /// ```
-    pub fn budget(&self) -> BudgetCheck {
+    pub fn budget(&self) -> SpendLimitCheck {
         self.budget
     }
 

@@ -10,16 +10,16 @@ use crate::error::check;
 /// so a value loaded from a config file is checked the same way as one built in code.
 ///
 /// ```
-/// use fusebox_core::guard::BudgetCheck;
+/// use fusebox_core::guard::SpendLimitCheck;
 ///
-/// let check = BudgetCheck::new(1000.0).with_warning_ratio(0.8);
+/// let check = SpendLimitCheck::new(1000.0).with_warning_ratio(0.8);
 /// assert_eq!(check.limit, 1000.0);
 /// assert_eq!(check.warning_ratio, 0.8);
 /// assert!(check.validate().is_ok());
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
-pub struct BudgetCheck {
+pub struct SpendLimitCheck {
     /// The spending limit; must be finite and greater than zero.
     pub limit: f64,
     /// Usage ratio at or above which the budget is in warning; within `(0, 1]`.
@@ -29,23 +29,23 @@ pub struct BudgetCheck {
 
 #[cfg(feature = "serde")]
 fn default_warning_ratio() -> f64 {
-    BudgetCheck::DEFAULT_WARNING_RATIO
+    SpendLimitCheck::DEFAULT_WARNING_RATIO
 }
 
-impl BudgetCheck {
+impl SpendLimitCheck {
     /// Warning ratio used by [`new`](Self::new): warn once 90% of the limit is spent.
     pub const DEFAULT_WARNING_RATIO: f64 = 0.9;
 
     /// A check against `limit` with the default warning ratio. Validated when evaluated.
     ///
     /// ```
-    /// use fusebox_core::guard::BudgetCheck;
+    /// use fusebox_core::guard::SpendLimitCheck;
     ///
-    /// let check = BudgetCheck::new(50.0);
-    /// assert_eq!(check.warning_ratio, BudgetCheck::DEFAULT_WARNING_RATIO);
+    /// let check = SpendLimitCheck::new(50.0);
+    /// assert_eq!(check.warning_ratio, SpendLimitCheck::DEFAULT_WARNING_RATIO);
     /// ```
     pub fn new(limit: f64) -> Self {
-        BudgetCheck {
+        SpendLimitCheck {
             limit,
             warning_ratio: Self::DEFAULT_WARNING_RATIO,
         }
@@ -54,9 +54,9 @@ impl BudgetCheck {
     /// Replaces the warning ratio.
     ///
     /// ```
-    /// use fusebox_core::guard::BudgetCheck;
+    /// use fusebox_core::guard::SpendLimitCheck;
     ///
-    /// let status = BudgetCheck::new(100.0).with_warning_ratio(0.5).evaluate(60.0)?;
+    /// let status = SpendLimitCheck::new(100.0).with_warning_ratio(0.5).evaluate(60.0)?;
     /// assert!(status.is_warning);
     /// # Ok::<(), fusebox_core::ConfigError>(())
     /// ```
@@ -72,9 +72,9 @@ impl BudgetCheck {
     /// The first invalid field, by name.
     ///
     /// ```
-    /// use fusebox_core::guard::BudgetCheck;
+    /// use fusebox_core::guard::SpendLimitCheck;
     ///
-    /// let err = BudgetCheck::new(0.0).validate().unwrap_err();
+    /// let err = SpendLimitCheck::new(0.0).validate().unwrap_err();
     /// assert_eq!(err.field(), Some("limit"));
     /// ```
     pub fn validate(&self) -> Result<(), ConfigError> {
@@ -92,20 +92,20 @@ impl BudgetCheck {
     /// negative or not finite.
     ///
     /// ```
-    /// use fusebox_core::guard::BudgetCheck;
+    /// use fusebox_core::guard::SpendLimitCheck;
     ///
-    /// let status = BudgetCheck::new(1000.0).evaluate(920.0)?;
+    /// let status = SpendLimitCheck::new(1000.0).evaluate(920.0)?;
     /// assert_eq!(status.usage_ratio, 0.92);
     /// assert_eq!(status.remaining, 80.0);
     /// assert!(status.is_warning);
     /// assert!(!status.is_breached);
     /// # Ok::<(), fusebox_core::ConfigError>(())
     /// ```
-    pub fn evaluate(&self, current_spend: f64) -> Result<BudgetStatus, ConfigError> {
+    pub fn evaluate(&self, current_spend: f64) -> Result<SpendLimitStatus, ConfigError> {
         self.validate()?;
         check::non_negative("current_spend", current_spend)?;
         let usage_ratio = saturate(current_spend / self.limit);
-        Ok(BudgetStatus {
+        Ok(SpendLimitStatus {
             current_spend,
             limit: self.limit,
             warning_ratio: self.warning_ratio,
@@ -117,12 +117,12 @@ impl BudgetCheck {
     }
 }
 
-/// The outcome of a [`BudgetCheck`], with the inputs it was judged on.
+/// The outcome of a [`SpendLimitCheck`], with the inputs it was judged on.
 ///
 /// ```
-/// use fusebox_core::guard::BudgetCheck;
+/// use fusebox_core::guard::SpendLimitCheck;
 ///
-/// let status = BudgetCheck::new(1000.0).evaluate(1200.0)?;
+/// let status = SpendLimitCheck::new(1000.0).evaluate(1200.0)?;
 /// assert!(status.is_breached && status.is_warning);
 /// assert_eq!(status.remaining, 0.0);
 /// assert_eq!(status.usage_ratio, 1.2);
@@ -131,7 +131,7 @@ impl BudgetCheck {
 #[derive(Debug, Clone, Copy, PartialEq)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 #[non_exhaustive]
-pub struct BudgetStatus {
+pub struct SpendLimitStatus {
     /// The spend that was judged.
     pub current_spend: f64,
     /// The limit it was judged against.
@@ -152,16 +152,16 @@ pub struct BudgetStatus {
 mod tests {
     use super::*;
 
-    fn field_of(result: Result<BudgetStatus, ConfigError>) -> &'static str {
+    fn field_of(result: Result<SpendLimitStatus, ConfigError>) -> &'static str {
         result.unwrap_err().field().unwrap()
     }
 
     #[test]
     fn nine_hundred_twenty_of_a_thousand_warns_without_breaching() {
-        let status = BudgetCheck::new(1000.0).evaluate(920.0).unwrap();
+        let status = SpendLimitCheck::new(1000.0).evaluate(920.0).unwrap();
         assert_eq!(
             status,
-            BudgetStatus {
+            SpendLimitStatus {
                 current_spend: 920.0,
                 limit: 1000.0,
                 warning_ratio: 0.9,
@@ -175,14 +175,14 @@ mod tests {
 
     #[test]
     fn warning_starts_exactly_at_the_ratio() {
-        let check = BudgetCheck::new(1000.0);
+        let check = SpendLimitCheck::new(1000.0);
         assert!(check.evaluate(900.0).unwrap().is_warning);
         assert!(!check.evaluate(899.0).unwrap().is_warning);
     }
 
     #[test]
     fn breach_starts_exactly_at_the_limit() {
-        let check = BudgetCheck::new(1000.0);
+        let check = SpendLimitCheck::new(1000.0);
         let at_limit = check.evaluate(1000.0).unwrap();
         assert!(at_limit.is_breached && at_limit.is_warning);
         assert_eq!(at_limit.remaining, 0.0);
@@ -191,7 +191,7 @@ mod tests {
 
     #[test]
     fn zero_spend_is_quiet() {
-        let status = BudgetCheck::new(10.0).evaluate(0.0).unwrap();
+        let status = SpendLimitCheck::new(10.0).evaluate(0.0).unwrap();
         assert_eq!(status.usage_ratio, 0.0);
         assert_eq!(status.remaining, 10.0);
         assert!(!status.is_warning && !status.is_breached);
@@ -199,7 +199,7 @@ mod tests {
 
     #[test]
     fn warning_ratio_of_one_warns_only_at_the_limit() {
-        let check = BudgetCheck::new(100.0).with_warning_ratio(1.0);
+        let check = SpendLimitCheck::new(100.0).with_warning_ratio(1.0);
         assert!(!check.evaluate(99.0).unwrap().is_warning);
         assert!(check.evaluate(100.0).unwrap().is_warning);
     }
@@ -207,14 +207,14 @@ mod tests {
     #[test]
     fn limit_must_be_positive_and_finite() {
         for limit in [0.0, -1.0, f64::NAN, f64::INFINITY, f64::NEG_INFINITY] {
-            assert_eq!(field_of(BudgetCheck::new(limit).evaluate(1.0)), "limit");
+            assert_eq!(field_of(SpendLimitCheck::new(limit).evaluate(1.0)), "limit");
         }
     }
 
     #[test]
     fn warning_ratio_must_be_within_zero_exclusive_and_one() {
         for ratio in [0.0, -0.1, 1.01, f64::NAN, f64::INFINITY] {
-            let result = BudgetCheck::new(100.0)
+            let result = SpendLimitCheck::new(100.0)
                 .with_warning_ratio(ratio)
                 .evaluate(1.0);
             assert_eq!(field_of(result), "warning_ratio");
@@ -225,7 +225,7 @@ mod tests {
     fn current_spend_must_be_non_negative_and_finite() {
         for spend in [-0.01, f64::NAN, f64::INFINITY, f64::NEG_INFINITY] {
             assert_eq!(
-                field_of(BudgetCheck::new(100.0).evaluate(spend)),
+                field_of(SpendLimitCheck::new(100.0).evaluate(spend)),
                 "current_spend"
             );
         }
@@ -233,7 +233,7 @@ mod tests {
 
     #[test]
     fn error_message_reads_like_other_validators() {
-        let err = BudgetCheck::new(100.0).evaluate(-5.0).unwrap_err();
+        let err = SpendLimitCheck::new(100.0).evaluate(-5.0).unwrap_err();
         assert_eq!(
             err.to_string(),
             "invalid `current_spend`: must not be negative, got -5"
@@ -242,7 +242,7 @@ mod tests {
 
     #[test]
     fn huge_spend_on_tiny_limit_saturates_instead_of_overflowing() {
-        let status = BudgetCheck::new(f64::MIN_POSITIVE)
+        let status = SpendLimitCheck::new(f64::MIN_POSITIVE)
             .evaluate(f64::MAX)
             .unwrap();
         assert_eq!(status.usage_ratio, f64::MAX);
@@ -252,13 +252,13 @@ mod tests {
     #[cfg(feature = "serde")]
     #[test]
     fn round_trips_through_toml() {
-        let status = BudgetCheck::new(1000.0).evaluate(920.0).unwrap();
+        let status = SpendLimitCheck::new(1000.0).evaluate(920.0).unwrap();
         let text = toml::to_string(&status).unwrap();
-        assert_eq!(toml::from_str::<BudgetStatus>(&text).unwrap(), status);
+        assert_eq!(toml::from_str::<SpendLimitStatus>(&text).unwrap(), status);
 
-        let check: BudgetCheck = toml::from_str("limit = 250.0").unwrap();
-        assert_eq!(check, BudgetCheck::new(250.0));
+        let check: SpendLimitCheck = toml::from_str("limit = 250.0").unwrap();
+        assert_eq!(check, SpendLimitCheck::new(250.0));
         let text = toml::to_string(&check).unwrap();
-        assert_eq!(toml::from_str::<BudgetCheck>(&text).unwrap(), check);
+        assert_eq!(toml::from_str::<SpendLimitCheck>(&text).unwrap(), check);
     }
 }
