@@ -13,6 +13,7 @@ pub mod clock;
 mod error;
 pub mod guard;
 pub mod health;
+pub mod keyed;
 pub mod mode;
 pub mod observe;
 mod outcome;

@@ -14,8 +14,8 @@
 //!
 //! Every breaker interprets these functions and none repeats them: the sans-IO
 //! [`Machine`](super::Machine) over plain fields, the concurrent [`Breaker`](super::Breaker)
-//! on its slow path (its lock-free CLOSED and OPEN fast paths only read), [`decide`]
-//! (super::decide) over a caller's counters, and the fleet engine through the breaker.
+//! on its slow path (its lock-free CLOSED and OPEN fast paths only read),
+//! [`decide`](super::decide) over a caller's counters, and the fleet engine.
 //!
 //! * [`due`]: what time alone does (OPEN → HALF_OPEN, HALF_OPEN → OPEN).
 //! * [`judges`] and [`evaluate_trip`]: whether an outcome in CLOSED trips the breaker.
@@ -29,7 +29,7 @@ use std::time::Duration;
 
 use crate::outcome::Outcome;
 
-use super::config::{BreakerConfig, CloseRule, TripRules};
+use super::config::{BreakerConfig, CloseRule};
 use super::stats::{State, TransitionReason, TripReason, WindowStats};
 
 /// A state change a rule asks for: where to, and why.
@@ -71,24 +71,51 @@ pub fn due(
 
 /// How long a refused caller should wait: the rest of an OPEN cooldown; unknown for the
 /// other refusing states (a forced state, a full half-open).
+///
+/// ```
+/// use fusebox_core::breaker::{algorithm, State};
+/// use std::time::Duration;
+/// assert_eq!(algorithm::retry_after(State::Open, 150, 100), Some(Duration::from_nanos(50)));
+/// assert_eq!(algorithm::retry_after(State::ForcedOpen, 150, 100), None);
+/// ```
 #[inline]
-pub(crate) fn retry_after(state: State, open_until: u64, now: u64) -> Option<Duration> {
+pub fn retry_after(state: State, open_until: u64, now: u64) -> Option<Duration> {
     (state == State::Open).then(|| Duration::from_nanos(open_until.saturating_sub(now)))
 }
 
 /// Whether a recorded outcome asks for the trip rules to be judged: only in CLOSED, and only
 /// a failure or a slow call (a fast success never raises a count or a rate).
+///
+/// ```
+/// use fusebox_core::breaker::{algorithm, State};
+/// assert!(algorithm::judges(State::Closed, true, false));
+/// assert!(!algorithm::judges(State::Closed, false, false)); // a fast success
+/// assert!(!algorithm::judges(State::Disabled, true, false));
+/// ```
 #[inline(always)]
-pub(crate) fn judges(state: State, failure: bool, slow: bool) -> bool {
+pub fn judges(state: State, failure: bool, slow: bool) -> bool {
     state == State::Closed && (failure || slow)
 }
 
 /// Judges the trip rules, in a fixed order, against the current counters.
-pub(crate) fn evaluate_trip(
-    rules: &TripRules,
+///
+/// ```
+/// use fusebox_core::breaker::{algorithm, Breaker, TripReason, WindowStats};
+/// let config = Breaker::builder("db").consecutive_failures(3).build_config()?;
+/// let stats = WindowStats::default();
+/// assert_eq!(algorithm::evaluate_trip(&config, 2, &stats), None);
+/// assert!(matches!(
+///     algorithm::evaluate_trip(&config, 3, &stats),
+///     Some(TripReason::ConsecutiveFailures { failures: 3, threshold: 3 })
+/// ));
+/// # Ok::<(), fusebox_core::ConfigError>(())
+/// ```
+pub fn evaluate_trip(
+    config: &BreakerConfig,
     consecutive_failures: u32,
     stats: &WindowStats,
 ) -> Option<TripReason> {
+    let rules = &config.rules;
     if let Some(threshold) = rules.consecutive_failures
         && consecutive_failures >= threshold
     {
@@ -136,19 +163,36 @@ pub(crate) fn evaluate_trip(
 }
 
 /// The trip as a move to OPEN, if the rules fire.
+///
+/// ```
+/// use fusebox_core::breaker::{algorithm, Breaker, State, WindowStats};
+/// let config = Breaker::builder("db").consecutive_failures(1).build_config()?;
+/// let (to, _) = algorithm::trip(&config, 1, &WindowStats::default()).unwrap();
+/// assert_eq!(to, State::Open);
+/// # Ok::<(), fusebox_core::ConfigError>(())
+/// ```
 #[inline]
-pub(crate) fn trip(
-    rules: &TripRules,
+pub fn trip(
+    config: &BreakerConfig,
     consecutive_failures: u32,
     stats: &WindowStats,
 ) -> Option<Move> {
-    evaluate_trip(rules, consecutive_failures, stats)
+    evaluate_trip(config, consecutive_failures, stats)
         .map(|reason| (State::Open, TransitionReason::Tripped(reason)))
 }
 
 /// Whether a call took long enough to count as slow under the slow-call rule.
+///
+/// ```
+/// use fusebox_core::breaker::{algorithm, Breaker};
+/// use std::time::Duration;
+/// let config = Breaker::builder("db").slow_calls(Duration::from_nanos(100), 0.5).build_config()?;
+/// assert!(!algorithm::is_slow(&config, 0, 99));
+/// assert!(algorithm::is_slow(&config, 0, 100));
+/// # Ok::<(), fusebox_core::ConfigError>(())
+/// ```
 #[inline]
-pub(crate) fn is_slow(config: &BreakerConfig, started: u64, now: u64) -> bool {
+pub fn is_slow(config: &BreakerConfig, started: u64, now: u64) -> bool {
     match config.rules.slow {
         Some(rule) => now.saturating_sub(started) >= rule.threshold_nanos,
         None => false,
@@ -157,20 +201,29 @@ pub(crate) fn is_slow(config: &BreakerConfig, started: u64, now: u64) -> bool {
 
 /// Whether another trial may start, with `in_flight` trials running and `finished` judged,
 /// at most `concurrency` at once and `trials` in the episode.
+///
+/// ```
+/// use fusebox_core::breaker::algorithm;
+/// assert!(algorithm::trial_admissible(1, 3, 0, 2)); // the third trial
+/// assert!(!algorithm::trial_admissible(1, 3, 1, 0)); // one already in flight
+/// ```
 #[inline]
-pub(crate) fn trial_admissible(
-    concurrency: u32,
-    trials: u32,
-    in_flight: u32,
-    finished: u32,
-) -> bool {
+pub fn trial_admissible(concurrency: u32, trials: u32, in_flight: u32, finished: u32) -> bool {
     in_flight < concurrency && in_flight.saturating_add(finished) < trials
 }
 
 /// How a trial's outcome counts: `None` when ignored, else whether it succeeded. A slow
 /// success counts as failed: the dependency is not healthy yet.
+///
+/// ```
+/// use fusebox_core::breaker::algorithm;
+/// use fusebox_core::Outcome;
+/// assert_eq!(algorithm::trial_counts(Outcome::Success, false), Some(true));
+/// assert_eq!(algorithm::trial_counts(Outcome::Success, true), Some(false)); // slow
+/// assert_eq!(algorithm::trial_counts(Outcome::Ignored, false), None);
+/// ```
 #[inline]
-pub(crate) fn trial_counts(outcome: Outcome, slow: bool) -> Option<bool> {
+pub fn trial_counts(outcome: Outcome, slow: bool) -> Option<bool> {
     match outcome {
         Outcome::Ignored => None,
         Outcome::Success => Some(!slow),
@@ -180,7 +233,7 @@ pub(crate) fn trial_counts(outcome: Outcome, slow: bool) -> Option<bool> {
 
 /// What the half-open trials say so far.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum TrialVerdict {
+pub enum TrialVerdict {
     /// Not decided yet.
     Pending,
     /// The close rule is met.
@@ -190,7 +243,15 @@ pub(crate) enum TrialVerdict {
 }
 
 /// Judges finished trials against the close rule ("`successes` of `trials`").
-pub(crate) fn trial_verdict(rule: CloseRule, successes: u32, failures: u32) -> TrialVerdict {
+///
+/// ```
+/// use fusebox_core::breaker::algorithm::{trial_verdict, TrialVerdict};
+/// use fusebox_core::breaker::CloseRule;
+/// let five_of_five = CloseRule { successes: 5, trials: 5 };
+/// assert_eq!(trial_verdict(five_of_five, 4, 0), TrialVerdict::Pending);
+/// assert_eq!(trial_verdict(five_of_five, 3, 1), TrialVerdict::Reopen);
+/// ```
+pub fn trial_verdict(rule: CloseRule, successes: u32, failures: u32) -> TrialVerdict {
     if successes >= rule.successes {
         TrialVerdict::Close
     } else if failures > rule.trials - rule.successes {
@@ -230,24 +291,33 @@ pub fn after_trial(rule: CloseRule, successes: u32, failures: u32) -> Option<Mov
     }
 }
 
-/// What entering a state does to the counters the breaker keeps beside its state.
+/// What entering a state does to the counters the breaker keeps beside its state; see
+/// [`enter`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct Entry {
+pub struct Entry {
     /// Trips since the last close, after this move (it feeds a growing cooldown).
-    pub(crate) consecutive_trips: u32,
+    pub consecutive_trips: u32,
     /// OPEN: when the cooldown ends.
-    pub(crate) open_until: Option<u64>,
+    pub open_until: Option<u64>,
     /// HALF_OPEN: the episode begins now, with no trial started.
-    pub(crate) half_open_since: Option<u64>,
+    pub half_open_since: Option<u64>,
     /// CLOSED: the window, the run of failures and the trips are cleared.
-    pub(crate) clears_counts: bool,
+    pub clears_counts: bool,
 }
 
 /// Entering `to` at `now` after `consecutive_trips` trips since the last close. An OPEN
 /// state's cooldown ends at `open_until` when given (adopted from a fleet), else after
 /// `cooldown(trips)`, the cooldown the new trip count earns (drawn with jitter by the caller,
 /// which owns the random source).
-pub(crate) fn enter(
+///
+/// ```
+/// use fusebox_core::breaker::{algorithm, State};
+/// use std::time::Duration;
+/// let entry = algorithm::enter(State::Open, 0, 1_000, None, |_| Duration::from_nanos(500));
+/// assert_eq!((entry.consecutive_trips, entry.open_until), (1, Some(1_500)));
+/// assert!(algorithm::enter(State::Closed, 4, 0, None, |_| Duration::ZERO).clears_counts);
+/// ```
+pub fn enter(
     to: State,
     consecutive_trips: u32,
     now: u64,
@@ -281,8 +351,17 @@ pub(crate) fn enter(
 
 /// A transition made by hand (an operator, a health check, an overload signal), with no
 /// failure recorded.
+///
+/// ```
+/// use fusebox_core::breaker::algorithm::Manual;
+/// use fusebox_core::breaker::State;
+/// assert!(Manual::Trip("drill".into()).allowed_from(State::Closed));
+/// assert!(!Manual::Trip("drill".into()).allowed_from(State::ForcedOpen));
+/// assert!(!Manual::Reset.changes_state(State::Closed)); // clears counters only
+/// assert_eq!(Manual::ForceOpen.target(), State::ForcedOpen);
+/// ```
 #[derive(Debug, Clone, PartialEq)]
-pub(crate) enum Manual {
+pub enum Manual {
     /// Open until reset; no cooldown ends it.
     ForceOpen,
     /// Admit everything, measure, never trip.
@@ -295,7 +374,7 @@ pub(crate) enum Manual {
 
 impl Manual {
     /// The state it leads to.
-    pub(crate) fn target(&self) -> State {
+    pub fn target(&self) -> State {
         match self {
             Manual::ForceOpen => State::ForcedOpen,
             Manual::Disable => State::Disabled,
@@ -306,7 +385,7 @@ impl Manual {
 
     /// Whether it applies from `from`. A reset of a CLOSED breaker applies but changes no
     /// state: it only clears the counters (see [`Manual::changes_state`]).
-    pub(crate) fn allowed_from(&self, from: State) -> bool {
+    pub fn allowed_from(&self, from: State) -> bool {
         match self {
             Manual::ForceOpen => from != State::ForcedOpen,
             Manual::Disable => from != State::Disabled,
@@ -316,12 +395,12 @@ impl Manual {
     }
 
     /// Whether applying it from `from` is a state change to report.
-    pub(crate) fn changes_state(&self, from: State) -> bool {
+    pub fn changes_state(&self, from: State) -> bool {
         self.allowed_from(from) && from != self.target()
     }
 
     /// The reason reported with the change.
-    pub(crate) fn reason(self) -> TransitionReason {
+    pub fn reason(self) -> TransitionReason {
         match self {
             Manual::ForceOpen => TransitionReason::ForcedOpen,
             Manual::Disable => TransitionReason::Disabled,
@@ -365,7 +444,7 @@ mod tests {
             slow_calls: 0,
         };
         assert!(matches!(
-            evaluate_trip(&cfg.rules, 0, &s),
+            evaluate_trip(&cfg, 0, &s),
             Some(TripReason::FailureCount { failures: 3, .. })
         ));
         let s = WindowStats {
@@ -373,7 +452,7 @@ mod tests {
             failures: 2,
             slow_calls: 0,
         };
-        assert_eq!(evaluate_trip(&cfg.rules, 0, &s), None);
+        assert_eq!(evaluate_trip(&cfg, 0, &s), None);
     }
 
     #[test]
@@ -389,14 +468,14 @@ mod tests {
             failures: 3,
             slow_calls: 0,
         };
-        assert_eq!(evaluate_trip(&cfg.rules, 3, &few), None);
+        assert_eq!(evaluate_trip(&cfg, 3, &few), None);
         let enough = WindowStats {
             calls: 4,
             failures: 2,
             slow_calls: 0,
         };
         assert!(matches!(
-            evaluate_trip(&cfg.rules, 0, &enough),
+            evaluate_trip(&cfg, 0, &enough),
             Some(TripReason::FailureRate { .. })
         ));
     }

@@ -133,7 +133,7 @@ pub fn decide(config: &BreakerConfig, counters: &Counters, now_nanos: u64) -> De
     match c.state {
         State::Disabled => allow(State::Disabled, false, None),
         State::ForcedOpen => reject(State::ForcedOpen, None, None),
-        State::Closed => match trip(&config.rules, c.consecutive_failures, &c.window) {
+        State::Closed => match trip(config, c.consecutive_failures, &c.window) {
             Some(t) => open(t),
             None => allow(State::Closed, false, None),
         },

@@ -357,8 +357,7 @@ impl Machine {
         }
         if judges(self.state, failure, slow) {
             let stats = self.window.stats(now);
-            if let Some((to, reason)) = trip(&self.config.rules, self.consecutive_failures, &stats)
-            {
+            if let Some((to, reason)) = trip(&self.config, self.consecutive_failures, &stats) {
                 self.move_to(to, reason, now);
             }
         }

@@ -8,7 +8,7 @@ use crate::outcome::Outcome;
 use super::shared::Shared;
 use super::word::PermitKey;
 
-/// Permission for one call, from [`Breaker::try_acquire`]. Record the outcome with
+/// Permission for one call, from [`Breaker::try_acquire`](super::Breaker::try_acquire). Record the outcome with
 /// [`success`](Self::success), [`failure`](Self::failure), [`ignore`](Self::ignore) or
 /// [`record`](Self::record); dropped unrecorded, it counts as nothing.
 ///
@@ -28,7 +28,7 @@ pub struct Permit<'a> {
 }
 
 /// A [`Permit`] that owns a handle to its breaker (`'static`), from
-/// [`Breaker::try_acquire_owned`].
+/// [`Breaker::try_acquire_owned`](super::Breaker::try_acquire_owned).
 ///
 /// ```
 /// use fusebox_core::breaker::Breaker;

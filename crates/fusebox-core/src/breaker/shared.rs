@@ -338,7 +338,7 @@ impl Shared {
     #[cold]
     pub(super) fn judge(&self, word: u64, consecutive: u32, now: u64) {
         let stats = self.window_stats(now);
-        if let Some((to, reason)) = trip(&self.config.rules, consecutive, &stats) {
+        if let Some((to, reason)) = trip(&self.config, consecutive, &stats) {
             self.transition(word, to, reason, now);
         }
     }

@@ -28,18 +28,17 @@
 //! # Ok::<(), fusebox_core::ConfigError>(())
 //! ```
 
-mod spend_limit;
 pub mod cost;
 mod ewma;
 mod hour;
 mod keyed;
 mod seasonal;
+mod spend_limit;
 mod spike;
 
 #[cfg(test)]
 mod proptests;
 
-pub use spend_limit::{SpendLimitCheck, SpendLimitStatus};
 pub use cost::{
     Admitted, BaselineReading, CostBaseline, CostDecision, CostEvent, CostEventKind, CostEvents,
     CostExtractor, CostGuard, CostGuardBuilder, CostListener, CostMeter, CostPermit, CostPolicy,
@@ -50,6 +49,7 @@ pub use ewma::{EwmaBaseline, EwmaConfig, EwmaReading, SpendAnomaly};
 pub use hour::HourOfWeek;
 pub use keyed::KeyedBaselines;
 pub use seasonal::SeasonalBaseline;
+pub use spend_limit::{SpendLimitCheck, SpendLimitStatus};
 pub use spike::{SpikeCheck, SpikeReport};
 
 /// Clamps a non-negative result that overflowed to infinity back into the finite range, so a
