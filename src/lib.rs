@@ -7,6 +7,13 @@
 
 pub use fusebox_core::*;
 
+/// Health reports and progressive degradation modes.
+#[cfg(feature = "health")]
+pub use fusebox_health::{health, mode};
+
+/// The safe rule language for trip rules and degradation modes.
+pub use fusebox_rule as rule;
+
 /// Fleet-wide breakers: the sync engine, the store contract and the in-memory store.
 #[cfg(feature = "fleet")]
 pub use fusebox_fleet as fleet;

@@ -411,44 +411,103 @@ impl ClockHandle {
 /// takes(PreciseClock);
 /// ```
 pub trait IntoClock {
-    #[doc(hidden)]
-    fn into_handle(self) -> ClockHandleOpaque;
+    /// The clock as policies keep it.
+    ///
+    /// ```
+    /// use fusebox_core::clock::{IntoClock, ManualClock};
+    /// use std::time::Duration;
+    /// let manual = ManualClock::new();
+    /// let shared = manual.clone().into_handle();
+    /// manual.advance(Duration::from_nanos(7));
+    /// assert_eq!(shared.now_nanos(), 7);
+    /// ```
+    fn into_handle(self) -> SharedClock;
 }
 
-/// Opaque wrapper so the internal clock enum stays private.
-#[doc(hidden)]
+/// A clock as a policy keeps it: one of the built-in clocks, read without dynamic dispatch,
+/// or any [`Clock`]. Cheap to clone; clones read the same time.
+///
+/// ```
+/// use fusebox_core::clock::SharedClock;
+/// let clock = SharedClock::default(); // the monotonic clock
+/// assert!(clock.recent_nanos() <= clock.now_nanos());
+/// ```
 #[derive(Debug, Clone)]
-pub struct ClockHandleOpaque(pub(crate) ClockHandle);
+pub struct SharedClock(pub(crate) ClockHandle);
+
+impl SharedClock {
+    /// The default [`MonotonicClock`].
+    ///
+    /// ```
+    /// use fusebox_core::clock::SharedClock;
+    /// let a = SharedClock::monotonic().now_nanos();
+    /// assert!(SharedClock::monotonic().now_nanos() >= a);
+    /// ```
+    pub fn monotonic() -> Self {
+        SharedClock(ClockHandle::Monotonic)
+    }
+
+    /// Nanoseconds since the clock's origin.
+    ///
+    /// ```
+    /// use fusebox_core::clock::{IntoClock, ManualClock};
+    /// assert_eq!(ManualClock::new().into_handle().now_nanos(), 0);
+    /// ```
+    #[inline]
+    pub fn now_nanos(&self) -> u64 {
+        self.0.now_nanos()
+    }
+
+    /// The time as of at most about a millisecond ago, never ahead of [`now_nanos`]
+    /// (Self::now_nanos): a load instead of a clock read for the monotonic clock, the exact
+    /// time for any other.
+    ///
+    /// ```
+    /// use fusebox_core::clock::SharedClock;
+    /// let clock = SharedClock::monotonic();
+    /// assert!(clock.recent_nanos() <= clock.now_nanos());
+    /// ```
+    #[inline]
+    pub fn recent_nanos(&self) -> u64 {
+        self.0.recent_nanos()
+    }
+}
+
+impl Default for SharedClock {
+    fn default() -> Self {
+        Self::monotonic()
+    }
+}
 
 impl IntoClock for MonotonicClock {
-    fn into_handle(self) -> ClockHandleOpaque {
-        ClockHandleOpaque(ClockHandle::Monotonic)
+    fn into_handle(self) -> SharedClock {
+        SharedClock(ClockHandle::Monotonic)
     }
 }
 impl IntoClock for PreciseClock {
-    fn into_handle(self) -> ClockHandleOpaque {
-        ClockHandleOpaque(ClockHandle::Precise)
+    fn into_handle(self) -> SharedClock {
+        SharedClock(ClockHandle::Precise)
     }
 }
 impl IntoClock for ManualClock {
-    fn into_handle(self) -> ClockHandleOpaque {
-        ClockHandleOpaque(ClockHandle::Manual(self))
+    fn into_handle(self) -> SharedClock {
+        SharedClock(ClockHandle::Manual(self))
     }
 }
 #[cfg(feature = "tokio")]
 impl IntoClock for TokioClock {
-    fn into_handle(self) -> ClockHandleOpaque {
-        ClockHandleOpaque(ClockHandle::Custom(Arc::new(self)))
+    fn into_handle(self) -> SharedClock {
+        SharedClock(ClockHandle::Custom(Arc::new(self)))
     }
 }
 impl IntoClock for UnixClock {
-    fn into_handle(self) -> ClockHandleOpaque {
-        ClockHandleOpaque(ClockHandle::Custom(Arc::new(self)))
+    fn into_handle(self) -> SharedClock {
+        SharedClock(ClockHandle::Custom(Arc::new(self)))
     }
 }
 impl IntoClock for Arc<dyn Clock> {
-    fn into_handle(self) -> ClockHandleOpaque {
-        ClockHandleOpaque(ClockHandle::Custom(self))
+    fn into_handle(self) -> SharedClock {
+        SharedClock(ClockHandle::Custom(self))
     }
 }
 

@@ -12,16 +12,13 @@ pub mod budget;
 pub mod clock;
 mod error;
 pub mod guard;
-pub mod health;
 pub mod keyed;
-pub mod mode;
 pub mod observe;
 mod outcome;
 #[cfg(feature = "tokio")]
 pub mod pipeline;
 #[cfg(feature = "tokio")]
 pub mod policy;
-pub mod rule;
 #[cfg(feature = "tokio")]
 pub mod stack;
 pub(crate) mod sync;

@@ -7,7 +7,7 @@ use axum::Router;
 use axum::body::Body;
 use axum::routing::get;
 use fusebox_core::breaker::Breaker;
-use fusebox_core::health::{HealthCheck, HealthRegistry};
+use fusebox_health::health::{HealthCheck, HealthRegistry};
 use fusebox_tower::http::axum::health_handler;
 use http_body_util::BodyExt;
 use tower::ServiceExt;

@@ -135,7 +135,12 @@ impl<'de> serde::Deserialize<'de> for Name {
 #[cfg(feature = "metrics")]
 impl Name {
     /// The name as a metric label value, without copying the text.
-    pub(crate) fn label_value(&self) -> metrics::SharedString {
+    ///
+    /// ```
+    /// use fusebox_core::breaker::Name;
+    /// assert_eq!(Name::from("db").label_value().as_ref(), "db");
+    /// ```
+    pub fn label_value(&self) -> metrics::SharedString {
         match &self.0 {
             Repr::Static(s) => metrics::SharedString::from(*s),
             Repr::Shared(s) => metrics::SharedString::from(Arc::clone(s)),

@@ -15,7 +15,7 @@
 //! answers 503 too; its body names the guard and the reason but never the spend figures.
 //!
 //! With the `health` feature, [`health_handler`] serves a
-//! [`HealthRegistry`](fusebox_core::health::HealthRegistry)'s report as JSON (`200` while the
+//! [`HealthRegistry`](fusebox_health::health::HealthRegistry)'s report as JSON (`200` while the
 //! service answers, `503` when it is unhealthy).
 //!
 //! Bodies are one line of plain text naming the breaker, bulkhead or guard. The text of any other

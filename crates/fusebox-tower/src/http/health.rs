@@ -4,7 +4,7 @@ use std::future::Future;
 use std::pin::Pin;
 
 use axum_core::response::{IntoResponse, Response};
-use fusebox_core::health::{HealthRegistry, HealthReport, HealthStatus};
+use fusebox_health::health::{HealthRegistry, HealthReport, HealthStatus};
 use http::header::{CACHE_CONTROL, CONTENT_TYPE};
 use http::{HeaderValue, StatusCode};
 
@@ -13,7 +13,7 @@ use http::{HeaderValue, StatusCode};
 ///
 /// ```
 /// use axum_core::response::IntoResponse;
-/// use fusebox_core::health::{ComponentHealth, ComponentKind, HealthReport, HealthStatus};
+/// use fusebox_health::health::{ComponentHealth, ComponentKind, HealthReport, HealthStatus};
 /// use fusebox_tower::http::axum::HealthResponse;
 ///
 /// let mut db = ComponentHealth::new("db", ComponentKind::Check, HealthStatus::Unhealthy);
@@ -60,7 +60,7 @@ pub type HealthFuture = Pin<Box<dyn Future<Output = Response> + Send>>;
 /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
 /// use axum::{Router, routing::get};
 /// use fusebox_core::breaker::Breaker;
-/// use fusebox_core::health::HealthRegistry;
+/// use fusebox_health::health::HealthRegistry;
 /// use fusebox_tower::http::axum::health_handler;
 /// use tower::ServiceExt;
 ///

@@ -21,7 +21,7 @@ const MAX_TREE_DEPTH: usize = 4 * (Limits::MAX_DEPTH_CEILING + 1);
 /// A `Rule` is immutable, cheap to evaluate and `Send + Sync`.
 ///
 /// ```
-/// use fusebox_core::rule::{Rule, Schema, Value};
+/// use fusebox_rule::{Rule, Schema, Value};
 ///
 /// let schema = Schema::builder()
 ///     .string("state")
@@ -52,7 +52,7 @@ impl Rule {
     /// Parses `source` under the default [`Limits`] and compiles it against `schema`.
     ///
     /// ```
-    /// use fusebox_core::rule::{Rule, Schema, Value};
+    /// use fusebox_rule::{Rule, Schema, Value};
     ///
     /// let schema = Schema::builder()
     ///     .number("severity")
@@ -71,7 +71,7 @@ impl Rule {
     /// Parses `source` under `limits` and compiles it against `schema`.
     ///
     /// ```
-    /// use fusebox_core::rule::{Limits, Rule, Schema};
+    /// use fusebox_rule::{Limits, Rule, Schema};
     ///
     /// let schema = Schema::builder().number("calls").build()?;
     /// let limits = Limits::default().with_max_len(8)?;
@@ -96,7 +96,7 @@ impl Rule {
     /// `or` with at least two operands, bounded depth.
     ///
     /// ```
-    /// use fusebox_core::rule::{CompileError, Expr, Literal, Rule, Schema};
+    /// use fusebox_rule::{CompileError, Expr, Literal, Rule, Schema};
     ///
     /// let schema = Schema::builder().boolean("degraded").build()?;
     /// let expr = Expr::Not(Box::new(Expr::Variable("degraded".into())));
@@ -134,7 +134,7 @@ impl Rule {
     /// with a NaN number is false, `!=` included.
     ///
     /// ```
-    /// use fusebox_core::rule::{EvalError, Rule, Schema, Value};
+    /// use fusebox_rule::{EvalError, Rule, Schema, Value};
     ///
     /// let schema = Schema::builder().boolean("degraded").number("calls").build()?;
     /// let rule = Rule::compile("degraded and calls > 3", &schema)?;
@@ -151,7 +151,7 @@ impl Rule {
     /// The source the rule was compiled from, as given.
     ///
     /// ```
-    /// use fusebox_core::rule::{Rule, Schema};
+    /// use fusebox_rule::{Rule, Schema};
     ///
     /// let rule = Rule::compile("true  or  false", &Schema::default())?;
     /// assert_eq!(rule.source(), "true  or  false");
@@ -165,7 +165,7 @@ impl Rule {
     /// The parsed expression.
     ///
     /// ```
-    /// use fusebox_core::rule::{Expr, Literal, Rule, Schema};
+    /// use fusebox_rule::{Expr, Literal, Rule, Schema};
     ///
     /// let rule = Rule::compile("(true)", &Schema::default())?;
     /// assert_eq!(rule.expr(), &Expr::Literal(Literal::Bool(true)));
@@ -178,7 +178,7 @@ impl Rule {
     /// The variables the rule reads, sorted and without repeats.
     ///
     /// ```
-    /// use fusebox_core::rule::{Rule, Schema};
+    /// use fusebox_rule::{Rule, Schema};
     ///
     /// let schema = Schema::builder().number("calls").number("failure_rate").build()?;
     /// let rule = Rule::compile("failure_rate >= 0.5 and calls >= 20 and calls < 1000", &schema)?;

@@ -2,13 +2,13 @@
 
 use std::fmt;
 
-use crate::breaker::State;
-use crate::rule::{Schema, Value, Variables};
+use fusebox_core::breaker::State;
+use fusebox_rule::{Schema, Value, Variables};
 
 /// Healthy, degraded or unhealthy; ordered from best to worst.
 ///
 /// ```
-/// use fusebox_core::health::HealthStatus;
+/// use fusebox_health::health::HealthStatus;
 /// assert!(HealthStatus::Healthy < HealthStatus::Degraded);
 /// assert_eq!(HealthStatus::Unhealthy.as_str(), "unhealthy");
 /// ```
@@ -28,7 +28,7 @@ impl HealthStatus {
     /// Stable lower-case name.
     ///
     /// ```
-    /// use fusebox_core::health::HealthStatus;
+    /// use fusebox_health::health::HealthStatus;
     /// assert_eq!(HealthStatus::Degraded.as_str(), "degraded");
     /// ```
     pub fn as_str(self) -> &'static str {
@@ -49,7 +49,7 @@ impl fmt::Display for HealthStatus {
 /// What kind of component a report line is about.
 ///
 /// ```
-/// use fusebox_core::health::ComponentKind;
+/// use fusebox_health::health::ComponentKind;
 /// assert_eq!(ComponentKind::Check.as_str(), "check");
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -71,7 +71,7 @@ impl ComponentKind {
     /// Stable lower-case name.
     ///
     /// ```
-    /// use fusebox_core::health::ComponentKind;
+    /// use fusebox_health::health::ComponentKind;
     /// assert_eq!(ComponentKind::Breaker.as_str(), "breaker");
     /// ```
     pub fn as_str(self) -> &'static str {
@@ -87,7 +87,7 @@ impl ComponentKind {
 /// One component's line in a [`HealthReport`].
 ///
 /// ```
-/// use fusebox_core::health::{ComponentHealth, ComponentKind, HealthStatus};
+/// use fusebox_health::health::{ComponentHealth, ComponentKind, HealthStatus};
 /// let line = ComponentHealth::new("db", ComponentKind::Check, HealthStatus::Healthy);
 /// assert_eq!((line.name.as_str(), line.critical), ("db", false));
 /// ```
@@ -139,7 +139,7 @@ impl ComponentHealth {
     /// A line with only a name, a kind and a status.
     ///
     /// ```
-    /// use fusebox_core::health::{ComponentHealth, ComponentKind, HealthStatus};
+    /// use fusebox_health::health::{ComponentHealth, ComponentKind, HealthStatus};
     /// let line = ComponentHealth::new("cache", ComponentKind::Check, HealthStatus::Degraded);
     /// assert_eq!(line.detail, None);
     /// ```
@@ -164,7 +164,7 @@ impl ComponentHealth {
 /// [`HealthReport::schema`]).
 ///
 /// ```
-/// use fusebox_core::health::{ComponentHealth, ComponentKind, HealthReport, HealthStatus};
+/// use fusebox_health::health::{ComponentHealth, ComponentKind, HealthReport, HealthStatus};
 /// let report = HealthReport::from_components(vec![
 ///     ComponentHealth::new("a", ComponentKind::Check, HealthStatus::Healthy),
 ///     ComponentHealth::new("b", ComponentKind::Check, HealthStatus::Unhealthy),
@@ -196,7 +196,7 @@ impl HealthReport {
     /// Aggregates component lines into a report.
     ///
     /// ```
-    /// use fusebox_core::health::{ComponentHealth, ComponentKind, HealthReport, HealthStatus};
+    /// use fusebox_health::health::{ComponentHealth, ComponentKind, HealthReport, HealthStatus};
     /// let mut db = ComponentHealth::new("db", ComponentKind::Check, HealthStatus::Unhealthy);
     /// db.critical = true;
     /// assert_eq!(HealthReport::from_components(vec![db]).status, HealthStatus::Unhealthy);
@@ -233,7 +233,7 @@ impl HealthReport {
     ///
     /// ```
     /// use fusebox_core::breaker::State;
-    /// use fusebox_core::health::HealthReport;
+    /// use fusebox_health::health::HealthReport;
     /// assert_eq!(HealthReport::from_components(vec![]).worst_breaker_state(), State::Closed);
     /// ```
     pub fn worst_breaker_state(&self) -> State {
@@ -267,8 +267,8 @@ impl HealthReport {
     /// | `give_ups_1h` | number | retries given up in the last hour |
     ///
     /// ```
-    /// use fusebox_core::health::HealthReport;
-    /// use fusebox_core::rule::{Rule, ValueType};
+    /// use fusebox_health::health::HealthReport;
+    /// use fusebox_rule::{Rule, ValueType};
     /// let schema = HealthReport::schema();
     /// assert_eq!(schema.get("retries_1h"), Some(ValueType::Number));
     /// assert!(Rule::compile("latency > 3", &schema).is_err()); // not whitelisted

@@ -3,8 +3,8 @@
 use std::collections::VecDeque;
 use std::sync::Mutex;
 
-use crate::ConfigError;
-use crate::error::check;
+use fusebox_core::ConfigError;
+use fusebox_core::check;
 
 use super::ModeTransition;
 
@@ -16,7 +16,7 @@ use super::ModeTransition;
 /// controller from it.
 ///
 /// ```
-/// use fusebox_core::mode::{ModeStore, ModeTransition};
+/// use fusebox_health::mode::{ModeStore, ModeTransition};
 /// use std::sync::Mutex;
 ///
 /// #[derive(Default)]
@@ -34,7 +34,7 @@ pub trait ModeStore: Send + Sync + 'static {
     /// Keeps one transition.
     ///
     /// ```
-    /// use fusebox_core::mode::{MemoryModeStore, ModeStore, ModeTransition};
+    /// use fusebox_health::mode::{MemoryModeStore, ModeStore, ModeTransition};
     /// let store = MemoryModeStore::new(10)?;
     /// store.record(&ModeTransition::new("SAFE", "PRIMARY", "override cleared", 0));
     /// assert_eq!(store.recent(10).len(), 1);
@@ -45,7 +45,7 @@ pub trait ModeStore: Send + Sync + 'static {
     /// The last `limit` transitions kept, oldest first.
     ///
     /// ```
-    /// use fusebox_core::mode::{MemoryModeStore, ModeStore};
+    /// use fusebox_health::mode::{MemoryModeStore, ModeStore};
     /// assert!(MemoryModeStore::new(10)?.recent(5).is_empty());
     /// # Ok::<(), fusebox_core::ConfigError>(())
     /// ```
@@ -55,7 +55,7 @@ pub trait ModeStore: Send + Sync + 'static {
 /// The last `capacity` transitions, in memory.
 ///
 /// ```
-/// use fusebox_core::mode::{MemoryModeStore, ModeStore, ModeTransition};
+/// use fusebox_health::mode::{MemoryModeStore, ModeStore, ModeTransition};
 /// let store = MemoryModeStore::new(2)?;
 /// for to in ["A", "B", "C"] {
 ///     store.record(&ModeTransition::new("X", to, "test", 0));
@@ -75,7 +75,7 @@ impl MemoryModeStore {
     /// A store keeping the last `capacity` transitions (at least 1).
     ///
     /// ```
-    /// use fusebox_core::mode::MemoryModeStore;
+    /// use fusebox_health::mode::MemoryModeStore;
     /// assert!(MemoryModeStore::new(100).is_ok());
     /// ```
     pub fn new(capacity: usize) -> Result<Self, ConfigError> {

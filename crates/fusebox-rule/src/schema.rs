@@ -3,12 +3,12 @@
 use std::collections::BTreeMap;
 use std::fmt::{self, Display, Formatter};
 
-use crate::ConfigError;
+use fusebox_core::ConfigError;
 
 /// The type of a value in a rule.
 ///
 /// ```
-/// use fusebox_core::rule::{Value, ValueType};
+/// use fusebox_rule::{Value, ValueType};
 ///
 /// assert_eq!(Value::from(0.5).value_type(), ValueType::Number);
 /// assert_eq!(ValueType::Bool.to_string(), "bool");
@@ -44,7 +44,7 @@ impl Display for ValueType {
 /// mismatched types, so a compiled rule cannot fail on types when it runs.
 ///
 /// ```
-/// use fusebox_core::rule::{Schema, ValueType};
+/// use fusebox_rule::{Schema, ValueType};
 ///
 /// let schema = Schema::builder()
 ///     .number("severity")
@@ -63,7 +63,7 @@ impl Schema {
     /// Starts an empty schema.
     ///
     /// ```
-    /// use fusebox_core::rule::Schema;
+    /// use fusebox_rule::Schema;
     ///
     /// let schema = Schema::builder().boolean("degraded").build()?;
     /// assert_eq!(schema.iter().count(), 1);
@@ -76,7 +76,7 @@ impl Schema {
     /// The declared type of `name`, if declared.
     ///
     /// ```
-    /// use fusebox_core::rule::{Schema, ValueType};
+    /// use fusebox_rule::{Schema, ValueType};
     ///
     /// let schema = Schema::builder().string("state").build()?;
     /// assert_eq!(schema.get("state"), Some(ValueType::String));
@@ -89,7 +89,7 @@ impl Schema {
     /// Every declared variable with its type, sorted by name.
     ///
     /// ```
-    /// use fusebox_core::rule::{Schema, ValueType};
+    /// use fusebox_rule::{Schema, ValueType};
     ///
     /// let schema = Schema::builder().number("calls").boolean("degraded").build()?;
     /// let names: Vec<_> = schema.iter().map(|(name, _)| name).collect();
@@ -110,7 +110,7 @@ impl Schema {
 /// Collects variable declarations for a [`Schema`]; [`SchemaBuilder::build`] checks them.
 ///
 /// ```
-/// use fusebox_core::rule::{Schema, ValueType};
+/// use fusebox_rule::{Schema, ValueType};
 ///
 /// let schema = Schema::builder()
 ///     .variable("failed_components", ValueType::Number)
@@ -128,7 +128,7 @@ impl SchemaBuilder {
     /// Declares `name` with type `value_type`.
     ///
     /// ```
-    /// use fusebox_core::rule::{Schema, ValueType};
+    /// use fusebox_rule::{Schema, ValueType};
     ///
     /// let schema = Schema::builder().variable("state", ValueType::String).build()?;
     /// assert_eq!(schema.get("state"), Some(ValueType::String));
@@ -142,7 +142,7 @@ impl SchemaBuilder {
     /// Declares a number variable.
     ///
     /// ```
-    /// use fusebox_core::rule::{Schema, ValueType};
+    /// use fusebox_rule::{Schema, ValueType};
     ///
     /// let schema = Schema::builder().number("calls").build()?;
     /// assert_eq!(schema.get("calls"), Some(ValueType::Number));
@@ -155,7 +155,7 @@ impl SchemaBuilder {
     /// Declares a string variable.
     ///
     /// ```
-    /// use fusebox_core::rule::{Schema, ValueType};
+    /// use fusebox_rule::{Schema, ValueType};
     ///
     /// let schema = Schema::builder().string("state").build()?;
     /// assert_eq!(schema.get("state"), Some(ValueType::String));
@@ -168,7 +168,7 @@ impl SchemaBuilder {
     /// Declares a bool variable.
     ///
     /// ```
-    /// use fusebox_core::rule::{Schema, ValueType};
+    /// use fusebox_rule::{Schema, ValueType};
     ///
     /// let schema = Schema::builder().boolean("degraded").build()?;
     /// assert_eq!(schema.get("degraded"), Some(ValueType::Bool));
@@ -182,7 +182,7 @@ impl SchemaBuilder {
     /// that is not a keyword, and declared once.
     ///
     /// ```
-    /// use fusebox_core::rule::Schema;
+    /// use fusebox_rule::Schema;
     ///
     /// assert!(Schema::builder().number("calls").build().is_ok());
     /// assert!(Schema::builder().number("not").build().is_err());

@@ -11,13 +11,13 @@ use super::lexer::{Lexer, Token, TokenKind};
 /// names and types against a schema.
 ///
 /// ```
-/// use fusebox_core::rule::{CompareOp, Expr, parse};
+/// use fusebox_rule::{CompareOp, Expr, parse};
 ///
 /// let expr = parse("severity >= 0.8 and recurrence_count >= 2")?;
 /// let Expr::And(operands) = &expr else { panic!("expected `and`") };
 /// assert_eq!(operands.len(), 2);
 /// assert!(matches!(operands[0], Expr::Compare { op: CompareOp::GreaterOrEqual, .. }));
-/// # Ok::<(), fusebox_core::rule::ParseError>(())
+/// # Ok::<(), fusebox_rule::ParseError>(())
 /// ```
 pub fn parse(source: &str) -> Result<Expr, ParseError> {
     parse_with_limits(source, &Limits::default())
@@ -26,7 +26,7 @@ pub fn parse(source: &str) -> Result<Expr, ParseError> {
 /// Parses `source` under `limits`.
 ///
 /// ```
-/// use fusebox_core::rule::{Limits, ParseProblem, parse_with_limits};
+/// use fusebox_rule::{Limits, ParseProblem, parse_with_limits};
 ///
 /// let tight = Limits::default().with_max_tokens(3)?;
 /// assert!(parse_with_limits("calls > 3", &tight).is_ok());

@@ -3,8 +3,8 @@
 use std::fmt;
 use std::sync::{Arc, Mutex};
 
-use crate::clock::{ClockHandle, IntoClock};
-use crate::policy::RetryBuilder;
+use fusebox_core::clock::{IntoClock, SharedClock};
+use fusebox_core::policy::RetryBuilder;
 
 const MINUTE_NANOS: u64 = 60_000_000_000;
 /// One bucket per minute over the last hour.
@@ -19,7 +19,7 @@ struct Bucket {
 }
 
 struct Counts {
-    clock: ClockHandle,
+    clock: SharedClock,
     buckets: Mutex<[Bucket; BUCKETS]>,
 }
 
@@ -31,7 +31,7 @@ struct Counts {
 ///
 /// ```
 /// use fusebox_core::clock::ManualClock;
-/// use fusebox_core::health::RetryStats;
+/// use fusebox_health::health::RetryStats;
 /// use fusebox_core::policy::Retry;
 /// use fusebox_core::Error;
 /// use std::time::Duration;
@@ -71,27 +71,27 @@ impl RetryStats {
     /// Counts on the default monotonic clock.
     ///
     /// ```
-    /// use fusebox_core::health::RetryStats;
+    /// use fusebox_health::health::RetryStats;
     /// assert_eq!(RetryStats::new().retries_last_hour(), 0);
     /// ```
     pub fn new() -> Self {
-        Self::from_handle(ClockHandle::Monotonic)
+        Self::from_handle(SharedClock::monotonic())
     }
 
     /// Counts on `clock` (a `ManualClock` in tests).
     ///
     /// ```
     /// use fusebox_core::clock::ManualClock;
-    /// use fusebox_core::health::RetryStats;
+    /// use fusebox_health::health::RetryStats;
     /// let stats = RetryStats::with_clock(ManualClock::new());
     /// stats.record_retry();
     /// assert_eq!(stats.retries_last_hour(), 1);
     /// ```
     pub fn with_clock(clock: impl IntoClock) -> Self {
-        Self::from_handle(clock.into_handle().0)
+        Self::from_handle(clock.into_handle())
     }
 
-    fn from_handle(clock: ClockHandle) -> Self {
+    fn from_handle(clock: SharedClock) -> Self {
         RetryStats {
             counts: Arc::new(Counts {
                 clock,
@@ -103,7 +103,7 @@ impl RetryStats {
     /// Adds the hooks that count `builder`'s retries and give-ups.
     ///
     /// ```
-    /// use fusebox_core::health::RetryStats;
+    /// use fusebox_health::health::RetryStats;
     /// use fusebox_core::policy::Retry;
     /// let stats = RetryStats::new();
     /// let retry = stats.attach(Retry::<(), ()>::builder()).build()?;
@@ -120,7 +120,7 @@ impl RetryStats {
     /// Counts one retry now.
     ///
     /// ```
-    /// use fusebox_core::health::RetryStats;
+    /// use fusebox_health::health::RetryStats;
     /// let stats = RetryStats::new();
     /// stats.record_retry();
     /// assert_eq!(stats.retries_last_hour(), 1);
@@ -132,7 +132,7 @@ impl RetryStats {
     /// Counts one give-up now.
     ///
     /// ```
-    /// use fusebox_core::health::RetryStats;
+    /// use fusebox_health::health::RetryStats;
     /// let stats = RetryStats::new();
     /// stats.record_give_up();
     /// assert_eq!(stats.give_ups_last_hour(), 1);
@@ -144,7 +144,7 @@ impl RetryStats {
     /// Retries in the last hour (the current minute included).
     ///
     /// ```
-    /// use fusebox_core::health::RetryStats;
+    /// use fusebox_health::health::RetryStats;
     /// assert_eq!(RetryStats::new().retries_last_hour(), 0);
     /// ```
     pub fn retries_last_hour(&self) -> u64 {
@@ -154,7 +154,7 @@ impl RetryStats {
     /// Give-ups in the last hour (the current minute included).
     ///
     /// ```
-    /// use fusebox_core::health::RetryStats;
+    /// use fusebox_health::health::RetryStats;
     /// assert_eq!(RetryStats::new().give_ups_last_hour(), 0);
     /// ```
     pub fn give_ups_last_hour(&self) -> u64 {
@@ -197,7 +197,7 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::clock::ManualClock;
+    use fusebox_core::clock::ManualClock;
     use std::time::Duration;
 
     #[test]

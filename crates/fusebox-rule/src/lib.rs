@@ -6,7 +6,7 @@
 //! whitelists the variables it may read, with their types.
 //!
 //! ```
-//! use fusebox_core::rule::{Rule, Schema, Value};
+//! use fusebox_rule::{Rule, Schema, Value};
 //!
 //! let schema = Schema::builder()
 //!     .number("failure_rate")
@@ -75,13 +75,13 @@ pub use eval::{Value, Variables};
 pub use parser::{parse, parse_with_limits};
 pub use schema::{Schema, SchemaBuilder, ValueType};
 
-use crate::ConfigError;
-use crate::error::check;
+use fusebox_core::ConfigError;
+use fusebox_core::check;
 
 /// Bounds on the source a rule may be parsed from.
 ///
 /// ```
-/// use fusebox_core::rule::Limits;
+/// use fusebox_rule::Limits;
 ///
 /// let limits = Limits::default();
 /// assert_eq!((limits.max_len(), limits.max_tokens(), limits.max_depth()), (1024, 50, 16));
@@ -107,7 +107,7 @@ impl Limits {
     /// The highest nesting limit that can be set.
     ///
     /// ```
-    /// use fusebox_core::rule::Limits;
+    /// use fusebox_rule::Limits;
     ///
     /// assert!(Limits::default().with_max_depth(Limits::MAX_DEPTH_CEILING).is_ok());
     /// assert!(Limits::default().with_max_depth(Limits::MAX_DEPTH_CEILING + 1).is_err());
@@ -117,7 +117,7 @@ impl Limits {
     /// Sets the longest source accepted, in bytes; at least 1.
     ///
     /// ```
-    /// use fusebox_core::rule::Limits;
+    /// use fusebox_rule::Limits;
     ///
     /// assert_eq!(Limits::default().with_max_len(4096)?.max_len(), 4096);
     /// assert!(Limits::default().with_max_len(0).is_err());
@@ -133,7 +133,7 @@ impl Limits {
     /// keyword, operator or parenthesis.
     ///
     /// ```
-    /// use fusebox_core::rule::Limits;
+    /// use fusebox_rule::Limits;
     ///
     /// assert_eq!(Limits::default().with_max_tokens(200)?.max_tokens(), 200);
     /// assert!(Limits::default().with_max_tokens(0).is_err());
@@ -149,7 +149,7 @@ impl Limits {
     /// [`MAX_DEPTH_CEILING`](Self::MAX_DEPTH_CEILING).
     ///
     /// ```
-    /// use fusebox_core::rule::Limits;
+    /// use fusebox_rule::Limits;
     ///
     /// assert_eq!(Limits::default().with_max_depth(4)?.max_depth(), 4);
     /// assert!(Limits::default().with_max_depth(0).is_err());
@@ -173,7 +173,7 @@ impl Limits {
     /// The longest source accepted, in bytes.
     ///
     /// ```
-    /// use fusebox_core::rule::Limits;
+    /// use fusebox_rule::Limits;
     ///
     /// assert_eq!(Limits::default().max_len(), 1024);
     /// ```
@@ -184,7 +184,7 @@ impl Limits {
     /// The most tokens accepted.
     ///
     /// ```
-    /// use fusebox_core::rule::Limits;
+    /// use fusebox_rule::Limits;
     ///
     /// assert_eq!(Limits::default().max_tokens(), 50);
     /// ```
@@ -195,7 +195,7 @@ impl Limits {
     /// How deep parentheses and `not` may nest.
     ///
     /// ```
-    /// use fusebox_core::rule::Limits;
+    /// use fusebox_rule::Limits;
     ///
     /// assert_eq!(Limits::default().max_depth(), 16);
     /// ```

@@ -12,7 +12,7 @@ use super::schema::ValueType;
 /// rule and adds the line otherwise.
 ///
 /// ```
-/// use fusebox_core::rule::parse;
+/// use fusebox_rule::parse;
 ///
 /// let err = parse("calls >= 20 and\n  state == ").unwrap_err();
 /// let position = err.position();
@@ -67,7 +67,7 @@ impl Display for Position {
 /// What went wrong while parsing, without the position.
 ///
 /// ```
-/// use fusebox_core::rule::{ParseProblem, parse};
+/// use fusebox_rule::{ParseProblem, parse};
 ///
 /// assert_eq!(parse("retries(1)").unwrap_err().problem(), &ParseProblem::FunctionCall);
 /// assert_eq!(ParseProblem::AttributeAccess.to_string(), "attribute access is not allowed");
@@ -133,7 +133,7 @@ pub enum ParseProblem {
 /// what was found there.
 ///
 /// ```
-/// use fusebox_core::rule::{ParseProblem, parse};
+/// use fusebox_rule::{ParseProblem, parse};
 ///
 /// let err = parse("failure_rate >=").unwrap_err();
 /// assert_eq!(err.to_string(), "expected a value after `>=` at column 16, found end of input");
@@ -173,7 +173,7 @@ impl ParseError {
     /// What went wrong.
     ///
     /// ```
-    /// use fusebox_core::rule::{ParseProblem, parse};
+    /// use fusebox_rule::{ParseProblem, parse};
     ///
     /// let err = parse("metrics.failure_rate > 0.5").unwrap_err();
     /// assert_eq!(err.problem(), &ParseProblem::AttributeAccess);
@@ -185,7 +185,7 @@ impl ParseError {
     /// Where it went wrong.
     ///
     /// ```
-    /// use fusebox_core::rule::parse;
+    /// use fusebox_rule::parse;
     ///
     /// assert_eq!(parse("calls >= 20 and").unwrap_err().position().column, 16);
     /// ```
@@ -196,7 +196,7 @@ impl ParseError {
     /// What was found where something else was expected: a quoted token or `end of input`.
     ///
     /// ```
-    /// use fusebox_core::rule::parse;
+    /// use fusebox_rule::parse;
     ///
     /// assert_eq!(parse("calls >= )").unwrap_err().found(), Some("`)`"));
     /// ```
@@ -208,7 +208,7 @@ impl ParseError {
 /// A parsed rule does not fit its [`Schema`](super::Schema).
 ///
 /// ```
-/// use fusebox_core::rule::{CompileError, Rule, RuleError, Schema, ValueType};
+/// use fusebox_rule::{CompileError, Rule, RuleError, Schema, ValueType};
 ///
 /// let schema = Schema::builder().string("state").build()?;
 /// let err = Rule::compile("state >= 3", &schema).unwrap_err();
@@ -276,7 +276,7 @@ fn known_list(known: &[String]) -> String {
 /// Its message is the inner error's.
 ///
 /// ```
-/// use fusebox_core::rule::{Rule, RuleError, Schema};
+/// use fusebox_rule::{Rule, RuleError, Schema};
 ///
 /// let schema = Schema::builder().number("calls").build()?;
 /// assert!(matches!(Rule::compile("calls >", &schema), Err(RuleError::Parse(_))));
@@ -299,7 +299,7 @@ pub enum RuleError {
 /// can fail, and both point at the variables supplied, not at the rule.
 ///
 /// ```
-/// use fusebox_core::rule::{EvalError, Rule, Schema, Value};
+/// use fusebox_rule::{EvalError, Rule, Schema, Value};
 ///
 /// let schema = Schema::builder().number("calls").build()?;
 /// let rule = Rule::compile("calls > 3", &schema)?;

@@ -6,10 +6,10 @@ use std::pin::Pin;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
-use crate::ConfigError;
-use crate::breaker::{Breaker, Name, State};
-use crate::error::check;
-use crate::policy::Bulkhead;
+use fusebox_core::ConfigError;
+use fusebox_core::breaker::{Breaker, Name, State};
+use fusebox_core::check;
+use fusebox_core::policy::Bulkhead;
 
 use super::report::{ComponentHealth, ComponentKind, HealthReport, HealthStatus};
 use super::retry::RetryStats;
@@ -20,7 +20,7 @@ use super::retry::RetryStats;
 /// becomes the detail of an unhealthy outcome.
 ///
 /// ```
-/// use fusebox_core::health::{CheckOutcome, HealthStatus};
+/// use fusebox_health::health::{CheckOutcome, HealthStatus};
 /// let down = CheckOutcome::from(Err::<(), _>("connection refused"));
 /// assert_eq!(down, CheckOutcome::unhealthy("connection refused"));
 /// assert_eq!(CheckOutcome::from(Ok::<(), String>(())).status, HealthStatus::Healthy);
@@ -38,7 +38,7 @@ impl CheckOutcome {
     /// All is well.
     ///
     /// ```
-    /// use fusebox_core::health::{CheckOutcome, HealthStatus};
+    /// use fusebox_health::health::{CheckOutcome, HealthStatus};
     /// assert_eq!(CheckOutcome::healthy().status, HealthStatus::Healthy);
     /// ```
     pub fn healthy() -> Self {
@@ -51,7 +51,7 @@ impl CheckOutcome {
     /// Working, with less capacity or on a fallback.
     ///
     /// ```
-    /// use fusebox_core::health::{CheckOutcome, HealthStatus};
+    /// use fusebox_health::health::{CheckOutcome, HealthStatus};
     /// let slow = CheckOutcome::degraded("replica lag 40s");
     /// assert_eq!(slow.status, HealthStatus::Degraded);
     /// ```
@@ -65,7 +65,7 @@ impl CheckOutcome {
     /// Not working.
     ///
     /// ```
-    /// use fusebox_core::health::{CheckOutcome, HealthStatus};
+    /// use fusebox_health::health::{CheckOutcome, HealthStatus};
     /// assert_eq!(CheckOutcome::unhealthy("disk full").detail.as_deref(), Some("disk full"));
     /// ```
     pub fn unhealthy(detail: impl Into<String>) -> Self {
@@ -119,7 +119,7 @@ impl fmt::Debug for HealthCheck {
 /// Builds a [`HealthCheck`]: a timeout (default 5 s) and whether it is critical.
 ///
 /// ```
-/// use fusebox_core::health::HealthCheck;
+/// use fusebox_health::health::HealthCheck;
 /// use std::time::Duration;
 /// let check = HealthCheck::builder("queue", || async { Ok::<(), String>(()) })
 ///     .timeout(Duration::from_millis(500))
@@ -149,7 +149,7 @@ impl HealthCheck {
     /// Starts a check called `name` that runs `check` each time a report is made.
     ///
     /// ```
-    /// use fusebox_core::health::{CheckOutcome, HealthCheck};
+    /// use fusebox_health::health::{CheckOutcome, HealthCheck};
     /// let check = HealthCheck::builder("cache", || async { CheckOutcome::degraded("cold") })
     ///     .build()?;
     /// assert_eq!(check.name(), "cache");
@@ -178,7 +178,7 @@ impl HealthCheck {
     /// The check's name.
     ///
     /// ```
-    /// use fusebox_core::health::HealthCheck;
+    /// use fusebox_health::health::HealthCheck;
     /// let check = HealthCheck::builder("db", || async { Ok::<(), String>(()) }).build()?;
     /// assert_eq!(check.name(), "db");
     /// # Ok::<(), fusebox_core::ConfigError>(())
@@ -190,7 +190,7 @@ impl HealthCheck {
     /// How long the check may take before it counts as unhealthy.
     ///
     /// ```
-    /// use fusebox_core::health::HealthCheck;
+    /// use fusebox_health::health::HealthCheck;
     /// use std::time::Duration;
     /// let check = HealthCheck::builder("db", || async { Ok::<(), String>(()) }).build()?;
     /// assert_eq!(check.timeout(), Duration::from_secs(5));
@@ -238,7 +238,7 @@ impl HealthCheckBuilder {
     /// How long the check may take (default 5 s); past it, it counts as unhealthy.
     ///
     /// ```
-    /// use fusebox_core::health::HealthCheck;
+    /// use fusebox_health::health::HealthCheck;
     /// use std::time::Duration;
     /// let check = HealthCheck::builder("db", || async { Ok::<(), String>(()) })
     ///     .timeout(Duration::from_secs(2))
@@ -254,7 +254,7 @@ impl HealthCheckBuilder {
     /// Makes the whole report unhealthy when this check is.
     ///
     /// ```
-    /// use fusebox_core::health::HealthCheck;
+    /// use fusebox_health::health::HealthCheck;
     /// let check = HealthCheck::builder("db", || async { Ok::<(), String>(()) })
     ///     .critical()
     ///     .build()?;
@@ -268,7 +268,7 @@ impl HealthCheckBuilder {
     /// Validates the name and the timeout.
     ///
     /// ```
-    /// use fusebox_core::health::HealthCheck;
+    /// use fusebox_health::health::HealthCheck;
     /// let err = HealthCheck::builder("", || async { Ok::<(), String>(()) }).build().unwrap_err();
     /// assert_eq!(err.field(), Some("name"));
     /// ```
@@ -309,7 +309,7 @@ impl Component {
 /// # #[tokio::main(flavor = "current_thread")]
 /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
 /// use fusebox_core::breaker::Breaker;
-/// use fusebox_core::health::{HealthRegistry, HealthStatus};
+/// use fusebox_health::health::{HealthRegistry, HealthStatus};
 ///
 /// let registry = HealthRegistry::new();
 /// let payments = Breaker::builder("payments").build()?;
@@ -338,7 +338,7 @@ impl HealthRegistry {
     /// An empty registry.
     ///
     /// ```
-    /// use fusebox_core::health::HealthRegistry;
+    /// use fusebox_health::health::HealthRegistry;
     /// assert!(HealthRegistry::new().names().is_empty());
     /// ```
     pub fn new() -> Self {
@@ -365,7 +365,7 @@ impl HealthRegistry {
     ///
     /// ```
     /// use fusebox_core::breaker::Breaker;
-    /// use fusebox_core::health::HealthRegistry;
+    /// use fusebox_health::health::HealthRegistry;
     /// let registry = HealthRegistry::new();
     /// registry.add_breaker(&Breaker::builder("search").build()?)?;
     /// assert_eq!(registry.names(), ["search"]);
@@ -382,7 +382,7 @@ impl HealthRegistry {
     ///
     /// ```
     /// use fusebox_core::breaker::Breaker;
-    /// use fusebox_core::health::HealthRegistry;
+    /// use fusebox_health::health::HealthRegistry;
     /// let registry = HealthRegistry::new();
     /// registry.add_critical_breaker(&Breaker::builder("db").build()?)?;
     /// # Ok::<(), fusebox_core::ConfigError>(())
@@ -397,7 +397,7 @@ impl HealthRegistry {
     /// Registers a bulkhead: degraded while every slot is busy.
     ///
     /// ```
-    /// use fusebox_core::health::HealthRegistry;
+    /// use fusebox_health::health::HealthRegistry;
     /// use fusebox_core::policy::Bulkhead;
     /// let registry = HealthRegistry::new();
     /// registry.add_bulkhead(&Bulkhead::builder("pool").build()?)?;
@@ -410,7 +410,7 @@ impl HealthRegistry {
     /// Registers a retry policy's counts under `name`.
     ///
     /// ```
-    /// use fusebox_core::health::{HealthRegistry, RetryStats};
+    /// use fusebox_health::health::{HealthRegistry, RetryStats};
     /// let registry = HealthRegistry::new();
     /// registry.add_retry("fetch", &RetryStats::new())?;
     /// # Ok::<(), fusebox_core::ConfigError>(())
@@ -429,7 +429,7 @@ impl HealthRegistry {
     /// Registers a health check.
     ///
     /// ```
-    /// use fusebox_core::health::{HealthCheck, HealthRegistry};
+    /// use fusebox_health::health::{HealthCheck, HealthRegistry};
     /// let registry = HealthRegistry::new();
     /// registry.add_check(HealthCheck::builder("db", || async { Ok::<(), String>(()) }).build()?)?;
     /// # Ok::<(), fusebox_core::ConfigError>(())
@@ -441,7 +441,7 @@ impl HealthRegistry {
     /// Unregisters the component called `name`; false if there was none.
     ///
     /// ```
-    /// use fusebox_core::health::{HealthRegistry, RetryStats};
+    /// use fusebox_health::health::{HealthRegistry, RetryStats};
     /// let registry = HealthRegistry::new();
     /// registry.add_retry("fetch", &RetryStats::new())?;
     /// assert!(registry.remove("fetch"));
@@ -461,7 +461,7 @@ impl HealthRegistry {
     /// Every registered name, in registration order.
     ///
     /// ```
-    /// use fusebox_core::health::{HealthRegistry, RetryStats};
+    /// use fusebox_health::health::{HealthRegistry, RetryStats};
     /// let registry = HealthRegistry::new();
     /// registry.add_retry("a", &RetryStats::new())?;
     /// registry.add_retry("b", &RetryStats::new())?;
@@ -488,7 +488,7 @@ impl HealthRegistry {
     /// ```
     /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
     /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    /// use fusebox_core::health::{HealthCheck, HealthRegistry, HealthStatus};
+    /// use fusebox_health::health::{HealthCheck, HealthRegistry, HealthStatus};
     /// use std::time::Duration;
     ///
     /// let registry = HealthRegistry::new();

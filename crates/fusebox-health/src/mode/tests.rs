@@ -2,9 +2,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use super::*;
-use crate::clock::ManualClock;
+use fusebox_core::clock::ManualClock;
 use crate::health::{ComponentHealth, ComponentKind, HealthReport, HealthStatus};
-use crate::rule::Value;
+use fusebox_rule::Value;
 
 const HEURISTIC_RULE: &str = r#"(state == "open" or retries_1h > 10) and failed_components < 2"#;
 
@@ -35,7 +35,7 @@ fn line(name: &str, status: HealthStatus) -> ComponentHealth {
 
 fn open_breaker(name: &str) -> ComponentHealth {
     let mut line = ComponentHealth::new(name, ComponentKind::Breaker, HealthStatus::Unhealthy);
-    line.state = Some(crate::breaker::State::Open);
+    line.state = Some(fusebox_core::breaker::State::Open);
     line
 }
 
@@ -184,7 +184,7 @@ fn build_errors_name_the_problem() {
 
 #[test]
 fn a_missing_variable_keeps_the_mode() {
-    let schema = crate::rule::Schema::builder()
+    let schema = fusebox_rule::Schema::builder()
         .number("lag")
         .build()
         .unwrap();
@@ -237,7 +237,6 @@ fn mode_metrics_follow_the_mode() {
     );
 }
 
-#[cfg(feature = "tokio")]
 #[tokio::test(start_paused = true)]
 async fn a_registry_drives_the_modes_both_ways() {
     use crate::health::{HealthCheck, HealthRegistry};

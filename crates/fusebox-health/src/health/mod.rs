@@ -20,7 +20,7 @@
 //! # #[tokio::main(flavor = "current_thread")]
 //! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
 //! use fusebox_core::breaker::Breaker;
-//! use fusebox_core::health::{HealthCheck, HealthRegistry, HealthStatus};
+//! use fusebox_health::health::{HealthCheck, HealthRegistry, HealthStatus};
 //! use std::time::Duration;
 //!
 //! let db = Breaker::builder("db").build()?;
@@ -42,17 +42,13 @@
 //! # }
 //! ```
 
-#[cfg(feature = "tokio")]
 mod registry;
 mod report;
-#[cfg(feature = "tokio")]
 mod retry;
 
-#[cfg(feature = "tokio")]
 pub use registry::{CheckOutcome, HealthCheck, HealthCheckBuilder, HealthRegistry};
 pub use report::{ComponentHealth, ComponentKind, HealthReport, HealthStatus};
-#[cfg(feature = "tokio")]
 pub use retry::RetryStats;
 
-#[cfg(all(test, feature = "tokio"))]
+#[cfg(test)]
 mod tests;

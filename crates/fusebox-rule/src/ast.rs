@@ -5,7 +5,7 @@ use std::fmt::{self, Display, Formatter, Write as _};
 /// A comparison operator.
 ///
 /// ```
-/// use fusebox_core::rule::CompareOp;
+/// use fusebox_rule::CompareOp;
 ///
 /// assert_eq!(CompareOp::GreaterOrEqual.symbol(), ">=");
 /// assert_eq!(CompareOp::NotEqual.to_string(), "!=");
@@ -41,7 +41,7 @@ impl CompareOp {
     /// The operator as written in a rule.
     ///
     /// ```
-    /// use fusebox_core::rule::CompareOp;
+    /// use fusebox_rule::CompareOp;
     ///
     /// assert_eq!(CompareOp::Less.symbol(), "<");
     /// ```
@@ -71,11 +71,11 @@ impl Display for CompareOp {
 /// A literal value written in a rule.
 ///
 /// ```
-/// use fusebox_core::rule::{Expr, Literal, parse};
+/// use fusebox_rule::{Expr, Literal, parse};
 ///
 /// assert_eq!(parse("true")?, Expr::Literal(Literal::Bool(true)));
 /// assert_eq!(Literal::String("a\"b".into()).to_string(), r#""a\"b""#);
-/// # Ok::<(), fusebox_core::rule::ParseError>(())
+/// # Ok::<(), fusebox_rule::ParseError>(())
 /// ```
 #[derive(Debug, Clone, PartialEq)]
 pub enum Literal {
@@ -126,12 +126,12 @@ fn write_quoted(f: &mut Formatter<'_>, text: &str) -> fmt::Result {
 /// that are identifiers and not keywords).
 ///
 /// ```
-/// use fusebox_core::rule::parse;
+/// use fusebox_rule::parse;
 ///
 /// let expr = parse("not(calls>=20 and (state==\"open\"))or x")?;
 /// assert_eq!(expr.to_string(), r#"not (calls >= 20 and state == "open") or x"#);
 /// assert_eq!(parse(&expr.to_string())?, expr);
-/// # Ok::<(), fusebox_core::rule::ParseError>(())
+/// # Ok::<(), fusebox_rule::ParseError>(())
 /// ```
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]

@@ -2,7 +2,7 @@
 //! (`PRIMARY -> HEURISTIC -> SAFE`) by rules over its health, or by hand.
 //!
 //! Modes are listed from normal to most degraded. Each mode but the first has rules in the
-//! [rule language](crate::rule); on every evaluation the most degraded mode with a rule that
+//! [rule language](fusebox_rule); on every evaluation the most degraded mode with a rule that
 //! holds wins, and the first mode when none does. An operator or a coordinator may pin a mode
 //! with [`ModeController::set_override`]; rules keep being evaluated underneath, and
 //! [`ModeController::clear_override`] returns to what they chose.
@@ -12,8 +12,8 @@
 //! controller is built.
 //!
 //! ```
-//! use fusebox_core::health::{ComponentHealth, ComponentKind, HealthReport, HealthStatus};
-//! use fusebox_core::mode::ModeController;
+//! use fusebox_health::health::{ComponentHealth, ComponentKind, HealthReport, HealthStatus};
+//! use fusebox_health::mode::ModeController;
 //!
 //! let modes = ModeController::builder("checkout", ["PRIMARY", "HEURISTIC", "SAFE"])
 //!     .rule("HEURISTIC", r#"(state == "open" or retries_1h > 10) and failed_components < 2"#)
@@ -39,16 +39,16 @@ use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
-use crate::ConfigError;
-use crate::breaker::Name;
-use crate::clock::{ClockHandle, IntoClock, UnixClock};
+use fusebox_core::ConfigError;
+use fusebox_core::breaker::Name;
+use fusebox_core::clock::{IntoClock, SharedClock, UnixClock};
 use crate::health::HealthReport;
-use crate::rule::{EvalError, Rule, Schema, Variables};
+use fusebox_rule::{EvalError, Rule, Schema, Variables};
 
 /// One change of mode.
 ///
 /// ```
-/// use fusebox_core::mode::ModeTransition;
+/// use fusebox_health::mode::ModeTransition;
 /// let t = ModeTransition::new("PRIMARY", "SAFE", "operator drill", 1_700_000_000_000_000_000);
 /// assert_eq!(t.to, "SAFE");
 /// ```
@@ -72,7 +72,7 @@ impl ModeTransition {
     /// A transition record (for stores and tests).
     ///
     /// ```
-    /// use fusebox_core::mode::ModeTransition;
+    /// use fusebox_health::mode::ModeTransition;
     /// assert!(!ModeTransition::new("A", "B", "rule", 0).manual);
     /// ```
     pub fn new(
@@ -97,7 +97,7 @@ type Callback = Arc<dyn Fn(&ModeTransition) + Send + Sync>;
 /// against the schema and reports the first problem as a [`ConfigError`].
 ///
 /// ```
-/// use fusebox_core::mode::ModeController;
+/// use fusebox_health::mode::ModeController;
 /// let err = ModeController::builder("c", ["PRIMARY", "SAFE"])
 ///     .rule("SAFE", "latency_ms > 300") // not a report variable
 ///     .build()
@@ -114,7 +114,7 @@ pub struct ModeControllerBuilder {
     on_enter: Vec<(Option<String>, Callback)>,
     store: Option<Arc<dyn ModeStore>>,
     history: usize,
-    clock: Option<ClockHandle>,
+    clock: Option<SharedClock>,
 }
 
 impl fmt::Debug for ModeControllerBuilder {
@@ -132,7 +132,7 @@ impl ModeControllerBuilder {
     /// them selects it); the first mode, the default, takes none.
     ///
     /// ```
-    /// use fusebox_core::mode::ModeController;
+    /// use fusebox_health::mode::ModeController;
     /// let c = ModeController::builder("c", ["PRIMARY", "SAFE"])
     ///     .rule("SAFE", "failed_components >= 2")
     ///     .rule("SAFE", r#"status == "unhealthy""#)
@@ -149,8 +149,8 @@ impl ModeControllerBuilder {
     /// [`ModeController::evaluate`] over values that supply them.
     ///
     /// ```
-    /// use fusebox_core::mode::ModeController;
-    /// use fusebox_core::rule::{Schema, Value};
+    /// use fusebox_health::mode::ModeController;
+    /// use fusebox_rule::{Schema, Value};
     /// let schema = Schema::builder().number("queue_depth").build()?;
     /// let c = ModeController::builder("ingest", ["NORMAL", "SHED"])
     ///     .schema(schema)
@@ -168,7 +168,7 @@ impl ModeControllerBuilder {
     /// Calls `f` each time the controller enters `mode`.
     ///
     /// ```
-    /// use fusebox_core::mode::ModeController;
+    /// use fusebox_health::mode::ModeController;
     /// # use std::sync::{Arc, Mutex};
     /// let entered = Arc::new(Mutex::new(Vec::new()));
     /// let log = entered.clone();
@@ -190,7 +190,7 @@ impl ModeControllerBuilder {
     /// Calls `f` on every change of mode.
     ///
     /// ```
-    /// use fusebox_core::mode::ModeController;
+    /// use fusebox_health::mode::ModeController;
     /// # use std::sync::{Arc, Mutex};
     /// let seen = Arc::new(Mutex::new(Vec::new()));
     /// let log = seen.clone();
@@ -213,7 +213,7 @@ impl ModeControllerBuilder {
     /// Keeps transitions in `store` instead of the default in-memory log.
     ///
     /// ```
-    /// use fusebox_core::mode::{MemoryModeStore, ModeController, ModeStore};
+    /// use fusebox_health::mode::{MemoryModeStore, ModeController, ModeStore};
     /// use std::sync::Arc;
     /// let store = Arc::new(MemoryModeStore::new(1000)?);
     /// let c = ModeController::builder("c", ["PRIMARY", "SAFE"]).store(store.clone()).build()?;
@@ -229,7 +229,7 @@ impl ModeControllerBuilder {
     /// How many transitions the default in-memory log keeps (default 100, at least 1).
     ///
     /// ```
-    /// use fusebox_core::mode::ModeController;
+    /// use fusebox_health::mode::ModeController;
     /// let err = ModeController::builder("c", ["A", "B"]).history(0).build().unwrap_err();
     /// assert_eq!(err.field(), Some("history"));
     /// ```
@@ -243,7 +243,7 @@ impl ModeControllerBuilder {
     ///
     /// ```
     /// use fusebox_core::clock::ManualClock;
-    /// use fusebox_core::mode::ModeController;
+    /// use fusebox_health::mode::ModeController;
     /// use std::time::Duration;
     /// let clock = ManualClock::new();
     /// let c = ModeController::builder("c", ["A", "B"]).clock(clock.clone()).build()?;
@@ -253,14 +253,14 @@ impl ModeControllerBuilder {
     /// # Ok::<(), fusebox_core::ConfigError>(())
     /// ```
     pub fn clock(mut self, clock: impl IntoClock) -> Self {
-        self.clock = Some(clock.into_handle().0);
+        self.clock = Some(clock.into_handle());
         self
     }
 
     /// Checks the modes, compiles every rule and builds the controller, in the first mode.
     ///
     /// ```
-    /// use fusebox_core::mode::ModeController;
+    /// use fusebox_health::mode::ModeController;
     /// let c = ModeController::builder("c", ["PRIMARY", "SAFE"]).build()?;
     /// assert_eq!(c.mode(), "PRIMARY");
     /// let twice = ModeController::builder("c", ["A", "A"]).build().unwrap_err();
@@ -333,7 +333,7 @@ impl ModeControllerBuilder {
                 store,
                 clock: self
                     .clock
-                    .unwrap_or_else(|| UnixClock::new().into_handle().0),
+                    .unwrap_or_else(|| UnixClock::new().into_handle()),
                 state: Mutex::new(Selection {
                     chosen: 0,
                     pinned: None,
@@ -367,7 +367,7 @@ struct Inner {
     /// (mode entered, or every change; callback)
     callbacks: Vec<(Option<usize>, Callback)>,
     store: Arc<dyn ModeStore>,
-    clock: ClockHandle,
+    clock: SharedClock,
     state: Mutex<Selection>,
     transitions: AtomicU64,
 }
@@ -376,7 +376,7 @@ struct Inner {
 /// [module docs](self). Cheap to clone; clones share the mode.
 ///
 /// ```
-/// use fusebox_core::mode::ModeController;
+/// use fusebox_health::mode::ModeController;
 /// let c = ModeController::builder("search", ["PRIMARY", "HEURISTIC", "SAFE"]).build()?;
 /// c.set_override("HEURISTIC", "index rebuild")?;
 /// assert_eq!(c.mode(), "HEURISTIC");
@@ -402,7 +402,7 @@ impl ModeController {
     /// Starts a controller called `name` over `modes`, listed from normal to most degraded.
     ///
     /// ```
-    /// use fusebox_core::mode::ModeController;
+    /// use fusebox_health::mode::ModeController;
     /// let c = ModeController::builder("c", ["PRIMARY", "SAFE"]).build()?;
     /// assert_eq!(c.modes(), ["PRIMARY", "SAFE"]);
     /// # Ok::<(), fusebox_core::ConfigError>(())
@@ -427,7 +427,7 @@ impl ModeController {
     /// The controller's name.
     ///
     /// ```
-    /// use fusebox_core::mode::ModeController;
+    /// use fusebox_health::mode::ModeController;
     /// assert_eq!(ModeController::builder("c", ["A"]).build()?.name(), "c");
     /// # Ok::<(), fusebox_core::ConfigError>(())
     /// ```
@@ -438,7 +438,7 @@ impl ModeController {
     /// Every mode, from normal to most degraded.
     ///
     /// ```
-    /// use fusebox_core::mode::ModeController;
+    /// use fusebox_health::mode::ModeController;
     /// assert_eq!(ModeController::builder("c", ["A", "B"]).build()?.modes().len(), 2);
     /// # Ok::<(), fusebox_core::ConfigError>(())
     /// ```
@@ -449,7 +449,7 @@ impl ModeController {
     /// The rules, most degraded mode first, as `(mode, rule)`.
     ///
     /// ```
-    /// use fusebox_core::mode::ModeController;
+    /// use fusebox_health::mode::ModeController;
     /// let c = ModeController::builder("c", ["A", "B"]).rule("B", "open_breakers > 0").build()?;
     /// assert_eq!(c.rules()[0].0, "B");
     /// assert_eq!(c.rules()[0].1.source(), "open_breakers > 0");
@@ -473,7 +473,7 @@ impl ModeController {
     /// The current mode.
     ///
     /// ```
-    /// use fusebox_core::mode::ModeController;
+    /// use fusebox_health::mode::ModeController;
     /// assert_eq!(ModeController::builder("c", ["A", "B"]).build()?.mode(), "A");
     /// # Ok::<(), fusebox_core::ConfigError>(())
     /// ```
@@ -485,7 +485,7 @@ impl ModeController {
     /// The current mode's position, 0 being normal.
     ///
     /// ```
-    /// use fusebox_core::mode::ModeController;
+    /// use fusebox_health::mode::ModeController;
     /// let c = ModeController::builder("c", ["A", "B"]).build()?;
     /// c.set_override("B", "drill")?;
     /// assert_eq!(c.mode_index(), 1);
@@ -498,7 +498,7 @@ impl ModeController {
     /// Whether the current mode is any but the first.
     ///
     /// ```
-    /// use fusebox_core::mode::ModeController;
+    /// use fusebox_health::mode::ModeController;
     /// assert!(!ModeController::builder("c", ["A", "B"]).build()?.is_degraded());
     /// # Ok::<(), fusebox_core::ConfigError>(())
     /// ```
@@ -509,7 +509,7 @@ impl ModeController {
     /// Whether an override pins the mode.
     ///
     /// ```
-    /// use fusebox_core::mode::ModeController;
+    /// use fusebox_health::mode::ModeController;
     /// let c = ModeController::builder("c", ["A", "B"]).build()?;
     /// c.set_override("A", "freeze")?;
     /// assert!(c.is_overridden());
@@ -522,7 +522,7 @@ impl ModeController {
     /// Mode changes since the controller was built.
     ///
     /// ```
-    /// use fusebox_core::mode::ModeController;
+    /// use fusebox_health::mode::ModeController;
     /// let c = ModeController::builder("c", ["A", "B"]).build()?;
     /// c.set_override("B", "drill")?;
     /// c.set_override("B", "drill again")?; // no change
@@ -536,7 +536,7 @@ impl ModeController {
     /// The transitions the store keeps, oldest first.
     ///
     /// ```
-    /// use fusebox_core::mode::ModeController;
+    /// use fusebox_health::mode::ModeController;
     /// let c = ModeController::builder("c", ["A", "B"]).build()?;
     /// assert!(c.history().is_empty());
     /// # Ok::<(), fusebox_core::ConfigError>(())
@@ -551,8 +551,8 @@ impl ModeController {
     /// missing from a custom source) the mode stays as it is.
     ///
     /// ```
-    /// use fusebox_core::health::HealthReport;
-    /// use fusebox_core::mode::ModeController;
+    /// use fusebox_health::health::HealthReport;
+    /// use fusebox_health::mode::ModeController;
     /// let c = ModeController::builder("c", ["A", "B"]).rule("B", "open_breakers > 0").build()?;
     /// let all_well = HealthReport::from_components(vec![]);
     /// assert_eq!(c.evaluate(&all_well)?, None);
@@ -581,7 +581,7 @@ impl ModeController {
     /// returns the transition, if the mode changed.
     ///
     /// ```
-    /// use fusebox_core::mode::ModeController;
+    /// use fusebox_health::mode::ModeController;
     /// let c = ModeController::builder("c", ["A", "B"]).build()?;
     /// let t = c.set_override("B", "failover drill")?.unwrap();
     /// assert!(t.manual);
@@ -610,7 +610,7 @@ impl ModeController {
     /// transition, if the mode changed.
     ///
     /// ```
-    /// use fusebox_core::mode::ModeController;
+    /// use fusebox_health::mode::ModeController;
     /// let c = ModeController::builder("c", ["A", "B"]).build()?;
     /// c.set_override("B", "drill")?;
     /// let back = c.clear_override().unwrap();
@@ -627,8 +627,8 @@ impl ModeController {
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
     /// use fusebox_core::breaker::Breaker;
-    /// use fusebox_core::health::HealthRegistry;
-    /// use fusebox_core::mode::ModeController;
+    /// use fusebox_health::health::HealthRegistry;
+    /// use fusebox_health::mode::ModeController;
     ///
     /// let db = Breaker::builder("db").build()?;
     /// let registry = HealthRegistry::new();
@@ -642,8 +642,7 @@ impl ModeController {
     /// # Ok(())
     /// # }
     /// ```
-    #[cfg(feature = "tokio")]
-    pub async fn update(
+        pub async fn update(
         &self,
         registry: &crate::health::HealthRegistry,
     ) -> Result<Option<ModeTransition>, EvalError> {
@@ -705,7 +704,7 @@ impl ModeController {
 
     #[cfg(feature = "metrics")]
     fn publish(&self, index: usize) {
-        use crate::observe::names;
+        use fusebox_core::observe::names;
         let label = [metrics::Label::new(
             names::LABEL_CONTROLLER,
             self.inner.name.label_value(),
@@ -719,7 +718,7 @@ impl ModeController {
 
     #[cfg(feature = "metrics")]
     fn count_transition(&self, transition: &ModeTransition) {
-        use crate::observe::names;
+        use fusebox_core::observe::names;
         let labels = [
             metrics::Label::new(names::LABEL_CONTROLLER, self.inner.name.label_value()),
             metrics::Label::new(names::LABEL_FROM, transition.from.clone()),

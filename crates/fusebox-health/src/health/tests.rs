@@ -1,9 +1,9 @@
 use std::time::Duration;
 
 use super::*;
-use crate::breaker::{Breaker, State};
-use crate::clock::ManualClock;
-use crate::policy::Bulkhead;
+use fusebox_core::breaker::{Breaker, State};
+use fusebox_core::clock::ManualClock;
+use fusebox_core::policy::Bulkhead;
 
 fn check<O: Into<CheckOutcome> + Send + 'static>(
     name: &'static str,

@@ -13,7 +13,7 @@ use super::schema::ValueType;
 /// Integer conversions go through `f64`, so integers beyond 2^53 lose precision.
 ///
 /// ```
-/// use fusebox_core::rule::{Value, ValueType};
+/// use fusebox_rule::{Value, ValueType};
 ///
 /// assert_eq!(Value::from(20_u32), Value::Number(20.0));
 /// assert_eq!(Value::from("open").value_type(), ValueType::String);
@@ -33,7 +33,7 @@ impl Value<'_> {
     /// The type of this value.
     ///
     /// ```
-    /// use fusebox_core::rule::{Value, ValueType};
+    /// use fusebox_rule::{Value, ValueType};
     ///
     /// assert_eq!(Value::Bool(false).value_type(), ValueType::Bool);
     /// ```
@@ -122,7 +122,7 @@ impl From<String> for Value<'_> {
 /// read values straight from where they live.
 ///
 /// ```
-/// use fusebox_core::rule::{Rule, Schema, Value, Variables};
+/// use fusebox_rule::{Rule, Schema, Value, Variables};
 ///
 /// struct Snapshot {
 ///     calls: u64,
