@@ -27,7 +27,7 @@ use fusebox::tower::http::HttpClassifier;
 use fusebox::tower::http::axum::RejectedResponse;
 use fusebox::tower::timeout::TimeoutLayer;
 use fusebox::tower::{BoxError, BreakerLayer};
-use fusebox::{Rejected, TimedOut};
+use fusebox::error::{Rejected, TimedOut};
 use http_body_util::{BodyExt, Empty};
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;

@@ -14,7 +14,7 @@ use fusebox::guard::{
 };
 use fusebox::pipeline::Pipeline;
 use fusebox::policy::{Fallback, Retry};
-use fusebox::{CostRejected, Error};
+use fusebox::error::{CostRejected, Error};
 
 const HOUR: Duration = Duration::from_secs(3600);
 /// 2024-01-01 00:00:00 UTC, a Monday.
