@@ -6,7 +6,7 @@
 
 use std::sync::OnceLock;
 
-use fusebox_core::rule::{Limits, Rule, Schema, Value, parse_with_limits};
+use fusebox_rule::{Limits, Rule, Schema, Value, parse_with_limits};
 use libfuzzer_sys::fuzz_target;
 
 struct Setup {
