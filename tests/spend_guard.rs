@@ -8,13 +8,13 @@ use std::time::Duration;
 
 use fusebox::breaker::Breaker;
 use fusebox::clock::ManualClock;
+use fusebox::error::{CostRejected, Error};
 use fusebox::guard::{
     CostBaseline, CostEventKind, CostGuard, CostPolicy, CostPolicyBuilder, CostRejectReason,
     CostWindow, EwmaConfig, SpikeCheck, UnknownCost,
 };
 use fusebox::pipeline::Pipeline;
 use fusebox::policy::{Fallback, Retry};
-use fusebox::error::{CostRejected, Error};
 
 const HOUR: Duration = Duration::from_secs(3600);
 /// 2024-01-01 00:00:00 UTC, a Monday.

@@ -29,7 +29,9 @@ mod bounds;
 mod outage;
 
 pub use bounds::{shortest_force_ends, spans_are_range_checked};
-pub use outage::{fail_closed_outage_gives_way_to_the_store, forced_state_lifted_during_an_outage};
+pub use outage::{
+    Severable, fail_closed_outage_gives_way_to_the_store, forced_state_lifted_during_an_outage,
+};
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};

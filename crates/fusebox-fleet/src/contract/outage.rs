@@ -1,7 +1,7 @@
 //! Contract cases where the store goes away under the fleet and comes back.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use tokio::sync::broadcast;
@@ -14,16 +14,102 @@ use crate::{
 use fusebox_core::breaker::{Breaker, State};
 
 /// A store handle whose connection can be cut: while cut, every operation fails as an
-/// unreachable store does. Instances get one each, sharing one switch; operators keep the
-/// plain handle, so the store itself goes on (and timed forced states end) meanwhile.
-struct Severable {
+/// unreachable store does, and every sync attempt is counted. Clones, and handles made with
+/// [`sharing_switch`](Self::sharing_switch), share one switch and one count, so a test can
+/// cut a whole fleet off while its operator keeps a plain handle on the store.
+///
+/// ```
+/// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+/// use fusebox_fleet::contract::Severable;
+/// use fusebox_fleet::{MemoryStore, StateStore};
+/// let store = Severable::new(MemoryStore::new());
+/// assert!(store.breakers().await.is_ok());
+/// store.set_cut(true);
+/// assert!(store.breakers().await.unwrap_err().is_unavailable());
+/// # });
+/// ```
+#[derive(Clone)]
+pub struct Severable {
     inner: Arc<dyn StateStore>,
     cut: Arc<AtomicBool>,
+    syncs: Arc<AtomicU64>,
+}
+
+impl std::fmt::Debug for Severable {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Severable")
+            .field("cut", &self.is_cut())
+            .field("syncs", &self.syncs())
+            .finish_non_exhaustive()
+    }
 }
 
 impl Severable {
+    /// A handle on `inner`, connected.
+    ///
+    /// ```
+    /// use fusebox_fleet::{contract::Severable, MemoryStore};
+    /// assert!(!Severable::new(MemoryStore::new()).is_cut());
+    /// ```
+    pub fn new(inner: impl StateStore) -> Self {
+        Severable {
+            inner: Arc::new(inner),
+            cut: Arc::new(AtomicBool::new(false)),
+            syncs: Arc::new(AtomicU64::new(0)),
+        }
+    }
+
+    /// A handle on `inner` behind this handle's switch and count.
+    ///
+    /// ```
+    /// use fusebox_fleet::{contract::Severable, MemoryStore};
+    /// let a = Severable::new(MemoryStore::new());
+    /// let b = a.sharing_switch(MemoryStore::new());
+    /// a.set_cut(true);
+    /// assert!(b.is_cut());
+    /// ```
+    pub fn sharing_switch(&self, inner: impl StateStore) -> Self {
+        Severable {
+            inner: Arc::new(inner),
+            cut: Arc::clone(&self.cut),
+            syncs: Arc::clone(&self.syncs),
+        }
+    }
+
+    /// Cuts (`true`) or restores (`false`) the connection.
+    ///
+    /// ```
+    /// use fusebox_fleet::{contract::Severable, MemoryStore};
+    /// let s = Severable::new(MemoryStore::new());
+    /// s.set_cut(true);
+    /// assert!(s.is_cut());
+    /// ```
+    pub fn set_cut(&self, cut: bool) {
+        self.cut.store(cut, Ordering::SeqCst);
+    }
+
+    /// Whether the connection is cut.
+    ///
+    /// ```
+    /// use fusebox_fleet::{contract::Severable, MemoryStore};
+    /// assert!(!Severable::new(MemoryStore::new()).is_cut());
+    /// ```
+    pub fn is_cut(&self) -> bool {
+        self.cut.load(Ordering::SeqCst)
+    }
+
+    /// Sync attempts made through this switch so far, cut or not.
+    ///
+    /// ```
+    /// use fusebox_fleet::{contract::Severable, MemoryStore};
+    /// assert_eq!(Severable::new(MemoryStore::new()).syncs(), 0);
+    /// ```
+    pub fn syncs(&self) -> u64 {
+        self.syncs.load(Ordering::SeqCst)
+    }
+
     fn check(&self) -> Result<(), StoreError> {
-        if self.cut.load(Ordering::SeqCst) {
+        if self.is_cut() {
             Err(StoreError::Unavailable("connection cut by the test".into()))
         } else {
             Ok(())
@@ -34,6 +120,7 @@ impl Severable {
 impl StateStore for Severable {
     fn sync<'a>(&'a self, request: &'a SyncRequest) -> StoreFuture<'a, FleetView> {
         Box::pin(async move {
+            self.syncs.fetch_add(1, Ordering::SeqCst);
             self.check()?;
             self.inner.sync(request).await
         })
@@ -95,19 +182,11 @@ impl StateStore for Severable {
 }
 
 /// Three instances of breaker "dep" behind one switch, with the given outage policy.
-async fn severable_fleet(
-    h: &Harness,
-    ns: &str,
-    outage: OutagePolicy,
-) -> (Vec<Breaker>, Arc<AtomicBool>) {
-    let cut = Arc::new(AtomicBool::new(false));
+async fn severable_fleet(h: &Harness, ns: &str, outage: OutagePolicy) -> (Vec<Breaker>, Severable) {
+    let switch = Severable::new(h.store(ns).await);
     let mut fleet = Vec::new();
     for i in 0..3 {
-        let store = Severable {
-            inner: h.store(ns).await,
-            cut: Arc::clone(&cut),
-        };
-        let instance = Fleet::builder(store)
+        let instance = Fleet::builder(switch.sharing_switch(h.store(ns).await))
             .instance_id(format!("i{i}"))
             .sync_interval(h.sync_interval)
             .outage(outage)
@@ -128,7 +207,7 @@ async fn severable_fleet(
     })
     .await
     .expect("every instance registers within 20 sync intervals");
-    (fleet, cut)
+    (fleet, switch)
 }
 
 async fn all_reach(h: &Harness, fleet: &[Breaker], state: State, what: &str) {
@@ -158,7 +237,7 @@ pub async fn forced_state_lifted_during_an_outage(h: &Harness) {
         .await
         .expect("force");
     all_reach(h, &fleet, State::ForcedOpen, "the kill-switch").await;
-    cut.store(true, Ordering::SeqCst);
+    cut.set_cut(true);
     let ended = wait_until(span * 10, || async {
         let view = admin.view("dep").await.ok().flatten();
         view.is_some_and(|v| v.record.forced.is_none())
@@ -170,7 +249,7 @@ pub async fn forced_state_lifted_during_an_outage(h: &Harness) {
         fleet.iter().all(|b| b.state() == State::ForcedOpen),
         "cut off, instances keep the last forced state they saw"
     );
-    cut.store(false, Ordering::SeqCst);
+    cut.set_cut(false);
     all_reach(h, &fleet, State::Closed, "after a force ended in an outage").await;
     for b in &fleet {
         assert!(b.try_acquire().is_ok(), "a closed instance admits calls");
@@ -182,10 +261,10 @@ pub async fn forced_state_lifted_during_an_outage(h: &Harness) {
         .await
         .expect("force");
     all_reach(h, &fleet, State::ForcedOpen, "the kill-switch again").await;
-    cut.store(true, Ordering::SeqCst);
+    cut.set_cut(true);
     admin.force("dep", None, None).await.expect("reset");
     tokio::time::sleep(h.sync_interval * 3).await;
-    cut.store(false, Ordering::SeqCst);
+    cut.set_cut(false);
     all_reach(h, &fleet, State::Closed, "after a reset in an outage").await;
 
     // 3. The operator's force changes during the outage.
@@ -194,13 +273,13 @@ pub async fn forced_state_lifted_during_an_outage(h: &Harness) {
         .await
         .expect("force");
     all_reach(h, &fleet, State::ForcedOpen, "forced open").await;
-    cut.store(true, Ordering::SeqCst);
+    cut.set_cut(true);
     admin
         .force("dep", Some(ForcedState::Closed), None)
         .await
         .expect("force closed");
     tokio::time::sleep(h.sync_interval * 3).await;
-    cut.store(false, Ordering::SeqCst);
+    cut.set_cut(false);
     all_reach(
         h,
         &fleet,
@@ -224,9 +303,9 @@ pub async fn fail_closed_outage_gives_way_to_the_store(h: &Harness) {
         .await
         .expect("force closed");
     all_reach(h, &fleet, State::Disabled, "forced closed").await;
-    cut.store(true, Ordering::SeqCst);
+    cut.set_cut(true);
     all_reach(h, &fleet, State::ForcedOpen, "failing closed while cut off").await;
-    cut.store(false, Ordering::SeqCst);
+    cut.set_cut(false);
     all_reach(
         h,
         &fleet,
@@ -236,9 +315,9 @@ pub async fn fail_closed_outage_gives_way_to_the_store(h: &Harness) {
     .await;
     admin.force("dep", None, None).await.expect("reset");
     all_reach(h, &fleet, State::Closed, "reset").await;
-    cut.store(true, Ordering::SeqCst);
+    cut.set_cut(true);
     all_reach(h, &fleet, State::ForcedOpen, "failing closed again").await;
-    cut.store(false, Ordering::SeqCst);
+    cut.set_cut(false);
     all_reach(
         h,
         &fleet,

@@ -39,10 +39,10 @@ use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
+use crate::health::HealthReport;
 use fusebox_core::ConfigError;
 use fusebox_core::breaker::Name;
 use fusebox_core::clock::{IntoClock, SharedClock, UnixClock};
-use crate::health::HealthReport;
 use fusebox_rule::{EvalError, Rule, Schema, Variables};
 
 /// One change of mode.
@@ -331,9 +331,7 @@ impl ModeControllerBuilder {
                 rules,
                 callbacks,
                 store,
-                clock: self
-                    .clock
-                    .unwrap_or_else(|| UnixClock::new().into_handle()),
+                clock: self.clock.unwrap_or_else(|| UnixClock::new().into_handle()),
                 state: Mutex::new(Selection {
                     chosen: 0,
                     pinned: None,
@@ -642,7 +640,7 @@ impl ModeController {
     /// # Ok(())
     /// # }
     /// ```
-        pub async fn update(
+    pub async fn update(
         &self,
         registry: &crate::health::HealthRegistry,
     ) -> Result<Option<ModeTransition>, EvalError> {

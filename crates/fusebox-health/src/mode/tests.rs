@@ -2,8 +2,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use super::*;
-use fusebox_core::clock::ManualClock;
 use crate::health::{ComponentHealth, ComponentKind, HealthReport, HealthStatus};
+use fusebox_core::clock::ManualClock;
 use fusebox_rule::Value;
 
 const HEURISTIC_RULE: &str = r#"(state == "open" or retries_1h > 10) and failed_components < 2"#;
