@@ -42,9 +42,9 @@ use criterion::measurement::{Measurement, ValueFormatter, WallTime};
 use criterion::{Criterion, criterion_group, criterion_main};
 use fusebox_core::backoff::Backoff;
 use fusebox_core::breaker::Breaker;
-use fusebox_core::pipeline::Pipeline;
-use fusebox_core::policy::Retry;
-use fusebox_core::stack::Stack;
+use fusebox_policy::pipeline::Pipeline;
+use fusebox_policy::policy::Retry;
+use fusebox_policy::stack::Stack;
 use tower::{Service, ServiceExt};
 
 /// CPU time consumed by the calling thread, reported in the same units as wall time.

@@ -49,16 +49,44 @@
 pub use fusebox_core::{Breaker, Classifier, ConfigError, Error, Outcome, Rejected, State};
 
 #[cfg(feature = "tokio")]
-pub use fusebox_core::{
+pub use fusebox_policy::{
     pipeline::Pipeline,
     policy::{Bulkhead, Fallback, Retry, Timeout},
     stack::Stack,
 };
 
-pub use fusebox_core::{backoff, breaker, budget, check, clock, guard, keyed, observe};
+pub use fusebox_core::{backoff, breaker, budget, check, guard, keyed};
 
 #[cfg(feature = "tokio")]
-pub use fusebox_core::{pipeline, policy, stack};
+pub use fusebox_policy::{pipeline, policy, stack};
+
+/// Time sources: the default monotonic clock, a precise one, a manual one for tests, a
+/// calendar-anchored one and, with tokio, one that follows `tokio::time::pause`.
+///
+/// ```
+/// use fusebox::clock::{Clock, ManualClock};
+/// use std::time::Duration;
+/// let clock = ManualClock::new();
+/// clock.advance(Duration::from_secs(1));
+/// assert_eq!(clock.now_nanos(), 1_000_000_000);
+/// ```
+pub mod clock {
+    pub use fusebox_core::clock::*;
+    #[cfg(feature = "tokio")]
+    pub use fusebox_policy::TokioClock;
+}
+
+/// Observability: tracing spans, the metrics listener for breakers and, for the policies,
+/// metrics hooks; the series names are in [`observe::names`](names).
+///
+/// ```
+/// assert_eq!(fusebox::observe::names::LABEL_POLICY, "policy");
+/// ```
+pub mod observe {
+    pub use fusebox_core::observe::*;
+    #[cfg(all(feature = "tokio", feature = "metrics"))]
+    pub use fusebox_policy::observe::{bulkhead_metrics, retry_metrics};
+}
 
 /// Every error a call or a builder can return: the call's [`Error`], whose variants carry
 /// the caller's own error or the reason fusebox stopped the call, and [`ConfigError`] for

@@ -6,7 +6,7 @@
 //! * [`PreciseClock`]: `std::time::Instant`, nanosecond resolution, ~20-40 ns per read on VMs.
 //! * [`ManualClock`]: moved by hand, for deterministic tests.
 //! * [`UnixClock`]: monotonic, but counting from the Unix epoch, for calendar windows.
-//! * [`TokioClock`] (feature `tokio`): follows `tokio::time`, so `tokio::time::pause` drives it.
+//! * `TokioClock`, in fusebox-policy: follows `tokio::time`, so `tokio::time::pause` drives it.
 
 use std::fmt;
 use std::sync::Arc;
@@ -262,63 +262,6 @@ impl Clock for ManualClock {
     }
 }
 
-/// A clock that follows `tokio::time`, so `tokio::time::pause()` and `advance()` drive it.
-///
-/// ```
-/// # #[tokio::main(flavor = "current_thread", start_paused = true)]
-/// # async fn main() {
-/// use fusebox_core::clock::{Clock, TokioClock};
-/// use std::time::Duration;
-///
-/// let clock = TokioClock::new();
-/// tokio::time::sleep(Duration::from_secs(3)).await;
-/// assert_eq!(clock.now_nanos(), 3_000_000_000);
-/// # }
-/// ```
-#[cfg(feature = "tokio")]
-#[derive(Debug, Clone, Copy)]
-pub struct TokioClock {
-    origin: tokio::time::Instant,
-}
-
-#[cfg(feature = "tokio")]
-impl TokioClock {
-    /// A clock whose origin is `tokio::time::Instant::now()`.
-    ///
-    /// ```
-    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
-    /// # async fn main() {
-    /// use fusebox_core::clock::{Clock, TokioClock};
-    /// use std::time::Duration;
-    ///
-    /// tokio::time::advance(Duration::from_secs(5)).await;
-    /// let clock = TokioClock::new(); // its origin is now, not the runtime's start
-    /// assert_eq!(clock.now_nanos(), 0);
-    /// tokio::time::advance(Duration::from_millis(20)).await;
-    /// assert_eq!(clock.now_nanos(), 20_000_000);
-    /// # }
-    /// ```
-    pub fn new() -> Self {
-        Self {
-            origin: tokio::time::Instant::now(),
-        }
-    }
-}
-
-#[cfg(feature = "tokio")]
-impl Default for TokioClock {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
-#[cfg(feature = "tokio")]
-impl Clock for TokioClock {
-    fn now_nanos(&self) -> u64 {
-        duration_to_nanos(tokio::time::Instant::now().saturating_duration_since(self.origin))
-    }
-}
-
 /// The most recent [`MonotonicClock`] time, refreshed about every millisecond by one
 /// background thread per process, started the first time it is needed; 0 before the first
 /// tick.
@@ -492,12 +435,6 @@ impl IntoClock for PreciseClock {
 impl IntoClock for ManualClock {
     fn into_handle(self) -> SharedClock {
         SharedClock(ClockHandle::Manual(self))
-    }
-}
-#[cfg(feature = "tokio")]
-impl IntoClock for TokioClock {
-    fn into_handle(self) -> SharedClock {
-        SharedClock(ClockHandle::Custom(Arc::new(self)))
     }
 }
 impl IntoClock for UnixClock {

@@ -217,7 +217,8 @@ pub mod check {
 /// assert_eq!(e.into_inner().unwrap().to_string(), "disk");
 /// ```
 #[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
+// Exhaustive on purpose: the composers in other crates (policies, tower layers) match every
+// variant, so a new one is a compile error there rather than a silent default.
 pub enum Error<E> {
     /// The protected call ran and failed with the caller's error.
     #[error(transparent)]

@@ -1,8 +1,10 @@
 //! # fusebox-core
 //!
-//! The sans-IO core and concurrent shell of fusebox: circuit breakers, backoff, retry budgets,
-//! spend guards and a safe rule language. Most users depend on the `fusebox` facade, which
-//! re-exports everything here.
+//! The sans-IO core and concurrent shell of fusebox, free of any async runtime: circuit
+//! breakers (the pure [`breaker::algorithm`], the sans-IO [`breaker::Machine`] and the
+//! lock-free [`Breaker`]), outcome windows, backoff, retry budgets, spend guards, keyed
+//! registries, clocks, outcomes and errors. Most users depend on the `fusebox` facade.
+#![forbid(unsafe_code)]
 #![deny(missing_docs)]
 #![warn(rust_2018_idioms, unreachable_pub)]
 
@@ -15,12 +17,6 @@ pub mod guard;
 pub mod keyed;
 pub mod observe;
 mod outcome;
-#[cfg(feature = "tokio")]
-pub mod pipeline;
-#[cfg(feature = "tokio")]
-pub mod policy;
-#[cfg(feature = "tokio")]
-pub mod stack;
 pub(crate) mod sync;
 
 pub use breaker::{Breaker, Rejected, State};

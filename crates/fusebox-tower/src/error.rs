@@ -44,6 +44,5 @@ pub(crate) fn into_box(error: Error<BoxError>) -> BoxError {
         Error::Timeout(t) => Box::new(t),
         Error::BulkheadFull(b) => Box::new(b),
         Error::CostRejected(c) => c,
-        other => other.to_string().into(),
     }
 }

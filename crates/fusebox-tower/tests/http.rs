@@ -10,8 +10,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use bytes::Bytes;
 use fusebox_core::backoff::Backoff;
 use fusebox_core::breaker::Breaker;
-use fusebox_core::policy::RetryDecision;
 use fusebox_core::{BulkheadFull, Classifier, Error, Outcome, Rejected, State, TimedOut};
+use fusebox_policy::policy::RetryDecision;
 use fusebox_tower::http::{
     self, HttpClassifier, IdempotentRequests, is_retryable_status, retry_after_at,
     retry_after_hint, should_retry,

@@ -6,9 +6,9 @@ use std::time::Duration;
 
 use fusebox_core::breaker::{Breaker, State};
 use fusebox_core::clock::ManualClock;
-use fusebox_core::pipeline::Pipeline;
-use fusebox_core::policy::{Bulkhead, Retry};
 use fusebox_core::{BulkheadFull, Rejected, TimedOut};
+use fusebox_policy::pipeline::Pipeline;
+use fusebox_policy::policy::{Bulkhead, Retry};
 use fusebox_tower::bulkhead::BulkheadLayer;
 use fusebox_tower::fallback::FallbackLayer;
 use fusebox_tower::pipeline::PipelineLayer;

@@ -519,7 +519,20 @@ impl Backoff {
     /// Where a sequence of this backoff's delays starts: the state [`Delays`] keeps beside
     /// its backoff, for a caller that keeps the backoff elsewhere (a retry policy, which
     /// would otherwise copy it into every retried call).
-    pub(crate) fn cursor(&self) -> Cursor {
+    ///
+    /// ```
+    /// use fusebox_core::backoff::Backoff;
+    /// use rand::SeedableRng;
+    /// use std::time::Duration;
+    /// let backoff = Backoff::fixed(Duration::from_millis(5)).max_delays(2).build()?;
+    /// let mut rng = rand::rngs::SmallRng::seed_from_u64(1);
+    /// let mut cursor = backoff.cursor();
+    /// assert_eq!(backoff.step(&mut cursor, &mut rng), Some(Duration::from_millis(5)));
+    /// assert_eq!(backoff.step(&mut cursor, &mut rng), Some(Duration::from_millis(5)));
+    /// assert_eq!(backoff.step(&mut cursor, &mut rng), None);
+    /// # Ok::<(), fusebox_core::ConfigError>(())
+    /// ```
+    pub fn cursor(&self) -> Cursor {
         Cursor {
             delays_given: 0,
             elapsed: Duration::ZERO,
@@ -532,8 +545,8 @@ impl Backoff {
     }
 
     /// The next delay of the sequence at `cursor`, which it advances: the step of
-    /// [`Delays`]' iterator.
-    pub(crate) fn step<R: Rng>(&self, cursor: &mut Cursor, rng: &mut R) -> Option<Duration> {
+    /// [`Delays`]' iterator. See [`cursor`](Self::cursor).
+    pub fn step<R: Rng>(&self, cursor: &mut Cursor, rng: &mut R) -> Option<Duration> {
         if cursor.finished {
             return None;
         }
@@ -766,8 +779,16 @@ pub struct Delays<R = SmallRng> {
 }
 
 /// How far a sequence of delays has gone (see [`Backoff::cursor`]).
+///
+/// ```
+/// use fusebox_core::backoff::Backoff;
+/// use std::time::Duration;
+/// let cursor = Backoff::fixed(Duration::from_millis(5)).build()?.cursor();
+/// # let _ = cursor;
+/// # Ok::<(), fusebox_core::ConfigError>(())
+/// ```
 #[derive(Debug, Clone, Copy)]
-pub(crate) struct Cursor {
+pub struct Cursor {
     delays_given: u32,
     elapsed: Duration,
     /// The last delay handed out; for decorrelated jitter it starts at `base`.

@@ -362,12 +362,28 @@ impl Breaker {
     }
 
     /// Runs `inner` (already mapped to fusebox errors) through the breaker, recording what
-    /// `classify` makes of its result: the breaker's part of a policy stack.
-    #[cfg(feature = "tokio")]
+    /// `classify` makes of its result: the breaker's part of a policy stack, for composers
+    /// (fusebox-policy's stacks and pipelines) that hand it the rest of the stack.
+    ///
+    /// ```
+    /// use fusebox_core::{Breaker, Error, Outcome};
+    /// # futures_lite_block_on(async {
+    /// let b = Breaker::builder("db").consecutive_failures(1).build()?;
+    /// let r: Result<u8, Error<&str>> =
+    ///     b.around(|r: &Result<u8, Error<&str>>| if r.is_ok() { Outcome::Success } else { Outcome::Failure },
+    ///              || async { Err(Error::Inner("down")) }).await;
+    /// assert!(r.is_err());
+    /// assert!(b.try_acquire().is_err()); // the failure tripped it
+    /// # Ok::<(), fusebox_core::ConfigError>(())
+    /// # }).unwrap();
+    /// # fn futures_lite_block_on<F: std::future::Future>(f: F) -> F::Output {
+    /// #     tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(f)
+    /// # }
+    /// ```
     #[inline]
     // Not an async fn, which would keep its arguments twice in its future.
     #[allow(clippy::manual_async_fn)]
-    pub(crate) fn around<C, F, Fut, T, E>(
+    pub fn around<C, F, Fut, T, E>(
         &self,
         classify: C,
         inner: F,

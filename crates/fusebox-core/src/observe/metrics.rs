@@ -4,8 +4,6 @@
 use std::sync::OnceLock;
 
 use metrics::{Counter, Histogram, Label, counter, gauge, histogram};
-#[cfg(test)]
-use std::future::Future;
 
 use crate::breaker::{BreakerListener, Name, OutcomeEvent, Rejected, State, Transition};
 use crate::outcome::Outcome;
@@ -175,59 +173,6 @@ impl BreakerListener for MetricsListener {
     }
 }
 
-/// Hooks a retry policy's retries and give-ups to [`names::RETRIES`] and
-/// [`names::RETRY_GIVE_UPS`], labelled by the policy's name and the reason.
-///
-/// Name the policy first: the labels use the name the events carry.
-///
-/// ```
-/// use fusebox_core::observe::retry_metrics;
-/// use fusebox_core::policy::Retry;
-/// let retry = retry_metrics(Retry::<u32, std::io::Error>::builder().name("fetch")).build()?;
-/// assert_eq!(retry.name(), "fetch");
-/// # Ok::<(), fusebox_core::ConfigError>(())
-/// ```
-#[cfg(feature = "tokio")]
-pub fn retry_metrics<T, E>(
-    builder: crate::policy::RetryBuilder<T, E>,
-) -> crate::policy::RetryBuilder<T, E> {
-    builder
-        .on_retry(|event| {
-            let labels = [
-                Label::new(names::LABEL_POLICY, event.name.label_value()),
-                Label::new(names::LABEL_REASON, event.reason.as_str()),
-            ];
-            counter!(names::RETRIES, labels.iter()).increment(1);
-        })
-        .on_give_up(|name, reason| {
-            let labels = [
-                Label::new(names::LABEL_POLICY, name.label_value()),
-                Label::new(names::LABEL_REASON, super::give_up_reason(reason)),
-            ];
-            counter!(names::RETRY_GIVE_UPS, labels.iter()).increment(1);
-        })
-}
-
-/// Hooks a bulkhead's refusals to [`names::BULKHEAD_REJECTIONS`], labelled by its name.
-///
-/// ```
-/// use fusebox_core::observe::bulkhead_metrics;
-/// use fusebox_core::policy::Bulkhead;
-/// let bulkhead = bulkhead_metrics(Bulkhead::builder("db").max_concurrent(4)).build()?;
-/// assert_eq!(bulkhead.available(), 4);
-/// # Ok::<(), fusebox_core::ConfigError>(())
-/// ```
-#[cfg(feature = "tokio")]
-pub fn bulkhead_metrics(builder: crate::policy::BulkheadBuilder) -> crate::policy::BulkheadBuilder {
-    builder.on_full(|full: &crate::BulkheadFull| {
-        counter!(
-            names::BULKHEAD_REJECTIONS,
-            [Label::new(names::LABEL_POLICY, full.name.label_value())].iter()
-        )
-        .increment(1);
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -345,57 +290,5 @@ mod tests {
         let b = "fusebox_calls_total{breaker=b,outcome=failure}";
         assert_eq!(counter_value(&rows, a), Some(2));
         assert_eq!(counter_value(&rows, b), Some(2));
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn retries_give_ups_and_bulkhead_rejections_are_published() {
-        use crate::backoff::Backoff;
-        use crate::policy::{Bulkhead, Retry};
-
-        let recorder = DebuggingRecorder::new();
-        let retry = retry_metrics(
-            Retry::<(), &str>::builder()
-                .name("fetch")
-                .max_retries(2)
-                .backoff(Backoff::fixed(Duration::from_millis(10)).build().unwrap()),
-        )
-        .build()
-        .unwrap();
-        let bulkhead = bulkhead_metrics(Bulkhead::builder("pool").max_concurrent(1))
-            .build()
-            .unwrap();
-        let _held = bulkhead.try_enter().unwrap();
-        // The recorder is thread-local while the closure runs: drive the futures by hand.
-        let mut attempts = retry.attempts();
-        metrics::with_local_recorder(&recorder, || {
-            while attempts
-                .next_delay(&Err(crate::Error::Inner("busy")))
-                .is_some()
-            {}
-            let refused = bulkhead.enter();
-            let waker = std::task::Waker::noop();
-            let mut cx = std::task::Context::from_waker(waker);
-            let mut refused = std::pin::pin!(refused);
-            assert!(matches!(
-                refused.as_mut().poll(&mut cx),
-                std::task::Poll::Ready(Err(_))
-            ));
-        });
-        let rows = collect(&recorder);
-        assert_eq!(
-            counter_value(&rows, "fusebox_retries_total{policy=fetch,reason=error}"),
-            Some(2)
-        );
-        assert_eq!(
-            counter_value(
-                &rows,
-                "fusebox_retry_give_ups_total{policy=fetch,reason=max_retries}"
-            ),
-            Some(1)
-        );
-        assert_eq!(
-            counter_value(&rows, "fusebox_bulkhead_rejections_total{policy=pool}"),
-            Some(1)
-        );
     }
 }

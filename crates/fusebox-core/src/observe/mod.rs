@@ -31,8 +31,6 @@ pub mod names;
 
 #[cfg(feature = "metrics")]
 pub use metrics::{MetricsListener, publish_state, state_gauge_value};
-#[cfg(all(feature = "metrics", feature = "tokio"))]
-pub use metrics::{bulkhead_metrics, retry_metrics};
 
 use std::future::Future;
 
@@ -118,18 +116,6 @@ where
     let result = span.in_scope(|| breaker.call_sync(f));
     record_outcome(&span, &result);
     result
-}
-
-/// Stable lower-case name of a give-up reason, for labels and fields.
-#[cfg(all(feature = "metrics", feature = "tokio"))]
-pub(crate) fn give_up_reason(reason: crate::policy::GiveUpReason) -> &'static str {
-    use crate::policy::GiveUpReason;
-    match reason {
-        GiveUpReason::MaxRetries => "max_retries",
-        GiveUpReason::Exhausted => "exhausted",
-        GiveUpReason::RetryAfterTooLong => "retry_after_too_long",
-        GiveUpReason::BudgetExhausted => "budget_exhausted",
-    }
 }
 
 #[cfg(test)]

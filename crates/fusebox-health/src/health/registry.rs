@@ -9,7 +9,7 @@ use std::time::Duration;
 use fusebox_core::ConfigError;
 use fusebox_core::breaker::{Breaker, Name, State};
 use fusebox_core::check;
-use fusebox_core::policy::Bulkhead;
+use fusebox_policy::policy::Bulkhead;
 
 use super::report::{ComponentHealth, ComponentKind, HealthReport, HealthStatus};
 use super::retry::RetryStats;
@@ -398,7 +398,7 @@ impl HealthRegistry {
     ///
     /// ```
     /// use fusebox_health::health::HealthRegistry;
-    /// use fusebox_core::policy::Bulkhead;
+    /// use fusebox_policy::policy::Bulkhead;
     /// let registry = HealthRegistry::new();
     /// registry.add_bulkhead(&Bulkhead::builder("pool").build()?)?;
     /// # Ok::<(), fusebox_core::ConfigError>(())

@@ -4,7 +4,7 @@ use std::fmt;
 use std::sync::{Arc, Mutex};
 
 use fusebox_core::clock::{IntoClock, SharedClock};
-use fusebox_core::policy::RetryBuilder;
+use fusebox_policy::policy::RetryBuilder;
 
 const MINUTE_NANOS: u64 = 60_000_000_000;
 /// One bucket per minute over the last hour.
@@ -32,7 +32,7 @@ struct Counts {
 /// ```
 /// use fusebox_core::clock::ManualClock;
 /// use fusebox_health::health::RetryStats;
-/// use fusebox_core::policy::Retry;
+/// use fusebox_policy::policy::Retry;
 /// use fusebox_core::Error;
 /// use std::time::Duration;
 ///
@@ -104,7 +104,7 @@ impl RetryStats {
     ///
     /// ```
     /// use fusebox_health::health::RetryStats;
-    /// use fusebox_core::policy::Retry;
+    /// use fusebox_policy::policy::Retry;
     /// let stats = RetryStats::new();
     /// let retry = stats.attach(Retry::<(), ()>::builder()).build()?;
     /// assert_eq!(retry.max_retries(), 3);

@@ -3,7 +3,7 @@ use std::time::Duration;
 use super::*;
 use fusebox_core::breaker::{Breaker, State};
 use fusebox_core::clock::ManualClock;
-use fusebox_core::policy::Bulkhead;
+use fusebox_policy::policy::Bulkhead;
 
 fn check<O: Into<CheckOutcome> + Send + 'static>(
     name: &'static str,

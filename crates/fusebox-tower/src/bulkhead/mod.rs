@@ -7,7 +7,7 @@
 //! ```
 //! # #[tokio::main(flavor = "current_thread")]
 //! # async fn main() -> Result<(), fusebox_tower::BoxError> {
-//! use fusebox_core::policy::Bulkhead;
+//! use fusebox_policy::policy::Bulkhead;
 //! use fusebox_tower::bulkhead::BulkheadLayer;
 //! use tower::{service_fn, Layer, ServiceExt};
 //!
@@ -27,7 +27,7 @@ use std::pin::Pin;
 use std::task::{Context, Poll, ready};
 
 use fusebox_core::BulkheadFull;
-use fusebox_core::policy::{Bulkhead, OwnedBulkheadSlot};
+use fusebox_policy::policy::{Bulkhead, OwnedBulkheadSlot};
 use pin_project_lite::pin_project;
 use tower_layer::Layer;
 use tower_service::Service;

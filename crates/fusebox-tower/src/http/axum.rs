@@ -175,7 +175,6 @@ fn error_response<E: fmt::Display>(error: Error<E>) -> Response {
         Error::CostRejected(refused) => cost_rejected_response(&refused),
         Error::Timeout(timed_out) => timeout_response(timed_out),
         Error::Inner(inner) => internal_error_response(&inner),
-        other => internal_error_response(&other),
     }
 }
 

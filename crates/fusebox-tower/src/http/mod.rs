@@ -5,7 +5,7 @@
 //!
 //! - [`HttpClassifier`] tells a [`BreakerLayer`](crate::BreakerLayer) which responses and
 //!   transport errors count as failures (5xx, 429 and 408 by default).
-//! - [`retry_policy`] builds a [`Retry`](fusebox_core::policy::Retry) that retries 5xx
+//! - [`retry_policy`] builds a [`Retry`](fusebox_policy::policy::Retry) that retries 5xx
 //!   (but 501 and 505), 429, 408, transport errors and timeouts, honours `Retry-After`,
 //!   and never retries a breaker's rejection or a full bulkhead. Its parts,
 //!   [`should_retry`], [`retry_after_hint`] and [`retry_after`], compose with your own

@@ -3,8 +3,8 @@
 use std::error::Error as StdError;
 use std::time::{Duration, SystemTime};
 
-use fusebox_core::policy::{Retry, RetryBuilder, RetryDecision};
 use fusebox_core::{BulkheadFull, Error, Rejected, TimedOut};
+use fusebox_policy::policy::{Retry, RetryBuilder, RetryDecision};
 use http::header::RETRY_AFTER;
 use http::{HeaderValue, Response, StatusCode};
 
@@ -73,7 +73,7 @@ pub fn retry_policy<B: 'static>() -> RetryBuilder<Response<B>, BoxError> {
 ///
 /// ```
 /// use fusebox_core::Error;
-/// use fusebox_core::policy::{Retry, RetryDecision};
+/// use fusebox_policy::policy::{Retry, RetryDecision};
 /// use fusebox_tower::http;
 ///
 /// let policy = Retry::<::http::Response<()>, fusebox_tower::BoxError>::builder()

@@ -10,8 +10,8 @@
 //! # #[tokio::main(flavor = "current_thread", start_paused = true)]
 //! # async fn main() -> Result<(), fusebox_tower::BoxError> {
 //! use fusebox_core::breaker::Breaker;
-//! use fusebox_core::pipeline::Pipeline;
-//! use fusebox_core::policy::Retry;
+//! use fusebox_policy::pipeline::Pipeline;
+//! use fusebox_policy::policy::Retry;
 //! use fusebox_tower::pipeline::PipelineLayer;
 //! use tower::{service_fn, Layer, ServiceExt};
 //!
@@ -31,7 +31,7 @@ use std::future::{Future, poll_fn};
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
-use fusebox_core::pipeline::Pipeline;
+use fusebox_policy::pipeline::Pipeline;
 use tower_layer::Layer;
 use tower_service::Service;
 

@@ -2,7 +2,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll, ready};
 
-use fusebox_core::policy::RetryAttempts;
+use fusebox_policy::policy::RetryAttempts;
 use pin_project_lite::pin_project;
 use tokio::time::Sleep;
 use tower_service::Service;

@@ -1,4 +1,4 @@
-use fusebox_core::policy::Retry;
+use fusebox_policy::policy::Retry;
 use tower_layer::Layer;
 
 use super::{CloneRequests, RetryService};
@@ -15,7 +15,7 @@ use crate::BoxError;
 /// ```
 /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
 /// # async fn main() -> Result<(), fusebox_tower::BoxError> {
-/// use fusebox_core::policy::Retry;
+/// use fusebox_policy::policy::Retry;
 /// use fusebox_tower::retry::RetryLayer;
 /// use std::sync::Arc;
 /// use std::sync::atomic::{AtomicU32, Ordering};

@@ -1,4 +1,4 @@
-//! Retry as a tower layer, driven by a fusebox [`Retry`](fusebox_core::policy::Retry) policy.
+//! Retry as a tower layer, driven by a fusebox [`Retry`](fusebox_policy::policy::Retry) policy.
 //!
 //! A request is retried only if a [`RetryRequest`] policy lets it and clones it: by default
 //! every `Clone` request ([`CloneRequests`]); for HTTP, only idempotent methods with a

@@ -1,6 +1,6 @@
 use std::task::{Context, Poll};
 
-use fusebox_core::policy::Retry;
+use fusebox_policy::policy::Retry;
 use tower_service::Service;
 
 use super::{ResponseFuture, RetryRequest};

@@ -39,7 +39,7 @@ pub struct TimeoutLayer {
 impl TimeoutLayer {
     /// A timeout of `after`; zero is refused.
     pub fn new(after: Duration) -> Result<Self, ConfigError> {
-        fusebox_core::policy::Timeout::new(after).map(|t| TimeoutLayer {
+        fusebox_policy::policy::Timeout::new(after).map(|t| TimeoutLayer {
             after: t.duration(),
         })
     }

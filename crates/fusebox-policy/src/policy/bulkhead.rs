@@ -7,9 +7,9 @@ use std::time::Duration;
 
 use tokio::sync::Semaphore;
 
-use crate::ConfigError;
-use crate::breaker::Name;
-use crate::error::{BulkheadFull, Error};
+use fusebox_core::ConfigError;
+use fusebox_core::breaker::Name;
+use fusebox_core::{BulkheadFull, Error};
 
 #[derive(Debug)]
 struct BulkheadInner {
@@ -41,7 +41,7 @@ impl std::fmt::Debug for OnFull {
 /// ```
 /// # #[tokio::main(flavor = "current_thread")]
 /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
-/// use fusebox_core::policy::Bulkhead;
+/// use fusebox_policy::policy::Bulkhead;
 ///
 /// let bulkhead = Bulkhead::builder("reports").max_concurrent(1).build()?;
 /// let held = bulkhead.try_enter().expect("a free slot");
@@ -59,7 +59,7 @@ pub struct Bulkhead {
 /// A slot held in a bulkhead; released on drop.
 ///
 /// ```
-/// use fusebox_core::policy::Bulkhead;
+/// use fusebox_policy::policy::Bulkhead;
 /// let bulkhead = Bulkhead::builder("db").max_concurrent(2).build()?;
 /// let slot = bulkhead.try_enter().expect("a free slot");
 /// assert_eq!(bulkhead.available(), 1);
@@ -84,7 +84,7 @@ impl Drop for QueuePlace<'_> {
 /// A slot that owns a handle to its bulkhead (`'static`), for futures that outlive a borrow.
 ///
 /// ```
-/// use fusebox_core::policy::Bulkhead;
+/// use fusebox_policy::policy::Bulkhead;
 /// let bulkhead = Bulkhead::builder("db").max_concurrent(1).build()?;
 /// let slot = bulkhead.try_enter_owned().expect("a free slot");
 /// // The slot is 'static: it can move to another thread and be released there.
@@ -100,7 +100,7 @@ pub struct OwnedBulkheadSlot {
 /// Builds a [`Bulkhead`].
 ///
 /// ```
-/// use fusebox_core::policy::Bulkhead;
+/// use fusebox_policy::policy::Bulkhead;
 /// use std::time::Duration;
 /// let bulkhead = Bulkhead::builder("reports")
 ///     .max_concurrent(4)
@@ -125,7 +125,7 @@ impl BulkheadBuilder {
     /// Calls allowed at once (default 10).
     ///
     /// ```
-    /// use fusebox_core::policy::Bulkhead;
+    /// use fusebox_policy::policy::Bulkhead;
     /// assert_eq!(Bulkhead::builder("a").max_concurrent(3).build()?.available(), 3);
     /// let err = Bulkhead::builder("a").max_concurrent(0).build().unwrap_err();
     /// assert_eq!(err.field(), Some("max_concurrent"));
@@ -140,7 +140,7 @@ impl BulkheadBuilder {
     /// ```
     /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
     /// # async fn main() -> Result<(), fusebox_core::ConfigError> {
-    /// use fusebox_core::policy::Bulkhead;
+    /// use fusebox_policy::policy::Bulkhead;
     /// let bulkhead = Bulkhead::builder("q").max_concurrent(1).max_queued(1).build()?;
     /// let held = bulkhead.try_enter().unwrap();
     /// let waiter = tokio::spawn(bulkhead.enter_owned()); // takes the one place in the queue
@@ -160,7 +160,7 @@ impl BulkheadBuilder {
     /// ```
     /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
     /// # async fn main() -> Result<(), fusebox_core::ConfigError> {
-    /// use fusebox_core::policy::Bulkhead;
+    /// use fusebox_policy::policy::Bulkhead;
     /// use tokio::time::Instant;
     /// # use std::time::Duration;
     /// let bulkhead = Bulkhead::builder("w")
@@ -185,7 +185,7 @@ impl BulkheadBuilder {
     /// ```
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() -> Result<(), fusebox_core::ConfigError> {
-    /// use fusebox_core::policy::Bulkhead;
+    /// use fusebox_policy::policy::Bulkhead;
     /// # use std::sync::atomic::{AtomicU32, Ordering};
     /// # use std::sync::Arc;
     /// let refused = Arc::new(AtomicU32::new(0));
@@ -212,7 +212,7 @@ impl BulkheadBuilder {
     /// Validates and builds the bulkhead.
     ///
     /// ```
-    /// use fusebox_core::policy::Bulkhead;
+    /// use fusebox_policy::policy::Bulkhead;
     /// use std::time::Duration;
     /// assert!(Bulkhead::builder("ok").build().is_ok());
     /// let err = Bulkhead::builder("bad").max_wait(Duration::ZERO).build().unwrap_err();
@@ -252,7 +252,7 @@ impl Bulkhead {
     /// Starts a builder for a bulkhead called `name`.
     ///
     /// ```
-    /// use fusebox_core::policy::Bulkhead;
+    /// use fusebox_policy::policy::Bulkhead;
     /// // Defaults: 10 calls at once, no queue.
     /// let bulkhead = Bulkhead::builder("search").build()?;
     /// assert_eq!(bulkhead.available(), 10);
@@ -272,7 +272,7 @@ impl Bulkhead {
     /// The bulkhead's name.
     ///
     /// ```
-    /// use fusebox_core::policy::Bulkhead;
+    /// use fusebox_policy::policy::Bulkhead;
     /// let bulkhead = Bulkhead::builder(String::from("exports")).build()?;
     /// assert_eq!(bulkhead.name(), "exports");
     /// # Ok::<(), fusebox_core::ConfigError>(())
@@ -284,7 +284,7 @@ impl Bulkhead {
     /// Slots free right now.
     ///
     /// ```
-    /// use fusebox_core::policy::Bulkhead;
+    /// use fusebox_policy::policy::Bulkhead;
     /// let bulkhead = Bulkhead::builder("a").max_concurrent(3).build()?;
     /// let _slots = (bulkhead.try_enter(), bulkhead.clone().try_enter_owned());
     /// assert_eq!(bulkhead.available(), 1); // clones share the limit
@@ -297,7 +297,7 @@ impl Bulkhead {
     /// Takes a slot if one is free, without waiting.
     ///
     /// ```
-    /// use fusebox_core::policy::Bulkhead;
+    /// use fusebox_policy::policy::Bulkhead;
     /// let bulkhead = Bulkhead::builder("t").max_concurrent(1).build()?;
     /// let slot = bulkhead.try_enter();
     /// assert!(slot.is_some());
@@ -334,7 +334,7 @@ impl Bulkhead {
     /// ```
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() -> Result<(), fusebox_core::ConfigError> {
-    /// use fusebox_core::policy::Bulkhead;
+    /// use fusebox_policy::policy::Bulkhead;
     /// let bulkhead = Bulkhead::builder("db").max_concurrent(1).build()?;
     /// let slot = bulkhead.enter().await.expect("a free slot");
     /// let full = bulkhead.enter().await.unwrap_err(); // no queue: refused at once
@@ -384,7 +384,7 @@ impl Bulkhead {
     /// Like [`try_enter`](Self::try_enter), owning the slot.
     ///
     /// ```
-    /// use fusebox_core::policy::Bulkhead;
+    /// use fusebox_policy::policy::Bulkhead;
     /// let b = Bulkhead::builder("x").max_concurrent(1).build()?;
     /// let slot = b.try_enter_owned().expect("free");
     /// assert!(b.try_enter_owned().is_none());
@@ -404,7 +404,7 @@ impl Bulkhead {
     /// ```
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    /// use fusebox_core::policy::Bulkhead;
+    /// use fusebox_policy::policy::Bulkhead;
     /// let bulkhead = Bulkhead::builder("db").max_concurrent(2).build()?;
     /// // The future borrows nothing, so it can be spawned.
     /// let slot = tokio::spawn(bulkhead.enter_owned()).await??;
@@ -437,7 +437,7 @@ impl Bulkhead {
     /// The error a full bulkhead answers with.
     ///
     /// ```
-    /// use fusebox_core::policy::Bulkhead;
+    /// use fusebox_policy::policy::Bulkhead;
     /// let bulkhead = Bulkhead::builder("db").max_concurrent(8).build()?;
     /// let err = bulkhead.full_error();
     /// assert_eq!(err.to_string(), "bulkhead `db` is full (8 calls running, 0 may wait)");
@@ -452,7 +452,7 @@ impl Bulkhead {
     /// ```
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() -> Result<(), fusebox_core::ConfigError> {
-    /// use fusebox_core::policy::Bulkhead;
+    /// use fusebox_policy::policy::Bulkhead;
     /// use fusebox_core::Error;
     /// let bulkhead = Bulkhead::builder("db").max_concurrent(1).build()?;
     /// let r = bulkhead.call(|| async { Err::<(), _>("constraint violated") }).await;

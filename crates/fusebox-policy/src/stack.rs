@@ -25,8 +25,8 @@
 //! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
 //! use fusebox_core::backoff::Backoff;
 //! use fusebox_core::breaker::Breaker;
-//! use fusebox_core::policy::{Fallback, Retry, Timeout};
-//! use fusebox_core::stack::Stack;
+//! use fusebox_policy::policy::{Fallback, Retry, Timeout};
+//! use fusebox_policy::stack::Stack;
 //! use std::time::Duration;
 //!
 //! let stack = Stack::new()
@@ -56,8 +56,8 @@
 //!
 //! ```
 //! use fusebox_core::breaker::Breaker;
-//! use fusebox_core::policy::Retry;
-//! use fusebox_core::stack::{Bare, Stack, Then};
+//! use fusebox_policy::policy::Retry;
+//! use fusebox_policy::stack::{Bare, Stack, Then};
 //!
 //! type Guarded<T> = Stack<Then<Then<Bare, Retry<T, std::io::Error>>, Breaker>>;
 //!
@@ -96,12 +96,12 @@ use std::task::{Context, Poll};
 
 use pin_project_lite::pin_project;
 
-use crate::breaker::Breaker;
-use crate::error::Error;
-use crate::guard::CostGuard;
-use crate::outcome::Outcome;
 use crate::pipeline::{breaker_outcome, settle_cost};
 use crate::policy::{Bulkhead, Fallback, Retry, Timeout};
+use fusebox_core::Error;
+use fusebox_core::Outcome;
+use fusebox_core::breaker::Breaker;
+use fusebox_core::guard::CostGuard;
 
 /// A policy that a [`Stack`] can hold: it runs an attempt, once or more, and returns a result.
 ///
@@ -117,7 +117,7 @@ use crate::policy::{Bulkhead, Fallback, Retry, Timeout};
 /// # #[tokio::main(flavor = "current_thread")]
 /// # async fn main() -> Result<(), fusebox_core::ConfigError> {
 /// use fusebox_core::breaker::Breaker;
-/// use fusebox_core::stack::{Policy, Stack};
+/// use fusebox_policy::stack::{Policy, Stack};
 /// use fusebox_core::Error;
 /// use std::future::Future;
 /// use std::sync::atomic::{AtomicU64, Ordering};
@@ -157,7 +157,7 @@ pub trait Policy<T, E> {
 /// The empty stack's policy: runs the attempt once, as it is.
 ///
 /// ```
-/// use fusebox_core::stack::{Bare, Stack};
+/// use fusebox_policy::stack::{Bare, Stack};
 /// let stack: Stack<Bare> = Stack::new();
 /// # let _ = stack;
 /// ```
@@ -178,8 +178,8 @@ impl<T, E> Policy<T, E> for Bare {
 /// Two layers of a stack: `inner` runs inside `outer`.
 ///
 /// ```
-/// use fusebox_core::policy::Timeout;
-/// use fusebox_core::stack::{Bare, Stack, Then};
+/// use fusebox_policy::policy::Timeout;
+/// use fusebox_policy::stack::{Bare, Stack, Then};
 /// use std::time::Duration;
 /// let stack: Stack<Then<Bare, Timeout>> = Stack::new().timeout(Timeout::new(Duration::from_secs(1))?);
 /// assert_eq!(stack.innermost().duration(), Duration::from_secs(1));
@@ -212,7 +212,7 @@ where
 ///
 /// ```
 /// use fusebox_core::breaker::Breaker;
-/// use fusebox_core::stack::Stack;
+/// use fusebox_policy::stack::Stack;
 /// use fusebox_core::{Error, Outcome};
 /// let stack = Stack::new().breaker_with(Breaker::builder("api").build()?, |r: &Result<u16, Error<()>>| {
 ///     if matches!(r, Ok(503) | Err(_)) { Outcome::Failure } else { Outcome::Success }
@@ -231,7 +231,7 @@ impl<P, X> With<P, X> {
     ///
     /// ```
     /// use fusebox_core::guard::{CostGuard, CostPolicy};
-    /// use fusebox_core::stack::Stack;
+    /// use fusebox_policy::stack::Stack;
     /// let guard = CostGuard::builder("llm", CostPolicy::builder(5.0).build()?).build()?;
     /// let stack = Stack::new().cost_guard(guard, |_: &Result<(), fusebox_core::Error<()>>| None::<f64>);
     /// assert_eq!(stack.innermost().policy().status().spent, 0.0);
@@ -328,8 +328,8 @@ policy_around!(Retry<T, E>, Timeout, Bulkhead, Fallback<T, E>);
 /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
 /// # async fn main() -> Result<(), fusebox_core::ConfigError> {
 /// use fusebox_core::breaker::Breaker;
-/// use fusebox_core::policy::Retry;
-/// use fusebox_core::stack::Stack;
+/// use fusebox_policy::policy::Retry;
+/// use fusebox_policy::stack::Stack;
 /// # use std::sync::atomic::{AtomicU32, Ordering};
 ///
 /// let stack = Stack::new()
@@ -358,7 +358,7 @@ impl Stack<Bare> {
     /// ```
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() {
-    /// use fusebox_core::stack::Stack;
+    /// use fusebox_policy::stack::Stack;
     /// let empty = Stack::new();
     /// assert_eq!(empty.call(|| async { Ok::<_, ()>(3) }).await.unwrap(), 3);
     /// # }
@@ -373,7 +373,7 @@ impl<P> Stack<P> {
     ///
     /// ```
     /// use fusebox_core::breaker::Breaker;
-    /// use fusebox_core::stack::Stack;
+    /// use fusebox_policy::stack::Stack;
     /// let stack = Stack::new().policy(Breaker::builder("db").build()?);
     /// assert_eq!(stack.innermost().name(), "db");
     /// # Ok::<(), fusebox_core::ConfigError>(())
@@ -392,8 +392,8 @@ impl<P> Stack<P> {
     /// ```
     /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
     /// # async fn main() -> Result<(), fusebox_core::ConfigError> {
-    /// use fusebox_core::policy::{Fallback, Timeout};
-    /// use fusebox_core::stack::Stack;
+    /// use fusebox_policy::policy::{Fallback, Timeout};
+    /// use fusebox_policy::stack::Stack;
     /// # use std::time::Duration;
     /// let stack = Stack::new()
     ///     .fallback(Fallback::value("cached"))
@@ -415,8 +415,8 @@ impl<P> Stack<P> {
     /// ```
     /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
     /// # async fn main() -> Result<(), fusebox_core::ConfigError> {
-    /// use fusebox_core::policy::Timeout;
-    /// use fusebox_core::stack::Stack;
+    /// use fusebox_policy::policy::Timeout;
+    /// use fusebox_policy::stack::Stack;
     /// use std::time::Duration;
     /// let stack = Stack::new().timeout(Timeout::new(Duration::from_millis(100))?);
     /// let slow = stack.call(|| async {
@@ -436,8 +436,8 @@ impl<P> Stack<P> {
     /// ```
     /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
     /// # async fn main() -> Result<(), fusebox_core::ConfigError> {
-    /// use fusebox_core::policy::Retry;
-    /// use fusebox_core::stack::Stack;
+    /// use fusebox_policy::policy::Retry;
+    /// use fusebox_policy::stack::Stack;
     /// # use std::sync::atomic::{AtomicU32, Ordering};
     /// let stack = Stack::new().retry(Retry::builder().max_retries(2).build()?);
     /// let attempts = AtomicU32::new(0);
@@ -461,7 +461,7 @@ impl<P> Stack<P> {
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() -> Result<(), fusebox_core::ConfigError> {
     /// use fusebox_core::breaker::Breaker;
-    /// use fusebox_core::stack::Stack;
+    /// use fusebox_policy::stack::Stack;
     /// let breaker = Breaker::builder("db").consecutive_failures(1).build()?;
     /// let stack = Stack::new().breaker(breaker);
     /// let first = stack.call(|| async { Err::<(), _>("down") }).await;
@@ -482,7 +482,7 @@ impl<P> Stack<P> {
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() -> Result<(), fusebox_core::ConfigError> {
     /// use fusebox_core::breaker::{Breaker, State};
-    /// use fusebox_core::stack::Stack;
+    /// use fusebox_policy::stack::Stack;
     /// use fusebox_core::{Error, Outcome};
     /// let breaker = Breaker::builder("api").consecutive_failures(1).build()?;
     /// let stack = Stack::new().breaker_with(breaker.clone(), |r: &Result<u16, Error<()>>| match r {
@@ -510,8 +510,8 @@ impl<P> Stack<P> {
     /// ```
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() -> Result<(), fusebox_core::ConfigError> {
-    /// use fusebox_core::policy::Bulkhead;
-    /// use fusebox_core::stack::Stack;
+    /// use fusebox_policy::policy::Bulkhead;
+    /// use fusebox_policy::stack::Stack;
     /// let bulkhead = Bulkhead::builder("db").max_concurrent(1).build()?;
     /// let stack = Stack::new().bulkhead(bulkhead.clone());
     /// let _busy = bulkhead.try_enter(); // another caller holds the only slot
@@ -533,7 +533,7 @@ impl<P> Stack<P> {
     /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
     /// use fusebox_core::clock::ManualClock;
     /// use fusebox_core::guard::{CostGuard, CostPolicy};
-    /// use fusebox_core::stack::Stack;
+    /// use fusebox_policy::stack::Stack;
     /// use fusebox_core::Error;
     ///
     /// let guard = CostGuard::builder("llm", CostPolicy::builder(1.0).build()?)
@@ -565,7 +565,7 @@ impl<P> Stack<P> {
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() -> Result<(), fusebox_core::ConfigError> {
     /// use fusebox_core::breaker::Breaker;
-    /// use fusebox_core::stack::Stack;
+    /// use fusebox_policy::stack::Stack;
     /// let stack = Stack::new().breaker(Breaker::builder("db").build()?);
     /// let rows = stack.call(|| async { Ok::<_, std::io::Error>(vec![1, 2]) }).await;
     /// assert_eq!(rows.unwrap(), [1, 2]);
@@ -609,8 +609,8 @@ impl<O, I> Stack<Then<O, I>> {
     ///
     /// ```
     /// use fusebox_core::breaker::Breaker;
-    /// use fusebox_core::policy::Retry;
-    /// use fusebox_core::stack::Stack;
+    /// use fusebox_policy::policy::Retry;
+    /// use fusebox_policy::stack::Stack;
     /// let stack = Stack::new()
     ///     .retry(Retry::<(), ()>::builder().build()?)
     ///     .breaker(Breaker::builder("db").build()?);
@@ -625,8 +625,8 @@ impl<O, I> Stack<Then<O, I>> {
     ///
     /// ```
     /// use fusebox_core::breaker::Breaker;
-    /// use fusebox_core::policy::Retry;
-    /// use fusebox_core::stack::Stack;
+    /// use fusebox_policy::policy::Retry;
+    /// use fusebox_policy::stack::Stack;
     /// let stack = Stack::new()
     ///     .retry(Retry::<(), ()>::builder().name("outer").build()?)
     ///     .breaker(Breaker::builder("db").build()?);
@@ -643,7 +643,7 @@ impl<O, I> Then<O, I> {
     ///
     /// ```
     /// use fusebox_core::breaker::Breaker;
-    /// use fusebox_core::stack::Stack;
+    /// use fusebox_policy::stack::Stack;
     /// let stack = Stack::new()
     ///     .breaker(Breaker::builder("a").build()?)
     ///     .breaker(Breaker::builder("b").build()?)
@@ -658,8 +658,8 @@ impl<O, I> Then<O, I> {
     /// The innermost policy.
     ///
     /// ```
-    /// use fusebox_core::policy::Timeout;
-    /// use fusebox_core::stack::Stack;
+    /// use fusebox_policy::policy::Timeout;
+    /// use fusebox_policy::stack::Stack;
     /// use std::time::Duration;
     /// let stack = Stack::new()
     ///     .timeout(Timeout::new(Duration::from_secs(2))?)

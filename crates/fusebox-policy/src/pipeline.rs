@@ -42,19 +42,19 @@ use std::time::Duration;
 use pin_project_lite::pin_project;
 use tokio::time::{Instant, Sleep};
 
-use crate::ConfigError;
-use crate::breaker::{Breaker, Permit};
-use crate::error::{BulkheadFull, Error, TimedOut};
-use crate::guard::{CostGuard, CostPermit};
-use crate::outcome::Outcome;
 use crate::policy::{
     Answer, BoxFuture, Bulkhead, BulkheadSlot, Fallback, Retry, RetryAttempts, Timeout,
 };
+use fusebox_core::ConfigError;
+use fusebox_core::Outcome;
+use fusebox_core::breaker::{Breaker, Permit};
+use fusebox_core::guard::{CostGuard, CostPermit};
+use fusebox_core::{BulkheadFull, Error, TimedOut};
 
 /// Deepest stack a pipeline accepts.
 ///
 /// ```
-/// use fusebox_core::pipeline::{Pipeline, MAX_DEPTH};
+/// use fusebox_policy::pipeline::{Pipeline, MAX_DEPTH};
 /// use std::time::Duration;
 /// let mut builder = Pipeline::<(), ()>::builder();
 /// for _ in 0..=MAX_DEPTH {
@@ -151,8 +151,8 @@ fn refused<T, E>(i: usize, error: Error<E>) -> (usize, Result<T, Error<E>>) {
 /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
 /// use fusebox_core::backoff::Backoff;
 /// use fusebox_core::breaker::Breaker;
-/// use fusebox_core::pipeline::Pipeline;
-/// use fusebox_core::policy::{Fallback, Retry};
+/// use fusebox_policy::pipeline::Pipeline;
+/// use fusebox_policy::policy::{Fallback, Retry};
 /// use std::time::Duration;
 ///
 /// let pipeline = Pipeline::builder()
@@ -194,8 +194,8 @@ impl<T, E> fmt::Debug for Pipeline<T, E> {
 ///
 /// ```
 /// use fusebox_core::breaker::Breaker;
-/// use fusebox_core::pipeline::Pipeline;
-/// use fusebox_core::policy::Bulkhead;
+/// use fusebox_policy::pipeline::Pipeline;
+/// use fusebox_policy::policy::Bulkhead;
 /// use std::time::Duration;
 /// let pipeline = Pipeline::<String, std::io::Error>::builder()
 ///     .timeout(Duration::from_secs(2)) // outermost
@@ -223,7 +223,7 @@ impl<T, E> Pipeline<T, E> {
     /// ```
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() -> Result<(), fusebox_core::ConfigError> {
-    /// use fusebox_core::pipeline::Pipeline;
+    /// use fusebox_policy::pipeline::Pipeline;
     /// // With no policy, a pipeline just runs the call.
     /// let empty = Pipeline::<u8, &str>::builder().build()?;
     /// assert_eq!(empty.depth(), 0);
@@ -241,8 +241,8 @@ impl<T, E> Pipeline<T, E> {
     /// The number of policies.
     ///
     /// ```
-    /// use fusebox_core::pipeline::Pipeline;
-    /// use fusebox_core::policy::{Fallback, Retry};
+    /// use fusebox_policy::pipeline::Pipeline;
+    /// use fusebox_policy::policy::{Fallback, Retry};
     /// let pipeline = Pipeline::<u32, ()>::builder()
     ///     .fallback(Fallback::value(0))
     ///     .retry(Retry::builder().build()?)
@@ -260,8 +260,8 @@ impl<T, E> Pipeline<T, E> {
     /// ```
     /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
     /// # async fn main() -> Result<(), fusebox_core::ConfigError> {
-    /// use fusebox_core::pipeline::Pipeline;
-    /// use fusebox_core::policy::Retry;
+    /// use fusebox_policy::pipeline::Pipeline;
+    /// use fusebox_policy::policy::Retry;
     /// # use std::sync::atomic::{AtomicU32, Ordering};
     /// let pipeline = Pipeline::builder().retry(Retry::builder().max_retries(3).build()?).build()?;
     /// let attempts = AtomicU32::new(0); // captured by reference: `op` runs once per attempt
@@ -845,8 +845,8 @@ impl<T, E> PipelineBuilder<T, E> {
     /// ```
     /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
     /// # async fn main() -> Result<(), fusebox_core::ConfigError> {
-    /// use fusebox_core::pipeline::Pipeline;
-    /// use fusebox_core::policy::Fallback;
+    /// use fusebox_policy::pipeline::Pipeline;
+    /// use fusebox_policy::policy::Fallback;
     /// # use std::time::Duration;
     /// let pipeline = Pipeline::builder()
     ///     .fallback(Fallback::value("cached"))
@@ -869,7 +869,7 @@ impl<T, E> PipelineBuilder<T, E> {
     /// ```
     /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
     /// # async fn main() -> Result<(), fusebox_core::ConfigError> {
-    /// use fusebox_core::pipeline::Pipeline;
+    /// use fusebox_policy::pipeline::Pipeline;
     /// use std::time::Duration;
     /// let pipeline = Pipeline::builder().timeout(Duration::from_millis(100)).build()?;
     /// let slow = pipeline.call(|| async {
@@ -895,8 +895,8 @@ impl<T, E> PipelineBuilder<T, E> {
     /// ```
     /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
     /// # async fn main() -> Result<(), fusebox_core::ConfigError> {
-    /// use fusebox_core::pipeline::Pipeline;
-    /// use fusebox_core::policy::Retry;
+    /// use fusebox_policy::pipeline::Pipeline;
+    /// use fusebox_policy::policy::Retry;
     /// # use std::sync::atomic::{AtomicU32, Ordering};
     /// let pipeline = Pipeline::builder().retry(Retry::builder().max_retries(2).build()?).build()?;
     /// let attempts = AtomicU32::new(0);
@@ -920,7 +920,7 @@ impl<T, E> PipelineBuilder<T, E> {
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() -> Result<(), fusebox_core::ConfigError> {
     /// use fusebox_core::breaker::Breaker;
-    /// use fusebox_core::pipeline::Pipeline;
+    /// use fusebox_policy::pipeline::Pipeline;
     /// let breaker = Breaker::builder("db").consecutive_failures(1).build()?;
     /// let pipeline = Pipeline::builder().breaker(breaker).build()?;
     /// let first = pipeline.call(|| async { Err::<(), _>("down") }).await;
@@ -941,7 +941,7 @@ impl<T, E> PipelineBuilder<T, E> {
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() -> Result<(), fusebox_core::ConfigError> {
     /// use fusebox_core::breaker::{Breaker, State};
-    /// use fusebox_core::pipeline::Pipeline;
+    /// use fusebox_policy::pipeline::Pipeline;
     /// use fusebox_core::Outcome;
     /// let breaker = Breaker::builder("api").consecutive_failures(1).build()?;
     /// let pipeline = Pipeline::<u16, ()>::builder()
@@ -967,8 +967,8 @@ impl<T, E> PipelineBuilder<T, E> {
     /// ```
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() -> Result<(), fusebox_core::ConfigError> {
-    /// use fusebox_core::pipeline::Pipeline;
-    /// use fusebox_core::policy::Bulkhead;
+    /// use fusebox_policy::pipeline::Pipeline;
+    /// use fusebox_policy::policy::Bulkhead;
     /// let bulkhead = Bulkhead::builder("db").max_concurrent(1).build()?;
     /// let pipeline = Pipeline::builder().bulkhead(bulkhead.clone()).build()?;
     /// let _busy = bulkhead.try_enter(); // another caller holds the only slot
@@ -982,7 +982,7 @@ impl<T, E> PipelineBuilder<T, E> {
     }
 
     /// Adds a cost guard; `extractor` tells each call's cost from its result (`None`: unknown,
-    /// counted as the guard's [`UnknownCost`](crate::guard::UnknownCost) says).
+    /// counted as the guard's [`UnknownCost`](fusebox_core::guard::UnknownCost) says).
     ///
     /// A refusal by a breaker, bulkhead or cost guard further in proves the call never reached
     /// the dependency: its reservation is released and nothing is counted, without asking the
@@ -993,8 +993,8 @@ impl<T, E> PipelineBuilder<T, E> {
     /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
     /// use fusebox_core::clock::ManualClock;
     /// use fusebox_core::guard::{CostGuard, CostPolicy};
-    /// use fusebox_core::pipeline::Pipeline;
-    /// use fusebox_core::policy::Retry;
+    /// use fusebox_policy::pipeline::Pipeline;
+    /// use fusebox_policy::policy::Retry;
     /// use fusebox_core::Error;
     ///
     /// #[derive(Debug)]
@@ -1029,7 +1029,7 @@ impl<T, E> PipelineBuilder<T, E> {
     /// Validates and builds the pipeline.
     ///
     /// ```
-    /// use fusebox_core::pipeline::Pipeline;
+    /// use fusebox_policy::pipeline::Pipeline;
     /// use std::time::Duration;
     /// let ok = Pipeline::<(), ()>::builder().timeout(Duration::from_secs(1)).build()?;
     /// assert_eq!(ok.depth(), 1);

@@ -11,17 +11,17 @@ use std::cell::Cell;
 use rand::rngs::SmallRng;
 use rand::{RngCore, SeedableRng};
 
-use crate::ConfigError;
-use crate::backoff::{Backoff, Cursor, Jitter};
-use crate::breaker::Name;
-use crate::budget::RetryBudget;
-use crate::clock::{ClockHandle, IntoClock};
-use crate::error::Error;
+use fusebox_core::ConfigError;
+use fusebox_core::Error;
+use fusebox_core::backoff::{Backoff, Cursor, Jitter};
+use fusebox_core::breaker::Name;
+use fusebox_core::budget::RetryBudget;
+use fusebox_core::clock::{IntoClock, SharedClock};
 
 /// What to do after one attempt.
 ///
 /// ```
-/// use fusebox_core::policy::RetryDecision;
+/// use fusebox_policy::policy::RetryDecision;
 /// use std::time::Duration;
 /// assert!(RetryDecision::RetryAfter(Duration::from_secs(1)).is_retry());
 /// assert!(!RetryDecision::Stop.is_retry());
@@ -40,7 +40,7 @@ impl RetryDecision {
     /// Whether the attempt should be retried.
     ///
     /// ```
-    /// use fusebox_core::policy::RetryDecision;
+    /// use fusebox_policy::policy::RetryDecision;
     /// use std::time::Duration;
     /// assert!(RetryDecision::Retry.is_retry());
     /// assert!(RetryDecision::RetryAfter(Duration::from_secs(2)).is_retry());
@@ -55,7 +55,7 @@ impl RetryDecision {
 /// `Retry-After` header on a 429 or 503.
 ///
 /// ```
-/// use fusebox_core::policy::RetryAfterHint;
+/// use fusebox_policy::policy::RetryAfterHint;
 /// use std::time::Duration;
 ///
 /// struct Throttled { wait_secs: u64 }
@@ -70,7 +70,7 @@ pub trait RetryAfterHint {
     /// The delay the server asked for, if any.
     ///
     /// ```
-    /// use fusebox_core::policy::RetryAfterHint;
+    /// use fusebox_policy::policy::RetryAfterHint;
     /// struct Plain;
     /// impl RetryAfterHint for Plain {} // the default: no hint
     /// assert_eq!(Plain.retry_after(), None);
@@ -97,7 +97,7 @@ impl<E: RetryAfterHint> RetryAfterHint for Error<E> {
 /// Why an attempt is being retried, as reported to listeners and `tracing`.
 ///
 /// ```
-/// use fusebox_core::policy::{Retry, RetryReason};
+/// use fusebox_policy::policy::{Retry, RetryReason};
 /// use fusebox_core::{Error, TimedOut};
 /// # use std::sync::{Arc, Mutex};
 /// # use std::time::Duration;
@@ -143,7 +143,7 @@ impl RetryReason {
     /// Stable lower-case name.
     ///
     /// ```
-    /// use fusebox_core::policy::RetryReason;
+    /// use fusebox_policy::policy::RetryReason;
     /// assert_eq!(RetryReason::Error.as_str(), "error");
     /// assert_eq!(RetryReason::BulkheadFull.as_str(), "bulkhead_full");
     /// ```
@@ -162,7 +162,7 @@ impl RetryReason {
 /// One retry, as given to listeners.
 ///
 /// ```
-/// use fusebox_core::policy::{Retry, RetryReason};
+/// use fusebox_policy::policy::{Retry, RetryReason};
 /// use fusebox_core::Error;
 /// # use std::sync::{Arc, Mutex};
 /// let events = Arc::new(Mutex::new(Vec::new()));
@@ -192,7 +192,7 @@ pub struct RetryEvent {
 ///
 /// ```
 /// use fusebox_core::backoff::Backoff;
-/// use fusebox_core::policy::{GiveUpReason, Retry};
+/// use fusebox_policy::policy::{GiveUpReason, Retry};
 /// use fusebox_core::Error;
 /// # use std::sync::{Arc, Mutex};
 /// # use std::time::Duration;
@@ -234,7 +234,7 @@ struct RetryInner<T, E> {
     classify: Option<Classify<T, E>>,
     budget: Option<RetryBudget>,
     seed: Option<u64>,
-    clock: ClockHandle,
+    clock: SharedClock,
     on_retry: Vec<OnRetry>,
     on_give_up: Vec<OnGiveUp>,
 }
@@ -248,7 +248,7 @@ struct RetryInner<T, E> {
 /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
 /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
 /// use fusebox_core::backoff::Backoff;
-/// use fusebox_core::policy::Retry;
+/// use fusebox_policy::policy::Retry;
 /// use std::sync::atomic::{AtomicU32, Ordering};
 /// use std::time::Duration;
 ///
@@ -303,7 +303,7 @@ impl<T, E> fmt::Debug for Retry<T, E> {
 ///
 /// ```
 /// use fusebox_core::breaker::{Rejected, State};
-/// use fusebox_core::policy::Retry;
+/// use fusebox_policy::policy::Retry;
 /// use fusebox_core::{Error, TimedOut};
 /// use std::time::Duration;
 /// let retry = Retry::<(), ()>::builder().build()?;
@@ -324,7 +324,7 @@ pub struct RetryBuilder<T, E> {
     classify: Option<Classify<T, E>>,
     budget: Option<RetryBudget>,
     seed: Option<u64>,
-    clock: Option<ClockHandle>,
+    clock: Option<SharedClock>,
     on_retry: Vec<OnRetry>,
     on_give_up: Vec<OnGiveUp>,
 }
@@ -428,7 +428,7 @@ impl<T, E> Retry<T, E> {
     /// Starts a builder with the defaults.
     ///
     /// ```
-    /// use fusebox_core::policy::Retry;
+    /// use fusebox_policy::policy::Retry;
     /// let retry = Retry::<String, std::io::Error>::builder()
     ///     .name("fetch-profile")
     ///     .max_retries(5)
@@ -455,7 +455,7 @@ impl<T, E> Retry<T, E> {
     /// The policy's name.
     ///
     /// ```
-    /// use fusebox_core::policy::Retry;
+    /// use fusebox_policy::policy::Retry;
     /// assert_eq!(Retry::<(), ()>::builder().build()?.name(), "retry"); // the default
     /// assert_eq!(Retry::<(), ()>::builder().name("search").build()?.name(), "search");
     /// # Ok::<(), fusebox_core::ConfigError>(())
@@ -467,7 +467,7 @@ impl<T, E> Retry<T, E> {
     /// Maximum retries (attempts = retries + 1).
     ///
     /// ```
-    /// use fusebox_core::policy::Retry;
+    /// use fusebox_policy::policy::Retry;
     /// assert_eq!(Retry::<(), ()>::builder().build()?.max_retries(), 3); // the default
     /// assert_eq!(Retry::<(), ()>::builder().max_retries(0).build()?.max_retries(), 0);
     /// # Ok::<(), fusebox_core::ConfigError>(())
@@ -480,7 +480,7 @@ impl<T, E> Retry<T, E> {
     ///
     /// ```
     /// use fusebox_core::budget::{BudgetConfig, RetryBudget};
-    /// use fusebox_core::policy::Retry;
+    /// use fusebox_policy::policy::Retry;
     /// assert!(Retry::<(), ()>::builder().build()?.budget().is_none());
     /// let budget = RetryBudget::new(BudgetConfig::builder().ratio(0.1).build()?);
     /// let retry = Retry::<(), ()>::builder().budget(budget).build()?;
@@ -496,7 +496,7 @@ impl<T, E> Retry<T, E> {
     /// ```
     /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
     /// # async fn main() -> Result<(), fusebox_core::ConfigError> {
-    /// use fusebox_core::policy::Retry;
+    /// use fusebox_policy::policy::Retry;
     /// use std::sync::atomic::{AtomicU32, Ordering};
     /// let retry = Retry::<(), &str>::builder().max_retries(2).build()?;
     /// let calls = AtomicU32::new(0);
@@ -655,7 +655,7 @@ impl<T, E> Retry<T, E> {
     ///
     /// ```
     /// use fusebox_core::backoff::Backoff;
-    /// use fusebox_core::policy::Retry;
+    /// use fusebox_policy::policy::Retry;
     /// use fusebox_core::Error;
     /// use std::time::Duration;
     ///
@@ -679,9 +679,9 @@ impl<T, E> Retry<T, E> {
     /// futures.
     ///
     /// ```
-    /// use fusebox_core::policy::Retry;
+    /// use fusebox_policy::policy::Retry;
     /// let retry = Retry::<(), ()>::builder().build()?;
-    /// let attempts: fusebox_core::policy::RetryAttempts<'static, (), ()> = retry.clone().into_attempts();
+    /// let attempts: fusebox_policy::policy::RetryAttempts<'static, (), ()> = retry.clone().into_attempts();
     /// assert_eq!(attempts.attempt(), 1);
     /// # Ok::<(), fusebox_core::ConfigError>(())
     /// ```
@@ -708,7 +708,7 @@ impl<T, E> PolicyRef<'_, T, E> {
 /// it says how long to wait before the next attempt, or `None` to return that result.
 ///
 /// ```
-/// use fusebox_core::policy::Retry;
+/// use fusebox_policy::policy::Retry;
 /// use fusebox_core::Error;
 /// let retry = Retry::<u32, &str>::builder().max_retries(4).build()?;
 /// let mut replies = [Err("busy"), Err("busy"), Ok(7)].into_iter();
@@ -766,7 +766,7 @@ impl<'a, T, E> RetryAttempts<'a, T, E> {
     /// The attempt that produced the last result (1 for the first).
     ///
     /// ```
-    /// use fusebox_core::policy::Retry;
+    /// use fusebox_policy::policy::Retry;
     /// use fusebox_core::Error;
     /// let retry = Retry::<(), ()>::builder().build()?;
     /// let mut attempts = retry.attempts();
@@ -785,7 +785,7 @@ impl<'a, T, E> RetryAttempts<'a, T, E> {
     ///
     /// ```
     /// use fusebox_core::backoff::Backoff;
-    /// use fusebox_core::policy::Retry;
+    /// use fusebox_policy::policy::Retry;
     /// use fusebox_core::Error;
     /// use std::time::Duration;
     /// let backoff = Backoff::fixed(Duration::from_millis(20)).build()?;
@@ -868,7 +868,7 @@ impl<T, E> RetryBuilder<T, E> {
     /// Names the policy (for events, tracing and metrics).
     ///
     /// ```
-    /// use fusebox_core::policy::Retry;
+    /// use fusebox_policy::policy::Retry;
     /// let retry = Retry::<(), ()>::builder().name(String::from("inventory")).build()?;
     /// assert_eq!(retry.name(), "inventory");
     /// # Ok::<(), fusebox_core::ConfigError>(())
@@ -880,7 +880,7 @@ impl<T, E> RetryBuilder<T, E> {
     /// Maximum retries; attempts = retries + 1. `0` disables retrying.
     ///
     /// ```
-    /// use fusebox_core::policy::Retry;
+    /// use fusebox_policy::policy::Retry;
     /// use fusebox_core::Error;
     /// let never = Retry::<(), &str>::builder().max_retries(0).build()?;
     /// assert_eq!(never.attempts().next_delay(&Err(Error::Inner("busy"))), None);
@@ -895,7 +895,7 @@ impl<T, E> RetryBuilder<T, E> {
     /// ```
     /// use fusebox_core::backoff::Backoff;
     /// use fusebox_core::clock::ManualClock;
-    /// use fusebox_core::policy::Retry;
+    /// use fusebox_policy::policy::Retry;
     /// use fusebox_core::Error;
     /// # use std::time::Duration;
     /// let (clock, secs) = (ManualClock::new(), Duration::from_secs);
@@ -914,7 +914,7 @@ impl<T, E> RetryBuilder<T, E> {
     /// Longest server-given delay honoured; a longer `Retry-After` stops retrying.
     ///
     /// ```
-    /// use fusebox_core::policy::Retry;
+    /// use fusebox_policy::policy::Retry;
     /// use fusebox_core::Error;
     /// # use std::time::Duration;
     /// // The error is the number of seconds the server asked to wait.
@@ -935,7 +935,7 @@ impl<T, E> RetryBuilder<T, E> {
     ///
     /// ```
     /// use fusebox_core::backoff::Backoff;
-    /// use fusebox_core::policy::Retry;
+    /// use fusebox_policy::policy::Retry;
     /// use fusebox_core::Error;
     /// # use std::time::Duration;
     /// let ms = Duration::from_millis;
@@ -954,7 +954,7 @@ impl<T, E> RetryBuilder<T, E> {
     /// Full control over classification: what to do with each result, `Ok` values included.
     ///
     /// ```
-    /// use fusebox_core::policy::{Retry, RetryDecision};
+    /// use fusebox_policy::policy::{Retry, RetryDecision};
     /// // Retry a 503 response as well as errors.
     /// let retry = Retry::<u16, ()>::builder()
     ///     .retry_if(|r| match r {
@@ -976,7 +976,7 @@ impl<T, E> RetryBuilder<T, E> {
     /// Retries the caller's errors for which `should_handle` is true, and timeouts.
     ///
     /// ```
-    /// use fusebox_core::policy::Retry;
+    /// use fusebox_policy::policy::Retry;
     /// use fusebox_core::Error;
     /// let retry = Retry::<(), &str>::builder().retry_on(|e| *e == "busy").build()?;
     /// assert!(retry.attempts().next_delay(&Err(Error::Inner("busy"))).is_some());
@@ -997,7 +997,7 @@ impl<T, E> RetryBuilder<T, E> {
     ///
     /// ```
     /// use fusebox_core::budget::{BudgetConfig, RetryBudget};
-    /// use fusebox_core::policy::Retry;
+    /// use fusebox_policy::policy::Retry;
     /// use fusebox_core::Error;
     /// // One retry per first attempt, and no floor.
     /// let config = BudgetConfig::builder().ratio(1.0).min_retries_per_second(0.0).build()?;
@@ -1014,7 +1014,7 @@ impl<T, E> RetryBuilder<T, E> {
     /// Seeds the jitter, for reproducible delays.
     ///
     /// ```
-    /// use fusebox_core::policy::Retry;
+    /// use fusebox_policy::policy::Retry;
     /// use fusebox_core::Error;
     /// // The default backoff has full jitter; the same seed draws the same delays.
     /// let a = Retry::<(), ()>::builder().seed(42).build()?;
@@ -1028,12 +1028,12 @@ impl<T, E> RetryBuilder<T, E> {
         self
     }
     /// The clock for the budget and `max_elapsed` (default: the monotonic clock; use
-    /// [`TokioClock`](crate::clock::TokioClock) under `tokio::time::pause`).
+    /// [`TokioClock`](fusebox_policy::TokioClock) under `tokio::time::pause`).
     ///
     /// ```
     /// use fusebox_core::budget::{BudgetConfig, RetryBudget};
     /// use fusebox_core::clock::ManualClock;
-    /// use fusebox_core::policy::Retry;
+    /// use fusebox_policy::policy::Retry;
     /// use fusebox_core::Error;
     /// # use std::time::Duration;
     /// let config = BudgetConfig::builder().ratio(1.0).min_retries_per_second(0.0).build()?;
@@ -1046,13 +1046,13 @@ impl<T, E> RetryBuilder<T, E> {
     /// # Ok::<(), fusebox_core::ConfigError>(())
     /// ```
     pub fn clock(mut self, clock: impl IntoClock) -> Self {
-        self.clock = Some(clock.into_handle().0);
+        self.clock = Some(clock.into_handle());
         self
     }
     /// Calls `f` when a retry is scheduled, before its delay.
     ///
     /// ```
-    /// use fusebox_core::policy::Retry;
+    /// use fusebox_policy::policy::Retry;
     /// use fusebox_core::Error;
     /// # use std::sync::{Arc, Mutex};
     /// let seen = Arc::new(Mutex::new(Vec::new()));
@@ -1076,7 +1076,7 @@ impl<T, E> RetryBuilder<T, E> {
     /// Calls `f` when a retryable result is returned without retrying, with the reason.
     ///
     /// ```
-    /// use fusebox_core::policy::{GiveUpReason, Retry};
+    /// use fusebox_policy::policy::{GiveUpReason, Retry};
     /// use fusebox_core::Error;
     /// # use std::sync::{Arc, Mutex};
     /// let seen = Arc::new(Mutex::new(Vec::new()));
@@ -1100,7 +1100,7 @@ impl<T, E> RetryBuilder<T, E> {
     /// Validates and builds the policy.
     ///
     /// ```
-    /// use fusebox_core::policy::Retry;
+    /// use fusebox_policy::policy::Retry;
     /// use std::time::Duration;
     /// assert!(Retry::<(), ()>::builder().build().is_ok());
     /// let err = Retry::<(), ()>::builder().max_elapsed(Duration::ZERO).build().unwrap_err();
@@ -1133,7 +1133,7 @@ impl<T, E> RetryBuilder<T, E> {
                 classify: self.classify,
                 budget: self.budget,
                 seed: self.seed,
-                clock: self.clock.unwrap_or(ClockHandle::Monotonic),
+                clock: self.clock.unwrap_or(SharedClock::monotonic()),
                 on_retry: self.on_retry,
                 on_give_up: self.on_give_up,
             }),
@@ -1147,7 +1147,7 @@ impl<T: 'static, E: 'static> RetryBuilder<T, E> {
     /// Set the classification first.
     ///
     /// ```
-    /// use fusebox_core::policy::Retry;
+    /// use fusebox_policy::policy::Retry;
     /// use fusebox_core::Error;
     /// # use std::time::Duration;
     /// // The error is the number of seconds the server asked to wait.
@@ -1183,7 +1183,7 @@ where
     /// (a breaker's rejection carries its own). Set the classification first.
     ///
     /// ```
-    /// use fusebox_core::policy::{Retry, RetryAfterHint};
+    /// use fusebox_policy::policy::{Retry, RetryAfterHint};
     /// use fusebox_core::Error;
     /// # use std::time::Duration;
     /// struct Throttled(u64); // a 429 with `Retry-After: <seconds>`

@@ -8,8 +8,8 @@ use std::time::Duration;
 use pin_project_lite::pin_project;
 use tokio::time::{Instant, Sleep};
 
-use crate::ConfigError;
-use crate::error::{Error, TimedOut};
+use fusebox_core::ConfigError;
+use fusebox_core::{Error, TimedOut};
 
 /// Gives up on a call after a fixed time with [`Error::Timeout`]. Inside a retry it bounds each
 /// attempt; outside, the whole call with its retries.
@@ -17,7 +17,7 @@ use crate::error::{Error, TimedOut};
 /// ```
 /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
 /// # async fn main() -> Result<(), fusebox_core::ConfigError> {
-/// use fusebox_core::policy::Timeout;
+/// use fusebox_policy::policy::Timeout;
 /// use fusebox_core::Error;
 /// use std::time::Duration;
 ///
@@ -41,7 +41,7 @@ impl Timeout {
     /// A timeout of `after`; zero is refused.
     ///
     /// ```
-    /// use fusebox_core::policy::Timeout;
+    /// use fusebox_policy::policy::Timeout;
     /// use std::time::Duration;
     /// assert!(Timeout::new(Duration::from_millis(250)).is_ok());
     /// let err = Timeout::new(Duration::ZERO).unwrap_err();
@@ -57,7 +57,7 @@ impl Timeout {
     /// The time allowed.
     ///
     /// ```
-    /// use fusebox_core::policy::Timeout;
+    /// use fusebox_policy::policy::Timeout;
     /// use std::time::Duration;
     /// let timeout = Timeout::new(Duration::from_secs(2))?;
     /// assert_eq!(timeout.duration(), Duration::from_secs(2));
@@ -72,7 +72,7 @@ impl Timeout {
     /// ```
     /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
     /// # async fn main() -> Result<(), fusebox_core::ConfigError> {
-    /// use fusebox_core::policy::Timeout;
+    /// use fusebox_policy::policy::Timeout;
     /// use fusebox_core::Error;
     /// # use std::time::Duration;
     ///

@@ -5,7 +5,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 
-use crate::error::Error;
+use fusebox_core::Error;
 
 pub(crate) type BoxFuture<T, E> = Pin<Box<dyn Future<Output = Result<T, Error<E>>> + Send>>;
 type Handler<T, E> = Arc<dyn Fn(Error<E>) -> BoxFuture<T, E> + Send + Sync>;
@@ -24,7 +24,7 @@ enum Produce<T, E> {
 /// ```
 /// # #[tokio::main(flavor = "current_thread")]
 /// # async fn main() {
-/// use fusebox_core::policy::Fallback;
+/// use fusebox_policy::policy::Fallback;
 /// use fusebox_core::Error;
 ///
 /// let cached = Fallback::value(vec!["cached"]);
@@ -73,7 +73,7 @@ impl<T, E> Fallback<T, E> {
     /// ```
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() {
-    /// use fusebox_core::policy::Fallback;
+    /// use fusebox_policy::policy::Fallback;
     /// let zero = Fallback::value(0u32);
     /// assert_eq!(zero.call(|| async { Err::<u32, _>("down") }).await.unwrap(), 0);
     /// assert_eq!(zero.call(|| async { Ok::<u32, &str>(7) }).await.unwrap(), 7);
@@ -94,7 +94,7 @@ impl<T, E> Fallback<T, E> {
     /// ```
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() {
-    /// use fusebox_core::policy::Fallback;
+    /// use fusebox_policy::policy::Fallback;
     /// let explain = Fallback::<String, &str>::from_fn(|err| async move {
     ///     Ok(format!("unavailable ({})", err.stopped_by().unwrap_or("call failed")))
     /// });
@@ -118,7 +118,7 @@ impl<T, E> Fallback<T, E> {
     /// ```
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() {
-    /// use fusebox_core::policy::Fallback;
+    /// use fusebox_policy::policy::Fallback;
     /// use fusebox_core::Error;
     /// let not_found = Fallback::value(None).when(|e| matches!(e, Error::Inner(404)));
     /// assert_eq!(not_found.call(|| async { Err::<Option<u32>, u16>(404) }).await.unwrap(), None);
@@ -140,8 +140,8 @@ impl<T, E> Fallback<T, E> {
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() -> Result<(), fusebox_core::ConfigError> {
     /// use fusebox_core::breaker::Breaker;
-    /// use fusebox_core::pipeline::Pipeline;
-    /// use fusebox_core::policy::Fallback;
+    /// use fusebox_policy::pipeline::Pipeline;
+    /// use fusebox_policy::policy::Fallback;
     ///
     /// let breaker = Breaker::builder("prices").build()?;
     /// let pipeline = Pipeline::builder()
@@ -162,7 +162,7 @@ impl<T, E> Fallback<T, E> {
     /// ```
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() {
-    /// use fusebox_core::policy::Fallback;
+    /// use fusebox_policy::policy::Fallback;
     /// let fallback = Fallback::value("stale".to_string());
     /// let fresh = fallback.call(|| async { Ok::<_, std::io::Error>("fresh".to_string()) });
     /// assert_eq!(fresh.await.unwrap(), "fresh");

@@ -1,0 +1,157 @@
+//! Metrics for the policies, through the `metrics` facade: retries and give-ups of a retry
+//! policy, refusals of a bulkhead. Series names are in [`fusebox_core::observe::names`].
+
+use fusebox_core::observe::names;
+use metrics::{Label, counter};
+
+/// Hooks a retry policy's retries and give-ups to [`names::RETRIES`] and
+/// [`names::RETRY_GIVE_UPS`], labelled by the policy's name and the reason.
+///
+/// Name the policy first: the labels use the name the events carry.
+///
+/// ```
+/// use fusebox_policy::observe::retry_metrics;
+/// use fusebox_policy::policy::Retry;
+/// let retry = retry_metrics(Retry::<u32, std::io::Error>::builder().name("fetch")).build()?;
+/// assert_eq!(retry.name(), "fetch");
+/// # Ok::<(), fusebox_core::ConfigError>(())
+/// ```
+pub fn retry_metrics<T, E>(
+    builder: crate::policy::RetryBuilder<T, E>,
+) -> crate::policy::RetryBuilder<T, E> {
+    builder
+        .on_retry(|event| {
+            let labels = [
+                Label::new(names::LABEL_POLICY, event.name.label_value()),
+                Label::new(names::LABEL_REASON, event.reason.as_str()),
+            ];
+            counter!(names::RETRIES, labels.iter()).increment(1);
+        })
+        .on_give_up(|name, reason| {
+            let labels = [
+                Label::new(names::LABEL_POLICY, name.label_value()),
+                Label::new(names::LABEL_REASON, give_up_reason(reason)),
+            ];
+            counter!(names::RETRY_GIVE_UPS, labels.iter()).increment(1);
+        })
+}
+
+/// Hooks a bulkhead's refusals to [`names::BULKHEAD_REJECTIONS`], labelled by its name.
+///
+/// ```
+/// use fusebox_policy::observe::bulkhead_metrics;
+/// use fusebox_policy::policy::Bulkhead;
+/// let bulkhead = bulkhead_metrics(Bulkhead::builder("db").max_concurrent(4)).build()?;
+/// assert_eq!(bulkhead.available(), 4);
+/// # Ok::<(), fusebox_core::ConfigError>(())
+/// ```
+pub fn bulkhead_metrics(builder: crate::policy::BulkheadBuilder) -> crate::policy::BulkheadBuilder {
+    builder.on_full(|full: &fusebox_core::BulkheadFull| {
+        counter!(
+            names::BULKHEAD_REJECTIONS,
+            [Label::new(names::LABEL_POLICY, full.name.label_value())].iter()
+        )
+        .increment(1);
+    })
+}
+
+/// Stable lower-case name of a give-up reason, for labels and fields.
+fn give_up_reason(reason: crate::policy::GiveUpReason) -> &'static str {
+    use crate::policy::GiveUpReason;
+    match reason {
+        GiveUpReason::MaxRetries => "max_retries",
+        GiveUpReason::Exhausted => "exhausted",
+        GiveUpReason::RetryAfterTooLong => "retry_after_too_long",
+        GiveUpReason::BudgetExhausted => "budget_exhausted",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use metrics_util::debugging::{DebugValue, DebuggingRecorder};
+    use std::future::Future;
+    use std::time::Duration;
+
+    /// Every metric as `name{label=value,...}` with its value, sorted.
+    fn collect(recorder: &DebuggingRecorder) -> Vec<(String, DebugValue)> {
+        let mut rows: Vec<_> = recorder
+            .snapshotter()
+            .snapshot()
+            .into_vec()
+            .into_iter()
+            .map(|(key, _, _, value)| {
+                let key = key.key();
+                let mut labels: Vec<_> = key
+                    .labels()
+                    .map(|l| format!("{}={}", l.key(), l.value()))
+                    .collect();
+                labels.sort();
+                (format!("{}{{{}}}", key.name(), labels.join(",")), value)
+            })
+            .collect();
+        rows.sort_by(|a, b| a.0.cmp(&b.0));
+        rows
+    }
+
+    fn counter_value(rows: &[(String, DebugValue)], key: &str) -> Option<u64> {
+        rows.iter()
+            .find(|(k, _)| k == key)
+            .and_then(|(_, v)| match v {
+                DebugValue::Counter(n) => Some(*n),
+                _ => None,
+            })
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn retries_give_ups_and_bulkhead_rejections_are_published() {
+        use crate::policy::{Bulkhead, Retry};
+        use fusebox_core::backoff::Backoff;
+
+        let recorder = DebuggingRecorder::new();
+        let retry = retry_metrics(
+            Retry::<(), &str>::builder()
+                .name("fetch")
+                .max_retries(2)
+                .backoff(Backoff::fixed(Duration::from_millis(10)).build().unwrap()),
+        )
+        .build()
+        .unwrap();
+        let bulkhead = bulkhead_metrics(Bulkhead::builder("pool").max_concurrent(1))
+            .build()
+            .unwrap();
+        let _held = bulkhead.try_enter().unwrap();
+        // The recorder is thread-local while the closure runs: drive the futures by hand.
+        let mut attempts = retry.attempts();
+        metrics::with_local_recorder(&recorder, || {
+            while attempts
+                .next_delay(&Err(fusebox_core::Error::Inner("busy")))
+                .is_some()
+            {}
+            let refused = bulkhead.enter();
+            let waker = std::task::Waker::noop();
+            let mut cx = std::task::Context::from_waker(waker);
+            let mut refused = std::pin::pin!(refused);
+            assert!(matches!(
+                refused.as_mut().poll(&mut cx),
+                std::task::Poll::Ready(Err(_))
+            ));
+        });
+        let rows = collect(&recorder);
+        assert_eq!(
+            counter_value(&rows, "fusebox_retries_total{policy=fetch,reason=error}"),
+            Some(2)
+        );
+        assert_eq!(
+            counter_value(
+                &rows,
+                "fusebox_retry_give_ups_total{policy=fetch,reason=max_retries}"
+            ),
+            Some(1)
+        );
+        assert_eq!(
+            counter_value(&rows, "fusebox_bulkhead_rejections_total{policy=pool}"),
+            Some(1)
+        );
+    }
+}
