@@ -17,6 +17,7 @@ pub mod guard;
 pub mod keyed;
 pub mod observe;
 mod outcome;
+pub mod rng;
 pub(crate) mod sync;
 
 pub use breaker::{Breaker, Rejected, State};

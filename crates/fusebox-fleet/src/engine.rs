@@ -6,8 +6,8 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+use rand::Rng;
 use rand::rngs::SmallRng;
-use rand::{Rng, SeedableRng};
 use tokio::sync::{Notify, broadcast};
 use tokio::time::Instant;
 
@@ -77,10 +77,7 @@ impl Engine {
         mode: FleetMode,
     ) -> Engine {
         let config = breaker.config().clone();
-        let rng = match config.seed() {
-            Some(seed) => SmallRng::seed_from_u64(seed ^ 0x5eed_f1ee7),
-            None => SmallRng::from_os_rng(),
-        };
+        let rng = fusebox_core::rng::small_rng(config.seed().map(|seed| seed ^ 0x5eed_f1ee7));
         Engine {
             breaker: breaker.downgrade(),
             name: breaker.name().as_str().to_owned(),

@@ -34,7 +34,7 @@ use std::iter::FusedIterator;
 use std::time::Duration;
 
 use rand::rngs::SmallRng;
-use rand::{Rng, SeedableRng};
+use rand::Rng;
 
 use crate::ConfigError;
 use crate::error::check;
@@ -467,7 +467,7 @@ impl Backoff {
     /// # Ok::<(), fusebox_core::ConfigError>(())
     /// ```
     pub fn iter(&self) -> Delays<SmallRng> {
-        self.with_rng(os_seeded_rng())
+        self.with_rng(crate::rng::small_rng(None))
     }
 
     /// The delays, with jitter drawn from a generator seeded with `seed`: the same seed gives
@@ -485,7 +485,7 @@ impl Backoff {
     /// # Ok::<(), fusebox_core::ConfigError>(())
     /// ```
     pub fn seeded(&self, seed: u64) -> Delays<SmallRng> {
-        self.with_rng(SmallRng::seed_from_u64(seed))
+        self.with_rng(crate::rng::small_rng(Some(seed)))
     }
 
     /// The delays, with jitter drawn from `rng`. Pass `&mut rng` to keep using a generator
@@ -735,24 +735,6 @@ fn at_most(nanos: f64, ceiling: Duration) -> Duration {
     Duration::from_nanos(nanos.round() as u64).min(ceiling)
 }
 
-fn os_seeded_rng() -> SmallRng {
-    SmallRng::try_from_os_rng().unwrap_or_else(|_| SmallRng::seed_from_u64(fallback_seed()))
-}
-
-/// Jitter exists to decorrelate clients, not to be secret: when the OS has no randomness to
-/// give, the time and a per-process counter still differ between processes and calls.
-fn fallback_seed() -> u64 {
-    use std::sync::atomic::{AtomicU64, Ordering};
-    use std::time::{SystemTime, UNIX_EPOCH};
-
-    static CALLS: AtomicU64 = AtomicU64::new(0);
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |since| since.as_nanos() as u64);
-    let calls = CALLS.fetch_add(1, Ordering::Relaxed);
-    now ^ calls.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ u64::from(std::process::id()).rotate_left(32)
-}
-
 /// The delays of a [`Backoff`], one per retry. Ends after `max_delays` delays or before the sum
 /// would exceed `max_elapsed`; without either it never ends.
 ///
@@ -853,7 +835,7 @@ impl IntoIterator for Backoff {
     /// # Ok::<(), fusebox_core::ConfigError>(())
     /// ```
     fn into_iter(self) -> Delays<SmallRng> {
-        self.into_delays(os_seeded_rng())
+        self.into_delays(crate::rng::small_rng(None))
     }
 }
 

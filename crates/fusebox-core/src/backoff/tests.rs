@@ -1,4 +1,5 @@
 use super::*;
+use rand::SeedableRng;
 use proptest::prelude::*;
 
 const DRAWS: u32 = 10_000;

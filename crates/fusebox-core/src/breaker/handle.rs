@@ -6,8 +6,6 @@ use std::fmt;
 use std::future::Future;
 use std::sync::Arc;
 
-use rand::SeedableRng;
-use rand::rngs::SmallRng;
 
 use crate::clock::ClockHandle;
 use crate::error::Error;
@@ -120,10 +118,7 @@ impl Breaker {
     ) -> Breaker {
         let window = config.window.map(AtomicWindow::new);
         let log = (config.outcome_log > 0).then(|| OutcomeLog::new(config.outcome_log as usize));
-        let rng = match config.seed {
-            Some(seed) => SmallRng::seed_from_u64(seed),
-            None => SmallRng::from_os_rng(),
-        };
+        let rng = crate::rng::small_rng(config.seed);
         let reports_outcomes = listeners.iter().any(|l| l.wants_outcomes());
         let times_calls = config.measures_duration() || reports_outcomes;
         let records_time =

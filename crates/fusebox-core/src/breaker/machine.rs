@@ -4,7 +4,6 @@
 //! Use it to run a breaker inside an actor, a simulation, or any place that owns its state;
 //! [`Breaker`](super::Breaker) is the same rules behind atomics for concurrent callers.
 
-use rand::SeedableRng;
 use rand::rngs::SmallRng;
 
 use crate::outcome::Outcome;
@@ -108,10 +107,7 @@ impl Machine {
     /// # Ok::<(), fusebox_core::ConfigError>(())
     /// ```
     pub fn new(name: impl Into<Name>, config: BreakerConfig) -> Self {
-        let rng = match config.seed {
-            Some(seed) => SmallRng::seed_from_u64(seed),
-            None => SmallRng::from_os_rng(),
-        };
+        let rng = crate::rng::small_rng(config.seed);
         Machine {
             name: name.into(),
             window: SeqWindow::new(config.window),

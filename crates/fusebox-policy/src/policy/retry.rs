@@ -6,10 +6,8 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
-use std::cell::Cell;
-
 use rand::rngs::SmallRng;
-use rand::{RngCore, SeedableRng};
+use rand::RngCore;
 
 use fusebox_core::ConfigError;
 use fusebox_core::Error;
@@ -356,7 +354,7 @@ impl LazyRng {
     fn rng(&mut self) -> &mut SmallRng {
         let seed = self.seed;
         self.rng
-            .get_or_insert_with(|| SmallRng::seed_from_u64(seed.unwrap_or_else(thread_seed)))
+            .get_or_insert_with(|| fusebox_core::rng::small_rng(seed))
     }
 }
 
@@ -370,40 +368,6 @@ impl RngCore for LazyRng {
     fn fill_bytes(&mut self, dst: &mut [u8]) {
         self.rng().fill_bytes(dst)
     }
-}
-
-/// A new seed from this thread's SplitMix64 sequence, which starts from the operating
-/// system's randomness once per thread.
-fn thread_seed() -> u64 {
-    use rand::TryRngCore;
-    use std::sync::atomic::{AtomicU64, Ordering};
-
-    const GOLDEN: u64 = 0x9E37_79B9_7F4A_7C15;
-    // Where the operating system has nothing to give, or this thread's sequence is already
-    // gone (thread teardown): a process-wide sequence, still distinct per call.
-    static SHARED: AtomicU64 = AtomicU64::new(GOLDEN);
-    thread_local! {
-        static STATE: Cell<u64> = const { Cell::new(0) };
-    }
-    fn mix(mut z: u64) -> u64 {
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-    let shared = || SHARED.fetch_add(GOLDEN, Ordering::Relaxed);
-    let next = |state: &Cell<u64>| {
-        let mut x = state.get();
-        if x == 0 {
-            x = rand::rngs::OsRng
-                .try_next_u64()
-                .unwrap_or_else(|_| shared())
-                | 1;
-        }
-        x = x.wrapping_add(GOLDEN);
-        state.set(x);
-        mix(x)
-    };
-    STATE.try_with(next).unwrap_or_else(|_| mix(shared()))
 }
 
 impl<T, E> RetryInner<T, E> {
