@@ -1,6 +1,6 @@
 use super::*;
-use rand::SeedableRng;
 use proptest::prelude::*;
+use rand::SeedableRng;
 
 const DRAWS: u32 = 10_000;
 

@@ -6,7 +6,6 @@ use std::fmt;
 use std::future::Future;
 use std::sync::Arc;
 
-
 use crate::clock::ClockHandle;
 use crate::error::Error;
 use crate::outcome::{Classifier, ErrIsFailure, Outcome};

@@ -6,8 +6,8 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
-use rand::rngs::SmallRng;
 use rand::RngCore;
+use rand::rngs::SmallRng;
 
 use fusebox_core::ConfigError;
 use fusebox_core::Error;
