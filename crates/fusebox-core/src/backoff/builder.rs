@@ -1,9 +1,7 @@
 //! The backoff's builder: shape-specific settings, validated at `build`.
 
-use std::time::Duration;
-
-
 use crate::ConfigError;
+use std::time::Duration;
 
 use super::*;
 

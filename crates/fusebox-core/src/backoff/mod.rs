@@ -30,13 +30,11 @@
 //! # Ok::<(), fusebox_core::ConfigError>(())
 //! ```
 
-use std::time::Duration;
-
-use rand::Rng;
-use rand::rngs::SmallRng;
-
 use crate::ConfigError;
 use crate::error::check;
+use rand::Rng;
+use rand::rngs::SmallRng;
+use std::time::Duration;
 
 /// Randomness mixed into exponential delays, so that clients which failed together do not all
 /// come back together.

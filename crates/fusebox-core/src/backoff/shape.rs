@@ -1,13 +1,11 @@
 //! The shapes a backoff can take: fixed, exponential, decorrelated.
 
+use rand::Rng;
 use std::time::Duration;
 
-use rand::Rng;
-
+use super::*;
 use crate::ConfigError;
 use crate::error::check;
-
-use super::*;
 
 /// The shape of a [`BackoffBuilder`] started with [`Backoff::fixed`]: the same delay every time.
 ///

@@ -24,10 +24,9 @@
 //!   counts cleared).
 //! * [`Manual`]: the operator's transitions and the states each may leave.
 
+use crate::outcome::Outcome;
 use std::borrow::Cow;
 use std::time::Duration;
-
-use crate::outcome::Outcome;
 
 use super::config::{BreakerConfig, CloseRule};
 use super::stats::{State, TransitionReason, TripReason, WindowStats};

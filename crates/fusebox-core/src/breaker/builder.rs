@@ -1,12 +1,5 @@
 //! The breaker's builder: settings checked once, at `build`.
 
-use std::fmt;
-use std::sync::Arc;
-use std::time::Duration;
-
-use crate::ConfigError;
-use crate::clock::{ClockHandle, IntoClock};
-
 use super::Name;
 use super::config::{BreakerConfig, BreakerSettings, CustomRule};
 use super::handle::Breaker;
@@ -14,6 +7,11 @@ use super::link::FleetLink;
 use super::listener::{BreakerListener, OnRejection, OnTransition};
 use super::rejected::Rejected;
 use super::stats::{Transition, WindowStats};
+use crate::ConfigError;
+use crate::clock::{ClockHandle, IntoClock};
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
 
 /// Builds a [`Breaker`]; every setting is checked once, by [`build`](Self::build).
 ///

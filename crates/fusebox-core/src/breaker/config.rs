@@ -1,14 +1,12 @@
 //! Breaker configuration: the raw settings (serde-friendly), their validation, and the
 //! validated [`BreakerConfig`] that the state machine and the concurrent breaker both read.
 
+use super::stats::WindowStats;
+use crate::ConfigError;
+use crate::error::check;
 use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
-
-use crate::ConfigError;
-use crate::error::check;
-
-use super::stats::WindowStats;
 
 /// Largest count-based window accepted, so that judging a window stays cheap.
 pub(crate) const MAX_WINDOW_CALLS: u32 = 100_000;

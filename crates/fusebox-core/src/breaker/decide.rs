@@ -2,11 +2,10 @@
 //! counters (an actor, a database row, an audit log that wants typed decisions). It
 //! interprets the rules in [`algorithm`](super::algorithm) and adds none of its own.
 
-use std::time::Duration;
-
 use super::algorithm::{after_trial, due, retry_after, trial_admissible, trip};
 use super::config::BreakerConfig;
 use super::stats::{State, TransitionReason, WindowStats};
+use std::time::Duration;
 
 /// The counters a caller keeps for [`decide`].
 ///

@@ -2,11 +2,10 @@
 //! it: its own outcome totals, its settled state, and a way to adopt the fleet's decisions
 //! and outcomes. None of it is on a caller's path.
 
+use crate::sync::Ordering;
 use std::borrow::Cow;
 use std::sync::{Arc, Weak};
 use std::time::Duration;
-
-use crate::sync::Ordering;
 
 use super::algorithm::judges;
 use super::handle::Breaker;

@@ -1,16 +1,6 @@
 //! The concurrent breaker: what users hold. Lock-free on the CLOSED path; transitions take a
 //! short slow path and are published with a generation number so each is reported once.
 
-use std::borrow::Cow;
-use std::fmt;
-use std::future::Future;
-use std::sync::Arc;
-
-use crate::clock::ClockHandle;
-use crate::error::Error;
-use crate::outcome::{Classifier, ErrIsFailure, Outcome};
-use crate::sync::{AtomicU32, AtomicU64, Mutex};
-
 use super::Name;
 use super::algorithm::Manual;
 use super::builder::BreakerBuilder;
@@ -24,6 +14,14 @@ use super::shared::{Shared, SlowPath};
 use super::stats::{Snapshot, State};
 use super::window::{AtomicWindow, OutcomeLog, Padded};
 use super::word::{encode, state_of};
+use crate::clock::ClockHandle;
+use crate::error::Error;
+use crate::outcome::{Classifier, ErrIsFailure, Outcome};
+use crate::sync::{AtomicU32, AtomicU64, Mutex};
+use std::borrow::Cow;
+use std::fmt;
+use std::future::Future;
+use std::sync::Arc;
 
 /// A circuit breaker: named, cheap to clone, shared by every clone.
 ///

@@ -2,16 +2,14 @@
 //!
 //! Run with `RUSTFLAGS="--cfg loom" cargo test -p fusebox-core --lib --release loom`.
 
-use std::sync::Arc;
-use std::sync::atomic::AtomicUsize;
-use std::time::Duration;
-
-use loom::sync::atomic::{AtomicU32, Ordering};
-use loom::thread;
-
 use super::window::{CountWindow, Mark};
 use super::{Breaker, State};
 use crate::clock::ManualClock;
+use loom::sync::atomic::{AtomicU32, Ordering};
+use loom::thread;
+use std::sync::Arc;
+use std::sync::atomic::AtomicUsize;
+use std::time::Duration;
 
 fn half_open_breaker(successes: u32, trials: u32, concurrency: u32) -> Breaker {
     let clock = ManualClock::new();

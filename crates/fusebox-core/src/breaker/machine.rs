@@ -4,9 +4,8 @@
 //! Use it to run a breaker inside an actor, a simulation, or any place that owns its state;
 //! [`Breaker`](super::Breaker) is the same rules behind atomics for concurrent callers.
 
-use rand::rngs::SmallRng;
-
 use crate::outcome::Outcome;
+use rand::rngs::SmallRng;
 
 use super::Name;
 use super::algorithm::{

@@ -1,9 +1,8 @@
 //! Permits: one admitted call each, recorded once or released when dropped.
 
+use crate::outcome::Outcome;
 use std::fmt;
 use std::sync::Arc;
-
-use crate::outcome::Outcome;
 
 use super::shared::Shared;
 use super::word::PermitKey;

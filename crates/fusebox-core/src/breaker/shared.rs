@@ -2,14 +2,9 @@
 //! fast paths, recording, transitions and snapshots. Transitions interpret
 //! [`algorithm`](super::algorithm); nothing here decides a rule of its own.
 
+use rand::rngs::SmallRng;
 use std::sync::Arc;
 use std::time::Duration;
-
-use rand::rngs::SmallRng;
-
-use crate::clock::ClockHandle;
-use crate::outcome::Outcome;
-use crate::sync::{AtomicU32, AtomicU64, Mutex, Ordering};
 
 use super::Name;
 use super::algorithm::{
@@ -26,6 +21,9 @@ use super::stats::{
 };
 use super::window::{AtomicWindow, Mark, OutcomeLog, Padded};
 use super::word::{CLOSED, DISABLED, OPEN, PermitKey, STATE_MASK, encode, generation_of, state_of};
+use crate::clock::ClockHandle;
+use crate::outcome::Outcome;
+use crate::sync::{AtomicU32, AtomicU64, Mutex, Ordering};
 
 pub(super) struct SlowPath {
     pub(super) consecutive_trips: u32,

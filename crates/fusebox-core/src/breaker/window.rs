@@ -5,10 +5,9 @@
 //! atomic add plus one store (count-based) or one add on a per-thread stripe (time-based),
 //! and the window is only summed when a bad outcome must be judged or a snapshot is taken.
 
+use crate::sync::{AtomicU8, AtomicU64, Ordering};
 use std::cell::Cell;
 use std::collections::VecDeque;
-
-use crate::sync::{AtomicU8, AtomicU64, Ordering};
 
 use super::config::WindowKind;
 use super::stats::WindowStats;

@@ -1,8 +1,6 @@
 //! The sans-IO cost meter: window totals, reservations, baselines and events, with time
 //! passed in.
 
-use std::time::Duration;
-
 use super::policy::{
     CostBaseline, CostDecision, CostPolicy, CostRejectReason, Geometry, UnknownCost,
 };
@@ -12,6 +10,7 @@ use crate::guard::{
     EwmaBaseline, EwmaReading, HourOfWeek, SeasonalBaseline, SpendLimitStatus, SpikeReport,
     saturate,
 };
+use std::time::Duration;
 
 /// How the current window compares with its baseline.
 ///

@@ -63,22 +63,25 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
+mod builder;
+mod event;
 mod meter;
+mod permit;
 mod policy;
 mod shell;
 
 #[cfg(test)]
 mod tests;
 
+pub use builder::CostGuardBuilder;
+pub use event::{CostEvent, CostExtractor, CostListener, CostRejected};
 pub use meter::{
     Admitted, BaselineReading, CostEventKind, CostEvents, CostMeter, CostRefusal, CostStatus,
     CostTicket, Settled,
 };
+pub use permit::{CostPermit, OwnedCostPermit};
 pub use policy::{
     CostBaseline, CostDecision, CostPolicy, CostPolicyBuilder, CostRejectReason, CostWindow,
     UnknownCost,
 };
-pub use shell::{
-    CostEvent, CostExtractor, CostGuard, CostGuardBuilder, CostListener, CostPermit, CostRejected,
-    OwnedCostPermit,
-};
+pub use shell::CostGuard;

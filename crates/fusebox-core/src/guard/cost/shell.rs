@@ -1,350 +1,26 @@
-//! The concurrent cost guard: what users hold.
+//! The concurrent cost guard, what users hold: the state every clone shares, and the
+//! admission and settlement of calls.
 
+use super::builder::CostGuardBuilder;
+use super::event::{CostEvent, CostExtractor, CostListener, CostRejected};
+use super::meter::{CostEventKind, CostEvents, CostMeter, CostStatus, CostTicket};
+use super::permit::{CostPermit, OwnedCostPermit, Reservation};
+use super::policy::CostPolicy;
+use crate::ConfigError;
+use crate::breaker::Name;
+use crate::clock::ClockHandle;
+use crate::error::Error;
+use crate::sync::{Mutex, MutexGuard};
 use std::fmt;
 use std::future::Future;
 use std::sync::Arc;
-use std::time::Duration;
 
-use super::meter::{CostEventKind, CostEvents, CostMeter, CostStatus, CostTicket};
-use super::policy::{CostPolicy, CostRejectReason};
-use crate::ConfigError;
-use crate::breaker::{Name, RetryHint};
-use crate::clock::{ClockHandle, IntoClock};
-use crate::error::Error;
-use crate::sync::{Mutex, MutexGuard};
-
-/// A call refused by a [`CostGuard`], with the numbers behind the refusal.
-///
-/// ```
-/// use fusebox_core::clock::ManualClock;
-/// use fusebox_core::guard::{CostGuard, CostPolicy, CostRejectReason, CostWindow};
-/// use std::time::Duration;
-///
-/// let policy = CostPolicy::builder(10.0).window(CostWindow::CalendarHour).build()?;
-/// let guard = CostGuard::builder("llm", policy).clock(ManualClock::new()).build()?;
-/// guard.record_cost(10.0)?;
-/// let rejected = guard.try_acquire().unwrap_err();
-/// assert_eq!(rejected.reason, CostRejectReason::BudgetBreached);
-/// assert_eq!((rejected.spent, rejected.limit), (10.0, 10.0));
-/// assert_eq!(
-///     rejected.to_string(),
-///     "cost guard `llm` refused the call: budget breached (10 of 10 spent); retry after 3600s"
-/// );
-/// # Ok::<(), Box<dyn std::error::Error>>(())
-/// ```
-#[derive(Debug, Clone, PartialEq, thiserror::Error)]
-#[error(
-    "cost guard `{name}` refused the call: {reason} ({spent} of {limit} spent){}",
-    RetryHint(*.retry_after)
-)]
-#[non_exhaustive]
-pub struct CostRejected {
-    /// The guard that refused the call.
-    pub name: Name,
-    /// Why.
-    pub reason: CostRejectReason,
-    /// When a call would be admitted if nothing else were spent meanwhile, if known.
-    pub retry_after: Option<Duration>,
-    /// Spend in the window, with the estimates of calls in flight.
-    pub spent: f64,
-    /// The limit.
-    pub limit: f64,
-}
-
-/// One spend event of a [`CostGuard`], as given to listeners.
-///
-/// ```
-/// use fusebox_core::clock::ManualClock;
-/// use fusebox_core::guard::{CostEventKind, CostGuard, CostPolicy};
-/// use std::sync::{Arc, Mutex};
-///
-/// let seen = Arc::new(Mutex::new(Vec::new()));
-/// let log = Arc::clone(&seen);
-/// let guard = CostGuard::builder("llm", CostPolicy::builder(1000.0).build()?)
-///     .clock(ManualClock::new())
-///     .on_event(move |event| log.lock().unwrap().push((event.kind, event.status.spent)))
-///     .build()?;
-/// guard.record_cost(920.0)?;
-/// assert_eq!(*seen.lock().unwrap(), [(CostEventKind::Warning, 920.0)]);
-/// # Ok::<(), fusebox_core::ConfigError>(())
-/// ```
-#[derive(Debug, Clone, PartialEq)]
-#[non_exhaustive]
-pub struct CostEvent {
-    /// The guard's name.
-    pub name: Name,
-    /// What happened.
-    pub kind: CostEventKind,
-    /// The totals when it happened.
-    pub status: CostStatus,
-    /// When, in the guard's clock.
-    pub at_nanos: u64,
-}
-
-/// Receives a [`CostGuard`]'s spend events and rejections.
-///
-/// Listeners run on the thread that caused the event, after the guard's state has changed
-/// and with no lock held, so they may call back into the guard.
-///
-/// ```
-/// use fusebox_core::clock::ManualClock;
-/// use fusebox_core::guard::{CostGuard, CostListener, CostPolicy, CostRejected};
-/// use std::sync::Arc;
-/// use std::sync::atomic::{AtomicUsize, Ordering};
-///
-/// #[derive(Default)]
-/// struct Refusals(AtomicUsize);
-/// impl CostListener for Refusals {
-///     fn on_rejection(&self, _: &CostRejected) {
-///         self.0.fetch_add(1, Ordering::Relaxed);
-///     }
-/// }
-/// let refusals = Arc::new(Refusals::default());
-/// let guard = CostGuard::builder("llm", CostPolicy::builder(1.0).build()?)
-///     .clock(ManualClock::new())
-///     .listener(refusals.clone())
-///     .build()?;
-/// guard.record_cost(1.0)?;
-/// assert!(guard.try_acquire().is_err());
-/// assert_eq!(refusals.0.load(Ordering::Relaxed), 1);
-/// # Ok::<(), fusebox_core::ConfigError>(())
-/// ```
-pub trait CostListener: Send + Sync + 'static {
-    /// A warning, breach, spike or unknown cost.
-    fn on_event(&self, event: &CostEvent) {
-        let _ = event;
-    }
-    /// A refused call.
-    fn on_rejection(&self, rejected: &CostRejected) {
-        let _ = rejected;
-    }
-}
-
-struct OnEvent<F>(F);
-impl<F: Fn(&CostEvent) + Send + Sync + 'static> CostListener for OnEvent<F> {
-    fn on_event(&self, event: &CostEvent) {
-        (self.0)(event)
-    }
-}
-
-struct OnRejection<F>(F);
-impl<F: Fn(&CostRejected) + Send + Sync + 'static> CostListener for OnRejection<F> {
-    fn on_rejection(&self, rejected: &CostRejected) {
-        (self.0)(rejected)
-    }
-}
-
-/// Decides the cost of a call from its result: tokens used times a price, a header value…
-/// `None` means the cost is unknown (see [`UnknownCost`](super::UnknownCost)).
-///
-/// Closures `Fn(&Result<T, E>) -> Option<f64>` are extractors.
-///
-/// ```
-/// use fusebox_core::guard::CostExtractor;
-///
-/// struct Reply { tokens: u32 }
-/// const PRICE_PER_TOKEN: f64 = 0.000_002;
-/// let cost = |r: &Result<Reply, String>| match r {
-///     Ok(reply) => Some(f64::from(reply.tokens) * PRICE_PER_TOKEN),
-///     Err(_) => Some(0.0), // refused requests are not billed
-/// };
-/// assert_eq!(cost.cost(&Ok(Reply { tokens: 500_000 })), Some(1.0));
-/// ```
-pub trait CostExtractor<T, E> {
-    /// The cost of one call, or `None` when it cannot be told.
-    fn cost(&self, result: &Result<T, E>) -> Option<f64>;
-}
-
-impl<T, E, F> CostExtractor<T, E> for F
-where
-    F: Fn(&Result<T, E>) -> Option<f64>,
-{
-    #[inline]
-    fn cost(&self, result: &Result<T, E>) -> Option<f64> {
-        self(result)
-    }
-}
-
-/// Builds a [`CostGuard`]; checked by [`build`](Self::build).
-///
-/// ```
-/// use fusebox_core::guard::{CostGuard, CostPolicy};
-///
-/// let err = CostGuard::builder("", CostPolicy::builder(1.0).build()?).build().unwrap_err();
-/// assert_eq!(err.field(), Some("name"));
-/// # Ok::<(), fusebox_core::ConfigError>(())
-/// ```
-#[must_use]
-pub struct CostGuardBuilder {
-    name: Name,
-    policy: CostPolicy,
-    clock: Option<ClockHandle>,
-    listeners: Vec<Arc<dyn CostListener>>,
-}
-
-impl fmt::Debug for CostGuardBuilder {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("CostGuardBuilder")
-            .field("name", &self.name)
-            .field("policy", &self.policy)
-            .field("clock", &self.clock)
-            .field("listeners", &self.listeners.len())
-            .finish()
-    }
-}
-
-impl CostGuardBuilder {
-    /// The clock. Default: [`UnixClock`](crate::clock::UnixClock) for calendar windows,
-    /// [`MonotonicClock`](crate::clock::MonotonicClock) for rolling ones. Calendar windows
-    /// read the clock as time since the Unix epoch, so a [`ManualClock`](crate::clock::ManualClock)
-    /// for them should be set to a Unix time.
-    ///
-    /// ```
-    /// use fusebox_core::clock::{ManualClock, MonotonicClock};
-    /// use fusebox_core::guard::{CostGuard, CostPolicy, CostWindow};
-    /// use std::time::Duration;
-    ///
-    /// let clock = ManualClock::new();
-    /// clock.set(Duration::from_secs(1_704_067_200)); // 2024-01-01 00:00 UTC
-    /// let daily = CostPolicy::builder(5.0).window(CostWindow::CalendarDay).build()?;
-    /// let guard = CostGuard::builder("llm", daily.clone()).clock(clock).build()?;
-    /// assert_eq!(guard.status().period_start_nanos, 1_704_067_200_000_000_000);
-    ///
-    /// // A clock with an arbitrary origin cannot tell where days begin.
-    /// let err = CostGuard::builder("llm", daily).clock(MonotonicClock).build().unwrap_err();
-    /// assert_eq!(err.field(), Some("clock"));
-    /// # Ok::<(), fusebox_core::ConfigError>(())
-    /// ```
-    pub fn clock(mut self, clock: impl IntoClock) -> Self {
-        self.clock = Some(clock.into_handle().0);
-        self
-    }
-
-    /// Adds a listener for spend events and rejections.
-    ///
-    /// ```
-    /// use fusebox_core::guard::{CostGuard, CostListener, CostPolicy};
-    /// use std::sync::Arc;
-    ///
-    /// struct Quiet;
-    /// impl CostListener for Quiet {}
-    /// let guard = CostGuard::builder("llm", CostPolicy::builder(1.0).build()?)
-    ///     .listener(Arc::new(Quiet))
-    ///     .build()?;
-    /// assert_eq!(guard.name(), "llm");
-    /// # Ok::<(), fusebox_core::ConfigError>(())
-    /// ```
-    pub fn listener(mut self, listener: Arc<dyn CostListener>) -> Self {
-        self.listeners.push(listener);
-        self
-    }
-
-    /// Calls `f` on every spend event: warning, breach and spike (each at most once per
-    /// period) and every unknown cost.
-    ///
-    /// ```
-    /// use fusebox_core::clock::ManualClock;
-    /// use fusebox_core::guard::{CostEventKind, CostGuard, CostPolicy};
-    /// use std::sync::atomic::{AtomicBool, Ordering};
-    /// use std::sync::Arc;
-    ///
-    /// let breached = Arc::new(AtomicBool::new(false));
-    /// let flag = Arc::clone(&breached);
-    /// let guard = CostGuard::builder("llm", CostPolicy::builder(5.0).build()?)
-    ///     .clock(ManualClock::new())
-    ///     .on_event(move |e| {
-    ///         if e.kind == CostEventKind::Breach {
-    ///             flag.store(true, Ordering::Relaxed);
-    ///         }
-    ///     })
-    ///     .build()?;
-    /// guard.record_cost(6.0)?;
-    /// assert!(breached.load(Ordering::Relaxed));
-    /// # Ok::<(), fusebox_core::ConfigError>(())
-    /// ```
-    pub fn on_event<F>(self, f: F) -> Self
-    where
-        F: Fn(&CostEvent) + Send + Sync + 'static,
-    {
-        self.listener(Arc::new(OnEvent(f)))
-    }
-
-    /// Calls `f` on every refused call.
-    ///
-    /// ```
-    /// use fusebox_core::clock::ManualClock;
-    /// use fusebox_core::guard::{CostGuard, CostPolicy};
-    /// use std::sync::atomic::{AtomicU32, Ordering};
-    /// use std::sync::Arc;
-    ///
-    /// let refused = Arc::new(AtomicU32::new(0));
-    /// let count = Arc::clone(&refused);
-    /// let guard = CostGuard::builder("llm", CostPolicy::builder(1.0).build()?)
-    ///     .clock(ManualClock::new())
-    ///     .on_rejection(move |_| {
-    ///         count.fetch_add(1, Ordering::Relaxed);
-    ///     })
-    ///     .build()?;
-    /// guard.record_cost(2.0)?;
-    /// let _ = guard.try_acquire();
-    /// assert_eq!(refused.load(Ordering::Relaxed), 1);
-    /// # Ok::<(), fusebox_core::ConfigError>(())
-    /// ```
-    pub fn on_rejection<F>(self, f: F) -> Self
-    where
-        F: Fn(&CostRejected) + Send + Sync + 'static,
-    {
-        self.listener(Arc::new(OnRejection(f)))
-    }
-
-    /// Checks the name and clock and builds the guard.
-    ///
-    /// # Errors
-    /// The name is empty (field `name`), or a calendar window is paired with a clock that
-    /// does not count from the Unix epoch (conflict between `clock` and `window`).
-    ///
-    /// ```
-    /// use fusebox_core::guard::{CostGuard, CostPolicy};
-    /// let guard = CostGuard::builder("llm", CostPolicy::builder(1.0).build()?).build()?;
-    /// assert_eq!(guard.policy().budget().limit, 1.0);
-    /// # Ok::<(), fusebox_core::ConfigError>(())
-    /// ```
-    pub fn build(self) -> Result<CostGuard, ConfigError> {
-        if self.name.is_empty() {
-            return Err(ConfigError::invalid("name", "must not be empty"));
-        }
-        let calendar = self.policy.window().is_calendar();
-        let clock = match self.clock {
-            Some(ClockHandle::Monotonic | ClockHandle::Precise) if calendar => {
-                return Err(ConfigError::conflict(
-                    "clock",
-                    "window",
-                    "calendar windows need a clock counting from the Unix epoch, such as \
-                     UnixClock or a ManualClock set to a Unix time",
-                ));
-            }
-            Some(clock) => clock,
-            None if calendar => crate::clock::UnixClock::new().into_handle().0,
-            None => ClockHandle::Monotonic,
-        };
-        Ok(CostGuard {
-            shared: Arc::new(Shared {
-                meter: Mutex::new(CostMeter::new(self.policy.clone())),
-                policy: self.policy,
-                name: self.name,
-                clock,
-                listeners: self.listeners.into_boxed_slice(),
-            }),
-        })
-    }
-}
-
-struct Shared {
-    meter: Mutex<CostMeter>,
-    policy: CostPolicy,
-    name: Name,
-    clock: ClockHandle,
-    listeners: Box<[Arc<dyn CostListener>]>,
+pub(super) struct Shared {
+    pub(super) meter: Mutex<CostMeter>,
+    pub(super) policy: CostPolicy,
+    pub(super) name: Name,
+    pub(super) clock: ClockHandle,
+    pub(super) listeners: Box<[Arc<dyn CostListener>]>,
 }
 
 /// A cost guard: a breaker that trips on spend. Named, cheap to clone, shared by every clone.
@@ -392,7 +68,7 @@ struct Shared {
 /// ```
 #[derive(Clone)]
 pub struct CostGuard {
-    shared: Arc<Shared>,
+    pub(super) shared: Arc<Shared>,
 }
 
 impl fmt::Debug for CostGuard {
@@ -404,7 +80,7 @@ impl fmt::Debug for CostGuard {
     }
 }
 
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+pub(super) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     // The meter's invariants hold between its method calls, and nothing it runs can panic
     // half-way through one, so a poisoned lock is still consistent.
     m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
@@ -626,7 +302,7 @@ impl CostGuard {
 }
 
 impl Shared {
-    fn acquire(&self) -> Result<(CostTicket, bool), CostRejected> {
+    pub(super) fn acquire(&self) -> Result<(CostTicket, bool), CostRejected> {
         let now = self.clock.now_nanos();
         let decided = lock(&self.meter).admit(now);
         match decided {
@@ -658,7 +334,7 @@ impl Shared {
         }
     }
 
-    fn settle(&self, ticket: CostTicket, cost: Option<f64>) {
+    pub(super) fn settle(&self, ticket: CostTicket, cost: Option<f64>) {
         let now = self.clock.now_nanos();
         let settled = lock(&self.meter).settle(now, ticket, cost);
         if let Some(invalid) = cost.filter(|_| settled.unknown) {
@@ -671,11 +347,11 @@ impl Shared {
         self.dispatch(settled.events, &settled.status, now);
     }
 
-    fn cancel(&self, ticket: CostTicket) {
+    pub(super) fn cancel(&self, ticket: CostTicket) {
         lock(&self.meter).cancel(ticket);
     }
 
-    fn dispatch(&self, events: CostEvents, status: &CostStatus, now: u64) {
+    pub(super) fn dispatch(&self, events: CostEvents, status: &CostStatus, now: u64) {
         for kind in events.iter() {
             let budget = &status.budget;
             match kind {
@@ -717,192 +393,5 @@ impl Shared {
                 }
             }
         }
-    }
-}
-
-/// Permission for one call, from [`CostGuard::try_acquire`]. Record the call's cost with
-/// [`record_cost`](Self::record_cost), [`record`](Self::record) or
-/// [`record_unknown`](Self::record_unknown), or release it with [`cancel`](Self::cancel)
-/// when the call did not run. Dropped without any of these, the call may have run (a
-/// cancelled future), so its cost counts as unknown.
-///
-/// ```
-/// use fusebox_core::clock::ManualClock;
-/// use fusebox_core::guard::{CostGuard, CostPolicy, UnknownCost};
-///
-/// let policy = CostPolicy::builder(10.0).unknown_cost(UnknownCost::Assume(2.0)).build()?;
-/// let guard = CostGuard::builder("llm", policy).clock(ManualClock::new()).build()?;
-/// drop(guard.try_acquire()?); // cancelled mid-call: assumed to cost 2.0
-/// guard.try_acquire()?.cancel(); // known not to have run: nothing
-/// let status = guard.status();
-/// assert_eq!((status.spent, status.unknown_costs), (2.0, 1));
-/// # Ok::<(), Box<dyn std::error::Error>>(())
-/// ```
-#[must_use = "a cost permit counts an unknown cost unless its cost is recorded"]
-pub struct CostPermit<'a> {
-    shared: &'a Shared,
-    reservation: Option<Reservation>,
-}
-
-/// What a permit holds until its cost is recorded: one option around both, so that the
-/// flag's spare values say "settled" and a permit is three words.
-struct Reservation {
-    ticket: CostTicket,
-    warning: bool,
-}
-
-/// A [`CostPermit`] that owns a handle to its guard (`'static`), from
-/// [`CostGuard::try_acquire_owned`].
-///
-/// ```
-/// use fusebox_core::clock::ManualClock;
-/// use fusebox_core::guard::{CostGuard, CostPolicy};
-/// let guard = CostGuard::builder("llm", CostPolicy::builder(10.0).build()?)
-///     .clock(ManualClock::new())
-///     .build()?;
-/// let permit = guard.try_acquire_owned()?;
-/// assert!(!permit.warning());
-/// permit.record_cost(1.0);
-/// # Ok::<(), Box<dyn std::error::Error>>(())
-/// ```
-#[must_use = "a cost permit counts an unknown cost unless its cost is recorded"]
-pub struct OwnedCostPermit {
-    shared: Arc<Shared>,
-    reservation: Option<Reservation>,
-}
-
-macro_rules! permit_methods {
-    () => {
-        /// Records the call's cost, or an unknown cost for `None`.
-        ///
-        /// ```
-        /// use fusebox_core::clock::ManualClock;
-        /// use fusebox_core::guard::{CostGuard, CostPolicy};
-        /// let guard = CostGuard::builder("llm", CostPolicy::builder(10.0).build()?)
-        ///     .clock(ManualClock::new())
-        ///     .build()?;
-        /// guard.try_acquire()?.record(Some(1.5));
-        /// guard.try_acquire()?.record(None);
-        /// assert_eq!(guard.status().unknown_costs, 1);
-        /// # Ok::<(), Box<dyn std::error::Error>>(())
-        /// ```
-        pub fn record(mut self, cost: Option<f64>) {
-            if let Some(reserved) = self.reservation.take() {
-                self.shared.settle(reserved.ticket, cost);
-            }
-        }
-
-        /// Records the call's cost. A negative, NaN or infinite cost is logged and counted
-        /// as an unknown cost.
-        ///
-        /// ```
-        /// use fusebox_core::clock::ManualClock;
-        /// use fusebox_core::guard::{CostGuard, CostPolicy};
-        /// let guard = CostGuard::builder("llm", CostPolicy::builder(10.0).build()?)
-        ///     .clock(ManualClock::new())
-        ///     .build()?;
-        /// guard.try_acquire()?.record_cost(3.0);
-        /// guard.try_acquire()?.record_cost(f64::NAN);
-        /// let status = guard.status();
-        /// assert_eq!((status.spent, status.unknown_costs), (3.0, 1));
-        /// # Ok::<(), Box<dyn std::error::Error>>(())
-        /// ```
-        pub fn record_cost(self, cost: f64) {
-            self.record(Some(cost))
-        }
-
-        /// Records that the call ran but its cost cannot be told; it counts as the policy's
-        /// [`UnknownCost`](super::UnknownCost) says.
-        ///
-        /// ```
-        /// use fusebox_core::clock::ManualClock;
-        /// use fusebox_core::guard::{CostGuard, CostPolicy, UnknownCost};
-        /// let policy = CostPolicy::builder(10.0).unknown_cost(UnknownCost::Assume(4.0)).build()?;
-        /// let guard = CostGuard::builder("llm", policy).clock(ManualClock::new()).build()?;
-        /// guard.try_acquire()?.record_unknown();
-        /// assert_eq!(guard.status().spent, 4.0);
-        /// # Ok::<(), Box<dyn std::error::Error>>(())
-        /// ```
-        pub fn record_unknown(self) {
-            self.record(None)
-        }
-
-        /// Releases the reservation and counts nothing: the call is known not to have run.
-        ///
-        /// ```
-        /// use fusebox_core::clock::ManualClock;
-        /// use fusebox_core::guard::{CostGuard, CostPolicy};
-        /// let policy = CostPolicy::builder(10.0).estimated_cost(1.0).build()?;
-        /// let guard = CostGuard::builder("llm", policy).clock(ManualClock::new()).build()?;
-        /// let permit = guard.try_acquire()?;
-        /// assert_eq!(guard.status().reserved, 1.0);
-        /// permit.cancel();
-        /// assert_eq!(guard.status().reserved, 0.0);
-        /// # Ok::<(), Box<dyn std::error::Error>>(())
-        /// ```
-        pub fn cancel(mut self) {
-            if let Some(reserved) = self.reservation.take() {
-                self.shared.cancel(reserved.ticket);
-            }
-        }
-
-        /// Whether the call was admitted with a warning: spend had reached the warning
-        /// ratio of the limit.
-        ///
-        /// ```
-        /// use fusebox_core::clock::ManualClock;
-        /// use fusebox_core::guard::{CostGuard, CostPolicy};
-        /// let guard = CostGuard::builder("llm", CostPolicy::builder(10.0).build()?)
-        ///     .clock(ManualClock::new())
-        ///     .build()?;
-        /// guard.record_cost(9.5)?;
-        /// assert!(guard.try_acquire()?.warning());
-        /// # Ok::<(), Box<dyn std::error::Error>>(())
-        /// ```
-        pub fn warning(&self) -> bool {
-            self.reservation.as_ref().is_some_and(|r| r.warning)
-        }
-    };
-}
-
-impl CostPermit<'_> {
-    permit_methods!();
-}
-
-impl OwnedCostPermit {
-    permit_methods!();
-}
-
-impl Drop for CostPermit<'_> {
-    fn drop(&mut self) {
-        if let Some(reserved) = self.reservation.take() {
-            self.shared.settle(reserved.ticket, None);
-        }
-    }
-}
-
-impl Drop for OwnedCostPermit {
-    fn drop(&mut self) {
-        if let Some(reserved) = self.reservation.take() {
-            self.shared.settle(reserved.ticket, None);
-        }
-    }
-}
-
-impl fmt::Debug for CostPermit<'_> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("CostPermit")
-            .field("guard", &self.shared.name)
-            .field("warning", &self.warning())
-            .finish()
-    }
-}
-
-impl fmt::Debug for OwnedCostPermit {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("OwnedCostPermit")
-            .field("guard", &self.shared.name)
-            .field("warning", &self.warning())
-            .finish()
     }
 }

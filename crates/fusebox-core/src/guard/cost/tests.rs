@@ -1,9 +1,8 @@
 //! Unit tests of the cost meter, the policy and the guard.
 
-use std::time::Duration;
-
 use super::*;
 use crate::guard::{EwmaConfig, HourOfWeek, SpikeCheck};
+use std::time::Duration;
 
 const SEC: u64 = 1_000_000_000;
 const HOUR: u64 = 3600 * SEC;
