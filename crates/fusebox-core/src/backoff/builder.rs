@@ -1,9 +1,9 @@
 //! The backoff's builder: shape-specific settings, validated at `build`.
 
-use crate::ConfigError;
 use std::time::Duration;
 
 use super::*;
+use crate::ConfigError;
 
 /// Builds a [`Backoff`]; [`build`](BackoffBuilder::build) validates every setting.
 ///

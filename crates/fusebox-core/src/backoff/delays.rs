@@ -1,10 +1,12 @@
 //! The delays of a backoff: the iterator and the cursor a caller can keep instead.
 
-use super::*;
-use rand::Rng;
-use rand::rngs::SmallRng;
 use std::iter::FusedIterator;
 use std::time::Duration;
+
+use rand::Rng;
+use rand::rngs::SmallRng;
+
+use super::*;
 
 /// The delays of a [`Backoff`], one per retry. Ends after `max_delays` delays or before the sum
 /// would exceed `max_elapsed`; without either it never ends.

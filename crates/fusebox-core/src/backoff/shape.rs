@@ -1,7 +1,8 @@
 //! The shapes a backoff can take: fixed, exponential, decorrelated.
 
-use rand::Rng;
 use std::time::Duration;
+
+use rand::Rng;
 
 use super::*;
 use crate::ConfigError;

@@ -1,5 +1,9 @@
 //! The breaker's builder: settings checked once, at `build`.
 
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
 use super::Name;
 use super::config::{BreakerConfig, BreakerSettings, CustomRule};
 use super::handle::Breaker;
@@ -9,9 +13,6 @@ use super::rejected::Rejected;
 use super::stats::{Transition, WindowStats};
 use crate::ConfigError;
 use crate::clock::{ClockHandle, IntoClock};
-use std::fmt;
-use std::sync::Arc;
-use std::time::Duration;
 
 /// Builds a [`Breaker`]; every setting is checked once, by [`build`](Self::build).
 ///

@@ -2,7 +2,6 @@
 //! it: its own outcome totals, its settled state, and a way to adopt the fleet's decisions
 //! and outcomes. None of it is on a caller's path.
 
-use crate::sync::Ordering;
 use std::borrow::Cow;
 use std::sync::{Arc, Weak};
 use std::time::Duration;
@@ -14,6 +13,7 @@ use super::shared::Shared;
 use super::stats::{State, TransitionReason};
 use super::window::Mark;
 use super::word::{generation_of, state_of};
+use crate::sync::Ordering;
 
 /// A handle on a breaker that does not keep it alive: an engine holds one, so that its
 /// task ends once every clone of the breaker is gone.

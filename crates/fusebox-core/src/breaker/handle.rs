@@ -1,6 +1,11 @@
 //! The concurrent breaker: what users hold. Lock-free on the CLOSED path; transitions take a
 //! short slow path and are published with a generation number so each is reported once.
 
+use std::borrow::Cow;
+use std::fmt;
+use std::future::Future;
+use std::sync::Arc;
+
 use super::Name;
 use super::algorithm::Manual;
 use super::builder::BreakerBuilder;
@@ -18,10 +23,6 @@ use crate::clock::ClockHandle;
 use crate::error::Error;
 use crate::outcome::{Classifier, ErrIsFailure, Outcome};
 use crate::sync::{AtomicU32, AtomicU64, Mutex};
-use std::borrow::Cow;
-use std::fmt;
-use std::future::Future;
-use std::sync::Arc;
 
 /// A circuit breaker: named, cheap to clone, shared by every clone.
 ///

@@ -1,11 +1,11 @@
 //! Permits: one admitted call each, recorded once or released when dropped.
 
-use crate::outcome::Outcome;
 use std::fmt;
 use std::sync::Arc;
 
 use super::shared::Shared;
 use super::word::PermitKey;
+use crate::outcome::Outcome;
 
 /// Permission for one call, from [`Breaker::try_acquire`](super::Breaker::try_acquire). Record the outcome with
 /// [`success`](Self::success), [`failure`](Self::failure), [`ignore`](Self::ignore) or

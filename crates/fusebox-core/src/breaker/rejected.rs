@@ -1,9 +1,10 @@
 //! The rejection a breaker answers a refused call with.
 
-use super::Name;
-use super::stats::State;
 use std::fmt;
 use std::time::Duration;
+
+use super::Name;
+use super::stats::State;
 
 /// A call refused by a breaker, with what a caller needs to back off.
 ///

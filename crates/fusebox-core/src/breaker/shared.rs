@@ -2,9 +2,10 @@
 //! fast paths, recording, transitions and snapshots. Transitions interpret
 //! [`algorithm`](super::algorithm); nothing here decides a rule of its own.
 
-use rand::rngs::SmallRng;
 use std::sync::Arc;
 use std::time::Duration;
+
+use rand::rngs::SmallRng;
 
 use super::Name;
 use super::algorithm::{

@@ -1,13 +1,14 @@
 //! The registry's builder: naming, settings and overrides per key, bounds.
 
-use crate::ConfigError;
-use crate::breaker::{Breaker, BreakerBuilder, BreakerSettings};
-use crate::clock::{Clock, MonotonicClock};
 use std::collections::HashMap;
 use std::fmt;
 use std::hash::Hash;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
+
+use crate::ConfigError;
+use crate::breaker::{Breaker, BreakerBuilder, BreakerSettings};
+use crate::clock::{Clock, MonotonicClock};
 
 pub(super) const DEFAULT_MAX_KEYS: usize = 10_000;
 pub(super) const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(600);

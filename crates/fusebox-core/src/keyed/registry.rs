@@ -1,9 +1,5 @@
 //! The registry: one breaker per key, created on first use, bounded, evicted when idle.
 
-use super::builder::RegistryBuilder;
-use super::shared::{Entry, Factory, Lookup, read, write};
-use crate::breaker::{Breaker, Snapshot};
-use crate::clock::Clock;
 use std::borrow::Borrow;
 use std::collections::HashMap;
 use std::fmt;
@@ -11,6 +7,11 @@ use std::hash::Hash;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
+
+use super::builder::RegistryBuilder;
+use super::shared::{Entry, Factory, Lookup, read, write};
+use crate::breaker::{Breaker, Snapshot};
+use crate::clock::Clock;
 
 /// One [`Breaker`] per key (host, route, tenant…), created on first use and shared by every
 /// clone of the registry.

@@ -1,13 +1,14 @@
 //! What every clone of a registry shares: the entries, their eviction and the counters.
 
+use std::hash::Hash;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
+
 use super::builder::{CustomizeFn, NameFn, OverrideFn, UNNAMED};
 use super::registry::{Counters, NoRoom, Shared, Table};
 use crate::ConfigError;
 use crate::breaker::{Breaker, BreakerConfig, BreakerListener, BreakerSettings, State, Transition};
 use crate::clock::Clock;
-use std::hash::Hash;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 pub(super) struct Entry {
     pub(super) breaker: Breaker,

@@ -1,5 +1,8 @@
 //! The cost guard's builder.
 
+use std::fmt;
+use std::sync::Arc;
+
 use super::event::{CostEvent, CostListener, CostRejected, OnEvent, OnRejection};
 use super::meter::CostMeter;
 use super::policy::CostPolicy;
@@ -8,8 +11,6 @@ use crate::ConfigError;
 use crate::breaker::Name;
 use crate::clock::{ClockHandle, IntoClock};
 use crate::sync::Mutex;
-use std::fmt;
-use std::sync::Arc;
 
 /// Builds a [`CostGuard`]; checked by [`build`](Self::build).
 ///

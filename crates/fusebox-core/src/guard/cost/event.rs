@@ -1,9 +1,10 @@
 //! Why a cost guard refused a call, the events it reports, its listeners, and how a result's cost is extracted.
 
+use std::time::Duration;
+
 use super::meter::{CostEventKind, CostStatus};
 use super::policy::CostRejectReason;
 use crate::breaker::{Name, RetryHint};
-use std::time::Duration;
 
 /// A call refused by a [`CostGuard`], with the numbers behind the refusal.
 ///

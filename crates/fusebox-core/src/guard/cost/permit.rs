@@ -1,10 +1,10 @@
 //! Cost permits: one admitted call each, settled with its cost or released.
 
+use std::fmt;
+use std::sync::Arc;
+
 use super::meter::CostTicket;
 use super::shell::Shared;
-use std::fmt;
-
-use std::sync::Arc;
 
 /// Permission for one call, from [`CostGuard::try_acquire`]. Record the call's cost with
 /// [`record_cost`](Self::record_cost), [`record`](Self::record) or

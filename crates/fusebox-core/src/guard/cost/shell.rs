@@ -1,6 +1,10 @@
 //! The concurrent cost guard, what users hold: the state every clone shares, and the
 //! admission and settlement of calls.
 
+use std::fmt;
+use std::future::Future;
+use std::sync::Arc;
+
 use super::builder::CostGuardBuilder;
 use super::event::{CostEvent, CostExtractor, CostListener, CostRejected};
 use super::meter::{CostEventKind, CostEvents, CostMeter, CostStatus, CostTicket};
@@ -11,9 +15,6 @@ use crate::breaker::Name;
 use crate::clock::ClockHandle;
 use crate::error::Error;
 use crate::sync::{Mutex, MutexGuard};
-use std::fmt;
-use std::future::Future;
-use std::sync::Arc;
 
 pub(super) struct Shared {
     pub(super) meter: Mutex<CostMeter>,
