@@ -4,14 +4,13 @@
 //! fallback), composed by the typed [`stack`] or the run-time [`pipeline`], with metrics
 //! hooks in [`observe`] and the [`TokioClock`] for paused-time tests. The breaker, backoff
 //! and retry budget they apply are fusebox-core's, which stays free of any runtime.
-#![deny(unsafe_code)]
+#![forbid(unsafe_code)]
 #![deny(missing_docs)]
 #![warn(rust_2018_idioms, unreachable_pub)]
 
 mod clock;
 #[cfg(feature = "metrics")]
 pub mod observe;
-#[allow(unsafe_code)] // until the pipeline is rewritten in safe code
 pub mod pipeline;
 pub mod policy;
 pub mod stack;

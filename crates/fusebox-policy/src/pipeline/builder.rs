@@ -1,0 +1,268 @@
+//! [`PipelineBuilder`]: the policies of a pipeline, outermost first, validated by `build`.
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::slot::Slot;
+use super::{MAX_DEPTH, Pipeline};
+use crate::policy::{Bulkhead, Fallback, Retry, Timeout};
+use fusebox_core::ConfigError;
+use fusebox_core::Error;
+use fusebox_core::Outcome;
+use fusebox_core::breaker::Breaker;
+use fusebox_core::guard::CostGuard;
+
+/// Builds a [`Pipeline`]: each method adds a policy inside the ones before it.
+///
+/// ```
+/// use fusebox_core::breaker::Breaker;
+/// use fusebox_policy::pipeline::Pipeline;
+/// use fusebox_policy::policy::Bulkhead;
+/// use std::time::Duration;
+/// let pipeline = Pipeline::<String, std::io::Error>::builder()
+///     .timeout(Duration::from_secs(2)) // outermost
+///     .breaker(Breaker::builder("users").build()?)
+///     .bulkhead(Bulkhead::builder("users").max_concurrent(8).build()?) // innermost
+///     .build()?;
+/// assert_eq!(pipeline.depth(), 3);
+/// # Ok::<(), fusebox_core::ConfigError>(())
+/// ```
+#[must_use]
+pub struct PipelineBuilder<T, E> {
+    slots: Vec<Slot<T, E>>,
+    error: Option<ConfigError>,
+}
+
+impl<T, E> fmt::Debug for PipelineBuilder<T, E> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_list().entries(self.slots.iter()).finish()
+    }
+}
+
+impl<T, E> PipelineBuilder<T, E> {
+    /// An empty builder, for [`Pipeline::builder`].
+    pub(super) fn new() -> Self {
+        PipelineBuilder {
+            slots: Vec::new(),
+            error: None,
+        }
+    }
+
+    fn push(mut self, slot: Slot<T, E>) -> Self {
+        self.slots.push(slot);
+        self
+    }
+
+    /// Adds a fallback.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() -> Result<(), fusebox_core::ConfigError> {
+    /// use fusebox_policy::pipeline::Pipeline;
+    /// use fusebox_policy::policy::Fallback;
+    /// # use std::time::Duration;
+    /// let pipeline = Pipeline::builder()
+    ///     .fallback(Fallback::value("cached"))
+    ///     .timeout(Duration::from_millis(100))
+    ///     .build()?;
+    /// let r = pipeline.call(|| async {
+    ///     tokio::time::sleep(Duration::from_secs(1)).await;
+    ///     Ok::<_, ()>("fresh")
+    /// });
+    /// assert_eq!(r.await.unwrap(), "cached"); // the timeout's error was answered
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn fallback(self, fallback: Fallback<T, E>) -> Self {
+        self.push(Slot::Fallback(fallback))
+    }
+
+    /// Adds a timeout: for each attempt when inside a retry, for the whole call outside.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() -> Result<(), fusebox_core::ConfigError> {
+    /// use fusebox_policy::pipeline::Pipeline;
+    /// use std::time::Duration;
+    /// let pipeline = Pipeline::builder().timeout(Duration::from_millis(100)).build()?;
+    /// let slow = pipeline.call(|| async {
+    ///     tokio::time::sleep(Duration::from_secs(1)).await;
+    ///     Ok::<_, ()>(())
+    /// });
+    /// assert_eq!(slow.await.unwrap_err().stopped_by(), Some("timeout"));
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn timeout(mut self, after: Duration) -> Self {
+        match Timeout::new(after) {
+            Ok(t) => self.push(Slot::Timeout(t)),
+            Err(e) => {
+                self.error.get_or_insert(e);
+                self
+            }
+        }
+    }
+
+    /// Adds a retry policy.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() -> Result<(), fusebox_core::ConfigError> {
+    /// use fusebox_policy::pipeline::Pipeline;
+    /// use fusebox_policy::policy::Retry;
+    /// # use std::sync::atomic::{AtomicU32, Ordering};
+    /// let pipeline = Pipeline::builder().retry(Retry::builder().max_retries(2).build()?).build()?;
+    /// let attempts = AtomicU32::new(0);
+    /// let r = pipeline.call(|| async {
+    ///     attempts.fetch_add(1, Ordering::Relaxed);
+    ///     Err::<(), _>("down")
+    /// });
+    /// assert!(r.await.is_err());
+    /// assert_eq!(attempts.load(Ordering::Relaxed), 3);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn retry(self, retry: Retry<T, E>) -> Self {
+        self.push(Slot::Retry(retry))
+    }
+
+    /// Adds a circuit breaker, reading results the default way: the caller's errors and
+    /// timeouts are failures, rejections and full bulkheads further in are ignored.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), fusebox_core::ConfigError> {
+    /// use fusebox_core::breaker::Breaker;
+    /// use fusebox_policy::pipeline::Pipeline;
+    /// let breaker = Breaker::builder("db").consecutive_failures(1).build()?;
+    /// let pipeline = Pipeline::builder().breaker(breaker).build()?;
+    /// let first = pipeline.call(|| async { Err::<(), _>("down") }).await;
+    /// assert!(first.unwrap_err().inner().is_some()); // ran and failed: the breaker trips
+    /// let second = pipeline.call(|| async { Ok(()) }).await;
+    /// assert!(second.unwrap_err().is_rejected());
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn breaker(self, breaker: Breaker) -> Self {
+        self.push(Slot::Breaker(breaker, None))
+    }
+
+    /// Adds a circuit breaker with its own classification of results (a 503 `Ok` response
+    /// as a failure, say).
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), fusebox_core::ConfigError> {
+    /// use fusebox_core::breaker::{Breaker, State};
+    /// use fusebox_policy::pipeline::Pipeline;
+    /// use fusebox_core::Outcome;
+    /// let breaker = Breaker::builder("api").consecutive_failures(1).build()?;
+    /// let pipeline = Pipeline::<u16, ()>::builder()
+    ///     .breaker_with(breaker.clone(), |r| match r {
+    ///         Ok(503) | Err(_) => Outcome::Failure,
+    ///         Ok(_) => Outcome::Success,
+    ///     })
+    ///     .build()?;
+    /// assert_eq!(pipeline.call(|| async { Ok(503) }).await.unwrap(), 503);
+    /// assert_eq!(breaker.state(), State::Open);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn breaker_with<C>(self, breaker: Breaker, classify: C) -> Self
+    where
+        C: Fn(&Result<T, Error<E>>) -> Outcome + Send + Sync + 'static,
+    {
+        self.push(Slot::Breaker(breaker, Some(Arc::new(classify))))
+    }
+
+    /// Adds a bulkhead.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), fusebox_core::ConfigError> {
+    /// use fusebox_policy::pipeline::Pipeline;
+    /// use fusebox_policy::policy::Bulkhead;
+    /// let bulkhead = Bulkhead::builder("db").max_concurrent(1).build()?;
+    /// let pipeline = Pipeline::builder().bulkhead(bulkhead.clone()).build()?;
+    /// let _busy = bulkhead.try_enter(); // another caller holds the only slot
+    /// let r = pipeline.call(|| async { Ok::<_, ()>(1) }).await;
+    /// assert_eq!(r.unwrap_err().stopped_by(), Some("bulkhead"));
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn bulkhead(self, bulkhead: Bulkhead) -> Self {
+        self.push(Slot::Bulkhead(bulkhead))
+    }
+
+    /// Adds a cost guard; `extractor` tells each call's cost from its result (`None`: unknown,
+    /// counted as the guard's [`UnknownCost`](fusebox_core::guard::UnknownCost) says).
+    ///
+    /// A refusal by a breaker, bulkhead or cost guard further in proves the call never reached
+    /// the dependency: its reservation is released and nothing is counted, without asking the
+    /// extractor. Every other result, errors and timeouts included, goes to the extractor.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use fusebox_core::clock::ManualClock;
+    /// use fusebox_core::guard::{CostGuard, CostPolicy};
+    /// use fusebox_policy::pipeline::Pipeline;
+    /// use fusebox_policy::policy::Retry;
+    /// use fusebox_core::Error;
+    ///
+    /// #[derive(Debug)]
+    /// struct Reply { tokens: u32 }
+    /// let guard = CostGuard::builder("llm", CostPolicy::builder(1.0).build()?)
+    ///     .clock(ManualClock::new())
+    ///     .build()?;
+    /// let pipeline = Pipeline::builder()
+    ///     .retry(Retry::builder().max_retries(1).build()?)
+    ///     .cost_guard(guard.clone(), |r: &Result<Reply, Error<std::io::Error>>| match r {
+    ///         Ok(reply) => Some(f64::from(reply.tokens) * 0.001),
+    ///         Err(_) => Some(0.0),
+    ///     })
+    ///     .build()?;
+    ///
+    /// let reply = pipeline.call(|| async { Ok(Reply { tokens: 600 }) }).await?;
+    /// assert_eq!(reply.tokens, 600);
+    /// assert_eq!(guard.status().spent, 0.6);
+    /// pipeline.call(|| async { Ok(Reply { tokens: 400 }) }).await?;
+    /// let refused = pipeline.call(|| async { Ok(Reply { tokens: 1 }) }).await.unwrap_err();
+    /// assert_eq!(refused.stopped_by(), Some("cost_guard"));
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn cost_guard<X>(self, guard: CostGuard, extractor: X) -> Self
+    where
+        X: Fn(&Result<T, Error<E>>) -> Option<f64> + Send + Sync + 'static,
+    {
+        self.push(Slot::Cost(guard, Arc::new(extractor)))
+    }
+
+    /// Validates and builds the pipeline.
+    ///
+    /// ```
+    /// use fusebox_policy::pipeline::Pipeline;
+    /// use std::time::Duration;
+    /// let ok = Pipeline::<(), ()>::builder().timeout(Duration::from_secs(1)).build()?;
+    /// assert_eq!(ok.depth(), 1);
+    /// let bad = Pipeline::<(), ()>::builder().timeout(Duration::ZERO).build();
+    /// assert_eq!(bad.unwrap_err().field(), Some("timeout"));
+    /// # Ok::<(), fusebox_core::ConfigError>(())
+    /// ```
+    pub fn build(self) -> Result<Pipeline<T, E>, ConfigError> {
+        if let Some(e) = self.error {
+            return Err(e);
+        }
+        if self.slots.len() > MAX_DEPTH {
+            return Err(ConfigError::invalid(
+                "pipeline",
+                format!("at most {MAX_DEPTH} policies, got {}", self.slots.len()),
+            ));
+        }
+        Ok(Pipeline {
+            slots: self.slots.into(),
+        })
+    }
+}

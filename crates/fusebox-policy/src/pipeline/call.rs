@@ -1,0 +1,603 @@
+//! The future of [`Pipeline::call`](super::Pipeline::call): one state machine that walks the
+//! policies of a call, in safe code.
+
+use std::future::Future;
+use std::mem::ManuallyDrop;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use pin_project_lite::pin_project;
+use tokio::time::{Instant, Sleep};
+
+use super::MAX_DEPTH;
+use super::slot::Slot;
+use super::{breaker_outcome, settle_cost};
+use crate::policy::{Answer, BoxFuture, BulkheadSlot, Fallback, RetryAttempts};
+use fusebox_core::breaker::Permit;
+use fusebox_core::guard::CostPermit;
+use fusebox_core::{BulkheadFull, Error, TimedOut};
+
+/// A refusal by the policy at `i`, for the policies above it.
+#[cold]
+fn refused<T, E>(i: usize, error: Error<E>) -> (usize, Result<T, Error<E>>) {
+    (i, Err(error))
+}
+
+// One call is one hand-written state machine rather than one nested future per policy: the
+// future holds the attempt in flight, one small state per policy entered and one timer shared
+// by every timeout and backoff delay, boxed when first armed. A call that succeeds at once
+// enters the policies in one loop, polls its attempt and hands the result back up in
+// another, without allocating, reading the clock or touching a timer unless a policy in the
+// stack asks for it. It is safe code throughout: a level the call is not inside is
+// `Vacant`, the attempt in flight is an `Option` pinned in place, and states are moved out
+// with `mem::replace`, never read out of uninitialised memory.
+
+pin_project! {
+    /// The future of [`Pipeline::call`].
+    // Laid out by hand: everything written when the call is made (the slots, `depth` and
+    // the tag of `wait`) shares the first 32 bytes. A future is moved at least once before
+    // it is polled, as a copy in wide chunks, and a chunk that was just written by narrower
+    // stores stalls that copy; one such chunk, not five.
+    #[repr(C)]
+    pub(super) struct Call<'a, T, E, F, Fut> {
+        slots: &'a [Slot<T, E>],
+        depth: u32,
+        // Emptied by hand on drop, when it may hold something.
+        wait: ManuallyDrop<Wait<'a, T, E>>,
+        op: F,
+        // The attempt in flight: the caller's future, `Some` exactly while `wait` is
+        // `Attempt`.
+        #[pin]
+        attempt: Option<Fut>,
+        // One timer for the earliest of the active deadlines, made the first time the call
+        // waits on one. Boxed: a call that never waits on a deadline carries one word, not
+        // a timer entry that would double the size of every call's future.
+        timer: Option<Pin<Box<Sleep>>>,
+        // The state of each policy the call is inside, outermost first. Only the first
+        // `depth` may hold anything to drop, and dropping the call drops those, innermost
+        // first; the rest are `Vacant` or states left idle (see `Machine::leave_idle`), so
+        // the array itself is never dropped, which would look at every level.
+        levels: ManuallyDrop<[Level<'a, T, E>; MAX_DEPTH]>,
+    }
+
+    impl<'a, T, E, F, Fut> PinnedDrop for Call<'a, T, E, F, Fut> {
+        fn drop(this: Pin<&mut Self>) {
+            let this = this.project();
+            if *this.depth == 0 && matches!(**this.wait, Wait::Empty | Wait::Start) {
+                return; // finished, or never polled: nothing is held
+            }
+            // The attempt in flight is cancelled before the permits and slots it runs under
+            // are released, innermost first, as nested futures would be.
+            drop_attempt(this.wait, this.attempt);
+            **this.wait = Wait::Empty;
+            while *this.depth > 0 {
+                *this.depth -= 1;
+                // `depth` was lowered first, so this level is never dropped twice, even if
+                // its drop panics.
+                this.levels[*this.depth as usize] = Level::Vacant;
+            }
+        }
+    }
+}
+
+impl<'a, T, E, F, Fut> Call<'a, T, E, F, Fut> {
+    /// A call of `op` through `slots`, not started: nothing runs before the first poll.
+    #[inline]
+    pub(super) fn new(slots: &'a [Slot<T, E>], op: F) -> Self {
+        Call {
+            slots,
+            depth: 0,
+            wait: ManuallyDrop::new(Wait::Start),
+            op,
+            attempt: None,
+            timer: None,
+            levels: ManuallyDrop::new([const { Level::Vacant }; MAX_DEPTH]),
+        }
+    }
+}
+
+/// Writes `state` into a level the call is entering, which holds nothing to drop: `Vacant`,
+/// or a state left idle. Not an assignment, whose drop of the old state would look at its
+/// variant on every policy entered.
+#[inline(always)]
+fn put<'a, T, E>(level: &mut Level<'a, T, E>, state: Level<'a, T, E>) {
+    let old = std::mem::replace(level, state);
+    debug_assert!(old.holds_nothing());
+    std::mem::forget(old);
+}
+
+/// Drops the attempt in flight, if there is one, leaving `wait` empty.
+#[inline]
+fn drop_attempt<T, E, Fut>(wait: &mut Wait<'_, T, E>, mut attempt: Pin<&mut Option<Fut>>) {
+    if matches!(wait, Wait::Attempt) {
+        // `Attempt` holds nothing itself; cleared first, so the call never waits on an
+        // attempt that is gone, even if its drop panics.
+        *wait = Wait::Empty;
+        // Dropped in place, as a pinned value must be.
+        attempt.set(None);
+    }
+}
+
+type QueueWait<'a> =
+    Pin<Box<dyn Future<Output = Result<BulkheadSlot<'a>, BulkheadFull>> + Send + 'a>>;
+
+/// What the call is waiting on, below every active policy. Nothing here is pinned: the
+/// caller's future, the only part that may need pinning, is kept beside it. The tag comes
+/// first (see [`Call`]'s layout).
+#[repr(u8)]
+enum Wait<'a, T, E> {
+    /// Not polled yet.
+    Start,
+    /// An attempt: the caller's future, in `attempt`.
+    Attempt,
+    /// The fallback at `level` answering with its handler.
+    Fallback { level: u8, fut: BoxFuture<T, E> },
+    /// The bulkhead at `level` waiting in its queue.
+    Queue { level: u8, fut: QueueWait<'a> },
+    /// The retry at `level` waiting before its next attempt (`None`: longer than the clock
+    /// can represent).
+    Backoff { level: u8, until: Option<Instant> },
+    /// Finished, or between two states inside `poll`.
+    Empty,
+}
+
+impl<T, E> Wait<'_, T, E> {
+    /// Whether replacing this state needs no drop.
+    fn holds_nothing(&self) -> bool {
+        matches!(
+            self,
+            Wait::Start | Wait::Attempt | Wait::Backoff { .. } | Wait::Empty
+        )
+    }
+}
+
+/// The state of one policy while the call is inside it.
+enum Level<'a, T, E> {
+    /// A policy the call is not inside.
+    Vacant,
+    /// A policy that keeps no state (a fallback).
+    Idle,
+    Breaker(Permit<'a>),
+    Cost(CostPermit<'a>),
+    /// Held for its drop, which frees the slot.
+    Bulkhead {
+        _slot: BulkheadSlot<'a>,
+    },
+    /// When the timeout expires (`None`: later than the clock can represent).
+    Timeout(Option<Instant>),
+    /// The decisions are made at the first result, and kept (boxed) only if it is retried.
+    Retry {
+        started: Option<u64>,
+        attempts: Option<Box<RetryAttempts<'a, T, E>>>,
+    },
+}
+
+impl<T, E> Level<'_, T, E> {
+    /// Whether forgetting this state leaks nothing: it holds no permit, slot or box.
+    fn holds_nothing(&self) -> bool {
+        matches!(
+            self,
+            Level::Vacant | Level::Idle | Level::Timeout(_) | Level::Retry { attempts: None, .. }
+        )
+    }
+}
+
+/// Where the call goes after the policies have handled a result.
+enum Next {
+    /// Finished with the result handed up.
+    Done,
+    /// A retry starts another attempt: enter the policies from this index.
+    Descend(usize),
+    /// A new leaf waits.
+    Wait,
+}
+
+/// What polling the attempt, or the timer's expiry, led to.
+enum Fired<T, E> {
+    /// Nothing is ready and nothing has expired: wait.
+    Nothing,
+    /// A backoff delay ended and the next attempt was started: poll it.
+    Again,
+    /// A result for the policy just above this index (an attempt's result, a timeout's
+    /// error, or a refusal of the next attempt).
+    Unwind(usize, Result<T, Error<E>>),
+}
+
+/// The parts of a [`Call`] that stepping changes.
+struct Machine<'p, 'a, T, E, F, Fut> {
+    attempt: Pin<&'p mut Option<Fut>>,
+    wait: &'p mut Wait<'a, T, E>,
+    levels: &'p mut [Level<'a, T, E>; MAX_DEPTH],
+    depth: &'p mut u32,
+    slots: &'a [Slot<T, E>],
+    op: &'p F,
+    timer: &'p mut Option<Pin<Box<Sleep>>>,
+}
+
+impl<T, E, F, Fut> Future for Call<'_, T, E, F, Fut>
+where
+    F: Fn() -> Fut,
+    Fut: Future<Output = Result<T, E>>,
+{
+    type Output = Result<T, Error<E>>;
+
+    #[inline]
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        let mut m = Machine {
+            attempt: this.attempt,
+            wait: &mut **this.wait,
+            levels: this.levels,
+            depth: this.depth,
+            slots: this.slots,
+            op: this.op,
+            timer: this.timer,
+        };
+        'poll: loop {
+            // What the leaf produced: a result for the policy just above index `above`.
+            let (mut above, mut result) = match m.wait {
+                Wait::Start => match m.descend(0) {
+                    Some(refused) => refused,
+                    // The first attempt is polled at once, not after another turn of the loop.
+                    None if matches!(m.wait, Wait::Attempt) => match m.poll_attempt(cx) {
+                        Fired::Nothing => return Poll::Pending,
+                        Fired::Again => continue,
+                        Fired::Unwind(above, result) => (above, result),
+                    },
+                    None => continue,
+                },
+                Wait::Attempt => match m.poll_attempt(cx) {
+                    Fired::Nothing => return Poll::Pending,
+                    Fired::Again => continue,
+                    Fired::Unwind(above, result) => (above, result),
+                },
+                Wait::Fallback { level, fut } => match fut.as_mut().poll(cx) {
+                    Poll::Ready(r) => {
+                        let level = usize::from(*level);
+                        m.set_wait(Wait::Empty);
+                        (level, r)
+                    }
+                    Poll::Pending => match m.expired(cx) {
+                        Fired::Nothing => return Poll::Pending,
+                        Fired::Again => continue,
+                        Fired::Unwind(above, result) => (above, result),
+                    },
+                },
+                Wait::Queue { level, fut } => match fut.as_mut().poll(cx) {
+                    Poll::Ready(Ok(slot)) => {
+                        let level = usize::from(*level);
+                        m.set_wait(Wait::Empty);
+                        m.enter(level, Level::Bulkhead { _slot: slot });
+                        match m.descend(level + 1) {
+                            None => continue,
+                            Some(refused) => refused,
+                        }
+                    }
+                    Poll::Ready(Err(full)) => {
+                        let level = usize::from(*level);
+                        m.set_wait(Wait::Empty);
+                        tracing::debug!(bulkhead = %full.name, "bulkhead full");
+                        (level, Err(Error::BulkheadFull(full)))
+                    }
+                    Poll::Pending => match m.expired(cx) {
+                        Fired::Nothing => return Poll::Pending,
+                        Fired::Again => continue,
+                        Fired::Unwind(above, result) => (above, result),
+                    },
+                },
+                Wait::Backoff { .. } => match m.expired(cx) {
+                    Fired::Nothing => return Poll::Pending,
+                    Fired::Again => continue,
+                    Fired::Unwind(above, result) => (above, result),
+                },
+                Wait::Empty => panic!("a pipeline call polled after it completed"),
+            };
+            loop {
+                match m.unwind(above, &mut result) {
+                    Next::Done => return Poll::Ready(result),
+                    Next::Wait => continue 'poll,
+                    Next::Descend(from) => match m.descend(from) {
+                        None => continue 'poll,
+                        Some((refused_at, refusal)) => {
+                            above = refused_at;
+                            result = refusal;
+                        }
+                    },
+                }
+            }
+        }
+    }
+}
+
+impl<'a, T, E, F, Fut> Machine<'_, 'a, T, E, F, Fut>
+where
+    F: Fn() -> Fut,
+    Fut: Future<Output = Result<T, E>>,
+{
+    /// Replaces whatever the leaf waits on with `wait`, dropping it (the attempt included).
+    #[inline]
+    fn set_wait(&mut self, wait: Wait<'a, T, E>) {
+        if self.wait.holds_nothing() {
+            std::mem::forget(std::mem::replace(self.wait, wait));
+        } else {
+            *self.wait = wait;
+        }
+    }
+
+    /// Polls the attempt in flight (`wait` is `Attempt`): its result for the innermost policy,
+    /// or what a pending attempt's deadlines say.
+    #[inline(always)]
+    fn poll_attempt(&mut self, cx: &mut Context<'_>) -> Fired<T, E> {
+        let Some(fut) = self.attempt.as_mut().as_pin_mut() else {
+            // Never the case while `wait` is `Attempt`: nothing to poll, so wait.
+            return self.expired(cx);
+        };
+        match fut.poll(cx) {
+            Poll::Ready(r) => {
+                // The finished attempt is dropped before the policies see its result, as a
+                // nested future would be.
+                drop_attempt(self.wait, self.attempt.as_mut());
+                Fired::Unwind(self.slots.len(), r.map_err(Error::Inner))
+            }
+            Poll::Pending => self.expired(cx),
+        }
+    }
+
+    /// Stores the state of the policy at `i`, which the call enters: every policy outside it
+    /// has been entered, and none inside.
+    #[inline]
+    fn enter(&mut self, i: usize, state: Level<'a, T, E>) {
+        debug_assert_eq!(i, *self.depth as usize);
+        // Never more than `MAX_DEPTH` policies: the builder refuses deeper stacks.
+        if let Some(level) = self.levels.get_mut(i) {
+            put(level, state);
+            *self.depth = i as u32 + 1;
+        }
+    }
+
+    /// Leaves the innermost policy the call is inside (at `i`, which must be `depth - 1`),
+    /// whose state holds nothing to drop: it is left where it lies, as dead as `Vacant`, and
+    /// overwritten when the call enters that policy again.
+    #[inline(always)]
+    fn leave_idle(&mut self, i: usize) {
+        debug_assert_eq!(i + 1, *self.depth as usize);
+        *self.depth = i as u32;
+    }
+
+    /// Takes back the state of the innermost policy the call is inside (at `depth - 1`).
+    #[inline]
+    fn leave(&mut self) -> Level<'a, T, E> {
+        *self.depth -= 1;
+        std::mem::replace(&mut self.levels[*self.depth as usize], Level::Vacant)
+    }
+
+    /// Enters the policies from index `from` (which must equal `depth`) down and starts an
+    /// attempt. `None`: a leaf now waits (the attempt, or a queue); otherwise a policy
+    /// refused the call, and its error goes to the policy just above the returned index.
+    #[inline(always)]
+    fn descend(&mut self, from: usize) -> Option<(usize, Result<T, Error<E>>)> {
+        let slots = self.slots;
+        for (i, slot) in slots.iter().enumerate().skip(from) {
+            debug_assert_eq!(i, *self.depth as usize);
+            // Never more than `MAX_DEPTH` policies: the builder refuses deeper stacks. The
+            // level is found before its state is made, so the state is written where it
+            // lies rather than made aside and copied.
+            let Some(level) = self.levels.get_mut(i) else {
+                break;
+            };
+            match slot {
+                Slot::Fallback(_) => {
+                    put(level, Level::Idle);
+                }
+                Slot::Timeout(t) => {
+                    let deadline = Instant::now().checked_add(t.duration());
+                    put(level, Level::Timeout(deadline));
+                }
+                Slot::Retry(r) => {
+                    put(
+                        level,
+                        Level::Retry {
+                            started: r.start_time(),
+                            attempts: None,
+                        },
+                    );
+                }
+                Slot::Breaker(b, _) => match b.try_acquire() {
+                    Ok(permit) => {
+                        put(level, Level::Breaker(permit));
+                    }
+                    Err(rejected) => return Some(refused(i, Error::Rejected(rejected))),
+                },
+                Slot::Bulkhead(b) => match b.try_enter() {
+                    Some(entered) => {
+                        put(level, Level::Bulkhead { _slot: entered });
+                    }
+                    // Waiting is boxed: a call that finds a free slot carries no wait state.
+                    None if b.queues() => {
+                        self.set_wait(Wait::Queue {
+                            level: i as u8,
+                            fut: Box::pin(b.enter()),
+                        });
+                        return None;
+                    }
+                    None => {
+                        tracing::debug!(bulkhead = %b.name(), "bulkhead full");
+                        return Some(refused(i, Error::BulkheadFull(b.full_error())));
+                    }
+                },
+                Slot::Cost(g, _) => match g.try_acquire() {
+                    Ok(permit) => {
+                        put(level, Level::Cost(permit));
+                    }
+                    Err(no) => return Some(refused(i, Error::CostRejected(Box::new(no)))),
+                },
+            }
+            *self.depth = i as u32 + 1;
+        }
+        // Made before the state says so: if `op` panics, the call is not left waiting on an
+        // attempt that does not exist.
+        let attempt = (self.op)();
+        drop_attempt(self.wait, self.attempt.as_mut());
+        self.attempt.set(Some(attempt));
+        self.set_wait(Wait::Attempt);
+        None
+    }
+
+    /// Hands `result` to each policy above index `above` (which must equal `depth`),
+    /// innermost first.
+    #[inline]
+    fn unwind(&mut self, above: usize, result: &mut Result<T, Error<E>>) -> Next {
+        debug_assert_eq!(above, *self.depth as usize);
+        let slots = self.slots;
+        while let Some(i) = self.depth.checked_sub(1).map(|i| i as usize) {
+            let slot = &slots[i];
+            let Some(state) = self.levels.get_mut(i) else {
+                break;
+            };
+            match (slot, state) {
+                (Slot::Breaker(_, classify), Level::Breaker(_)) => {
+                    let outcome = match classify {
+                        None => breaker_outcome(result),
+                        Some(c) => c(result),
+                    };
+                    if let Level::Breaker(permit) = self.leave() {
+                        permit.record(outcome);
+                    }
+                }
+                (Slot::Retry(r), Level::Retry { started, attempts }) => {
+                    let delay = match attempts {
+                        Some(attempts) => attempts.next_delay(result),
+                        None => r.first_delay(*started, result).map(|(boxed, delay)| {
+                            *attempts = Some(boxed);
+                            delay
+                        }),
+                    };
+                    if let Some(delay) = delay {
+                        return self.retry_after(i, delay);
+                    }
+                    match attempts.take() {
+                        // Nothing else to drop: the level is simply left (see `leave_idle`).
+                        None => self.leave_idle(i),
+                        Some(boxed) => {
+                            self.leave_idle(i);
+                            drop(boxed);
+                        }
+                    }
+                }
+                (Slot::Fallback(f), _) if result.is_err() => {
+                    drop(self.leave());
+                    if let Some(fut) = Self::fall_back(f, result) {
+                        self.set_wait(Wait::Fallback {
+                            level: i as u8,
+                            fut,
+                        });
+                        return Next::Wait;
+                    }
+                }
+                (Slot::Cost(_, extract), Level::Cost(_)) => {
+                    let Level::Cost(permit) = self.leave() else {
+                        continue;
+                    };
+                    settle_cost(permit, result, |r| extract(r));
+                }
+                // A fallback passing a success and a timeout that did not expire leave the
+                // result alone, and hold nothing to drop.
+                (Slot::Fallback(_) | Slot::Timeout(_), Level::Idle | Level::Timeout(_)) => {
+                    self.leave_idle(i);
+                }
+                // A bulkhead slot is released as it drops.
+                _ => drop(self.leave()),
+            }
+        }
+        Next::Done
+    }
+
+    /// Starts the next attempt below the retry at `i` (the innermost policy entered) after
+    /// `delay`.
+    #[cold]
+    fn retry_after(&mut self, i: usize, delay: Duration) -> Next {
+        if delay.is_zero() {
+            return Next::Descend(i + 1);
+        }
+        let until = Instant::now().checked_add(delay);
+        self.set_wait(Wait::Backoff {
+            level: i as u8,
+            until,
+        });
+        Next::Wait
+    }
+
+    /// Lets a fallback answer the error in `result`: now, in place, or later with the
+    /// returned future.
+    #[cold]
+    fn fall_back(f: &Fallback<T, E>, result: &mut Result<T, Error<E>>) -> Option<BoxFuture<T, E>> {
+        // A placeholder while the fallback owns the result; overwritten below, or unused
+        // when the handler's future answers instead.
+        let placeholder = Err(Error::Timeout(TimedOut {
+            after: Duration::ZERO,
+        }));
+        match f.answer(std::mem::replace(result, placeholder)) {
+            Answer::Now(answered) => {
+                *result = answered;
+                None
+            }
+            Answer::Later(fut) => Some(fut),
+        }
+    }
+
+    /// Arms the timer for the earliest active deadline and, if it has passed, acts on what
+    /// expired: the backoff delay at the leaf, or else the innermost expired timeout.
+    fn expired(&mut self, cx: &mut Context<'_>) -> Fired<T, E> {
+        let backoff = match &*self.wait {
+            Wait::Backoff { level, until } => Some((usize::from(*level), *until)),
+            _ => None,
+        };
+        let depth = *self.depth as usize;
+        let deadlines = self.levels[..depth].iter().filter_map(|l| match l {
+            Level::Timeout(deadline) => *deadline,
+            _ => None,
+        });
+        let Some(earliest) = deadlines.chain(backoff.and_then(|(_, until)| until)).min() else {
+            return Fired::Nothing;
+        };
+        let sleep = self
+            .timer
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(earliest)));
+        if sleep.deadline() != earliest {
+            sleep.as_mut().reset(earliest);
+        }
+        if sleep.as_mut().poll(cx).is_pending() {
+            return Fired::Nothing;
+        }
+        let fired_at = Instant::now().max(earliest);
+        if let Some((level, Some(until))) = backoff
+            && until <= fired_at
+        {
+            self.set_wait(Wait::Empty);
+            return match self.descend(level + 1) {
+                None => Fired::Again,
+                Some((above, result)) => Fired::Unwind(above, result),
+            };
+        }
+        let expired = (0..depth).rev().find(
+            |&i| matches!(&self.levels[i], Level::Timeout(Some(deadline)) if *deadline <= fired_at),
+        );
+        let Some(level) = expired else {
+            return Fired::Nothing;
+        };
+        // Everything inside the timeout is dropped, innermost first, like a cancelled future,
+        // and the timeout itself is left.
+        drop_attempt(self.wait, self.attempt.as_mut());
+        self.set_wait(Wait::Empty);
+        while *self.depth as usize > level {
+            drop(self.leave());
+        }
+        let Slot::Timeout(t) = &self.slots[level] else {
+            return Fired::Nothing;
+        };
+        let after = t.duration();
+        tracing::debug!(after_ms = after.as_millis() as u64, "call timed out");
+        Fired::Unwind(level, Err(Error::Timeout(TimedOut { after })))
+    }
+}

@@ -1,0 +1,54 @@
+//! The policies a pipeline holds, one [`Slot`] each, outermost first.
+
+use std::fmt;
+use std::sync::Arc;
+
+use crate::policy::{Bulkhead, Fallback, Retry, Timeout};
+use fusebox_core::Error;
+use fusebox_core::Outcome;
+use fusebox_core::breaker::Breaker;
+use fusebox_core::guard::CostGuard;
+
+/// A breaker's own classification of results, from
+/// [`PipelineBuilder::breaker_with`](super::PipelineBuilder::breaker_with).
+pub(super) type ClassifyOutcome<T, E> = Arc<dyn Fn(&Result<T, Error<E>>) -> Outcome + Send + Sync>;
+/// A cost guard's extractor, from
+/// [`PipelineBuilder::cost_guard`](super::PipelineBuilder::cost_guard).
+pub(super) type ExtractCost<T, E> = Arc<dyn Fn(&Result<T, Error<E>>) -> Option<f64> + Send + Sync>;
+
+/// One policy of a pipeline, with the function that reads its results where it has one.
+pub(super) enum Slot<T, E> {
+    Fallback(Fallback<T, E>),
+    Timeout(Timeout),
+    Retry(Retry<T, E>),
+    /// `None`: the default classification, [`breaker_outcome`](super::breaker_outcome).
+    Breaker(Breaker, Option<ClassifyOutcome<T, E>>),
+    Bulkhead(Bulkhead),
+    Cost(CostGuard, ExtractCost<T, E>),
+}
+
+impl<T, E> Clone for Slot<T, E> {
+    fn clone(&self) -> Self {
+        match self {
+            Slot::Fallback(f) => Slot::Fallback(f.clone()),
+            Slot::Timeout(t) => Slot::Timeout(*t),
+            Slot::Retry(r) => Slot::Retry(r.clone()),
+            Slot::Breaker(b, c) => Slot::Breaker(b.clone(), c.clone()),
+            Slot::Bulkhead(b) => Slot::Bulkhead(b.clone()),
+            Slot::Cost(g, x) => Slot::Cost(g.clone(), Arc::clone(x)),
+        }
+    }
+}
+
+impl<T, E> fmt::Debug for Slot<T, E> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Slot::Fallback(x) => x.fmt(f),
+            Slot::Timeout(x) => x.fmt(f),
+            Slot::Retry(x) => x.fmt(f),
+            Slot::Breaker(b, _) => b.fmt(f),
+            Slot::Bulkhead(x) => x.fmt(f),
+            Slot::Cost(g, _) => g.fmt(f),
+        }
+    }
+}
