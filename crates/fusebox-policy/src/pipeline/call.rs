@@ -3,6 +3,8 @@
 
 use std::future::Future;
 use std::mem::ManuallyDrop;
+
+use arrayvec::ArrayVec;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -29,22 +31,26 @@ fn refused<T, E>(i: usize, error: Error<E>) -> (usize, Result<T, Error<E>>) {
 // by every timeout and backoff delay, boxed when first armed. A call that succeeds at once
 // enters the policies in one loop, polls its attempt and hands the result back up in
 // another, without allocating, reading the clock or touching a timer unless a policy in the
-// stack asks for it. It is safe code throughout: a level the call is not inside is
-// `Vacant`, the attempt in flight is an `Option` pinned in place, and states are moved out
-// with `mem::replace`, never read out of uninitialised memory.
+// stack asks for it. It is safe code throughout: the levels the call is inside are an
+// `ArrayVec`, pushed on entering a policy and popped on leaving it, and the attempt in flight
+// is an `Option` pinned in place.
 
 pin_project! {
     /// The future of [`Pipeline::call`].
-    // Laid out by hand: everything written when the call is made (the slots, `depth` and
-    // the tag of `wait`) shares the first 32 bytes. A future is moved at least once before
-    // it is polled, as a copy in wide chunks, and a chunk that was just written by narrower
-    // stores stalls that copy; one such chunk, not five.
+    // Laid out by hand: what is written when the call is made (the slots, the tag of `wait`
+    // and the levels' length) sits in the first 48 bytes, and nothing else is written. A
+    // future is moved at least once before it is polled, as a copy in wide chunks, and a
+    // chunk that was just written by narrower stores stalls that copy.
     #[repr(C)]
     pub(super) struct Call<'a, T, E, F, Fut> {
         slots: &'a [Slot<T, E>],
-        depth: u32,
         // Emptied by hand on drop, when it may hold something.
         wait: ManuallyDrop<Wait<'a, T, E>>,
+        // The state of each policy the call is inside, outermost first: a level is pushed
+        // when the call enters its policy and popped when it leaves, so a new call writes
+        // only the length, and dropping the call drops the levels it is inside, innermost
+        // first.
+        levels: ArrayVec<Level<'a, T, E>, MAX_DEPTH>,
         op: F,
         // The attempt in flight: the caller's future, `Some` exactly while `wait` is
         // `Attempt`.
@@ -54,28 +60,22 @@ pin_project! {
         // waits on one. Boxed: a call that never waits on a deadline carries one word, not
         // a timer entry that would double the size of every call's future.
         timer: Option<Pin<Box<Sleep>>>,
-        // The state of each policy the call is inside, outermost first. Only the first
-        // `depth` may hold anything to drop, and dropping the call drops those, innermost
-        // first; the rest are `Vacant` or states left idle (see `Machine::leave_idle`), so
-        // the array itself is never dropped, which would look at every level.
-        levels: ManuallyDrop<[Level<'a, T, E>; MAX_DEPTH]>,
     }
 
     impl<'a, T, E, F, Fut> PinnedDrop for Call<'a, T, E, F, Fut> {
         fn drop(this: Pin<&mut Self>) {
             let this = this.project();
-            if *this.depth == 0 && matches!(**this.wait, Wait::Empty | Wait::Start) {
+            if this.levels.is_empty() && matches!(**this.wait, Wait::Empty | Wait::Start) {
                 return; // finished, or never polled: nothing is held
             }
             // The attempt in flight is cancelled before the permits and slots it runs under
             // are released, innermost first, as nested futures would be.
             drop_attempt(this.wait, this.attempt);
             **this.wait = Wait::Empty;
-            while *this.depth > 0 {
-                *this.depth -= 1;
-                // `depth` was lowered first, so this level is never dropped twice, even if
-                // its drop panics.
-                this.levels[*this.depth as usize] = Level::Vacant;
+            // Popped before it drops, so a level is never dropped twice, even if its drop
+            // panics.
+            while let Some(level) = this.levels.pop() {
+                drop(level);
             }
         }
     }
@@ -87,24 +87,13 @@ impl<'a, T, E, F, Fut> Call<'a, T, E, F, Fut> {
     pub(super) fn new(slots: &'a [Slot<T, E>], op: F) -> Self {
         Call {
             slots,
-            depth: 0,
             wait: ManuallyDrop::new(Wait::Start),
+            levels: ArrayVec::new_const(),
             op,
             attempt: None,
             timer: None,
-            levels: ManuallyDrop::new([const { Level::Vacant }; MAX_DEPTH]),
         }
     }
-}
-
-/// Writes `state` into a level the call is entering, which holds nothing to drop: `Vacant`,
-/// or a state left idle. Not an assignment, whose drop of the old state would look at its
-/// variant on every policy entered.
-#[inline(always)]
-fn put<'a, T, E>(level: &mut Level<'a, T, E>, state: Level<'a, T, E>) {
-    let old = std::mem::replace(level, state);
-    debug_assert!(old.holds_nothing());
-    std::mem::forget(old);
 }
 
 /// Drops the attempt in flight, if there is one, leaving `wait` empty.
@@ -154,7 +143,7 @@ impl<T, E> Wait<'_, T, E> {
 
 /// The state of one policy while the call is inside it.
 enum Level<'a, T, E> {
-    /// A policy the call is not inside.
+    /// Nothing: what `leave` answers when no level is left (never, by construction).
     Vacant,
     /// A policy that keeps no state (a fallback).
     Idle,
@@ -208,8 +197,7 @@ enum Fired<T, E> {
 struct Machine<'p, 'a, T, E, F, Fut> {
     attempt: Pin<&'p mut Option<Fut>>,
     wait: &'p mut Wait<'a, T, E>,
-    levels: &'p mut [Level<'a, T, E>; MAX_DEPTH],
-    depth: &'p mut u32,
+    levels: &'p mut ArrayVec<Level<'a, T, E>, MAX_DEPTH>,
     slots: &'a [Slot<T, E>],
     op: &'p F,
     timer: &'p mut Option<Pin<Box<Sleep>>>,
@@ -229,7 +217,6 @@ where
             attempt: this.attempt,
             wait: &mut **this.wait,
             levels: this.levels,
-            depth: this.depth,
             slots: this.slots,
             op: this.op,
             timer: this.timer,
@@ -348,28 +335,26 @@ where
     /// has been entered, and none inside.
     #[inline]
     fn enter(&mut self, i: usize, state: Level<'a, T, E>) {
-        debug_assert_eq!(i, *self.depth as usize);
+        debug_assert_eq!(i, self.levels.len());
         // Never more than `MAX_DEPTH` policies: the builder refuses deeper stacks.
-        if let Some(level) = self.levels.get_mut(i) {
-            put(level, state);
-            *self.depth = i as u32 + 1;
+        let _ = self.levels.try_push(state);
+    }
+
+    /// Leaves the innermost policy the call is inside (at `i`, the last level), whose state
+    /// holds nothing to drop: it is popped and forgotten, so no drop glue looks at it.
+    #[inline(always)]
+    fn leave_idle(&mut self, i: usize) {
+        debug_assert_eq!(i + 1, self.levels.len());
+        if let Some(old) = self.levels.pop() {
+            debug_assert!(old.holds_nothing());
+            std::mem::forget(old);
         }
     }
 
-    /// Leaves the innermost policy the call is inside (at `i`, which must be `depth - 1`),
-    /// whose state holds nothing to drop: it is left where it lies, as dead as `Vacant`, and
-    /// overwritten when the call enters that policy again.
-    #[inline(always)]
-    fn leave_idle(&mut self, i: usize) {
-        debug_assert_eq!(i + 1, *self.depth as usize);
-        *self.depth = i as u32;
-    }
-
-    /// Takes back the state of the innermost policy the call is inside (at `depth - 1`).
+    /// Takes back the state of the innermost policy the call is inside.
     #[inline]
     fn leave(&mut self) -> Level<'a, T, E> {
-        *self.depth -= 1;
-        std::mem::replace(&mut self.levels[*self.depth as usize], Level::Vacant)
+        self.levels.pop().unwrap_or(Level::Vacant)
     }
 
     /// Enters the policies from index `from` (which must equal `depth`) down and starts an
@@ -379,39 +364,38 @@ where
     fn descend(&mut self, from: usize) -> Option<(usize, Result<T, Error<E>>)> {
         let slots = self.slots;
         for (i, slot) in slots.iter().enumerate().skip(from) {
-            debug_assert_eq!(i, *self.depth as usize);
-            // Never more than `MAX_DEPTH` policies: the builder refuses deeper stacks. The
-            // level is found before its state is made, so the state is written where it
-            // lies rather than made aside and copied.
-            let Some(level) = self.levels.get_mut(i) else {
+            debug_assert_eq!(i, self.levels.len());
+            // Never more than `MAX_DEPTH` policies: the builder refuses deeper stacks.
+            if self.levels.is_full() {
                 break;
+            }
+            let level = &mut *self.levels;
+            let mut put = |state| {
+                let _ = level.try_push(state);
             };
             match slot {
                 Slot::Fallback(_) => {
-                    put(level, Level::Idle);
+                    put(Level::Idle);
                 }
                 Slot::Timeout(t) => {
                     let deadline = Instant::now().checked_add(t.duration());
-                    put(level, Level::Timeout(deadline));
+                    put(Level::Timeout(deadline));
                 }
                 Slot::Retry(r) => {
-                    put(
-                        level,
-                        Level::Retry {
-                            started: r.start_time(),
-                            attempts: None,
-                        },
-                    );
+                    put(Level::Retry {
+                        started: r.start_time(),
+                        attempts: None,
+                    });
                 }
                 Slot::Breaker(b, _) => match b.try_acquire() {
                     Ok(permit) => {
-                        put(level, Level::Breaker(permit));
+                        put(Level::Breaker(permit));
                     }
                     Err(rejected) => return Some(refused(i, Error::Rejected(rejected))),
                 },
                 Slot::Bulkhead(b) => match b.try_enter() {
                     Some(entered) => {
-                        put(level, Level::Bulkhead { _slot: entered });
+                        put(Level::Bulkhead { _slot: entered });
                     }
                     // Waiting is boxed: a call that finds a free slot carries no wait state.
                     None if b.queues() => {
@@ -428,12 +412,11 @@ where
                 },
                 Slot::Cost(g, _) => match g.try_acquire() {
                     Ok(permit) => {
-                        put(level, Level::Cost(permit));
+                        put(Level::Cost(permit));
                     }
                     Err(no) => return Some(refused(i, Error::CostRejected(Box::new(no)))),
                 },
             }
-            *self.depth = i as u32 + 1;
         }
         // Made before the state says so: if `op` panics, the call is not left waiting on an
         // attempt that does not exist.
@@ -448,9 +431,9 @@ where
     /// innermost first.
     #[inline]
     fn unwind(&mut self, above: usize, result: &mut Result<T, Error<E>>) -> Next {
-        debug_assert_eq!(above, *self.depth as usize);
+        debug_assert_eq!(above, self.levels.len());
         let slots = self.slots;
-        while let Some(i) = self.depth.checked_sub(1).map(|i| i as usize) {
+        while let Some(i) = self.levels.len().checked_sub(1) {
             let slot = &slots[i];
             let Some(state) = self.levels.get_mut(i) else {
                 break;
@@ -553,8 +536,8 @@ where
             Wait::Backoff { level, until } => Some((usize::from(*level), *until)),
             _ => None,
         };
-        let depth = *self.depth as usize;
-        let deadlines = self.levels[..depth].iter().filter_map(|l| match l {
+        let depth = self.levels.len();
+        let deadlines = self.levels.iter().filter_map(|l| match l {
             Level::Timeout(deadline) => *deadline,
             _ => None,
         });
@@ -590,7 +573,7 @@ where
         // and the timeout itself is left.
         drop_attempt(self.wait, self.attempt.as_mut());
         self.set_wait(Wait::Empty);
-        while *self.depth as usize > level {
+        while self.levels.len() > level {
             drop(self.leave());
         }
         let Slot::Timeout(t) = &self.slots[level] else {
