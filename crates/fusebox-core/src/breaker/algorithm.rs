@@ -93,7 +93,7 @@ pub fn retry_after(state: State, open_until: u64, now: u64) -> Option<Duration> 
 /// ```
 #[inline(always)]
 pub fn judges(state: State, failure: bool, slow: bool) -> bool {
-    state == State::Closed && (failure || slow)
+    (failure || slow) && state == State::Closed
 }
 
 /// Judges the trip rules, in a fixed order, against the current counters.
