@@ -15,7 +15,7 @@
 //! | type | `Pipeline<T, E>`, whatever the policies | one type per shape |
 //! | built | at run time, validated by `build()` | at compile time, nothing left to validate |
 //! | policies | the six built in | the six built in, and your own ([`Policy`]) |
-//! | success path, retry + breaker | 2-3x a bare breaker | 1.2-1.4x a bare breaker |
+//! | success path, retry + breaker | 2.5-3x a bare breaker | 1.2-1.4x a bare breaker |
 //!
 //! Reach for a `Stack` where the shape is fixed and the call is hot; a `Pipeline` where the
 //! shape comes from configuration, or where one type must hold whichever stack was chosen.
