@@ -2,8 +2,8 @@
 
 use std::time::Duration;
 
-use super::meter::{CostEventKind, CostStatus};
 use super::policy::CostRejectReason;
+use super::status::{CostEventKind, CostStatus};
 use crate::breaker::{Name, RetryHint};
 
 /// A call refused by a [`CostGuard`], with the numbers behind the refusal.

@@ -1,254 +1,15 @@
 //! The sans-IO cost meter: window totals, reservations, baselines and events, with time
 //! passed in.
 
+use std::time::Duration;
+
 use super::policy::{
     CostBaseline, CostDecision, CostPolicy, CostRejectReason, Geometry, UnknownCost,
 };
+use super::status::{BaselineReading, CostEventKind, CostEvents, CostStatus};
 use crate::ConfigError;
 use crate::error::check;
-use crate::guard::{
-    EwmaBaseline, EwmaReading, HourOfWeek, SeasonalBaseline, SpendLimitStatus, SpikeReport,
-    saturate,
-};
-use std::time::Duration;
-
-/// How the current window compares with its baseline.
-///
-/// ```
-/// use fusebox_core::guard::{BaselineReading, SpikeCheck};
-///
-/// let report = SpikeCheck::default().evaluate(&[120.0, 125.0, 118.0, 260.0])?;
-/// let reading = BaselineReading::Recent(report);
-/// assert!(reading.is_spike());
-/// assert_eq!((reading.latest(), reading.baseline(), reading.threshold()), (260.0, 121.0, 181.5));
-/// # Ok::<(), fusebox_core::ConfigError>(())
-/// ```
-#[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(
-    feature = "serde",
-    derive(serde::Serialize, serde::Deserialize),
-    serde(rename_all = "snake_case")
-)]
-#[non_exhaustive]
-pub enum BaselineReading {
-    /// Against the mean of recent closed periods ([`CostBaseline::Recent`]).
-    Recent(SpikeReport),
-    /// Against an EWMA, plain or seasonal ([`CostBaseline::Ewma`], [`CostBaseline::Seasonal`]).
-    Ewma(EwmaReading),
-}
-
-impl BaselineReading {
-    /// Whether the current window spikes.
-    ///
-    /// ```
-    /// use fusebox_core::guard::{BaselineReading, EwmaBaseline, EwmaConfig};
-    /// let reading = EwmaBaseline::seeded(10.0)?.assess(&EwmaConfig::default(), 31.0)?;
-    /// assert!(BaselineReading::Ewma(reading).is_spike());
-    /// # Ok::<(), fusebox_core::ConfigError>(())
-    /// ```
-    pub fn is_spike(&self) -> bool {
-        match self {
-            BaselineReading::Recent(r) => r.is_spike,
-            BaselineReading::Ewma(r) => r.is_anomaly,
-        }
-    }
-
-    /// Spend in the current window (with the estimates of calls in flight).
-    ///
-    /// ```
-    /// use fusebox_core::guard::{BaselineReading, EwmaBaseline, EwmaConfig};
-    /// let reading = EwmaBaseline::seeded(10.0)?.assess(&EwmaConfig::default(), 4.0)?;
-    /// assert_eq!(BaselineReading::Ewma(reading).latest(), 4.0);
-    /// # Ok::<(), fusebox_core::ConfigError>(())
-    /// ```
-    pub fn latest(&self) -> f64 {
-        match self {
-            BaselineReading::Recent(r) => r.latest,
-            BaselineReading::Ewma(r) => r.current_spend,
-        }
-    }
-
-    /// The baseline the window was judged against.
-    ///
-    /// ```
-    /// use fusebox_core::guard::{BaselineReading, EwmaBaseline, EwmaConfig};
-    /// let reading = EwmaBaseline::seeded(10.0)?.assess(&EwmaConfig::default(), 4.0)?;
-    /// assert_eq!(BaselineReading::Ewma(reading).baseline(), 10.0);
-    /// # Ok::<(), fusebox_core::ConfigError>(())
-    /// ```
-    pub fn baseline(&self) -> f64 {
-        match self {
-            BaselineReading::Recent(r) => r.baseline,
-            BaselineReading::Ewma(r) => r.baseline,
-        }
-    }
-
-    /// The spend above which the window spikes.
-    ///
-    /// ```
-    /// use fusebox_core::guard::{BaselineReading, EwmaBaseline, EwmaConfig};
-    /// let reading = EwmaBaseline::seeded(10.0)?.assess(&EwmaConfig::default(), 4.0)?;
-    /// assert_eq!(BaselineReading::Ewma(reading).threshold(), 30.0);
-    /// # Ok::<(), fusebox_core::ConfigError>(())
-    /// ```
-    pub fn threshold(&self) -> f64 {
-        match self {
-            BaselineReading::Recent(r) => r.threshold,
-            BaselineReading::Ewma(r) => r.threshold,
-        }
-    }
-}
-
-/// The totals of a cost meter at one instant: what a [`CostPolicy`] decides from.
-///
-/// ```
-/// use fusebox_core::guard::{CostMeter, CostPolicy};
-///
-/// let mut meter = CostMeter::new(CostPolicy::builder(100.0).estimated_cost(5.0).build()?);
-/// meter.record(0, 30.0)?;
-/// let _ticket = meter.admit(0).unwrap().ticket;
-/// let status = meter.status(0);
-/// assert_eq!((status.spent, status.reserved, status.in_flight), (30.0, 5.0, 1));
-/// assert_eq!(status.budget.current_spend, 35.0); // judged with the reservation
-/// assert_eq!(status.period_end_nanos, 86_400_000_000_000);
-/// # Ok::<(), fusebox_core::ConfigError>(())
-/// ```
-#[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
-#[non_exhaustive]
-pub struct CostStatus {
-    /// Cost recorded in the window.
-    pub spent: f64,
-    /// Estimated cost of the calls in flight.
-    pub reserved: f64,
-    /// Calls admitted and not yet settled.
-    pub in_flight: u64,
-    /// The budget judged on `spent + reserved`.
-    pub budget: SpendLimitStatus,
-    /// The window against its baseline; `None` without a baseline, or before a
-    /// [`Recent`](CostBaseline::Recent) baseline has enough closed periods.
-    pub baseline: Option<BaselineReading>,
-    /// Start of the current period, in the clock's nanoseconds.
-    pub period_start_nanos: u64,
-    /// End of the current period, in the clock's nanoseconds.
-    pub period_end_nanos: u64,
-    /// Calls whose cost was unknown, since the meter was made.
-    pub unknown_costs: u64,
-    /// How much longer an unknown cost blocks the window ([`UnknownCost::Reject`]).
-    pub blocked_for: Option<Duration>,
-}
-
-/// Kinds of spend events.
-///
-/// ```
-/// use fusebox_core::guard::CostEventKind;
-/// assert_eq!(CostEventKind::Breach.as_str(), "breach");
-/// ```
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-#[cfg_attr(
-    feature = "serde",
-    derive(serde::Serialize, serde::Deserialize),
-    serde(rename_all = "snake_case")
-)]
-#[non_exhaustive]
-pub enum CostEventKind {
-    /// Spend reached the warning ratio of the limit. At most once per period.
-    Warning,
-    /// Spend reached the limit. At most once per period.
-    Breach,
-    /// The window spiked over its baseline. At most once per period.
-    Spike,
-    /// A call's cost was unknown. Every time.
-    UnknownCost,
-}
-
-impl CostEventKind {
-    const ALL: [CostEventKind; 4] = [
-        CostEventKind::Warning,
-        CostEventKind::Breach,
-        CostEventKind::Spike,
-        CostEventKind::UnknownCost,
-    ];
-
-    fn bit(self) -> u8 {
-        match self {
-            CostEventKind::Warning => 1,
-            CostEventKind::Breach => 2,
-            CostEventKind::Spike => 4,
-            CostEventKind::UnknownCost => 8,
-        }
-    }
-
-    /// Stable lower-case name: `warning`, `breach`, `spike` or `unknown_cost`.
-    ///
-    /// ```
-    /// use fusebox_core::guard::CostEventKind;
-    /// assert_eq!(CostEventKind::UnknownCost.as_str(), "unknown_cost");
-    /// ```
-    pub fn as_str(self) -> &'static str {
-        match self {
-            CostEventKind::Warning => "warning",
-            CostEventKind::Breach => "breach",
-            CostEventKind::Spike => "spike",
-            CostEventKind::UnknownCost => "unknown_cost",
-        }
-    }
-}
-
-/// The events one step of a [`CostMeter`] raised: a small set, no allocation.
-///
-/// ```
-/// use fusebox_core::guard::{CostEventKind, CostMeter, CostPolicy};
-///
-/// let mut meter = CostMeter::new(CostPolicy::builder(10.0).build()?);
-/// let settled = meter.record(0, 12.0)?;
-/// assert!(settled.events.contains(CostEventKind::Warning));
-/// assert!(settled.events.contains(CostEventKind::Breach));
-/// assert_eq!(settled.events.iter().count(), 2);
-/// // Raised once per period: more spend does not raise them again.
-/// assert!(meter.record(0, 1.0)?.events.is_empty());
-/// # Ok::<(), fusebox_core::ConfigError>(())
-/// ```
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct CostEvents(u8);
-
-impl CostEvents {
-    /// Whether `kind` was raised.
-    ///
-    /// ```
-    /// use fusebox_core::guard::{CostEventKind, CostEvents};
-    /// assert!(!CostEvents::default().contains(CostEventKind::Spike));
-    /// ```
-    pub fn contains(self, kind: CostEventKind) -> bool {
-        self.0 & kind.bit() != 0
-    }
-
-    /// Whether nothing was raised.
-    ///
-    /// ```
-    /// use fusebox_core::guard::CostEvents;
-    /// assert!(CostEvents::default().is_empty());
-    /// ```
-    pub fn is_empty(self) -> bool {
-        self.0 == 0
-    }
-
-    /// The kinds raised, in a fixed order: warning, breach, spike, unknown cost.
-    ///
-    /// ```
-    /// use fusebox_core::guard::CostEvents;
-    /// assert_eq!(CostEvents::default().iter().count(), 0);
-    /// ```
-    pub fn iter(self) -> impl Iterator<Item = CostEventKind> {
-        CostEventKind::ALL
-            .into_iter()
-            .filter(move |kind| self.contains(*kind))
-    }
-
-    fn with(self, kind: CostEventKind) -> Self {
-        CostEvents(self.0 | kind.bit())
-    }
-}
+use crate::guard::{EwmaBaseline, HourOfWeek, SeasonalBaseline, SpendLimitStatus, saturate};
 
 /// The reservation of one admitted call, handed back to [`CostMeter::settle`] or
 /// [`CostMeter::cancel`]. Not `Clone`, so a call cannot be settled twice.
@@ -266,7 +27,7 @@ impl CostEvents {
 #[derive(Debug, PartialEq)]
 #[must_use = "a ticket holds a reservation until it is settled or cancelled"]
 pub struct CostTicket {
-    reserved: f64,
+    pub(super) reserved: f64,
 }
 
 impl CostTicket {
@@ -365,9 +126,9 @@ pub struct Settled {
 }
 
 #[derive(Debug, Clone, Copy)]
-struct Bucket {
-    epoch: u64,
-    spent: f64,
+pub(super) struct Bucket {
+    pub(super) epoch: u64,
+    pub(super) spent: f64,
 }
 
 /// What a meter learns from closed periods.
@@ -413,21 +174,21 @@ pub(crate) enum BaselineState {
 /// ```
 #[derive(Debug, Clone)]
 pub struct CostMeter {
-    policy: CostPolicy,
-    geometry: Geometry,
-    buckets: Box<[Bucket]>,
+    pub(super) policy: CostPolicy,
+    pub(super) geometry: Geometry,
+    pub(super) buckets: Box<[Bucket]>,
     /// Index of the current period, and whether anything happened in it.
-    period: u64,
-    period_spent: f64,
-    period_active: bool,
-    baseline: BaselineState,
-    reserved: f64,
-    in_flight: u64,
-    blocked_until: Option<u64>,
-    unknown_costs: u64,
+    pub(super) period: u64,
+    pub(super) period_spent: f64,
+    pub(super) period_active: bool,
+    pub(super) baseline: BaselineState,
+    pub(super) reserved: f64,
+    pub(super) in_flight: u64,
+    pub(super) blocked_until: Option<u64>,
+    pub(super) unknown_costs: u64,
     /// Events already raised in the current period.
-    raised: CostEvents,
-    now: u64,
+    pub(super) raised: CostEvents,
+    pub(super) now: u64,
 }
 
 impl CostMeter {
@@ -666,7 +427,7 @@ impl CostMeter {
             .is_some_and(|until| until > self.now)
     }
 
-    fn release(&mut self, ticket: CostTicket) {
+    pub(super) fn release(&mut self, ticket: CostTicket) {
         self.in_flight = self.in_flight.saturating_sub(1);
         // Adding and subtracting varied estimates leaves rounding dust; with nothing in
         // flight the exact answer is zero.
@@ -677,19 +438,19 @@ impl CostMeter {
         };
     }
 
-    fn epoch(&self, now: u64) -> u64 {
+    pub(super) fn epoch(&self, now: u64) -> u64 {
         now / self.geometry.bucket_nanos
     }
 
     /// When spend recorded in bucket `epoch` leaves the window.
-    fn bucket_expiry(&self, epoch: u64) -> u64 {
+    pub(super) fn bucket_expiry(&self, epoch: u64) -> u64 {
         epoch
             .saturating_add(u64::from(self.geometry.buckets))
             .saturating_mul(self.geometry.bucket_nanos)
     }
 
     /// Moves time forward to `now` (never back), closing the period left behind.
-    fn advance(&mut self, now: u64) -> u64 {
+    pub(super) fn advance(&mut self, now: u64) -> u64 {
         let now = now.max(self.now);
         self.now = now;
         let period = now / self.geometry.period_nanos();
@@ -705,7 +466,7 @@ impl CostMeter {
         now
     }
 
-    fn close_period(&mut self) {
+    pub(super) fn close_period(&mut self) {
         let spent = self.period_spent;
         let hour = self.hour_of_period(self.period);
         match (&mut self.baseline, self.policy.baseline()) {
@@ -728,12 +489,12 @@ impl CostMeter {
         }
     }
 
-    fn hour_of_period(&self, period: u64) -> Option<HourOfWeek> {
+    pub(super) fn hour_of_period(&self, period: u64) -> Option<HourOfWeek> {
         let start_secs = period.saturating_mul(self.geometry.period_nanos()) / 1_000_000_000;
         HourOfWeek::from_unix_seconds(i64::try_from(start_secs).ok()?).ok()
     }
 
-    fn add(&mut self, now: u64, cost: f64) {
+    pub(super) fn add(&mut self, now: u64, cost: f64) {
         let epoch = self.epoch(now);
         let buckets = u64::from(self.geometry.buckets);
         let Some(bucket) = self.buckets.get_mut((epoch % buckets) as usize) else {
@@ -747,11 +508,11 @@ impl CostMeter {
     }
 
     /// Whether a bucket still counts at epoch `current`.
-    fn live(&self, bucket: &Bucket, current: u64) -> bool {
+    pub(super) fn live(&self, bucket: &Bucket, current: u64) -> bool {
         bucket.epoch <= current && current - bucket.epoch < u64::from(self.geometry.buckets)
     }
 
-    fn spent(&self, now: u64) -> f64 {
+    pub(super) fn spent(&self, now: u64) -> f64 {
         let current = self.epoch(now);
         let total: f64 = self
             .buckets
@@ -762,7 +523,7 @@ impl CostMeter {
         saturate(total)
     }
 
-    fn status_at(&mut self, now: u64) -> CostStatus {
+    pub(super) fn status_at(&mut self, now: u64) -> CostStatus {
         let spent = self.spent(now);
         let committed = saturate(spent + self.reserved);
         let budget = self.policy.budget();
@@ -794,7 +555,7 @@ impl CostMeter {
         }
     }
 
-    fn reading(&mut self, committed: f64) -> Option<BaselineReading> {
+    pub(super) fn reading(&mut self, committed: f64) -> Option<BaselineReading> {
         let hour = self.hour_of_period(self.period);
         match (&mut self.baseline, self.policy.baseline()) {
             (BaselineState::Recent(history), Some(CostBaseline::Recent { check, periods })) => {
@@ -821,7 +582,7 @@ impl CostMeter {
     }
 
     /// Raises the warning, breach and spike events not yet raised in this period.
-    fn raise(&mut self, status: &CostStatus) -> CostEvents {
+    pub(super) fn raise(&mut self, status: &CostStatus) -> CostEvents {
         let mut now = CostEvents::default();
         if status.budget.is_warning {
             now = now.with(CostEventKind::Warning);
@@ -837,7 +598,7 @@ impl CostMeter {
         new
     }
 
-    fn retry_after(&self, now: u64, reason: &CostRejectReason) -> Option<Duration> {
+    pub(super) fn retry_after(&self, now: u64, reason: &CostRejectReason) -> Option<Duration> {
         let until = match *reason {
             CostRejectReason::UnknownCost => self.blocked_until?,
             CostRejectReason::BudgetBreached => {
@@ -853,7 +614,7 @@ impl CostMeter {
 
     /// The first time at which, with no new spend, the window's total plus reservations
     /// satisfies `fits` as its buckets expire oldest first.
-    fn when_total(&self, now: u64, fits: impl Fn(f64) -> bool) -> Option<u64> {
+    pub(super) fn when_total(&self, now: u64, fits: impl Fn(f64) -> bool) -> Option<u64> {
         let current = self.epoch(now);
         let count = u64::from(self.geometry.buckets);
         let mut total = self.spent(now);

@@ -69,19 +69,18 @@ mod meter;
 mod permit;
 mod policy;
 mod shell;
+mod status;
 
 #[cfg(test)]
 mod tests;
 
 pub use builder::CostGuardBuilder;
 pub use event::{CostEvent, CostExtractor, CostListener, CostRejected};
-pub use meter::{
-    Admitted, BaselineReading, CostEventKind, CostEvents, CostMeter, CostRefusal, CostStatus,
-    CostTicket, Settled,
-};
+pub use meter::{Admitted, CostMeter, CostRefusal, CostTicket, Settled};
 pub use permit::{CostPermit, OwnedCostPermit};
 pub use policy::{
     CostBaseline, CostDecision, CostPolicy, CostPolicyBuilder, CostRejectReason, CostWindow,
     UnknownCost,
 };
 pub use shell::CostGuard;
+pub use status::{BaselineReading, CostEventKind, CostEvents, CostStatus};

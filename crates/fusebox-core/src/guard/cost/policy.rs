@@ -1,10 +1,12 @@
 //! The cost policy: the validated settings a cost meter judges by, and the pure decision.
 
-use super::meter::{BaselineState, CostStatus};
+use std::time::Duration;
+
+use super::meter::BaselineState;
+use super::status::CostStatus;
 use crate::ConfigError;
 use crate::error::check;
 use crate::guard::{EwmaBaseline, EwmaConfig, SeasonalBaseline, SpendLimitCheck, SpikeCheck};
-use std::time::Duration;
 
 const NANOS_PER_HOUR: u64 = 3_600_000_000_000;
 const NANOS_PER_DAY: u64 = 24 * NANOS_PER_HOUR;

@@ -7,9 +7,10 @@ use std::sync::Arc;
 
 use super::builder::CostGuardBuilder;
 use super::event::{CostEvent, CostExtractor, CostListener, CostRejected};
-use super::meter::{CostEventKind, CostEvents, CostMeter, CostStatus, CostTicket};
+use super::meter::{CostMeter, CostTicket};
 use super::permit::{CostPermit, OwnedCostPermit, Reservation};
 use super::policy::CostPolicy;
+use super::status::{CostEventKind, CostEvents, CostStatus};
 use crate::ConfigError;
 use crate::breaker::Name;
 use crate::clock::ClockHandle;
