@@ -59,7 +59,7 @@ pin_project! {
         // One timer for the earliest of the active deadlines, made the first time the call
         // waits on one. Boxed: a call that never waits on a deadline carries one word, not
         // a timer entry that would double the size of every call's future.
-        timer: Option<Pin<Box<Sleep>>>,
+        timer: Timer,
     }
 
     impl<'a, T, E, F, Fut> PinnedDrop for Call<'a, T, E, F, Fut> {
@@ -91,7 +91,7 @@ impl<'a, T, E, F, Fut> Call<'a, T, E, F, Fut> {
             levels: ArrayVec::new_const(),
             op,
             attempt: None,
-            timer: None,
+            timer: Timer(None),
         }
     }
 }
@@ -101,11 +101,32 @@ impl<'a, T, E, F, Fut> Call<'a, T, E, F, Fut> {
 fn drop_attempt<T, E, Fut>(wait: &mut Wait<'_, T, E>, mut attempt: Pin<&mut Option<Fut>>) {
     if matches!(wait, Wait::Attempt) {
         // `Attempt` holds nothing itself; cleared first, so the call never waits on an
-        // attempt that is gone, even if its drop panics.
-        *wait = Wait::Empty;
+        // attempt that is gone, even if its drop panics. Forgotten rather than dropped: no
+        // drop glue is called for a state known to hold nothing.
+        std::mem::forget(std::mem::replace(wait, Wait::Empty));
         // Dropped in place, as a pinned value must be.
         attempt.set(None);
     }
+}
+
+/// The call's timer, if it ever waited on a deadline.
+struct Timer(Option<Pin<Box<Sleep>>>);
+
+impl Drop for Timer {
+    // Most calls never make a timer: the check is inlined into the call's drop and the
+    // timer's own drop, a sizeable function, is called only when there is one.
+    #[inline]
+    fn drop(&mut self) {
+        if let Some(sleep) = self.0.take() {
+            drop_timer(sleep);
+        }
+    }
+}
+
+#[cold]
+#[inline(never)]
+fn drop_timer(sleep: Pin<Box<Sleep>>) {
+    drop(sleep);
 }
 
 type QueueWait<'a> =
@@ -200,7 +221,7 @@ struct Machine<'p, 'a, T, E, F, Fut> {
     levels: &'p mut ArrayVec<Level<'a, T, E>, MAX_DEPTH>,
     slots: &'a [Slot<T, E>],
     op: &'p F,
-    timer: &'p mut Option<Pin<Box<Sleep>>>,
+    timer: &'p mut Timer,
 }
 
 impl<T, E, F, Fut> Future for Call<'_, T, E, F, Fut>
@@ -354,7 +375,11 @@ where
     /// Takes back the state of the innermost policy the call is inside.
     #[inline]
     fn leave(&mut self) -> Level<'a, T, E> {
-        self.levels.pop().unwrap_or(Level::Vacant)
+        // Not `unwrap_or(Level::Vacant)`: its unused default would be dropped out of line.
+        match self.levels.pop() {
+            Some(level) => level,
+            None => Level::Vacant,
+        }
     }
 
     /// Enters the policies from index `from` (which must equal `depth`) down and starts an
@@ -444,8 +469,10 @@ where
                         None => breaker_outcome(result),
                         Some(c) => c(result),
                     };
-                    if let Level::Breaker(permit) = self.leave() {
-                        permit.record(outcome);
+                    match self.leave() {
+                        Level::Breaker(permit) => permit.record(outcome),
+                        // Never the case: the state matched above.
+                        other => drop(other),
                     }
                 }
                 (Slot::Retry(r), Level::Retry { started, attempts }) => {
@@ -546,6 +573,7 @@ where
         };
         let sleep = self
             .timer
+            .0
             .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(earliest)));
         if sleep.deadline() != earliest {
             sleep.as_mut().reset(earliest);
