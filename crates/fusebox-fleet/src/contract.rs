@@ -26,11 +26,17 @@
 //! ```
 
 mod bounds;
+mod names;
 mod outage;
+mod restart;
 
 pub use bounds::{shortest_force_ends, spans_are_range_checked};
+pub use names::names_are_opaque;
 pub use outage::{
     Severable, fail_closed_outage_gives_way_to_the_store, forced_state_lifted_during_an_outage,
+};
+pub use restart::{
+    an_instance_restarted_under_its_id_is_counted, incarnations_start_a_new_sequence,
 };
 
 use std::sync::Arc;
@@ -734,7 +740,10 @@ macro_rules! store_contract_tests {
             spans_are_range_checked,
             shortest_force_ends,
             forced_state_lifted_during_an_outage,
-            fail_closed_outage_gives_way_to_the_store
+            fail_closed_outage_gives_way_to_the_store,
+            incarnations_start_a_new_sequence,
+            an_instance_restarted_under_its_id_is_counted,
+            names_are_opaque
         );
     };
     (@cases $harness:expr; $($case:ident),* $(,)?) => {

@@ -18,8 +18,10 @@ use super::store::{
 use super::{FleetMode, FleetSettings, OutagePolicy};
 use fusebox_core::breaker::{Breaker, BreakerConfig, State, Totals, WeakBreaker, algorithm};
 
-/// Longest wait between reconnection attempts during an outage.
-const MAX_RECONNECT_DELAY: Duration = Duration::from_secs(5);
+/// Longest wait between reconnection attempts during an outage, unless the sync interval
+/// is longer: an instance is back in the fleet within this of the store's return, while
+/// its attempts stay fewer than its syncs would have been.
+const MAX_RECONNECT_DELAY: Duration = Duration::from_millis(500);
 
 struct Outage {
     attempts: u32,
@@ -46,6 +48,8 @@ pub(crate) struct Engine {
     mode_label: String,
     config: BreakerConfig,
     rng: SmallRng,
+    /// This engine's run, fresh at every start (see [`SyncRequest::incarnation`]).
+    incarnation: u64,
     seq: u64,
     /// A flush the store has not acknowledged: resent as is, with its sequence number.
     unacked: Option<SyncRequest>,
@@ -87,6 +91,9 @@ impl Engine {
             mode_label: mode.to_string(),
             config,
             rng,
+            // Never from the breaker's seed: two runs of one seeded program must still
+            // differ, or the second's flushes would read as replays of the first's.
+            incarnation: fusebox_core::rng::fresh_seed(),
             seq: 0,
             unacked: None,
             flushed: Totals::default(),
@@ -180,6 +187,7 @@ impl Engine {
             breaker: self.name.clone(),
             instance: self.settings.instance.clone(),
             lease_ttl_ms: millis(self.settings.lease_ttl),
+            incarnation: self.incarnation,
             seq: self.seq,
             outcomes,
             trials: TrialDelta {
@@ -236,7 +244,7 @@ impl Engine {
             .settings
             .sync_interval
             .saturating_mul(1u32 << outage.attempts.min(10))
-            .min(MAX_RECONNECT_DELAY);
+            .min(MAX_RECONNECT_DELAY.max(self.settings.sync_interval));
         // Jitter, so a fleet that lost its store does not reconnect in lockstep.
         base.mul_f64(self.rng.random_range(0.5..=1.0))
     }

@@ -17,6 +17,7 @@ const FORGET_AFTER_MS: u64 = 10 * 60 * 1000;
 #[derive(Debug, Default)]
 struct Instance {
     lease_until_ms: u64,
+    incarnation: u64,
     seq: u64,
     successes: u64,
     failures: u64,
@@ -227,6 +228,13 @@ impl StateStore for MemoryStore {
                 inst.lease_until_ms = now.saturating_add(req.lease_ttl_ms);
                 inst.local_open = req.local_open;
                 let mut trials = (0, 0);
+                if req.incarnation != inst.incarnation {
+                    // A restart under this id: its sequence starts again, and the slots
+                    // its previous run claimed went with that run.
+                    inst.incarnation = req.incarnation;
+                    inst.seq = 0;
+                    inst.claimed = 0;
+                }
                 if req.seq > inst.seq {
                     inst.seq = req.seq;
                     inst.successes += req.outcomes.successes;

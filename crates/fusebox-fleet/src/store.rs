@@ -481,8 +481,14 @@ pub struct SyncRequest {
     pub instance: String,
     /// How long the instance's lease lasts from now.
     pub lease_ttl_ms: u64,
-    /// Sequence number of this flush; the store applies the deltas only if it is greater
-    /// than the last one it applied for this instance, so a retried flush never counts twice.
+    /// The run of the instance this flush belongs to: drawn afresh whenever an engine
+    /// starts, so an instance restarted under the same id is never taken for a replay of
+    /// its previous run. A store seeing a new incarnation for an instance starts its
+    /// sequence again and drops the trial slots the previous run held.
+    pub incarnation: u64,
+    /// Sequence number of this flush within its incarnation; the store applies the deltas
+    /// only if it is greater than the last one it applied for this instance and
+    /// incarnation, so a retried flush never counts twice.
     pub seq: u64,
     /// Outcomes since the previous flush.
     pub outcomes: OutcomeDelta,
@@ -598,8 +604,10 @@ pub struct Notice {
 /// contract suite in [`contract`](crate::contract) checks:
 ///
 /// * [`sync`](Self::sync) renews the instance's lease, records its verdict, and adds its
-///   deltas only when `seq` is greater than the last applied for the instance; trial deltas
-///   count only for the current half-open generation;
+///   deltas only when `seq` is greater than the last applied for the instance; a new
+///   `incarnation` (a restart under the same id) starts the sequence again and frees the
+///   trial slots of the previous one; trial deltas count only for the current half-open
+///   generation;
 /// * [`transition`](Self::transition) happens only when the generation still equals
 ///   `expected_generation`, bumps it, and announces it;
 /// * [`claim_trials`](Self::claim_trials) starts the half-open episode once an OPEN record's

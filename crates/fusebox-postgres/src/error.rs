@@ -43,6 +43,13 @@ pub(crate) fn not_set_up(schema: &str, detail: &str) -> StoreError {
     ))
 }
 
+/// A schema set up by an earlier release, which this build cannot use until it is upgraded.
+pub(crate) fn outdated(schema: &str, found: i32, needed: i32) -> StoreError {
+    StoreError::NotSetUp(format!(
+        "schema \"{schema}\" is at version {found}, this build needs {needed}; run `fusebox pg-setup --schema {schema}` to upgrade it in place"
+    ))
+}
+
 /// Maps a driver error: connection trouble is `Unavailable` (a reconnect may cure it), a
 /// missing schema, table or function is `NotSetUp`, anything else the server refused is
 /// `Protocol`.

@@ -127,7 +127,7 @@ impl Queries {
         let s = schema::quoted(schema);
         Queries {
             sync: format!(
-                "SELECT * FROM {s}.sync($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)"
+                "SELECT * FROM {s}.sync($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)"
             ),
             transition: format!("SELECT * FROM {s}.transition($1, $2, $3, $4, $5)"),
             claim: format!("SELECT * FROM {s}.claim_trials($1, $2, $3, $4)"),

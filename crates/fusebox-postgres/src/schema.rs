@@ -33,18 +33,25 @@ pub(crate) struct Migration {
 }
 
 /// Every migration, oldest first. Versions only grow; a shipped migration never changes.
-pub(crate) const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    description: "breakers, instance leases, store functions, status views",
-    sql: include_str!("../migrations/0001_fleet.sql"),
-}];
+pub(crate) const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        description: "breakers, instance leases, store functions, status views",
+        sql: include_str!("../migrations/0001_fleet.sql"),
+    },
+    Migration {
+        version: 2,
+        description: "instance incarnations: a restart under the same id starts a new sequence",
+        sql: include_str!("../migrations/0002_incarnation.sql"),
+    },
+];
 
 /// The schema version this build needs.
 ///
 /// ```
-/// assert_eq!(fusebox_postgres::SCHEMA_VERSION, 1);
+/// assert_eq!(fusebox_postgres::SCHEMA_VERSION, 2);
 /// ```
-pub const SCHEMA_VERSION: i32 = 1;
+pub const SCHEMA_VERSION: i32 = 2;
 
 /// A validated schema name: lower-case ASCII letters, digits and `_`, starting with a
 /// letter or `_`, not `pg_…`, at most [`MAX_SCHEMA_LEN`] bytes.

@@ -122,10 +122,7 @@ impl StateStore for PostgresStore {
                 Some(v) if v > SCHEMA_VERSION => Err(newer_schema(schema, v)),
                 _ if self.inner.setup_on_prepare => self.setup().await.map(drop),
                 None => Err(error::not_set_up(schema, "no schema version recorded")),
-                Some(v) => Err(error::not_set_up(
-                    schema,
-                    &format!("version {v}, this build needs {SCHEMA_VERSION}"),
-                )),
+                Some(v) => Err(error::outdated(schema, v, SCHEMA_VERSION)),
             }
         })
     }
@@ -135,7 +132,9 @@ impl StateStore for PostgresStore {
             check_name("breaker name", &req.breaker)?;
             check_name("instance id", &req.instance)?;
             check_span_ms("lease_ttl_ms", req.lease_ttl_ms)?;
-            let params: [&(dyn ToSql + Sync); 13] = [
+            // Stored as the same 64 bits, signed: only ever compared for equality.
+            let incarnation = req.incarnation as i64;
+            let params: [&(dyn ToSql + Sync); 14] = [
                 &req.breaker,
                 &req.instance,
                 &to_i64(req.lease_ttl_ms),
@@ -149,6 +148,7 @@ impl StateStore for PostgresStore {
                 &i64::from(req.trials.release),
                 &req.local_open,
                 &req.mode,
+                &incarnation,
             ];
             let (_, view) = self
                 .call(&req.breaker, &self.inner.sql.sync, &params)

@@ -31,9 +31,12 @@
 #![deny(missing_docs)]
 #![warn(rust_2018_idioms, unreachable_pub)]
 
+mod keys;
 mod scripts;
 
 use std::fmt;
+
+use keys::key_part;
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
@@ -149,16 +152,19 @@ impl RedisStore {
         &self.inner.prefix
     }
 
-    /// The hash that holds breaker `name`.
+    /// The hash that holds breaker `name`. The name sits in braces, so all of a breaker's
+    /// keys share one cluster slot, with `%`, `{` and `}` written as `%25`, `%7B` and `%7D`,
+    /// so that no name can close the braces early and spell another breaker's key.
     ///
     /// ```
     /// use fusebox_redis::RedisStore;
     /// let store = RedisStore::new("redis://127.0.0.1")?;
     /// assert_eq!(store.breaker_key("payments"), "fusebox:{payments}");
+    /// assert_eq!(store.breaker_key("a}:lease:y"), "fusebox:{a%7D:lease:y}");
     /// # Ok::<(), fusebox_fleet::StoreError>(())
     /// ```
     pub fn breaker_key(&self, name: &str) -> String {
-        format!("{}{{{name}}}", self.inner.prefix)
+        format!("{}{{{}}}", self.inner.prefix, key_part(name))
     }
 
     /// The channel transitions are announced on.
@@ -218,10 +224,17 @@ impl RedisStore {
         for a in args {
             invocation.arg(a);
         }
-        invocation
-            .invoke_async::<Value>(&mut con)
-            .await
-            .map_err(store_error)
+        match invocation.invoke_async::<Value>(&mut con).await {
+            // After an outage the connection manager answers the first command with the
+            // refusal it cached while the server was away, and only then reconnects. A
+            // refused connection sent nothing, so the script is run once more at once
+            // rather than after the caller's backoff.
+            Err(e) if e.is_connection_refusal() => invocation
+                .invoke_async::<Value>(&mut con)
+                .await
+                .map_err(store_error),
+            result => result.map_err(store_error),
+        }
     }
 
     fn listen(&self) {
@@ -388,6 +401,7 @@ impl StateStore for RedisStore {
                 req.trials.release.to_string(),
                 u8::from(req.local_open).to_string(),
                 req.mode.clone(),
+                req.incarnation.to_string(),
             ];
             let reply = self
                 .run_script(&self.inner.scripts.sync, &req.breaker, &args)

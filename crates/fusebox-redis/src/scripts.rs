@@ -2,8 +2,13 @@
 //!
 //! Layout, under a prefix `P` (default `fusebox:`):
 //! * `P{name}` — one hash per breaker: the record's fields, plus one field `i:{instance}`
-//!   per instance holding `seq|successes|failures|slow|open|claimed|claimed_gen|last_seen`;
+//!   per instance holding
+//!   `seq|successes|failures|slow|open|claimed|claimed_gen|last_seen|incarnation`;
 //! * `P{name}:lease:{instance}` — the instance's lease, a key with a TTL (Redis's clock);
+//!
+//! where `name` is the breaker's name with `%`, `{` and `}` written as `%25`, `%7B` and
+//! `%7D`: the name then ends at the first `}`, so no name, and no name and instance id
+//! together, can spell another breaker's key.
 //! * `Pbreakers` — the set of breaker names;
 //! * channel `Pevents` — `"{generation} {name}"` on every change.
 //!
@@ -45,15 +50,17 @@ local function load(now)
 end
 
 local function decode(v)
-  local t = {}
-  for x in string.gmatch(v or '', '[^|]+') do t[#t + 1] = tonumber(x) or 0 end
-  return {seq = t[1] or 0, s = t[2] or 0, f = t[3] or 0, slow = t[4] or 0, open = t[5] or 0,
-    claimed = t[6] or 0, cgen = t[7] or 0, last = t[8] or 0}
+  local raw = {}
+  for x in string.gmatch(v or '', '[^|]+') do raw[#raw + 1] = x end
+  local function n(k) return tonumber(raw[k]) or 0 end
+  -- The incarnation stays text: a 64-bit value does not fit a Lua number exactly.
+  return {seq = n(1), s = n(2), f = n(3), slow = n(4), open = n(5), claimed = n(6),
+    cgen = n(7), last = n(8), inc = raw[9] or '0'}
 end
 
 local function encode(i)
   return table.concat({fmt(i.seq), fmt(i.s), fmt(i.f), fmt(i.slow), fmt(i.open),
-    fmt(i.claimed), fmt(i.cgen), fmt(i.last)}, '|')
+    fmt(i.claimed), fmt(i.cgen), fmt(i.last), i.inc}, '|')
 end
 
 local function save(r)
@@ -133,7 +140,7 @@ end
 "#;
 
 /// Flush: ARGV[5..] = instance, lease ttl, seq, successes, failures, slow, trial generation,
-/// trial successes, trial failures, released slots, local open (0/1), mode.
+/// trial successes, trial failures, released slots, local open (0/1), mode, incarnation.
 const SYNC: &str = r#"
 local id, ttl, seq = ARGV[5], tonumber(ARGV[6]), tonumber(ARGV[7])
 local now = now_ms()
@@ -141,6 +148,11 @@ local r, inst = load(now)
 local i = decode(inst[id])
 redis.call('SET', lease_prefix .. id, '1', 'PX', ttl)
 i.open, i.last = tonumber(ARGV[15]), now
+if ARGV[17] ~= i.inc then
+  -- A restart under this id: its sequence starts again, and the slots its previous run
+  -- claimed went with that run.
+  i.inc, i.seq, i.claimed = ARGV[17], 0, 0
+end
 if seq > i.seq then
   i.seq = seq
   i.s = i.s + tonumber(ARGV[8])
@@ -231,8 +243,11 @@ return view(r, inst, now, 0)
 pub(crate) const BREAKERS: &str = r#"
 local prefix = ARGV[1]
 local out = {}
+local function enc(n)
+  return (string.gsub(n, '[%%{}]', function(c) return string.format('%%%02X', string.byte(c)) end))
+end
 for _, n in ipairs(redis.call('SMEMBERS', KEYS[1])) do
-  if redis.call('EXISTS', prefix .. '{' .. n .. '}') == 1 then out[#out + 1] = n
+  if redis.call('EXISTS', prefix .. '{' .. enc(n) .. '}') == 1 then out[#out + 1] = n
   else redis.call('SREM', KEYS[1], n) end
 end
 table.sort(out)
