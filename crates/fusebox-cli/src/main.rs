@@ -13,6 +13,7 @@ use std::time::Duration;
 use clap::{CommandFactory, Parser, Subcommand};
 use fusebox_fleet::{ForcedState, StateStore};
 
+use crate::render::clean;
 use crate::store::{CliError, StoreArgs};
 
 const EXIT_CODES: &str = "\
@@ -138,7 +139,7 @@ fn parse_force_duration(s: &str) -> Result<Duration, String> {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = parse();
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -156,6 +157,33 @@ fn main() -> ExitCode {
             ExitCode::from(e.exit_code())
         }
     }
+}
+
+/// The command line, or clap's error and exit. Clap quotes a refused value as given, so
+/// when an argument holds a control character the error is taken from the arguments with
+/// those escaped: the same message, and nothing in it can drive the terminal.
+fn parse() -> Cli {
+    let args: Vec<String> = std::env::args_os()
+        .map(|a| a.to_string_lossy().into_owned())
+        .collect();
+    let error = match Cli::try_parse_from(std::env::args_os()) {
+        Ok(cli) => return cli,
+        Err(e) => e,
+    };
+    let escaped: Vec<String> = args.iter().map(|a| clean(a).into_owned()).collect();
+    if !error.use_stderr() || escaped == args {
+        error.exit();
+    }
+    if let Err(e) = Cli::try_parse_from(&escaped) {
+        e.exit();
+    }
+    // Escaping made the arguments valid (no such case is known): the first error, plain
+    // and escaped line by line.
+    let text = error.render().to_string();
+    for line in text.lines() {
+        eprintln!("{}", clean(line));
+    }
+    std::process::exit(error.exit_code());
 }
 
 async fn run(cli: Cli) -> Result<(), CliError> {
@@ -209,35 +237,31 @@ async fn pg_setup(args: &StoreArgs, yes: bool, dry_run: bool) -> Result<(), CliE
     if !yes {
         confirm(&format!(
             "Create or upgrade the fusebox tables in schema \"{}\" on {}? [y/N] ",
-            pg.schema(),
-            pg.server()
+            clean(pg.schema()),
+            clean(&pg.server())
         ))?;
     }
     let report = pg
         .setup()
         .await
         .map_err(|e| CliError::store(e, &pg.server()))?;
+    let schema = clean(&report.schema);
+    let server = pg.server();
+    let server = clean(&server);
     if report.applied.is_empty() {
         say(&format!(
-            "schema \"{}\" on {} is already at version {}; nothing to do",
-            report.schema,
-            pg.server(),
+            "schema \"{schema}\" on {server} is already at version {}; nothing to do",
             report.version
         ));
     } else if report.created() {
         say(&format!(
-            "schema \"{}\" on {} created at version {}",
-            report.schema,
-            pg.server(),
+            "schema \"{schema}\" on {server} created at version {}",
             report.version
         ));
     } else {
         say(&format!(
-            "schema \"{}\" on {} upgraded from version {} to {}",
-            report.schema,
-            pg.server(),
-            report.previous_version,
-            report.version
+            "schema \"{schema}\" on {server} upgraded from version {} to {}",
+            report.previous_version, report.version
         ));
     }
     Ok(())
@@ -306,8 +330,9 @@ async fn force(
                 if state.is_none() && store_holds(store, &force.name).await =>
             {
                 eprintln!(
-                    "{}: the stored record was unreadable ({why}); rewriting it",
-                    force.name
+                    "{}: the stored record was unreadable ({}); rewriting it",
+                    clean(&force.name),
+                    clean(&why)
                 );
             }
             Err(e) => return Err(e),
@@ -338,7 +363,7 @@ async fn force(
     };
     say(&format!(
         "{}: {what}{until}; {} live instance(s) follow within one sync interval",
-        force.name,
+        clean(&force.name),
         view.live_instances()
     ));
     Ok(())

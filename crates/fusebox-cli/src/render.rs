@@ -1,5 +1,7 @@
 //! Tables and JSON for `status` and `instances`, and the `--watch` loop.
 
+use std::borrow::Cow;
+use std::fmt::Write as _;
 use std::io::Write;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -24,7 +26,7 @@ pub async fn collect(store: &dyn StateStore) -> Result<Vec<FleetView>, CliError>
 /// `status` as a table or pretty JSON.
 pub fn status(views: &[FleetView], json: bool) -> String {
     if json {
-        return serde_json::to_string_pretty(&status_json(views)).unwrap_or_default();
+        return json_text(serde_json::to_string_pretty(&status_json(views)).unwrap_or_default());
     }
     if views.is_empty() {
         return "no breakers yet: they appear once an instance has synced".to_owned();
@@ -43,7 +45,7 @@ pub fn status(views: &[FleetView], json: bool) -> String {
     for v in views {
         let calls: u64 = v.instances.iter().map(|i| i.successes + i.failures).sum();
         rows.push(vec![
-            v.name.clone(),
+            clean(&v.name).into_owned(),
             v.record.state.to_string(),
             forced(v),
             format!("{:.1}%", v.failure_rate() * 100.0),
@@ -57,7 +59,7 @@ pub fn status(views: &[FleetView], json: bool) -> String {
             if v.record.mode.is_empty() {
                 "-".to_owned()
             } else {
-                v.record.mode.clone()
+                clean(&v.record.mode).into_owned()
             },
         ]);
     }
@@ -113,11 +115,13 @@ fn instance_json(i: &InstanceView) -> Value {
 pub fn instances(view: &FleetView, json: bool) -> String {
     if json {
         let list: Vec<Value> = view.instances.iter().map(instance_json).collect();
-        return serde_json::to_string_pretty(&json!({ "name": view.name, "instances": list }))
-            .unwrap_or_default();
+        return json_text(
+            serde_json::to_string_pretty(&json!({ "name": view.name, "instances": list }))
+                .unwrap_or_default(),
+        );
     }
     if view.instances.is_empty() {
-        return format!("{}: no instance has reported recently", view.name);
+        return format!("{}: no instance has reported recently", clean(&view.name));
     }
     let mut rows = vec![row(&[
         "INSTANCE",
@@ -131,7 +135,7 @@ pub fn instances(view: &FleetView, json: bool) -> String {
     ])];
     for i in &view.instances {
         rows.push(vec![
-            i.id.clone(),
+            clean(&i.id).into_owned(),
             if i.live { "yes" } else { "no" }.to_owned(),
             short(i.lease_remaining_ms),
             if i.local_open { "open" } else { "closed" }.to_owned(),
@@ -143,7 +147,7 @@ pub fn instances(view: &FleetView, json: bool) -> String {
     }
     format!(
         "{}: fleet {} ({} of {} live instances vote open)\n{}",
-        view.name,
+        clean(&view.name),
         view.record.state,
         view.open_votes(),
         view.live_instances(),
@@ -163,8 +167,8 @@ pub async fn watch(
         let frame = collect(store).await;
         let text = if json {
             match frame {
-                Ok(views) => status_json(&views).to_string(),
-                Err(e) => json!({ "error": e.to_string() }).to_string(),
+                Ok(views) => json_text(status_json(&views).to_string()),
+                Err(e) => json_text(json!({ "error": e.to_string() }).to_string()),
             }
         } else {
             let body = match frame {
@@ -173,7 +177,8 @@ pub async fn watch(
             };
             // Home, clear, redraw: a live table.
             format!(
-                "\x1b[H\x1b[2J{label}, every {}, {} (Ctrl-C to quit)\n\n{body}",
+                "\x1b[H\x1b[2J{}, every {}, {} (Ctrl-C to quit)\n\n{body}",
+                clean(label),
                 humantime::format_duration(interval),
                 humantime::format_rfc3339_seconds(SystemTime::now())
             )
@@ -186,6 +191,67 @@ pub async fn watch(
             _ = tokio::time::sleep(interval) => {}
         }
     }
+}
+
+/// Text from the store or the command line, safe to print: a name holding an escape
+/// sequence could restyle or clear the terminal, a newline could forge a table row, a bidi
+/// override could reorder what the operator reads. Each such character is shown as an
+/// escape instead (`\n`, `\e`, `\u{202e}`); other text, any script, is left alone.
+pub fn clean(s: &str) -> Cow<'_, str> {
+    if !s.chars().any(hostile) {
+        return Cow::Borrowed(s);
+    }
+    let mut out = String::with_capacity(s.len() + 8);
+    for c in s.chars() {
+        match c {
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            '\x1b' => out.push_str("\\e"),
+            c if hostile(c) => {
+                let _ = write!(out, "\\u{{{:x}}}", u32::from(c));
+            }
+            c => out.push(c),
+        }
+    }
+    Cow::Owned(out)
+}
+
+/// C0, DEL and C1 controls, the bidi marks, embeddings, overrides and isolates, and the
+/// Unicode line and paragraph separators (a line break to some terminals).
+fn hostile(c: char) -> bool {
+    c.is_control()
+        || matches!(
+            c,
+            '\u{061c}'
+                | '\u{200e}'
+                | '\u{200f}'
+                | '\u{2028}'
+                | '\u{2029}'
+                | '\u{202a}'..='\u{202e}'
+                | '\u{2066}'..='\u{2069}'
+        )
+}
+
+/// serde_json escapes only U+0000..U+001F, so DEL, C1 controls and bidi overrides in a name
+/// would reach the terminal raw; as `\uXXXX` the document still decodes to the same text.
+/// Below U+007F nothing is touched: serde has escaped those inside strings, and the rest
+/// are the document's own newlines.
+fn json_text(doc: String) -> String {
+    let raw = |c: char| u32::from(c) >= 0x7f && hostile(c);
+    if !doc.chars().any(raw) {
+        return doc;
+    }
+    let mut out = String::with_capacity(doc.len() + 16);
+    for c in doc.chars() {
+        if raw(c) {
+            // Every such character is in the Basic Multilingual Plane: one escape each.
+            let _ = write!(out, "\\u{:04x}", u32::from(c));
+        } else {
+            out.push(c);
+        }
+    }
+    out
 }
 
 fn forced(v: &FleetView) -> String {
@@ -303,6 +369,138 @@ mod tests {
         assert_eq!(v[0]["cooldown_remaining_ms"], 4200);
         assert_eq!(v[0]["forced"], "open");
         assert_eq!(v[0]["instances"][1]["id"], "b");
+    }
+
+    fn owned(text: &str) -> String {
+        match clean(text) {
+            Cow::Owned(s) => s,
+            Cow::Borrowed(s) => panic!("{s:?} was left as it is"),
+        }
+    }
+
+    #[test]
+    fn plain_and_unicode_text_is_borrowed_unchanged() {
+        for text in [
+            "",
+            "payments-api",
+            "tenant 42 / eu-west",
+            "zahlungs-dienst-äöü",
+            "платежи",
+            "支付服务",
+            "مدفوعات",
+            "café 🔥 👩\u{200d}💻",
+            "back\\slash \"quoted\"",
+        ] {
+            assert!(
+                matches!(clean(text), Cow::Borrowed(s) if s == text),
+                "{text:?} was changed"
+            );
+        }
+    }
+
+    #[test]
+    fn c0_controls_are_escaped() {
+        assert_eq!(owned("a\nb"), "a\\nb");
+        assert_eq!(owned("a\rb"), "a\\rb");
+        assert_eq!(owned("a\tb"), "a\\tb");
+        assert_eq!(owned("\x1b[31mred\x1b[0m"), "\\e[31mred\\e[0m");
+        assert_eq!(owned("\0\x07\x08\x1f"), "\\u{0}\\u{7}\\u{8}\\u{1f}");
+    }
+
+    #[test]
+    fn del_and_c1_controls_are_escaped() {
+        assert_eq!(owned("a\x7fb"), "a\\u{7f}b");
+        // U+009B is a one-character CSI to terminals that read C1 controls.
+        assert_eq!(owned("\u{9b}2J\u{80}\u{9f}"), "\\u{9b}2J\\u{80}\\u{9f}");
+    }
+
+    #[test]
+    fn bidi_controls_and_line_separators_are_escaped() {
+        assert_eq!(owned("abc\u{202e}fed"), "abc\\u{202e}fed");
+        for (c, shown) in [
+            ('\u{061c}', "\\u{61c}"),
+            ('\u{200e}', "\\u{200e}"),
+            ('\u{200f}', "\\u{200f}"),
+            ('\u{202a}', "\\u{202a}"),
+            ('\u{202d}', "\\u{202d}"),
+            ('\u{2066}', "\\u{2066}"),
+            ('\u{2067}', "\\u{2067}"),
+            ('\u{2068}', "\\u{2068}"),
+            ('\u{2069}', "\\u{2069}"),
+            ('\u{2028}', "\\u{2028}"),
+            ('\u{2029}', "\\u{2029}"),
+        ] {
+            assert_eq!(owned(&format!("x{c}y")), format!("x{shown}y"));
+        }
+        // Escaped text is printable: cleaning it again changes nothing.
+        let once = owned("\u{202e}\n\x1b");
+        assert!(matches!(clean(&once), Cow::Borrowed(_)));
+    }
+
+    fn hostile_view() -> FleetView {
+        let mut v = view();
+        v.name = "pay\nfake-row  open\x1b[31m\u{202e}".into();
+        v.record.mode = "pooled\r\u{9b}".into();
+        v.record.reason = "tripped\u{2066}".into();
+        v.instances[0].id = "host-1\n\x1b]0;title\x07".into();
+        v
+    }
+
+    #[test]
+    fn hostile_names_stay_in_their_row_and_column() {
+        let plain = FleetView {
+            name: "db".into(),
+            ..view()
+        };
+        let text = status(&[hostile_view(), plain], false);
+        assert!(!text.chars().any(|c| c != '\n' && hostile(c)), "{text:?}");
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), 3, "one header and one row per breaker: {text}");
+        assert!(lines[1].starts_with("pay\\nfake-row  open\\e[31m\\u{202e}  open"));
+        assert!(lines[1].ends_with("pooled\\r\\u{9b}"), "{}", lines[1]);
+        // Widths come from the escaped text: the next column starts at one place.
+        let state_at = lines[0].find("STATE").unwrap();
+        assert_eq!(lines[1][state_at..].split(' ').next(), Some("open"));
+        assert_eq!(lines[2][state_at..].split(' ').next(), Some("open"));
+
+        let text = instances(&hostile_view(), false);
+        assert!(!text.chars().any(|c| c != '\n' && hostile(c)), "{text:?}");
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), 4, "a heading, a header and two rows: {text}");
+        assert!(lines[0].starts_with("pay\\nfake-row  open\\e[31m\\u{202e}: fleet open"));
+        assert!(lines[2].starts_with("host-1\\n\\e]0;title\\u{7}  yes"));
+        let live_at = lines[1].find("LIVE").unwrap();
+        assert_eq!(lines[3][live_at..].split(' ').next(), Some("yes"));
+
+        let mut empty = hostile_view();
+        empty.instances.clear();
+        assert_eq!(
+            instances(&empty, false),
+            "pay\\nfake-row  open\\e[31m\\u{202e}: no instance has reported recently"
+        );
+    }
+
+    #[test]
+    fn json_keeps_the_text_and_no_raw_control_reaches_the_terminal() {
+        let view = hostile_view();
+        for doc in [
+            status(std::slice::from_ref(&view), true),
+            instances(&view, true),
+        ] {
+            assert!(!doc.chars().any(|c| c != '\n' && hostile(c)), "{doc:?}");
+            let v: Value = serde_json::from_str(&doc).unwrap();
+            let v = if v.is_array() { v[0].clone() } else { v };
+            assert_eq!(v["name"], view.name.as_str());
+            assert_eq!(v["instances"][0]["id"], view.instances[0].id.as_str());
+        }
+        let doc = status(std::slice::from_ref(&view), true);
+        let v: Value = serde_json::from_str(&doc).unwrap();
+        assert_eq!(v[0]["mode"], view.record.mode.as_str());
+        assert_eq!(v[0]["reason"], view.record.reason.as_str());
+        assert!(doc.contains("\\u202e") && doc.contains("\\u009b"), "{doc}");
+        // Compact documents too (the --watch --json lines).
+        let line = json_text(status_json(&[view]).to_string());
+        assert!(!line.chars().any(hostile), "{line:?}");
     }
 
     #[test]

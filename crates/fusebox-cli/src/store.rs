@@ -8,6 +8,8 @@ use fusebox_fleet::{StateStore, StoreError};
 use fusebox_postgres::{BuildError, PostgresStore};
 use fusebox_redis::RedisStore;
 
+use crate::render::clean;
+
 /// How long opening the store may take before it counts as unreachable.
 const OPEN_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -133,15 +135,124 @@ impl StoreArgs {
     }
 }
 
-/// A URL without its password, for messages.
-fn redacted(url: &str) -> String {
-    match url.split_once("://") {
-        Some((scheme, rest)) => match rest.split_once('@') {
-            Some((_, host)) => format!("{scheme}://{host}"),
-            None => url.to_owned(),
-        },
-        None => url.to_owned(),
+/// A store URL or connection string without its secrets, for messages.
+///
+/// A URL loses everything before its last `@`: a password may hold `@`, `/`, `?` or `#`
+/// unescaped, and clients disagree on where it ends (tokio-postgres stops at the first
+/// `@`, the URL parser at the authority's last), so cutting at the last one shows no
+/// password to either reading; an `@` further on, in a path or query, costs only detail.
+/// `password=`, `sslpassword=` and `pass=` values, in a URL's query or a `key=value`
+/// connection string, become `***`.
+fn redacted(target: &str) -> String {
+    if is_conninfo(target) {
+        return masked_pairs(target);
     }
+    match target.split_once("://") {
+        Some((scheme, rest)) => format!("{scheme}://{}", without_user_info(&masked_query(rest))),
+        // `user:password@host` with no scheme.
+        None => without_user_info(&masked_query(target)).to_owned(),
+    }
+}
+
+/// What follows the last `@`.
+fn without_user_info(text: &str) -> &str {
+    text.rsplit_once('@').map_or(text, |(_, rest)| rest)
+}
+
+/// Whether the text starts as a libpq `key=value` string does, with a plain keyword: a
+/// URL's first `=` comes after its scheme, or after a `:` in its user-info.
+fn is_conninfo(target: &str) -> bool {
+    target.split_once('=').is_some_and(|(key, _)| {
+        let key = key.trim();
+        !key.is_empty() && key.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+    })
+}
+
+/// Whether a setting carries a secret.
+fn secret_key(key: &str) -> bool {
+    let key = key.trim().to_ascii_lowercase();
+    key == "pass" || key.ends_with("password")
+}
+
+/// The URL with the secret values of its query masked. A query is whatever follows the
+/// first `?`; one that is really inside a password is cut away later with the user-info.
+fn masked_query(url: &str) -> String {
+    let Some((head, query)) = url.split_once('?') else {
+        return url.to_owned();
+    };
+    let (query, fragment) = match query.split_once('#') {
+        Some((q, f)) => (q, Some(f)),
+        None => (query, None),
+    };
+    let params: Vec<String> = query
+        .split('&')
+        .map(|param| match param.split_once('=') {
+            Some((key, _)) if secret_key(key) => format!("{key}=***"),
+            _ => param.to_owned(),
+        })
+        .collect();
+    let mut out = format!("{head}?{}", params.join("&"));
+    if let Some(f) = fragment {
+        out.push('#');
+        out.push_str(f);
+    }
+    out
+}
+
+/// A libpq `key=value` connection string with its secret values masked: values may be
+/// quoted with `'` and hold `\`-escapes, so a quoted password is masked whole.
+fn masked_pairs(conninfo: &str) -> String {
+    let bytes = conninfo.as_bytes();
+    let mut out = String::with_capacity(conninfo.len());
+    let mut i = 0;
+    // Every index the loop stops at is an ASCII delimiter, so slicing there is safe.
+    while i < bytes.len() {
+        let start = i;
+        while i < bytes.len() && bytes[i].is_ascii_whitespace() {
+            i += 1;
+        }
+        let key_start = i;
+        while i < bytes.len() && bytes[i] != b'=' && !bytes[i].is_ascii_whitespace() {
+            i += 1;
+        }
+        let key = &conninfo[key_start..i];
+        while i < bytes.len() && bytes[i].is_ascii_whitespace() {
+            i += 1;
+        }
+        if i >= bytes.len() || bytes[i] != b'=' {
+            // Not a setting (libpq would refuse the string): kept as it is.
+            out.push_str(&conninfo[start..i]);
+            continue;
+        }
+        i += 1;
+        while i < bytes.len() && bytes[i].is_ascii_whitespace() {
+            i += 1;
+        }
+        let value_start = i;
+        let quoted = i < bytes.len() && bytes[i] == b'\'';
+        if quoted {
+            i += 1;
+        }
+        while i < bytes.len() {
+            match bytes[i] {
+                b'\\' => i += 2,
+                b'\'' if quoted => {
+                    i += 1;
+                    break;
+                }
+                b if !quoted && b.is_ascii_whitespace() => break,
+                _ => i += 1,
+            }
+        }
+        i = i.min(bytes.len());
+        out.push_str(&conninfo[start..value_start]);
+        if secret_key(key) {
+            out.push_str("***");
+        } else {
+            out.push_str(&conninfo[value_start..i]);
+        }
+    }
+    out
 }
 
 /// What went wrong, with a distinct exit code for each kind.
@@ -207,25 +318,29 @@ impl fmt::Display for CliError {
             CliError::BadConfig(m) => m.clone(),
             CliError::NotSetUp(m) => m.clone(),
             CliError::UnknownBreaker { name, known } if known.is_empty() => {
-                format!("no breaker named {name:?}: the store holds none yet")
+                format!(
+                    "no breaker named \"{}\": the store holds none yet",
+                    clean(name)
+                )
             }
             CliError::UnknownBreaker { name, known } => {
                 let mut list = known
                     .iter()
                     .take(10)
-                    .cloned()
+                    .map(|n| clean(n))
                     .collect::<Vec<_>>()
                     .join(", ");
                 if known.len() > 10 {
                     list.push_str(", …");
                 }
-                format!("no breaker named {name:?} (known: {list})")
+                format!("no breaker named \"{}\" (known: {list})", clean(name))
             }
             CliError::Protocol(m) => format!("unexpected answer from the store: {m}"),
             CliError::NotConfirmed(m) => m.clone(),
         };
-        // One line, whatever the server said.
-        f.write_str(&text.replace(['\n', '\r'], " "))
+        // One line, whatever the server said, and no control character from it or a name
+        // (names are escaped above, so theirs show as `\n` rather than a space).
+        f.write_str(&clean(&text.replace(['\n', '\r'], " ")))
     }
 }
 
@@ -237,6 +352,110 @@ mod tests {
     fn passwords_stay_out_of_messages() {
         assert_eq!(redacted("redis://:pw@host:6379/0"), "redis://host:6379/0");
         assert_eq!(redacted("redis://host"), "redis://host");
+    }
+
+    #[test]
+    fn urls_lose_their_credentials() {
+        for (url, shown) in [
+            ("redis://127.0.0.1:6379", "redis://127.0.0.1:6379"),
+            (
+                "redis://host:6379/0?protocol=resp3",
+                "redis://host:6379/0?protocol=resp3",
+            ),
+            ("redis://u:pw@host:6379", "redis://host:6379"),
+            ("redis://u@host", "redis://host"),
+            ("rediss://:pw@host:6380/2", "rediss://host:6380/2"),
+            // `@` in the password: cut at the last one, never showing the password's tail.
+            ("redis://u:p@ss@host:6379", "redis://host:6379"),
+            ("redis://u:p@s@s@host:6379/1?x=y", "redis://host:6379/1?x=y"),
+            // `/`, `?` or `#` in the password, unescaped.
+            ("redis://u:pa/ss@host:6379/0", "redis://host:6379/0"),
+            ("redis://u:pa?ss@host:6379", "redis://host:6379"),
+            ("redis://u:pa#ss@host:6379", "redis://host:6379"),
+            (
+                "postgres://ops:s3cr%40t@db:5432/app",
+                "postgres://db:5432/app",
+            ),
+            (
+                "postgresql://ops:p@ss@db1:5432,db2:5433/app?sslmode=require",
+                "postgresql://db1:5432,db2:5433/app?sslmode=require",
+            ),
+            (
+                "postgres://db/app?user=ops&password=hunter2&sslmode=require",
+                "postgres://db/app?user=ops&password=***&sslmode=require",
+            ),
+            (
+                "postgres://db/app?sslpassword=k3y#frag",
+                "postgres://db/app?sslpassword=***#frag",
+            ),
+            // An `@` inside a query password is masked with it, not cut at.
+            (
+                "postgres://db/app?Password=p@ss",
+                "postgres://db/app?Password=***",
+            ),
+            (
+                "redis+unix:///run/redis.sock?db=1&pass=hunter2",
+                "redis+unix:///run/redis.sock?db=1&pass=***",
+            ),
+            ("u:pw@host:6379", "host:6379"),
+            // `=` or `://` where a connection string or a URL would have them.
+            ("u:p=w@host:6379", "host:6379"),
+            ("redis://u:p=w@host:6379", "redis://host:6379"),
+            ("", ""),
+            ("://", "://"),
+            ("redis://@", "redis://"),
+        ] {
+            assert_eq!(redacted(url), shown, "{url}");
+        }
+    }
+
+    #[test]
+    fn connection_strings_lose_their_passwords() {
+        for (conninfo, shown) in [
+            ("host=db dbname=app", "host=db dbname=app"),
+            (
+                "host=db user=ops password=hunter2 dbname=app",
+                "host=db user=ops password=*** dbname=app",
+            ),
+            ("password=p@ss@word host=db", "password=*** host=db"),
+            ("host=db password = hunter2", "host=db password = ***"),
+            (
+                "host=db password='two words \\' quoted' dbname=app",
+                "host=db password=*** dbname=app",
+            ),
+            ("password=esc\\ aped host=db", "password=*** host=db"),
+            (
+                "host=db PASSWORD=x sslpassword=y",
+                "host=db PASSWORD=*** sslpassword=***",
+            ),
+            // Unterminated or odd input: masked to the end, never a panic.
+            ("host=db password='never closed", "host=db password=***"),
+            ("password=trailing\\", "password=***"),
+            ("host=db password=", "host=db password=***"),
+            ("host=db junk password=x", "host=db junk password=***"),
+            ("host=db password=пароль", "host=db password=***"),
+            ("user=é password=x", "user=é password=***"),
+            ("host=db password=a://b@c", "host=db password=***"),
+            ("  host = db password=x", "  host = db password=***"),
+        ] {
+            assert_eq!(redacted(conninfo), shown, "{conninfo}");
+        }
+    }
+
+    #[test]
+    fn no_text_panics_the_redaction() {
+        const ALPHABET: [char; 10] = ['p', '=', ' ', '\'', '\\', '@', 'é', ':', '/', '?'];
+        let mut text = String::new();
+        for n in 0..10_usize.pow(5) {
+            text.clear();
+            let mut k = n;
+            while k > 0 {
+                text.push(ALPHABET[k % 10]);
+                k /= 10;
+            }
+            let _ = redacted(&text);
+            let _ = redacted(&format!("password={text}"));
+        }
     }
 
     #[test]

@@ -205,7 +205,10 @@ async fn pg_setup_dry_run_yes_and_twice() {
 
     let out = run_fusebox(&url, &schema.name, &["pg-setup", "--yes"]).await;
     assert!(out.status.success(), "{}", text(&out.stderr));
-    assert!(text(&out.stdout).contains("created at version 1"));
+    assert!(text(&out.stdout).contains(&format!(
+        "created at version {}",
+        fusebox_postgres::SCHEMA_VERSION
+    )));
     assert!(schema.exists().await);
 
     // Twice is harmless; a typed "y" confirms.
@@ -216,7 +219,10 @@ async fn pg_setup_dry_run_yes_and_twice() {
     })
     .await;
     assert!(out.status.success(), "{}", text(&out.stderr));
-    assert!(text(&out.stdout).contains("already at version 1"));
+    assert!(text(&out.stdout).contains(&format!(
+        "already at version {}",
+        fusebox_postgres::SCHEMA_VERSION
+    )));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
