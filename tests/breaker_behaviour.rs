@@ -102,6 +102,28 @@ fn plain_rate_over_last_n_waits_for_min_calls() {
 }
 
 #[test]
+fn time_window_remembers_a_call_for_its_whole_span() {
+    let clock = ManualClock::new();
+    let b = Breaker::builder("span")
+        .time_window(secs(60), 10)
+        .failure_rate(0.5)
+        .min_calls(100)
+        .clock(clock.clone())
+        .build()
+        .unwrap();
+    clock.advance(Duration::from_millis(5_999)); // late in the first bucket
+    b.record_failure();
+    clock.advance(secs(60)); // exactly the span later
+    assert_eq!(b.snapshot().window.failures, 1, "forgotten before its span");
+    clock.advance(Duration::from_millis(1)); // the bucket after it is a whole span old
+    assert_eq!(
+        b.snapshot().window.failures,
+        0,
+        "kept past span + one bucket"
+    );
+}
+
+#[test]
 fn time_window_forgets_old_failures() {
     let clock = ManualClock::new();
     let b = Breaker::builder("time")
@@ -114,7 +136,9 @@ fn time_window_forgets_old_failures() {
     b.record_failure();
     b.record_failure();
     b.record_failure();
-    clock.advance(secs(61));
+    // Six-second buckets: a call is kept for 60 s at least and leaves once the bucket after
+    // it is a whole span old, at 66 s for a call made at 0 s.
+    clock.advance(secs(66));
     // The old failures have left the window: 1 failure in 4 calls.
     b.record_success();
     b.record_success();
@@ -414,16 +438,37 @@ fn rejections_reach_listeners_and_snapshot_log() {
     assert_eq!(rejections.lock().unwrap().len(), 1);
     let s = b.snapshot();
     let kinds: Vec<_> = s.recent.iter().map(|e| e.outcome).collect();
-    assert_eq!(
-        kinds,
-        [
-            LoggedOutcome::Success,
-            LoggedOutcome::Failure,
-            LoggedOutcome::Rejected
-        ]
-    );
+    // Outcomes and rejections are logged apart.
+    assert_eq!(kinds, [LoggedOutcome::Success, LoggedOutcome::Failure]);
+    assert_eq!(s.recent_rejections, [secs(0)]);
     assert_eq!(s.recent[0].age, secs(2));
     assert_eq!(s.since_last_failure, Some(secs(1)));
+}
+
+#[test]
+fn a_flood_of_rejections_keeps_the_outcomes_that_opened_the_breaker() {
+    let clock = ManualClock::new();
+    let b = Breaker::builder("flood")
+        .consecutive_failures(2)
+        .outcome_log(4)
+        .clock(clock.clone())
+        .build()
+        .unwrap();
+    b.record_failure();
+    b.record_failure();
+    for _ in 0..100 {
+        clock.advance(Duration::from_millis(10));
+        assert!(b.try_acquire().is_err());
+    }
+    let s = b.snapshot();
+    let kinds: Vec<_> = s.recent.iter().map(|e| e.outcome).collect();
+    assert_eq!(kinds, [LoggedOutcome::Failure, LoggedOutcome::Failure]);
+    assert_eq!(s.recent[1].age, secs(1));
+    // The last 4 rejections, oldest first.
+    assert_eq!(
+        s.recent_rejections,
+        [30, 20, 10, 0].map(Duration::from_millis)
+    );
 }
 
 #[test]
@@ -537,8 +582,23 @@ fn validation_names_the_field() {
         field(b().half_open_trials(0, 5).build()),
         "half_open_successes"
     );
+    // Above the trials is a race (the first results decide); above 10,000, a flood.
+    assert!(
+        b().half_open_trials(2, 3)
+            .half_open_concurrency(4)
+            .build()
+            .is_ok()
+    );
     assert_eq!(
-        field(b().half_open_trials(2, 3).half_open_concurrency(4).build()),
+        field(
+            b().half_open_trials(2, 3)
+                .half_open_concurrency(10_001)
+                .build()
+        ),
+        "half_open_concurrency"
+    );
+    assert_eq!(
+        field(b().half_open_concurrency(0).build()),
         "half_open_concurrency"
     );
     assert_eq!(field(b().cooldown(Duration::ZERO).build()), "cooldown");

@@ -90,7 +90,9 @@ fn cfg_strategy() -> impl Strategy<Value = Cfg> {
                     rate,
                     successes,
                     trials,
-                    concurrency: conc.min(trials),
+                    // Above the trials too: the first results decide, the rest are
+                    // not counted.
+                    concurrency: conc,
                     cooldown_ms,
                     half_open_max_ms: ho,
                 }
@@ -201,7 +203,8 @@ impl Model {
         }
         if self.state == State::HalfOpen {
             let started = self.in_flight + self.trial_ok + self.trial_bad;
-            if self.in_flight < self.cfg.concurrency && started < self.cfg.trials {
+            let starts = self.cfg.trials.max(self.cfg.concurrency);
+            if self.in_flight < self.cfg.concurrency && started < starts {
                 self.in_flight += 1;
                 return Ok(ModelTicket {
                     generation: self.generation,
@@ -251,11 +254,14 @@ impl Model {
             }
             self.window.push_back(failed);
         }
-        if !failed {
+        if failed {
+            self.failures_in_a_row += 1;
+        } else {
             self.failures_in_a_row = 0;
-            return;
         }
-        self.failures_in_a_row += 1;
+        // Every rule is judged after every outcome recorded in CLOSED: a success cannot
+        // raise a count, but it can bring the window to its minimum at a rate already over
+        // the threshold.
         if self.state != State::Closed {
             return;
         }

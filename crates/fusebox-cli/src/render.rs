@@ -48,7 +48,12 @@ pub fn status(views: &[FleetView], json: bool) -> String {
             clean(&v.name).into_owned(),
             v.record.state.to_string(),
             forced(v),
-            format!("{:.1}%", v.failure_rate() * 100.0),
+            // No call reported yet: no rate, rather than a reassuring 0 %.
+            if calls == 0 {
+                "-".to_owned()
+            } else {
+                format!("{:.1}%", v.failure_rate() * 100.0)
+            },
             calls.to_string(),
             v.live_instances().to_string(),
             format!("{}/{}", v.open_votes(), v.live_instances()),
@@ -78,7 +83,7 @@ fn status_json(views: &[FleetView]) -> Value {
                     "state": v.record.state.as_str(),
                     "forced": v.record.forced.map(|f| f.as_str()),
                     "forced_remaining_ms": v.record.forced_until_ms.map(|u| u.saturating_sub(v.now_ms)),
-                    "failure_rate": v.failure_rate(),
+                    "failure_rate": reported_calls(v).then(|| v.failure_rate()),
                     "calls": calls,
                     "failures": failures,
                     "live_instances": v.live_instances(),
@@ -318,6 +323,11 @@ fn table(rows: &[Vec<String>]) -> String {
     }
     out.pop();
     out
+}
+
+/// Whether any instance has reported a call: until then the fleet has no failure rate.
+fn reported_calls(v: &FleetView) -> bool {
+    v.instances.iter().any(|i| i.successes + i.failures > 0)
 }
 
 #[cfg(test)]

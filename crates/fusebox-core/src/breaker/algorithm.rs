@@ -82,18 +82,62 @@ pub fn retry_after(state: State, open_until: u64, now: u64) -> Option<Duration> 
     (state == State::Open).then(|| Duration::from_nanos(open_until.saturating_sub(now)))
 }
 
-/// Whether a recorded outcome asks for the trip rules to be judged: only in CLOSED, and only
-/// a failure or a slow call (a fast success never raises a count or a rate).
+/// Whether a recorded outcome asks for the trip rules to be judged: only in CLOSED; always
+/// for a failure or a slow call; for a fast success only when it `may_raise_a_rate` (see
+/// [`success_may_raise_a_rate`]): a success never raises a count, but it can make a rate
+/// judgeable, or stay while older calls leave a time window.
 ///
 /// ```
 /// use fusebox_core::breaker::{algorithm, State};
-/// assert!(algorithm::judges(State::Closed, true, false));
-/// assert!(!algorithm::judges(State::Closed, false, false)); // a fast success
-/// assert!(!algorithm::judges(State::Disabled, true, false));
+/// assert!(algorithm::judges(State::Closed, true, false, false));
+/// assert!(!algorithm::judges(State::Closed, false, false, false)); // a fast success
+/// assert!(algorithm::judges(State::Closed, false, false, true)); // ...that reaches the minimum
+/// assert!(!algorithm::judges(State::Disabled, true, false, false));
 /// ```
 #[inline(always)]
-pub fn judges(state: State, failure: bool, slow: bool) -> bool {
-    (failure || slow) && state == State::Closed
+pub fn judges(state: State, failure: bool, slow: bool, may_raise_a_rate: bool) -> bool {
+    (failure || slow || may_raise_a_rate) && state == State::Closed
+}
+
+/// Whether a fast success may have raised a failure or slow-call rate to its threshold, so
+/// that the rules must be judged after it. Only under a rate rule (or a custom rule), and
+/// only when `below_minimum` (the window held fewer than `min_calls` calls when last judged:
+/// this call may be the one that makes the rate judgeable) or when the call opened a
+/// `new_bucket` of a time window (older calls, successes among them, may have left it).
+/// Otherwise a success only adds to the calls, which lowers both rates.
+///
+/// ```
+/// use fusebox_core::breaker::{algorithm, Breaker};
+/// let rate = Breaker::builder("db").count_window(4).failure_rate(0.5).min_calls(4).build_config()?;
+/// assert!(algorithm::success_may_raise_a_rate(&rate, true, false));
+/// assert!(!algorithm::success_may_raise_a_rate(&rate, false, false));
+/// let run = Breaker::builder("db").consecutive_failures(3).build_config()?;
+/// assert!(!algorithm::success_may_raise_a_rate(&run, true, true)); // no rate to raise
+/// # Ok::<(), fusebox_core::ConfigError>(())
+/// ```
+#[inline(always)]
+pub fn success_may_raise_a_rate(
+    config: &BreakerConfig,
+    below_minimum: bool,
+    new_bucket: bool,
+) -> bool {
+    (below_minimum || new_bucket) && config.rules.judges_successes()
+}
+
+/// Whether `stats` is below the minimum number of calls before a rate is judged: while it
+/// is, every success is judged, since any may be the one that reaches it.
+///
+/// ```
+/// use fusebox_core::breaker::{algorithm, Breaker, WindowStats};
+/// let config = Breaker::builder("db").count_window(10).failure_rate(0.5).min_calls(4).build_config()?;
+/// let three = WindowStats { calls: 3, ..Default::default() };
+/// assert!(algorithm::below_minimum(&config, &three));
+/// assert!(!algorithm::below_minimum(&config, &WindowStats { calls: 4, ..three }));
+/// # Ok::<(), fusebox_core::ConfigError>(())
+/// ```
+#[inline]
+pub fn below_minimum(config: &BreakerConfig, stats: &WindowStats) -> bool {
+    stats.calls < u64::from(config.rules.min_calls.max(1))
 }
 
 /// Judges the trip rules, in a fixed order, against the current counters.
@@ -192,8 +236,22 @@ pub fn trip(
 /// ```
 #[inline]
 pub fn is_slow(config: &BreakerConfig, started: u64, now: u64) -> bool {
+    is_slow_after(config, now.saturating_sub(started))
+}
+
+/// Whether a call that took `elapsed` nanoseconds counts as slow under the slow-call rule.
+///
+/// ```
+/// use fusebox_core::breaker::{algorithm, Breaker};
+/// use std::time::Duration;
+/// let config = Breaker::builder("db").slow_calls(Duration::from_nanos(100), 0.5).build_config()?;
+/// assert!(algorithm::is_slow_after(&config, 100));
+/// # Ok::<(), fusebox_core::ConfigError>(())
+/// ```
+#[inline]
+pub fn is_slow_after(config: &BreakerConfig, elapsed: u64) -> bool {
     match config.rules.slow {
-        Some(rule) => now.saturating_sub(started) >= rule.threshold_nanos,
+        Some(rule) => elapsed >= rule.threshold_nanos,
         None => false,
     }
 }
@@ -533,8 +591,10 @@ mod tests {
         assert!(!trial_admissible(3, 3, 1, 2)); // every trial started
         assert_eq!(trial_counts(Outcome::Success, true), Some(false));
         assert_eq!(trial_counts(Outcome::Ignored, false), None);
-        assert!(judges(State::Closed, false, true));
-        assert!(!judges(State::Closed, false, false));
-        assert!(!judges(State::HalfOpen, true, false));
+        assert!(judges(State::Closed, false, true, false));
+        assert!(!judges(State::Closed, false, false, false));
+        assert!(judges(State::Closed, false, false, true));
+        assert!(!judges(State::HalfOpen, true, false, false));
+        assert!(!judges(State::HalfOpen, false, false, true));
     }
 }

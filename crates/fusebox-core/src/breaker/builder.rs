@@ -123,7 +123,10 @@ impl BreakerBuilder {
         self.settings.failure_rate = Some(rate);
         self
     }
-    /// Measures rates over the last `calls` calls (default 100 when a rate rule is set).
+    /// Measures rates over the last `calls` calls (default 100 when a rate rule is set), at
+    /// most 100,000: the window keeps one byte per call, so a larger one would hold megabytes
+    /// per breaker and, behind a keyed registry, per key; over that many calls a time window
+    /// says the same for a few hundred bytes.
     ///
     /// ```
     /// use fusebox_core::breaker::{Breaker, WindowKind};
@@ -138,7 +141,13 @@ impl BreakerBuilder {
         self.settings.window_calls = Some(calls);
         self
     }
-    /// Measures rates over the last `span`, in `buckets` buckets (e.g. 60 s in 10).
+    /// Measures rates over the last `span`, in `buckets` buckets (e.g. 60 s in 10; at most
+    /// 1,000 buckets).
+    ///
+    /// Calls are counted per bucket of `span / buckets`, and the window holds the current
+    /// bucket and `buckets` whole ones before it: a call is remembered for at least `span`,
+    /// and leaves it one bucket later at most. With 60 s in 10 buckets, a call made at 0 s
+    /// (or at 5.9 s) is in the window until 66 s. More buckets, finer edges.
     ///
     /// ```
     /// use fusebox_core::breaker::{Breaker, WindowKind};
@@ -154,7 +163,10 @@ impl BreakerBuilder {
         self.settings.window_buckets = Some(buckets);
         self
     }
-    /// Calls needed in the window before a rate is judged.
+    /// Calls needed in the window before a rate is judged. Rates are judged after every
+    /// outcome that could bring one to its threshold: a failure, a slow call, and a success
+    /// that brings the window to this minimum or finds older calls gone from a time window.
+    /// Until then [`Snapshot`](super::Snapshot) reports the rates as `None`.
     ///
     /// ```
     /// use fusebox_core::breaker::{Breaker, State};
@@ -211,7 +223,10 @@ impl BreakerBuilder {
         self.custom = Some(CustomRule(Arc::new(rule)));
         self
     }
-    /// Time in OPEN before trials (default 30 s).
+    /// Time in OPEN before trials (default 30 s). A zero cooldown is refused: an OPEN state
+    /// that ends at once would send the very next call to a trial, so the breaker would shed
+    /// no load at all; for a breaker that only observes, see
+    /// [`disable`](super::Breaker::disable).
     ///
     /// ```
     /// use fusebox_core::breaker::{Breaker, State};
@@ -296,7 +311,10 @@ impl BreakerBuilder {
         self.settings.half_open_trials = Some(trials);
         self
     }
-    /// Trial calls allowed in flight at once (default: all the trials).
+    /// Trial calls allowed in flight at once (default: all the trials; at most 10,000).
+    /// Below the trials, it paces them; above, it races them: with `half_open_trials(1, 1)`
+    /// and a concurrency of 3, three trials start at once and the first to finish decides,
+    /// the two others being neither counted nor refused.
     ///
     /// ```
     /// use fusebox_core::breaker::{Breaker, State};

@@ -12,6 +12,8 @@ use std::time::Duration;
 pub(crate) const MAX_WINDOW_CALLS: u32 = 100_000;
 /// Largest number of buckets in a time-based window.
 pub(crate) const MAX_WINDOW_BUCKETS: u32 = 1_000;
+/// Most trial calls a half-open breaker lets run at once.
+pub(crate) const MAX_HALF_OPEN_CONCURRENCY: u32 = 10_000;
 /// Half-open counters are packed in 16 bits each.
 pub(crate) const MAX_TRIALS: u32 = u16::MAX as u32;
 /// Largest outcome log kept for snapshots.
@@ -148,6 +150,15 @@ pub(crate) struct TripRules {
     pub(crate) slow: Option<SlowCallRule>,
     pub(crate) min_calls: u32,
     pub(crate) custom: Option<CustomRule>,
+}
+
+impl TripRules {
+    /// Whether a success can make a rule fire: a rate rule (its rate becomes judgeable, or
+    /// successes leave a time window) or a custom rule (it reads whatever it likes).
+    #[inline(always)]
+    pub(crate) fn judges_successes(&self) -> bool {
+        self.failure_rate.is_some() || self.slow.is_some() || self.custom.is_some()
+    }
 }
 
 /// Close rule of half-open: `successes` of `trials` must succeed.
@@ -400,6 +411,21 @@ impl BreakerConfig {
     pub fn half_open_concurrency(&self) -> u32 {
         self.half_open_concurrency
     }
+    /// Trial calls a half-open episode may start in all: the close rule's trials, or the
+    /// concurrency when it is larger (then the first results decide, and the trials still
+    /// in flight when they have are not counted).
+    ///
+    /// ```
+    /// use fusebox_core::breaker::Breaker;
+    /// let race = Breaker::builder("h").half_open_trials(1, 1).half_open_concurrency(3);
+    /// assert_eq!(race.build_config()?.trial_starts(), 3);
+    /// let paced = Breaker::builder("h").half_open_trials(3, 5).half_open_concurrency(1);
+    /// assert_eq!(paced.build_config()?.trial_starts(), 5);
+    /// # Ok::<(), fusebox_core::ConfigError>(())
+    /// ```
+    pub fn trial_starts(&self) -> u32 {
+        self.close.trials.max(self.half_open_concurrency)
+    }
     /// Longest time in half-open, if bounded.
     ///
     /// ```
@@ -599,10 +625,12 @@ impl BreakerSettings {
         }
         let concurrency = s.half_open_concurrency.unwrap_or(trials);
         check::nonzero("half_open_concurrency", u64::from(concurrency))?;
-        if concurrency > trials {
+        // Up to 10,000 trials may be in flight at once; beyond that a half-open breaker would
+        // let a full load through to a dependency that just failed.
+        if concurrency > MAX_HALF_OPEN_CONCURRENCY {
             return Err(ConfigError::invalid(
                 "half_open_concurrency",
-                format!("must be at most half_open_trials ({trials}), got {concurrency}"),
+                format!("must be at most {MAX_HALF_OPEN_CONCURRENCY}, got {concurrency}"),
             ));
         }
         let half_open_max_nanos = match s.half_open_max_duration {

@@ -164,7 +164,7 @@ pub fn decide(config: &BreakerConfig, counters: &Counters, now_nanos: u64) -> De
             let finished = c.trial_successes.saturating_add(c.trial_failures);
             if trial_admissible(
                 config.half_open_concurrency,
-                config.close.trials,
+                config.trial_starts(),
                 c.trials_in_flight,
                 finished,
             ) {

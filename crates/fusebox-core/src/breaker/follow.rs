@@ -200,7 +200,10 @@ impl Breaker {
                 .last_failure
                 .store(now.saturating_add(1), Ordering::Relaxed);
         }
-        if judges(state_of(word), failures > 0, slow > 0) {
+        // Other instances' successes may have made a rate judgeable: one judgement per
+        // ingest, which is periodic, not per call.
+        let may_raise_a_rate = successes > 0 && shared.config.rules.judges_successes();
+        if judges(state_of(word), failures > 0, slow > 0, may_raise_a_rate) {
             shared.judge(word, run, now);
         }
     }

@@ -22,7 +22,7 @@ use super::word::{encode, state_of};
 use crate::clock::ClockHandle;
 use crate::error::Error;
 use crate::outcome::{Classifier, ErrIsFailure, Outcome};
-use crate::sync::{AtomicU32, AtomicU64, Mutex};
+use crate::sync::{AtomicBool, AtomicU32, AtomicU64, Mutex};
 
 /// A circuit breaker: named, cheap to clone, shared by every clone.
 ///
@@ -116,6 +116,8 @@ impl Breaker {
     ) -> Breaker {
         let window = config.window.map(AtomicWindow::new);
         let log = (config.outcome_log > 0).then(|| OutcomeLog::new(config.outcome_log as usize));
+        let rejections =
+            (config.outcome_log > 0).then(|| OutcomeLog::new(config.outcome_log as usize));
         let rng = crate::rng::small_rng(config.seed);
         let reports_outcomes = listeners.iter().any(|l| l.wants_outcomes());
         let times_calls = config.measures_duration() || reports_outcomes;
@@ -128,10 +130,12 @@ impl Breaker {
                 consecutive: Padded(AtomicU32::new(0)),
                 gate: Padded(HalfOpenGate::new()),
                 window,
+                below_minimum: AtomicBool::new(true),
                 open_until: AtomicU64::new(0),
                 half_open_since: AtomicU64::new(0),
                 last_failure: AtomicU64::new(0),
                 log,
+                rejections,
                 slow: Mutex::new(SlowPath {
                     consecutive_trips: 0,
                     rng,

@@ -9,8 +9,8 @@ use rand::rngs::SmallRng;
 
 use super::Name;
 use super::algorithm::{
-    Manual, Move, after_trial, due, enter, is_slow, judges, retry_after, trial_admissible,
-    trial_counts, trip,
+    Manual, Move, after_trial, below_minimum, due, enter, is_slow_after, judges, retry_after,
+    success_may_raise_a_rate, trial_admissible, trial_counts, trip,
 };
 use super::config::BreakerConfig;
 use super::rejected::Rejected;
@@ -84,6 +84,8 @@ pub struct Machine {
     generation: u64,
     consecutive_failures: u32,
     window: SeqWindow,
+    /// The window held fewer than `min_calls` calls when last judged, or was cleared since.
+    below_minimum: bool,
     open_until: u64,
     half_open_since: u64,
     trials_in_flight: u32,
@@ -110,6 +112,7 @@ impl Machine {
         Machine {
             name: name.into(),
             window: SeqWindow::new(config.window),
+            below_minimum: true,
             config,
             state: State::Closed,
             generation: 0,
@@ -298,7 +301,7 @@ impl Machine {
                     let config = &self.config;
                     if trial_admissible(
                         config.half_open_concurrency,
-                        config.close.trials,
+                        config.trial_starts(),
                         self.trials_in_flight,
                         finished,
                     ) {
@@ -335,27 +338,65 @@ impl Machine {
     /// # Ok::<(), fusebox_core::ConfigError>(())
     /// ```
     pub fn record(&mut self, ticket: Ticket, outcome: Outcome, now: u64) {
+        self.record_timed(ticket, outcome, now, None);
+    }
+
+    /// Records an outcome; `elapsed` (ns) when the caller timed the call itself.
+    fn record_timed(&mut self, ticket: Ticket, outcome: Outcome, now: u64, elapsed: Option<u64>) {
+        let took = elapsed.unwrap_or_else(|| now.saturating_sub(ticket.started));
         if ticket.trial {
-            return self.record_trial(ticket, outcome, now);
+            return self.record_trial(ticket, outcome, now, took);
         }
         if outcome == Outcome::Ignored || ticket.generation != self.generation {
             return;
         }
         let failure = outcome == Outcome::Failure;
-        let slow = is_slow(&self.config, ticket.started, now);
-        self.window.record(Mark { failure, slow }, now);
+        let slow = is_slow_after(&self.config, took);
+        let new_bucket = self.window.record(Mark { failure, slow }, now);
         if failure {
             self.last_failure = Some(now);
             self.consecutive_failures = self.consecutive_failures.saturating_add(1);
         } else {
             self.consecutive_failures = 0;
         }
-        if judges(self.state, failure, slow) {
+        let may_raise_a_rate = !failure
+            && !slow
+            && success_may_raise_a_rate(&self.config, self.below_minimum, new_bucket);
+        if judges(self.state, failure, slow, may_raise_a_rate) {
             let stats = self.window.stats(now);
+            self.below_minimum = below_minimum(&self.config, &stats);
             if let Some((to, reason)) = trip(&self.config, self.consecutive_failures, &stats) {
                 self.move_to(to, reason, now);
             }
         }
+    }
+
+    /// Records the outcome of a call whose duration the caller measured: it is slow or not
+    /// by `elapsed`, not by the time since the ticket was taken.
+    ///
+    /// ```
+    /// use fusebox_core::breaker::{Breaker, Machine, State};
+    /// use fusebox_core::Outcome;
+    /// use std::time::Duration;
+    /// let config = Breaker::builder("m")
+    ///     .count_window(1)
+    ///     .min_calls(1)
+    ///     .slow_calls(Duration::from_millis(100), 1.0)
+    ///     .build_config()?;
+    /// let mut m = Machine::new("m", config);
+    /// let ticket = m.acquire(0).unwrap();
+    /// m.record_measured(ticket, Outcome::Success, Duration::from_millis(150), 1);
+    /// assert_eq!(m.state(1), State::Open);
+    /// # Ok::<(), fusebox_core::ConfigError>(())
+    /// ```
+    pub fn record_measured(
+        &mut self,
+        ticket: Ticket,
+        outcome: Outcome,
+        elapsed: std::time::Duration,
+        now: u64,
+    ) {
+        self.record_timed(ticket, outcome, now, Some(crate::clock::nanos(elapsed)));
     }
 
     /// Gives back a ticket whose call was cancelled: it counts as nothing.
@@ -457,7 +498,7 @@ impl Machine {
         true
     }
 
-    fn record_trial(&mut self, ticket: Ticket, outcome: Outcome, now: u64) {
+    fn record_trial(&mut self, ticket: Ticket, outcome: Outcome, now: u64, took: u64) {
         if ticket.generation != self.generation
             || self.state != State::HalfOpen
             || self.trials_in_flight == 0
@@ -467,7 +508,7 @@ impl Machine {
         if outcome == Outcome::Failure {
             self.last_failure = Some(now);
         }
-        let slow = outcome != Outcome::Ignored && is_slow(&self.config, ticket.started, now);
+        let slow = outcome != Outcome::Ignored && is_slow_after(&self.config, took);
         self.trials_in_flight -= 1;
         match trial_counts(outcome, slow) {
             None => return,
@@ -501,6 +542,7 @@ impl Machine {
 
     fn clear_counts(&mut self) {
         self.window.reset();
+        self.below_minimum = true;
         self.consecutive_failures = 0;
         self.consecutive_trips = 0;
     }

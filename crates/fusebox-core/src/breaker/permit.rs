@@ -62,6 +62,29 @@ macro_rules! permit_methods {
         pub fn record(self, outcome: Outcome) {
             self.finish_once(outcome);
         }
+        /// Records the outcome of a call whose duration the caller measured itself (a
+        /// middleware that already timed the request, a client reporting server time): the
+        /// slow-call rule and the outcome listeners use `elapsed`, not the breaker's clock.
+        ///
+        /// ```
+        /// use fusebox_core::breaker::{Breaker, State};
+        /// use fusebox_core::Outcome;
+        /// use std::time::Duration;
+        /// let b = Breaker::builder("p")
+        ///     .count_window(2)
+        ///     .min_calls(2)
+        ///     .slow_calls(Duration::from_millis(100), 1.0)
+        ///     .build()?;
+        /// b.try_acquire()?.record_measured(Outcome::Success, Duration::from_millis(250));
+        /// b.try_acquire_owned()?.record_measured(Outcome::Success, Duration::from_millis(100));
+        /// assert_eq!(b.snapshot().window.slow_calls, 2);
+        /// assert_eq!(b.state(), State::Open); // every call slow
+        /// # Ok::<(), Box<dyn std::error::Error>>(())
+        /// ```
+        #[inline]
+        pub fn record_measured(self, outcome: Outcome, elapsed: std::time::Duration) {
+            self.finish_measured_once(outcome, elapsed);
+        }
         /// Records a success.
         ///
         /// ```
@@ -140,6 +163,11 @@ impl Permit<'_> {
         let this = std::mem::ManuallyDrop::new(self);
         this.shared.finish(this.ticket, outcome);
     }
+
+    fn finish_measured_once(self, outcome: Outcome, elapsed: std::time::Duration) {
+        let this = std::mem::ManuallyDrop::new(self);
+        this.shared.finish_measured(this.ticket, outcome, elapsed);
+    }
 }
 
 impl OwnedPermit {
@@ -149,6 +177,11 @@ impl OwnedPermit {
     fn finish_once(mut self, outcome: Outcome) {
         self.armed = false;
         self.shared.finish(self.ticket, outcome);
+    }
+
+    fn finish_measured_once(mut self, outcome: Outcome, elapsed: std::time::Duration) {
+        self.armed = false;
+        self.shared.finish_measured(self.ticket, outcome, elapsed);
     }
 }
 

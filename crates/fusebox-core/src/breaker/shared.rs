@@ -9,7 +9,8 @@ use rand::rngs::SmallRng;
 
 use super::Name;
 use super::algorithm::{
-    Manual, after_trial, due, enter, is_slow, judges, retry_after, trial_counts, trip,
+    Manual, after_trial, below_minimum, due, enter, is_slow_after, judges, retry_after,
+    success_may_raise_a_rate, trial_counts, trip,
 };
 use super::config::BreakerConfig;
 use super::gate::{Admission, HalfOpenGate};
@@ -24,7 +25,7 @@ use super::window::{AtomicWindow, Mark, OutcomeLog, Padded};
 use super::word::{CLOSED, DISABLED, OPEN, PermitKey, STATE_MASK, encode, generation_of, state_of};
 use crate::clock::ClockHandle;
 use crate::outcome::Outcome;
-use crate::sync::{AtomicU32, AtomicU64, Mutex, Ordering};
+use crate::sync::{AtomicBool, AtomicU32, AtomicU64, Mutex, Ordering};
 
 pub(super) struct SlowPath {
     pub(super) consecutive_trips: u32,
@@ -36,11 +37,17 @@ pub(crate) struct Shared {
     pub(super) consecutive: Padded<AtomicU32>,
     pub(super) gate: Padded<HalfOpenGate>,
     pub(super) window: Option<AtomicWindow>,
+    /// The window held fewer than `min_calls` calls when last judged (or was cleared since):
+    /// every success is judged until a judgement finds the minimum reached. Read only under a
+    /// rule a success can make fire.
+    pub(super) below_minimum: AtomicBool,
     pub(super) open_until: AtomicU64,
     pub(super) half_open_since: AtomicU64,
     /// Time of the last failure plus one; 0 means never.
     pub(super) last_failure: AtomicU64,
     pub(super) log: Option<OutcomeLog>,
+    /// The rejections beside the outcome log, as many.
+    pub(super) rejections: Option<OutcomeLog>,
     pub(super) slow: Mutex<SlowPath>,
     pub(super) config: BreakerConfig,
     pub(super) name: Name,
@@ -56,6 +63,25 @@ pub(crate) struct Shared {
     pub(super) fleet: Option<Box<FleetLink>>,
     /// Some listener wants every outcome (and so every call timed).
     pub(super) reports_outcomes: bool,
+}
+
+/// The code of an entry of the rejection log (any nonzero code: it holds one kind).
+const REJECTION: u64 = 1;
+
+/// A call the caller timed itself: when it was recorded, and how long it took (ns).
+#[derive(Clone, Copy)]
+pub(super) struct Measured {
+    now: u64,
+    elapsed: u64,
+}
+
+/// How long the call of `ticket` took: as the caller measured it, or since it was admitted.
+#[inline(always)]
+fn elapsed(ticket: PermitKey, now: u64, measured: Option<Measured>) -> u64 {
+    match measured {
+        Some(m) => m.elapsed,
+        None => now.saturating_sub(ticket.started),
+    }
 }
 
 pub(super) fn lock<T>(m: &Mutex<T>) -> crate::sync::MutexGuard<'_, T> {
@@ -146,7 +172,7 @@ impl Shared {
                         Some(link) if link.defers_trials() => {
                             link.granted(generation).min(c.close.trials)
                         }
-                        _ => c.close.trials,
+                        _ => c.trial_starts(),
                     };
                     match self
                         .gate
@@ -221,9 +247,9 @@ impl Shared {
         now: Option<u64>,
     ) -> Rejected {
         let rejected = Rejected::new(self.name.clone(), state, retry_after);
-        if let Some(log) = &self.log {
+        if let Some(log) = &self.rejections {
             let now = now.unwrap_or_else(|| self.now());
-            log.push(LoggedOutcome::Rejected.code(), now);
+            log.push(REJECTION, now);
         }
         if !self.listeners.is_empty() {
             for l in self.listeners.iter() {
@@ -246,14 +272,30 @@ impl Shared {
 
     #[inline]
     pub(super) fn finish(&self, ticket: PermitKey, outcome: Outcome) {
+        self.finish_at(ticket, outcome, None);
+    }
+
+    /// Records a call whose duration the caller measured: it counts as slow or not by
+    /// `elapsed`, whatever the breaker's clock says.
+    pub(super) fn finish_measured(&self, ticket: PermitKey, outcome: Outcome, elapsed: Duration) {
+        let measured = Measured {
+            now: self.now(),
+            elapsed: crate::clock::nanos(elapsed),
+        };
+        self.finish_at(ticket, outcome, Some(measured));
+    }
+
+    /// Records an outcome; `measured` when the caller timed the call itself.
+    #[inline(always)]
+    fn finish_at(&self, ticket: PermitKey, outcome: Outcome, measured: Option<Measured>) {
         // The listener's clock read serves the rest of the recording too.
         let reported = if self.reports_outcomes {
-            Some(self.report_outcome(ticket, outcome))
+            Some(self.report_outcome(ticket, outcome, measured))
         } else {
-            None
+            measured.map(|m| m.now)
         };
         if ticket.is_trial() {
-            return self.finish_trial(ticket, outcome, reported);
+            return self.finish_trial(ticket, outcome, reported, measured);
         }
         if outcome == Outcome::Ignored {
             return;
@@ -273,15 +315,23 @@ impl Shared {
         } else {
             0
         };
-        let slow = is_slow(&self.config, ticket.started, now);
-        if let Some(window) = &self.window {
-            window.record(Mark { failure, slow }, now);
-        }
+        let slow = is_slow_after(&self.config, elapsed(ticket, now, measured));
+        let new_bucket = match &self.window {
+            Some(window) => window.record(Mark { failure, slow }, now),
+            None => false,
+        };
         if let Some(link) = &self.fleet {
             link.count(failure, slow);
         }
         self.log_outcome(failure, slow, now);
-        let judging = judges(state_of(word), failure, slow);
+        let may_raise_a_rate = !failure
+            && !slow
+            && success_may_raise_a_rate(
+                &self.config,
+                self.below_minimum.load(Ordering::Relaxed),
+                new_bucket,
+            );
+        let judging = judges(state_of(word), failure, slow, may_raise_a_rate);
         if failure {
             self.last_failure
                 .store(now.saturating_add(1), Ordering::Relaxed);
@@ -298,6 +348,12 @@ impl Shared {
                 self.consecutive.store(0, Ordering::Relaxed);
             }
             if judging {
+                // A fast success may not have read the clock; a trip needs the time.
+                let now = if now == 0 {
+                    self.clock.recent_nanos()
+                } else {
+                    now
+                };
                 self.judge(word, 0, now);
             }
         }
@@ -306,14 +362,20 @@ impl Shared {
     // Cold and out of line so a breaker that reports nothing keeps its fast path as it was.
     /// Returns the time it read.
     #[cold]
-    pub(super) fn report_outcome(&self, ticket: PermitKey, outcome: Outcome) -> u64 {
-        let now = self.now();
+    pub(super) fn report_outcome(
+        &self,
+        ticket: PermitKey,
+        outcome: Outcome,
+        measured: Option<Measured>,
+    ) -> u64 {
+        let now = measured.map_or_else(|| self.now(), |m| m.now);
+        let took = elapsed(ticket, now, measured);
         let event = OutcomeEvent {
             name: self.name.clone(),
             outcome,
-            slow: outcome != Outcome::Ignored && is_slow(&self.config, ticket.started, now),
+            slow: outcome != Outcome::Ignored && is_slow_after(&self.config, took),
             trial: ticket.is_trial(),
-            duration: Duration::from_nanos(now.saturating_sub(ticket.started)),
+            duration: Duration::from_nanos(took),
         };
         for l in self.listeners.iter() {
             l.on_outcome(&event);
@@ -337,6 +399,8 @@ impl Shared {
     #[cold]
     pub(super) fn judge(&self, word: u64, consecutive: u32, now: u64) {
         let stats = self.window_stats(now);
+        self.below_minimum
+            .store(below_minimum(&self.config, &stats), Ordering::Relaxed);
         if let Some((to, reason)) = trip(&self.config, consecutive, &stats) {
             self.transition(word, to, reason, now);
         }
@@ -350,10 +414,17 @@ impl Shared {
     }
 
     #[cold]
-    pub(super) fn finish_trial(&self, ticket: PermitKey, outcome: Outcome, now: Option<u64>) {
+    pub(super) fn finish_trial(
+        &self,
+        ticket: PermitKey,
+        outcome: Outcome,
+        now: Option<u64>,
+        measured: Option<Measured>,
+    ) {
         let now = now.unwrap_or_else(|| self.now());
         let failure = outcome == Outcome::Failure;
-        let slow = outcome != Outcome::Ignored && is_slow(&self.config, ticket.started, now);
+        let slow = outcome != Outcome::Ignored
+            && is_slow_after(&self.config, elapsed(ticket, now, measured));
         if outcome != Outcome::Ignored {
             self.log_outcome(failure, slow, now);
         }
@@ -480,6 +551,7 @@ impl Shared {
         if let Some(w) = &self.window {
             w.reset();
         }
+        self.below_minimum.store(true, Ordering::Relaxed);
         self.consecutive.store(0, Ordering::Release);
     }
 
@@ -531,13 +603,22 @@ impl Shared {
                 .collect(),
             None => Vec::new(),
         };
+        let recent_rejections = match &self.rejections {
+            Some(log) => log
+                .entries()
+                .into_iter()
+                .map(|(at, _)| Duration::from_nanos(now.saturating_sub(at)))
+                .collect(),
+            None => Vec::new(),
+        };
+        let judged = self.window.is_some() && !below_minimum(&self.config, &window);
         Snapshot {
             name: self.name.clone(),
             state,
             generation: generation_of(word),
             window,
-            failure_rate: window.failure_rate(),
-            slow_rate: window.slow_rate(),
+            failure_rate: judged.then(|| window.failure_rate()),
+            slow_rate: judged.then(|| window.slow_rate()),
             consecutive_failures: self.consecutive.load(Ordering::Acquire),
             since_last_failure: (last_failure != 0)
                 .then(|| Duration::from_nanos(now.saturating_sub(last_failure - 1))),
@@ -547,6 +628,7 @@ impl Shared {
             trial_successes: if in_half_open { tally.successes } else { 0 },
             trial_failures: if in_half_open { tally.failures } else { 0 },
             recent,
+            recent_rejections,
         }
     }
 }

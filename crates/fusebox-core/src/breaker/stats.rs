@@ -399,8 +399,6 @@ pub enum LoggedOutcome {
     SlowSuccess,
     /// A failure that was slow.
     SlowFailure,
-    /// A call rejected by the breaker.
-    Rejected,
 }
 
 impl LoggedOutcome {
@@ -410,7 +408,7 @@ impl LoggedOutcome {
     /// use fusebox_core::breaker::LoggedOutcome;
     /// assert!(LoggedOutcome::Failure.is_failure());
     /// assert!(LoggedOutcome::SlowFailure.is_failure());
-    /// assert!(!LoggedOutcome::Rejected.is_failure());
+    /// assert!(!LoggedOutcome::SlowSuccess.is_failure());
     /// ```
     pub fn is_failure(self) -> bool {
         matches!(self, LoggedOutcome::Failure | LoggedOutcome::SlowFailure)
@@ -421,7 +419,7 @@ impl LoggedOutcome {
     /// use fusebox_core::breaker::LoggedOutcome;
     /// assert!(LoggedOutcome::SlowFailure.is_slow());
     /// assert!(!LoggedOutcome::Success.is_slow());
-    /// assert!(!LoggedOutcome::Rejected.is_slow());
+    /// assert!(!LoggedOutcome::Failure.is_slow());
     /// ```
     pub fn is_slow(self) -> bool {
         matches!(
@@ -435,7 +433,6 @@ impl LoggedOutcome {
             LoggedOutcome::Failure => 2,
             LoggedOutcome::SlowSuccess => 3,
             LoggedOutcome::SlowFailure => 4,
-            LoggedOutcome::Rejected => 5,
         }
     }
     pub(crate) fn from_code(code: u64) -> Option<Self> {
@@ -444,7 +441,6 @@ impl LoggedOutcome {
             2 => LoggedOutcome::Failure,
             3 => LoggedOutcome::SlowSuccess,
             4 => LoggedOutcome::SlowFailure,
-            5 => LoggedOutcome::Rejected,
             _ => return None,
         })
     }
@@ -483,6 +479,7 @@ pub struct OutcomeEntry {
 /// let s = b.snapshot();
 /// assert_eq!(s.state, State::Closed);
 /// assert_eq!((s.window.calls, s.window.failures), (2, 1));
+/// assert_eq!(s.failure_rate, None); // 2 calls: below the default minimum, not judged yet
 /// assert_eq!(s.consecutive_failures, 1);
 /// # Ok::<(), fusebox_core::ConfigError>(())
 /// ```
@@ -498,10 +495,12 @@ pub struct Snapshot {
     pub generation: u64,
     /// Window statistics.
     pub window: WindowStats,
-    /// Failure rate over the window.
-    pub failure_rate: f64,
-    /// Slow-call rate over the window.
-    pub slow_rate: f64,
+    /// Failure rate over the window; `None` until it is judged: while the window holds
+    /// fewer than `min_calls` calls (an empty window included, and a breaker with no
+    /// window).
+    pub failure_rate: Option<f64>,
+    /// Slow-call rate over the window; `None` until it is judged, as `failure_rate`.
+    pub slow_rate: Option<f64>,
     /// Current run of failures.
     pub consecutive_failures: u32,
     /// Time since the last failure, if any.
@@ -516,6 +515,11 @@ pub struct Snapshot {
     pub trial_successes: u32,
     /// Failed trials so far, when half-open.
     pub trial_failures: u32,
-    /// Recent outcomes, oldest first (empty unless an outcome log is configured).
+    /// Recent outcomes of admitted calls, oldest first (empty unless an outcome log is
+    /// configured). Rejections are kept apart, so a flood of them while OPEN cannot push out
+    /// the outcomes that opened the breaker.
     pub recent: Vec<OutcomeEntry>,
+    /// How long ago the most recent rejections were, oldest first: as many as the outcome
+    /// log keeps (empty unless one is configured).
+    pub recent_rejections: Vec<Duration>,
 }

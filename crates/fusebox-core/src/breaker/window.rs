@@ -63,20 +63,23 @@ impl SeqWindow {
             },
             Some(WindowKind::Time { span, buckets }) => SeqWindow::Time {
                 bucket_nanos: bucket_nanos(span.as_nanos(), buckets),
-                buckets: u64::from(buckets),
+                buckets: live_buckets(buckets),
                 counts: VecDeque::new(),
             },
         }
     }
 
-    pub(crate) fn record(&mut self, mark: Mark, now: u64) {
+    /// Records one call; true when it opened a new bucket of a time window (older calls may
+    /// have left the window).
+    pub(crate) fn record(&mut self, mark: Mark, now: u64) -> bool {
         match self {
-            SeqWindow::None => {}
+            SeqWindow::None => false,
             SeqWindow::Count { size, marks } => {
                 if marks.len() == *size {
                     marks.pop_front();
                 }
                 marks.push_back(mark);
+                false
             }
             SeqWindow::Time {
                 bucket_nanos,
@@ -92,8 +95,12 @@ impl SeqWindow {
                         s.calls += delta.calls;
                         s.failures += delta.failures;
                         s.slow_calls += delta.slow_calls;
+                        false
                     }
-                    _ => counts.push_back((epoch, delta)),
+                    _ => {
+                        counts.push_back((epoch, delta));
+                        true
+                    }
                 }
             }
         }
@@ -140,6 +147,13 @@ fn prune(counts: &mut VecDeque<(u64, WindowStats)>, epoch: u64, buckets: u64) {
     }
 }
 
+/// Buckets a time window of `buckets` keeps: the current one, which is partly over, and
+/// `buckets` whole ones before it, so that a call is remembered for at least the window's
+/// span (and at most one bucket more), never less.
+pub(crate) fn live_buckets(buckets: u32) -> u64 {
+    u64::from(buckets.max(1)) + 1
+}
+
 pub(crate) fn bucket_nanos(span_nanos: u128, buckets: u32) -> u64 {
     let width = span_nanos / u128::from(buckets.max(1));
     u64::try_from(width).unwrap_or(u64::MAX).max(1)
@@ -180,10 +194,15 @@ impl AtomicWindow {
         }
     }
 
+    /// Records one call; true when it opened a new bucket of a time window on this thread's
+    /// stripe (older calls may have left the window since this stripe last recorded).
     #[inline]
-    pub(crate) fn record(&self, mark: Mark, now: u64) {
+    pub(crate) fn record(&self, mark: Mark, now: u64) -> bool {
         match self {
-            AtomicWindow::Count(w) => w.record(mark),
+            AtomicWindow::Count(w) => {
+                w.record(mark);
+                false
+            }
             AtomicWindow::Time(w) => w.record(mark, now),
         }
     }
@@ -197,7 +216,9 @@ impl AtomicWindow {
                     w.record(mark);
                 }
             }
-            AtomicWindow::Time(w) => w.record_many(mark, n, now),
+            AtomicWindow::Time(w) => {
+                w.record_many(mark, n, now);
+            }
         }
     }
 
@@ -403,10 +424,13 @@ const BAD_SLOW: u64 = 1 << 32;
 impl TimeWindow {
     pub(crate) fn new(span_nanos: u128, buckets: u32) -> Self {
         let stripes = stripe_count();
-        let marks = buckets as usize + 1;
+        let buckets_kept = live_buckets(buckets);
+        // One start more than the buckets kept: the oldest bucket's start stays readable
+        // while a writer opens the next bucket.
+        let marks = buckets_kept as usize + 1;
         TimeWindow {
             bucket_nanos: bucket_nanos(span_nanos, buckets),
-            buckets: u64::from(buckets.max(1)),
+            buckets: buckets_kept,
             stripes: (0..stripes)
                 .map(|_| {
                     Padded(Stripe {
@@ -429,18 +453,20 @@ impl TimeWindow {
     }
 
     #[inline]
-    pub(crate) fn record(&self, mark: Mark, now: u64) {
-        self.record_many(mark, 1, now);
+    pub(crate) fn record(&self, mark: Mark, now: u64) -> bool {
+        self.record_many(mark, 1, now)
     }
 
-    /// Records `n` outcomes alike; inlined, `record`'s `n = 1` folds away.
+    /// Records `n` outcomes alike; inlined, `record`'s `n = 1` folds away. True when the
+    /// record moved the stripe to a new bucket.
     #[inline]
-    fn record_many(&self, mark: Mark, n: u64, now: u64) {
+    fn record_many(&self, mark: Mark, n: u64, now: u64) -> bool {
         let Some(stripe) = self.stripes.get(stripe_hint() & self.mask) else {
-            return;
+            return false;
         };
         let last = stripe.last_epoch.load(Ordering::Acquire);
-        if last == NEVER || now >= stripe.bucket_end.load(Ordering::Relaxed) {
+        let rolled = last == NEVER || now >= stripe.bucket_end.load(Ordering::Relaxed);
+        if rolled {
             self.roll(stripe, now);
         }
         stripe.calls.fetch_add(n, Ordering::AcqRel);
@@ -450,6 +476,7 @@ impl TimeWindow {
             // window, where the rate is long decided.
             stripe.bad.fetch_add(bad.wrapping_mul(n), Ordering::AcqRel);
         }
+        rolled
     }
 
     /// Opens the bucket `now` falls in, if it is newer than the stripe's current one, and
@@ -650,11 +677,14 @@ mod tests {
         w.record(FAIL, 9 * ms);
         assert_eq!(w.stats(9 * ms).calls, 3);
         assert_eq!(w.stats(9 * ms).failures, 2);
-        // At 10 ms the bucket of t=0 left the window.
-        assert_eq!(w.stats(10 * ms).calls, 2);
-        assert_eq!(w.stats(10 * ms).failures, 1);
-        assert_eq!(w.stats(18 * ms).calls, 1);
-        assert_eq!(w.stats(19 * ms).calls, 0);
+        // The window keeps the current bucket and 10 whole ones before it: the call of t=0
+        // is remembered for at least the 10 ms span, and leaves at 11 ms.
+        assert_eq!(w.stats(10 * ms).calls, 3);
+        assert_eq!(w.stats(10 * ms + ms - 1).calls, 3);
+        assert_eq!(w.stats(11 * ms).calls, 2);
+        assert_eq!(w.stats(11 * ms).failures, 1);
+        assert_eq!(w.stats(19 * ms).calls, 1);
+        assert_eq!(w.stats(20 * ms).calls, 0);
         // Records after a long idle gap start fresh.
         w.record(OK, 100 * ms);
         assert_eq!(w.stats(100 * ms).calls, 1);

@@ -128,8 +128,10 @@ pub fn state_gauge_value(state: State) -> f64 {
     }
 }
 
-/// Sets a breaker's state gauge now. The listener updates it on every transition; call this
-/// once at start-up so a breaker that never changed state is visible too.
+/// Sets a breaker's state gauge and its rate gauges ([`names::FAILURE_RATE`],
+/// [`names::SLOW_RATE`]; NaN while not judged) now. The listener updates the state on every
+/// transition; call this at start-up so a breaker that never changed state is visible too,
+/// and before each scrape (or on a timer) for current rates.
 ///
 /// ```
 /// use fusebox_core::breaker::Breaker;
@@ -139,8 +141,11 @@ pub fn state_gauge_value(state: State) -> f64 {
 /// # Ok::<(), fusebox_core::ConfigError>(())
 /// ```
 pub fn publish_state(breaker: &crate::breaker::Breaker) {
-    gauge!(names::BREAKER_STATE, [breaker_label(breaker.name())].iter())
-        .set(state_gauge_value(breaker.state()));
+    let snapshot = breaker.snapshot();
+    let label = [breaker_label(breaker.name())];
+    gauge!(names::BREAKER_STATE, label.iter()).set(state_gauge_value(snapshot.state));
+    gauge!(names::FAILURE_RATE, label.iter()).set(snapshot.failure_rate.unwrap_or(f64::NAN));
+    gauge!(names::SLOW_RATE, label.iter()).set(snapshot.slow_rate.unwrap_or(f64::NAN));
 }
 
 impl BreakerListener for MetricsListener {

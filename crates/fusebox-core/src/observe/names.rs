@@ -44,6 +44,20 @@ pub const CALL_DURATION: &str = "fusebox_call_duration_seconds";
 /// assert_eq!(fusebox_core::observe::names::BREAKER_STATE, "fusebox_breaker_state");
 /// ```
 pub const BREAKER_STATE: &str = "fusebox_breaker_state";
+/// Gauge of a breaker's failure rate over its window, from 0 to 1; NaN while the rate is
+/// not judged yet (fewer calls than `min_calls`). Set by
+/// [`publish_state`](super::publish_state).
+///
+/// ```
+/// assert_eq!(fusebox_core::observe::names::FAILURE_RATE, "fusebox_breaker_failure_rate");
+/// ```
+pub const FAILURE_RATE: &str = "fusebox_breaker_failure_rate";
+/// Gauge of a breaker's slow-call rate over its window, as [`FAILURE_RATE`].
+///
+/// ```
+/// assert_eq!(fusebox_core::observe::names::SLOW_RATE, "fusebox_breaker_slow_call_rate");
+/// ```
+pub const SLOW_RATE: &str = "fusebox_breaker_slow_call_rate";
 /// Counter of breaker state changes.
 ///
 /// ```

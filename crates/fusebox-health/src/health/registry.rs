@@ -7,7 +7,7 @@ use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use fusebox_core::ConfigError;
-use fusebox_core::breaker::{Breaker, Name, State};
+use fusebox_core::breaker::{Breaker, Name, Snapshot, State};
 use fusebox_core::check;
 use fusebox_policy::policy::Bulkhead;
 
@@ -551,9 +551,23 @@ fn breaker_line(breaker: &Breaker, critical: bool) -> ComponentHealth {
             "probing: {} trial successes, {} failures",
             snapshot.trial_successes, snapshot.trial_failures
         )),
+        (State::Closed, _) if breaker.config().window().is_some() => Some(rates(&snapshot)),
         _ => None,
     };
     line
+}
+
+/// A closed breaker's rates, or how far its window is from judging them.
+fn rates(snapshot: &Snapshot) -> String {
+    let calls = snapshot.window.calls;
+    match (snapshot.failure_rate, snapshot.slow_rate) {
+        (Some(failures), Some(slow)) => format!(
+            "failure rate {:.1} %, slow {:.1} %, over {calls} calls",
+            failures * 100.0,
+            slow * 100.0
+        ),
+        _ => format!("rates not judged yet: {calls} calls in the window"),
+    }
 }
 
 fn bulkhead_line(bulkhead: &Bulkhead) -> ComponentHealth {
