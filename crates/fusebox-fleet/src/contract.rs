@@ -29,6 +29,7 @@ mod bounds;
 mod names;
 mod outage;
 mod restart;
+mod totals;
 
 pub use bounds::{shortest_force_ends, spans_are_range_checked};
 pub use names::names_are_opaque;
@@ -38,6 +39,7 @@ pub use outage::{
 pub use restart::{
     an_instance_restarted_under_its_id_is_counted, incarnations_start_a_new_sequence,
 };
+pub use totals::{expired_instances_leave_the_totals, totals_match_the_instances};
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -743,7 +745,9 @@ macro_rules! store_contract_tests {
             fail_closed_outage_gives_way_to_the_store,
             incarnations_start_a_new_sequence,
             an_instance_restarted_under_its_id_is_counted,
-            names_are_opaque
+            names_are_opaque,
+            totals_match_the_instances,
+            expired_instances_leave_the_totals
         );
     };
     (@cases $harness:expr; $($case:ident),* $(,)?) => {

@@ -2,7 +2,6 @@
 //! and moves the local breaker to follow the fleet's decisions.
 
 use std::borrow::Cow;
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -27,6 +26,15 @@ struct Outage {
     attempts: u32,
     /// The outage policy forced the local breaker open.
     rejecting: bool,
+}
+
+/// Outcome totals at one look at the fleet (pooled mode).
+#[derive(Debug, Clone, Copy)]
+struct SeenTotals {
+    /// Reported by every instance, this one included.
+    fleet: OutcomeDelta,
+    /// Reported by this instance.
+    own: OutcomeDelta,
 }
 
 /// The trial slots this instance holds in one fleet half-open episode.
@@ -57,10 +65,9 @@ pub(crate) struct Engine {
     flushed: Totals,
     /// Trial slots to hand back with the next flush.
     release: u32,
-    /// Pooled mode: each peer's totals as last ingested.
-    peers: HashMap<String, OutcomeDelta>,
-    /// Whether `peers` holds a first look at the fleet since the start or the last outage.
-    peers_known: bool,
+    /// Pooled mode: the fleet's totals and this instance's own, as the store had applied
+    /// them at the last look; `None` until a first look since the start or the last outage.
+    seen_totals: Option<SeenTotals>,
     /// The record generation last acted on.
     seen_generation: Option<u64>,
     /// The local state follows a fleet-wide OPEN or half-open episode.
@@ -98,8 +105,7 @@ impl Engine {
             unacked: None,
             flushed: Totals::default(),
             release: 0,
-            peers: HashMap::new(),
-            peers_known: false,
+            seen_totals: None,
             seen_generation: None,
             following: false,
             forced: None,
@@ -264,8 +270,7 @@ impl Engine {
         // Start again from the store's word: generation and peers' totals. The forced
         // state the fleet set stays remembered, so the next look lifts or re-applies it.
         self.seen_generation = None;
-        self.peers.clear();
-        self.peers_known = false;
+        self.seen_totals = None;
     }
 
     async fn apply(&mut self, breaker: &Breaker, mut view: FleetView) -> Duration {
@@ -273,7 +278,7 @@ impl Engine {
         for _ in 0..4 {
             match self.apply_once(breaker, &view).await {
                 Next::Wait(delay) => return delay,
-                Next::Again(newer) => view = newer,
+                Next::Again(newer) => view = *newer,
             }
         }
         self.settings.sync_interval
@@ -398,31 +403,60 @@ impl Engine {
         }
     }
 
+    /// Takes into the local window what peers reported since the last look: the growth of
+    /// the fleet's totals less the growth of this instance's own, both as the store applied
+    /// them, so the cost does not grow with the fleet. Only an answer that holds this
+    /// instance's own entry (a sync's) is a look; others are left for the next sync, whose
+    /// totals hold everything meanwhile.
     fn ingest_peers(&mut self, breaker: &Breaker, view: &FleetView) {
         let me = &self.settings.instance;
-        // The first look (after a start or an outage) only takes note: peers' totals hold
-        // history this window has no use for. Afterwards, whatever a peer adds is new,
+        let Some(own) = view.instances.iter().find(|i| &i.id == me) else {
+            return;
+        };
+        let fleet = view.totals();
+        let now = SeenTotals {
+            fleet: OutcomeDelta {
+                successes: fleet.successes,
+                failures: fleet.failures,
+                slow: fleet.slow,
+            },
+            own: OutcomeDelta {
+                successes: own.successes,
+                failures: own.failures,
+                slow: own.slow,
+            },
+        };
+        // The first look (after a start or an outage) only takes note: the totals hold
+        // history this window has no use for. Afterwards, whatever peers add is new,
         // including everything a peer that appeared since then has reported.
-        let baseline = !self.peers_known;
-        self.peers_known = true;
-        let mut seen = HashMap::with_capacity(view.instances.len());
-        for peer in view.instances.iter().filter(|i| &i.id != me) {
-            let now = OutcomeDelta {
-                successes: peer.successes,
-                failures: peer.failures,
-                slow: peer.slow,
+        if let Some(before) = self.seen_totals {
+            let peers = |fleet_now: u64, fleet_before: u64, own_now: u64, own_before: u64| {
+                fleet_now
+                    .saturating_sub(fleet_before)
+                    .saturating_sub(own_now.saturating_sub(own_before))
             };
-            let before = self.peers.get(&peer.id).copied().unwrap_or_default();
-            if !baseline && peer.live {
-                breaker.ingest(
-                    now.successes.saturating_sub(before.successes),
-                    now.failures.saturating_sub(before.failures),
-                    now.slow.saturating_sub(before.slow),
-                );
-            }
-            seen.insert(peer.id.clone(), now);
+            breaker.ingest(
+                peers(
+                    now.fleet.successes,
+                    before.fleet.successes,
+                    now.own.successes,
+                    before.own.successes,
+                ),
+                peers(
+                    now.fleet.failures,
+                    before.fleet.failures,
+                    now.own.failures,
+                    before.own.failures,
+                ),
+                peers(
+                    now.fleet.slow,
+                    before.fleet.slow,
+                    now.own.slow,
+                    before.own.slow,
+                ),
+            );
         }
-        self.peers = seen;
+        self.seen_totals = Some(now);
     }
 
     /// Closes or reopens the fleet when its trials have decided; `None` while pending. The
@@ -484,7 +518,7 @@ impl Engine {
                     );
                 }
                 // Won or lost, the record now says what the fleet decided.
-                Next::Again(cas.view)
+                Next::Again(Box::new(cas.view))
             }
             Err(_) => Next::Wait(self.settings.sync_interval),
         }
@@ -551,7 +585,7 @@ impl Engine {
             link.set_granted(local_generation, held);
         }
         if self.seen_generation != Some(generation) && claim.granted == 0 {
-            Next::Again(claim.view)
+            Next::Again(Box::new(claim.view))
         } else {
             self.seen_generation = Some(generation);
             Next::Wait(interval)
@@ -561,7 +595,8 @@ impl Engine {
 
 enum Next {
     Wait(Duration),
-    Again(FleetView),
+    /// Boxed: a view is large, and most rounds wait.
+    Again(Box<FleetView>),
 }
 
 async fn recv(

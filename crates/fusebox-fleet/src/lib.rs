@@ -65,9 +65,9 @@ mod store;
 
 pub use memory::MemoryStore;
 pub use store::{
-    BreakerRecord, Cas, Claim, FleetChange, FleetState, FleetView, ForcedState, InstanceView,
-    MAX_STORE_SPAN_MS, Notice, OutcomeDelta, StateStore, StoreError, StoreFuture, SyncRequest,
-    TrialDelta, check_force_ms, check_span_ms, force_millis,
+    BreakerRecord, Cas, Claim, FleetChange, FleetState, FleetTotals, FleetView, ForcedState,
+    InstanceView, MAX_STORE_SPAN_MS, Notice, OutcomeDelta, StateStore, StoreError, StoreFuture,
+    SyncRequest, TrialDelta, check_force_ms, check_span_ms, force_millis,
 };
 
 use std::fmt;

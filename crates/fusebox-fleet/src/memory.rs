@@ -6,8 +6,9 @@ use std::sync::{Arc, Mutex};
 use tokio::sync::broadcast;
 
 use super::store::{
-    BreakerRecord, Cas, Claim, FleetChange, FleetState, FleetView, ForcedState, InstanceView,
-    Notice, StateStore, StoreError, StoreFuture, SyncRequest, check_force_ms, check_span_ms,
+    BreakerRecord, Cas, Claim, FleetChange, FleetState, FleetTotals, FleetView, ForcedState,
+    InstanceView, Notice, StateStore, StoreError, StoreFuture, SyncRequest, check_force_ms,
+    check_span_ms,
 };
 use fusebox_core::clock::{Clock, UnixClock};
 
@@ -31,6 +32,10 @@ struct Instance {
 struct Entry {
     record: BreakerRecord,
     instances: HashMap<String, Instance>,
+    /// Every delta applied, from every instance: the totals a sync answers.
+    successes: u64,
+    failures: u64,
+    slow: u64,
 }
 
 impl Entry {
@@ -53,25 +58,32 @@ impl Entry {
         }
     }
 
+    fn instance_view(&self, id: &str, i: &Instance, now: u64) -> InstanceView {
+        let held = i.lease_until_ms > now
+            && i.claimed_generation == self.record.generation
+            && self.record.state == FleetState::HalfOpen;
+        InstanceView {
+            id: id.to_owned(),
+            live: i.lease_until_ms > now,
+            lease_remaining_ms: i.lease_until_ms.saturating_sub(now),
+            local_open: i.local_open,
+            successes: i.successes,
+            failures: i.failures,
+            slow: i.slow,
+            seq: i.seq,
+            trials_claimed: if held { i.claimed } else { 0 },
+        }
+    }
+
+    /// The operator's view: every instance still remembered.
     fn view(&mut self, name: &str, now: u64) -> FleetView {
         self.expire_forced(now);
         self.instances
             .retain(|_, i| i.lease_until_ms.saturating_add(FORGET_AFTER_MS) > now);
-        let claims: HashMap<&String, u32> = self.claims(now).collect();
         let mut instances: Vec<InstanceView> = self
             .instances
             .iter()
-            .map(|(id, i)| InstanceView {
-                id: id.clone(),
-                live: i.lease_until_ms > now,
-                lease_remaining_ms: i.lease_until_ms.saturating_sub(now),
-                local_open: i.local_open,
-                successes: i.successes,
-                failures: i.failures,
-                slow: i.slow,
-                seq: i.seq,
-                trials_claimed: claims.get(id).copied().unwrap_or(0),
-            })
+            .map(|(id, i)| self.instance_view(id, i, now))
             .collect();
         instances.sort_by(|a, b| a.id.cmp(&b.id));
         FleetView {
@@ -79,6 +91,44 @@ impl Entry {
             now_ms: now,
             record: self.record.clone(),
             instances,
+            totals: None,
+        }
+    }
+
+    /// The hot path's answer: the fleet's totals and, for a sync, the flushing instance.
+    fn summary(&mut self, name: &str, now: u64, own: Option<&str>) -> FleetView {
+        self.expire_forced(now);
+        self.instances
+            .retain(|_, i| i.lease_until_ms.saturating_add(FORGET_AFTER_MS) > now);
+        let mut totals = FleetTotals {
+            successes: self.successes,
+            failures: self.failures,
+            slow: self.slow,
+            ..FleetTotals::default()
+        };
+        for (_, i) in self
+            .instances
+            .iter()
+            .filter(|(_, i)| i.lease_until_ms > now)
+        {
+            totals.live_instances = totals.live_instances.saturating_add(1);
+            totals.open_votes = totals.open_votes.saturating_add(u32::from(i.local_open));
+        }
+        totals.live_claims = self.claims(now).map(|(_, n)| n).sum();
+        let instances = own
+            .and_then(|id| {
+                self.instances
+                    .get(id)
+                    .map(|i| self.instance_view(id, i, now))
+            })
+            .into_iter()
+            .collect();
+        FleetView {
+            name: name.to_owned(),
+            now_ms: now,
+            record: self.record.clone(),
+            instances,
+            totals: Some(totals),
         }
     }
 
@@ -235,11 +285,13 @@ impl StateStore for MemoryStore {
                     inst.seq = 0;
                     inst.claimed = 0;
                 }
+                let mut applied = None;
                 if req.seq > inst.seq {
                     inst.seq = req.seq;
-                    inst.successes += req.outcomes.successes;
-                    inst.failures += req.outcomes.failures;
-                    inst.slow += req.outcomes.slow;
+                    inst.successes = inst.successes.saturating_add(req.outcomes.successes);
+                    inst.failures = inst.failures.saturating_add(req.outcomes.failures);
+                    inst.slow = inst.slow.saturating_add(req.outcomes.slow);
+                    applied = Some(req.outcomes);
                     if half_open && req.trials.generation == generation {
                         trials = (req.trials.successes, req.trials.failures);
                         if inst.claimed_generation == generation {
@@ -247,10 +299,15 @@ impl StateStore for MemoryStore {
                         }
                     }
                 }
+                if let Some(d) = applied {
+                    entry.successes = entry.successes.saturating_add(d.successes);
+                    entry.failures = entry.failures.saturating_add(d.failures);
+                    entry.slow = entry.slow.saturating_add(d.slow);
+                }
                 entry.record.trial_successes += trials.0;
                 entry.record.trial_failures += trials.1;
                 entry.record.mode.clone_from(&req.mode);
-                entry.view(&req.breaker, now)
+                entry.summary(&req.breaker, now, Some(&req.instance))
             })
         })
     }
@@ -272,7 +329,7 @@ impl StateStore for MemoryStore {
                 }
                 Cas {
                     won,
-                    view: entry.view(breaker, now),
+                    view: entry.summary(breaker, now, None),
                 }
             })?;
             if cas.won {
@@ -311,7 +368,7 @@ impl StateStore for MemoryStore {
                     }
                     inst.claimed += granted;
                 }
-                let view = entry.view(breaker, now);
+                let view = entry.summary(breaker, now, None);
                 (Claim { granted, view }, started)
             })?;
             if started {

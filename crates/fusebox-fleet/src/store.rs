@@ -309,7 +309,55 @@ pub struct InstanceView {
     pub trials_claimed: u32,
 }
 
+/// Fleet-wide sums a store keeps as it applies flushes, so that a sync's answer costs the
+/// same whatever the number of instances.
+///
+/// `successes`, `failures` and `slow` add up every delta the store applied for the breaker,
+/// from every instance, since its record was created: they only grow (an instance the
+/// store forgets keeps its share in them). The live counts are taken at the store's `now`.
+///
+/// ```
+/// use fusebox_fleet::{FleetTotals, FleetView, InstanceView};
+/// let v = FleetView {
+///     instances: vec![InstanceView { id: "a".into(), successes: 9, ..Default::default() }],
+///     totals: Some(FleetTotals { live_instances: 40, open_votes: 3, successes: 900, failures: 100,
+///         ..Default::default() }),
+///     ..Default::default()
+/// };
+/// assert_eq!((v.live_instances(), v.open_votes()), (40, 3));
+/// assert_eq!(v.failure_rate(), 0.1);
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+pub struct FleetTotals {
+    /// Instances whose lease is current.
+    pub live_instances: u32,
+    /// Live instances whose own breaker is open.
+    pub open_votes: u32,
+    /// Trial slots held by live instances in the current half-open episode.
+    pub live_claims: u32,
+    /// Successful calls reported by all instances, in all.
+    pub successes: u64,
+    /// Failed calls reported by all instances, in all.
+    pub failures: u64,
+    /// Slow calls reported by all instances, in all.
+    pub slow: u64,
+}
+
 /// What a store answers: the record, the instances, and the store's time.
+///
+/// Two shapes, so that the hot path does not grow with the fleet:
+///
+/// * [`view`](StateStore::view) and [`force`](StateStore::force) (operator reads) list
+///   every instance the store still knows, and may leave `totals` empty;
+/// * [`sync`](StateStore::sync) answers `totals` and, in `instances`, only the flushing
+///   instance's own entry (its counts as the store applied them);
+///   [`transition`](StateStore::transition) and [`claim_trials`](StateStore::claim_trials)
+///   answer `totals` and may leave `instances` empty.
+///
+/// The helpers ([`live_instances`](Self::live_instances), [`open_votes`](Self::open_votes),
+/// [`live_claims`](Self::live_claims), [`failure_rate`](Self::failure_rate)) read `totals`
+/// when the store gave them, and count `instances` otherwise.
 ///
 /// ```
 /// use fusebox_fleet::{FleetView, InstanceView};
@@ -333,8 +381,12 @@ pub struct FleetView {
     pub now_ms: u64,
     /// The shared record.
     pub record: BreakerRecord,
-    /// Instances the store still knows, live or recently expired.
+    /// Instances the store still knows, live or recently expired; in a sync's answer, only
+    /// the flushing instance.
     pub instances: Vec<InstanceView>,
+    /// Fleet-wide sums kept by the store; `None` when the answer lists every instance
+    /// instead.
+    pub totals: Option<FleetTotals>,
 }
 
 impl FleetView {
@@ -345,7 +397,41 @@ impl FleetView {
     /// assert_eq!(FleetView::default().live_instances(), 0);
     /// ```
     pub fn live_instances(&self) -> u32 {
-        self.instances.iter().filter(|i| i.live).count() as u32
+        self.totals().live_instances
+    }
+
+    /// The fleet-wide sums: the store's when it gave them, or else counted over
+    /// `instances`.
+    ///
+    /// ```
+    /// use fusebox_fleet::{FleetView, InstanceView};
+    /// let v = FleetView {
+    ///     instances: vec![
+    ///         InstanceView { live: true, local_open: true, successes: 2, ..Default::default() },
+    ///         InstanceView { live: false, failures: 1, trials_claimed: 1, ..Default::default() },
+    ///     ],
+    ///     ..Default::default()
+    /// };
+    /// let t = v.totals();
+    /// assert_eq!((t.live_instances, t.open_votes, t.live_claims), (1, 1, 0));
+    /// assert_eq!((t.successes, t.failures), (2, 1));
+    /// ```
+    pub fn totals(&self) -> FleetTotals {
+        if let Some(totals) = self.totals {
+            return totals;
+        }
+        let mut t = FleetTotals::default();
+        for i in &self.instances {
+            if i.live {
+                t.live_instances = t.live_instances.saturating_add(1);
+                t.open_votes = t.open_votes.saturating_add(u32::from(i.local_open));
+                t.live_claims = t.live_claims.saturating_add(i.trials_claimed);
+            }
+            t.successes = t.successes.saturating_add(i.successes);
+            t.failures = t.failures.saturating_add(i.failures);
+            t.slow = t.slow.saturating_add(i.slow);
+        }
+        t
     }
 
     /// Live instances whose own breaker is open.
@@ -355,10 +441,7 @@ impl FleetView {
     /// assert_eq!(FleetView::default().open_votes(), 0);
     /// ```
     pub fn open_votes(&self) -> u32 {
-        self.instances
-            .iter()
-            .filter(|i| i.live && i.local_open)
-            .count() as u32
+        self.totals().open_votes
     }
 
     /// Trial slots held by live instances in the current half-open episode.
@@ -368,11 +451,7 @@ impl FleetView {
     /// assert_eq!(FleetView::default().live_claims(), 0);
     /// ```
     pub fn live_claims(&self) -> u32 {
-        self.instances
-            .iter()
-            .filter(|i| i.live)
-            .map(|i| i.trials_claimed)
-            .sum()
+        self.totals().live_claims
     }
 
     /// Time left before an OPEN fleet may start trials (ms); zero when not open.
@@ -404,9 +483,8 @@ impl FleetView {
     /// assert_eq!(v.failure_rate(), 0.25);
     /// ```
     pub fn failure_rate(&self) -> f64 {
-        let (calls, failures) = self.instances.iter().fold((0u64, 0u64), |(c, f), i| {
-            (c + i.successes + i.failures, f + i.failures)
-        });
+        let t = self.totals();
+        let (calls, failures) = (t.successes.saturating_add(t.failures), t.failures);
         if calls == 0 {
             0.0
         } else {

@@ -127,10 +127,10 @@ impl Queries {
         let s = schema::quoted(schema);
         Queries {
             sync: format!(
-                "SELECT * FROM {s}.sync($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)"
+                "SELECT * FROM {s}.sync_v3($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)"
             ),
-            transition: format!("SELECT * FROM {s}.transition($1, $2, $3, $4, $5)"),
-            claim: format!("SELECT * FROM {s}.claim_trials($1, $2, $3, $4)"),
+            transition: format!("SELECT * FROM {s}.transition_v3($1, $2, $3, $4, $5)"),
+            claim: format!("SELECT * FROM {s}.claim_trials_v3($1, $2, $3, $4)"),
             force: format!("SELECT * FROM {s}.force($1, $2, $3)"),
             view: format!("SELECT * FROM {s}.fleet_rows($1, {s}.now_ms(), 0)"),
             breakers: format!("SELECT name FROM {s}.breakers ORDER BY name COLLATE \"C\""),

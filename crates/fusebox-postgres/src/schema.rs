@@ -44,14 +44,19 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
         description: "instance incarnations: a restart under the same id starts a new sequence",
         sql: include_str!("../migrations/0002_incarnation.sql"),
     },
+    Migration {
+        version: 3,
+        description: "fleet totals kept as flushes apply: syncs no longer visit every instance",
+        sql: include_str!("../migrations/0003_fleet_totals.sql"),
+    },
 ];
 
 /// The schema version this build needs.
 ///
 /// ```
-/// assert_eq!(fusebox_postgres::SCHEMA_VERSION, 2);
+/// assert_eq!(fusebox_postgres::SCHEMA_VERSION, 3);
 /// ```
-pub const SCHEMA_VERSION: i32 = 2;
+pub const SCHEMA_VERSION: i32 = 3;
 
 /// A validated schema name: lower-case ASCII letters, digits and `_`, starting with a
 /// letter or `_`, not `pg_…`, at most [`MAX_SCHEMA_LEN`] bytes.

@@ -2,8 +2,9 @@
 //! schema installs, and the rows it answers read back into views.
 
 use fusebox_fleet::{
-    BreakerRecord, Cas, Claim, FleetChange, FleetState, FleetView, ForcedState, InstanceView,
-    Notice, StateStore, StoreError, StoreFuture, SyncRequest, check_force_ms, check_span_ms,
+    BreakerRecord, Cas, Claim, FleetChange, FleetState, FleetTotals, FleetView, ForcedState,
+    InstanceView, Notice, StateStore, StoreError, StoreFuture, SyncRequest, check_force_ms,
+    check_span_ms,
 };
 use tokio::sync::broadcast;
 use tokio_postgres::Row;
@@ -52,7 +53,9 @@ pub(crate) fn get<'a, T: tokio_postgres::types::FromSql<'a>>(
         .map_err(|e| StoreError::Protocol(format!("column {column}: {e}")))
 }
 
-/// Reads the rows of `fleet_rows`: the call's outcome and the view; `None` for no row.
+/// Reads the rows of `fleet_rows` (every instance) or the row of `summary_row` (the fleet's
+/// totals and at most the caller's instance): the call's outcome and the view; `None` for
+/// no row.
 pub(crate) fn read_view(name: &str, rows: &[Row]) -> Result<Option<(i64, FleetView)>, StoreError> {
     let Some(first) = rows.first() else {
         return Ok(None);
@@ -82,6 +85,18 @@ pub(crate) fn read_view(name: &str, rows: &[Row]) -> Result<Option<(i64, FleetVi
         reason: get(first, "reason")?,
     };
     let now_ms = to_u64(get(first, "now_ms")?);
+    let totals = if first.columns().iter().any(|c| c.name() == "live_instances") {
+        Some(FleetTotals {
+            live_instances: to_u32(get(first, "live_instances")?),
+            open_votes: to_u32(get(first, "open_votes")?),
+            live_claims: to_u32(get(first, "live_claims")?),
+            successes: to_u64(get(first, "fleet_successes")?),
+            failures: to_u64(get(first, "fleet_failures")?),
+            slow: to_u64(get(first, "fleet_slow")?),
+        })
+    } else {
+        None
+    };
     let mut instances = Vec::with_capacity(rows.len());
     for row in rows {
         let Some(id) = get::<Option<String>>(row, "instance")? else {
@@ -108,6 +123,7 @@ pub(crate) fn read_view(name: &str, rows: &[Row]) -> Result<Option<(i64, FleetVi
             now_ms,
             record,
             instances,
+            totals,
         },
     )))
 }

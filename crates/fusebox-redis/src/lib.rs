@@ -41,8 +41,9 @@ use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use fusebox_fleet::{
-    BreakerRecord, Cas, Claim, FleetChange, FleetState, FleetView, ForcedState, InstanceView,
-    Notice, StateStore, StoreError, StoreFuture, SyncRequest, check_force_ms, check_span_ms,
+    BreakerRecord, Cas, Claim, FleetChange, FleetState, FleetTotals, FleetView, ForcedState,
+    InstanceView, Notice, StateStore, StoreError, StoreFuture, SyncRequest, check_force_ms,
+    check_span_ms,
 };
 use futures_util::StreamExt;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
@@ -186,6 +187,16 @@ impl RedisStore {
         format!("{}:lease:", self.breaker_key(name))
     }
 
+    /// The breaker's sorted sets and set beside its hash: leases, open votes, claims.
+    fn side_keys(&self, name: &str) -> [String; 3] {
+        let base = self.breaker_key(name);
+        [
+            format!("{base}:leases"),
+            format!("{base}:open"),
+            format!("{base}:claims"),
+        ]
+    }
+
     async fn connection(&self) -> Result<ConnectionManager, StoreError> {
         let inner = &self.inner;
         let connection = inner
@@ -214,9 +225,13 @@ impl RedisStore {
         }
         let mut con = self.connection().await?;
         let mut invocation = script.prepare_invoke();
+        let [leases, voters, claims] = self.side_keys(name);
         invocation
             .key(self.breaker_key(name))
             .key(self.names_key())
+            .key(leases)
+            .key(voters)
+            .key(claims)
             .arg(name)
             .arg(self.lease_prefix(name))
             .arg(self.channel())
@@ -532,7 +547,9 @@ fn millis(d: Duration) -> u64 {
 }
 
 /// Reads the flat array the scripts return: 15 record fields (the last is the script's own
-/// result), the instance count, then 9 fields per instance.
+/// result), a flag (1 when the fleet's totals follow) and the 6 totals (live instances, open
+/// votes, live claims, successes, failures, slow), the instance count, then 9 fields per
+/// instance.
 fn decode_view(name: &str, reply: &Value) -> Result<(FleetView, u64), StoreError> {
     let Value::Array(items) = reply else {
         return Err(StoreError::Protocol(format!(
@@ -576,10 +593,21 @@ fn decode_view(name: &str, reply: &Value) -> Result<(FleetView, u64), StoreError
         reason: text(13)?,
     };
     let extra = number(14)?;
-    let count = number(15)? as usize;
+    let totals = match number(15)? {
+        0 => None,
+        _ => Some(FleetTotals {
+            live_instances: small(16)?,
+            open_votes: small(17)?,
+            live_claims: small(18)?,
+            successes: number(19)?,
+            failures: number(20)?,
+            slow: number(21)?,
+        }),
+    };
+    let count = usize::try_from(number(22)?).unwrap_or(usize::MAX);
     let mut instances = Vec::with_capacity(count.min(1024));
     for k in 0..count {
-        let at = 16 + k * 9;
+        let at = 23 + k * 9;
         instances.push(InstanceView {
             id: text(at)?,
             live: number(at + 1)? == 1,
@@ -598,6 +626,7 @@ fn decode_view(name: &str, reply: &Value) -> Result<(FleetView, u64), StoreError
             now_ms: number(0)?,
             record,
             instances,
+            totals,
         },
         extra,
     ))

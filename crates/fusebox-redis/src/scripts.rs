@@ -1,10 +1,20 @@
 //! The Lua scripts: every multi-key update is one script, so Redis applies it atomically.
 //!
 //! Layout, under a prefix `P` (default `fusebox:`):
-//! * `P{name}` — one hash per breaker: the record's fields, plus one field `i:{instance}`
-//!   per instance holding
+//! * `P{name}` — one hash per breaker: the record's fields, the fleet's outcome totals
+//!   (`sum_s`, `sum_f`, `sum_slow`: every delta applied, from every instance), plus one field
+//!   `i:{instance}` per instance holding
 //!   `seq|successes|failures|slow|open|claimed|claimed_gen|last_seen|incarnation`;
-//! * `P{name}:lease:{instance}` — the instance's lease, a key with a TTL (Redis's clock);
+//! * `P{name}:leases` — a sorted set: each instance, scored by the end of its lease (ms on
+//!   Redis's clock); live instances are a `ZCOUNT`, and instances expired long enough to be
+//!   forgotten are swept from its low end a few at a time;
+//! * `P{name}:open` — a sorted set of the instances whose own breaker is open, scored by
+//!   their lease's end as well, so live open votes are a `ZCOUNT` too;
+//! * `P{name}:claims` — the set of instances holding trial slots in the current half-open
+//!   episode (emptied by every new generation, so it is never larger than the slots granted
+//!   in one episode);
+//! * `P{name}:lease:{instance}` — the instance's lease as a key with a TTL, still written for
+//!   readers of earlier releases (these scripts read the sorted set);
 //!
 //! where `name` is the breaker's name with `%`, `{` and `}` written as `%25`, `%7B` and
 //! `%7D`: the name then ends at the first `}`, so no name, and no name and instance id
@@ -13,15 +23,23 @@
 //! * channel `Pevents` — `"{generation} {name}"` on every change.
 //!
 //! The braces put a breaker's keys in one cluster slot. Every script takes `KEYS[1]` = the
-//! breaker's hash, `KEYS[2]` = the set of names, `ARGV[1]` = the breaker's name,
-//! `ARGV[2]` = the lease key prefix, `ARGV[3]` = the channel, `ARGV[4]` = idle TTL (ms).
+//! breaker's hash, `KEYS[2]` = the set of names, `KEYS[3..5]` = the leases, open votes and
+//! claims of the breaker, `ARGV[1]` = the breaker's name, `ARGV[2]` = the lease key prefix,
+//! `ARGV[3]` = the channel, `ARGV[4]` = idle TTL (ms).
+//!
+//! Syncs, transitions and claims never read the whole hash nor visit every instance: their
+//! cost does not grow with the fleet. Only the operator's read (`VIEW`) and `FORCE` list
+//! every instance.
 
 /// Shared functions, prepended to every script.
 const PRELUDE: &str = r#"
 local key, names_key = KEYS[1], KEYS[2]
+local leases_key, voters_key, claims_key = KEYS[3], KEYS[4], KEYS[5]
 local name, lease_prefix, channel = ARGV[1], ARGV[2], ARGV[3]
 local idle_ttl = tonumber(ARGV[4])
 local FORGET_MS = 600000
+-- Forgotten instances swept per sync: more than one sync can add, so the sweep keeps up.
+local SWEEP = 16
 
 local function fmt(x) return string.format('%d', x) end
 
@@ -31,22 +49,42 @@ local function now_ms()
 end
 
 local NUMERIC = {'generation', 'open_until', 'trips', 'trial_successes', 'trial_failures',
-  'forced_until', 'transitions', 'opens', 'changed'}
+  'forced_until', 'transitions', 'opens', 'changed', 'sum_s', 'sum_f', 'sum_slow'}
+local RECORD = {'generation', 'state', 'open_until', 'trips', 'trial_successes',
+  'trial_failures', 'forced', 'forced_until', 'transitions', 'opens', 'changed', 'mode',
+  'reason', 'sum_s', 'sum_f', 'sum_slow'}
 
-local function load(now)
-  local flat = redis.call('HGETALL', key)
-  local r = {state = 'closed', forced = '', mode = '', reason = ''}
-  local inst = {}
-  for i = 1, #flat, 2 do
-    local k, v = flat[i], flat[i + 1]
-    if string.sub(k, 1, 2) == 'i:' then inst[string.sub(k, 3)] = v else r[k] = v end
-  end
+local function settle(r, now)
+  r.state = r.state or 'closed'
+  r.forced, r.mode, r.reason = r.forced or '', r.mode or '', r.reason or ''
   for _, f in ipairs(NUMERIC) do r[f] = tonumber(r[f]) or 0 end
   if r.forced ~= '' and r.forced_until > 0 and r.forced_until <= now then
     r.forced, r.forced_until = '', 0
     redis.call('HSET', key, 'forced', '', 'forced_until', 0)
   end
-  return r, inst
+  return r
+end
+
+-- The record's fields only, never the instances beside them.
+local function load_record(now)
+  local values = redis.call('HMGET', key, unpack(RECORD))
+  local r = {}
+  for n, f in ipairs(RECORD) do
+    if values[n] then r[f] = values[n] end
+  end
+  return settle(r, now)
+end
+
+-- The record and every instance (operator reads).
+local function load(now)
+  local flat = redis.call('HGETALL', key)
+  local r = {}
+  local inst = {}
+  for i = 1, #flat, 2 do
+    local k, v = flat[i], flat[i + 1]
+    if string.sub(k, 1, 2) == 'i:' then inst[string.sub(k, 3)] = v else r[k] = v end
+  end
+  return settle(r, now), inst
 end
 
 local function decode(v)
@@ -63,16 +101,24 @@ local function encode(i)
     fmt(i.claimed), fmt(i.cgen), fmt(i.last), i.inc}, '|')
 end
 
+local function keep(k)
+  redis.call('PEXPIRE', k, idle_ttl)
+end
+
 local function save(r)
   redis.call('HSET', key, 'generation', fmt(r.generation), 'state', r.state,
     'open_until', fmt(r.open_until), 'trips', fmt(r.trips),
     'trial_successes', fmt(r.trial_successes), 'trial_failures', fmt(r.trial_failures),
     'forced', r.forced, 'forced_until', fmt(r.forced_until),
     'transitions', fmt(r.transitions), 'opens', fmt(r.opens), 'changed', fmt(r.changed),
-    'mode', r.mode, 'reason', r.reason)
-  redis.call('PEXPIRE', key, idle_ttl)
+    'mode', r.mode, 'reason', r.reason,
+    'sum_s', fmt(r.sum_s), 'sum_f', fmt(r.sum_f), 'sum_slow', fmt(r.sum_slow))
+  keep(key)
+  keep(leases_key)
+  keep(voters_key)
+  keep(claims_key)
   redis.call('SADD', names_key, name)
-  redis.call('PEXPIRE', names_key, idle_ttl)
+  keep(names_key)
 end
 
 local function announce(r)
@@ -93,44 +139,85 @@ local function change(r, target, cooldown, reason, now)
   elseif target == 'closed' then
     r.trips, r.open_until = 0, 0
   end
+  -- Claims belong to one episode: a new generation ends them all.
+  redis.call('DEL', claims_key)
 end
 
-local function lease_left(id)
-  local ttl = redis.call('PTTL', lease_prefix .. id)
-  if ttl > 0 then return ttl end
-  return 0
+local function lease_until(id)
+  return tonumber(redis.call('ZSCORE', leases_key, id)) or 0
 end
 
-local function held_claims(r, inst)
+-- Slots held by live instances in the current episode: only claimants are visited.
+local function held_claims(r, now)
   local held = 0
   if r.state ~= 'half_open' then return 0 end
-  for id, v in pairs(inst) do
-    local i = decode(v)
-    if i.cgen == r.generation and lease_left(id) > 0 then held = held + i.claimed end
+  for _, id in ipairs(redis.call('SMEMBERS', claims_key)) do
+    local i = decode(redis.call('HGET', key, 'i:' .. id))
+    if i.cgen == r.generation and lease_until(id) > now then held = held + i.claimed end
   end
   return held
 end
 
-local function view(r, inst, now, extra)
-  local out = {fmt(now), fmt(r.generation), r.state, fmt(r.open_until), fmt(r.trips),
+local function forget(id)
+  redis.call('HDEL', key, 'i:' .. id)
+  redis.call('ZREM', leases_key, id)
+  redis.call('ZREM', voters_key, id)
+  redis.call('SREM', claims_key, id)
+end
+
+-- Forgets at most SWEEP instances whose lease ended FORGET_MS ago or more.
+local function sweep(now)
+  local gone = redis.call('ZRANGEBYSCORE', leases_key, '-inf', fmt(now - FORGET_MS), 'LIMIT', 0,
+    SWEEP)
+  for _, id in ipairs(gone) do forget(id) end
+end
+
+local function head(r, now, extra)
+  return {fmt(now), fmt(r.generation), r.state, fmt(r.open_until), fmt(r.trips),
     fmt(r.trial_successes), fmt(r.trial_failures), r.forced, fmt(r.forced_until),
     fmt(r.transitions), fmt(r.opens), fmt(r.changed), r.mode, r.reason, fmt(extra)}
+end
+
+local function row(out, r, id, i, until_ms, now)
+  local live, left, claimed = 0, 0, 0
+  if until_ms > now then live, left = 1, until_ms - now end
+  if live == 1 and r.state == 'half_open' and i.cgen == r.generation then claimed = i.claimed end
+  for _, x in ipairs({id, fmt(live), fmt(left), fmt(i.open), fmt(i.s), fmt(i.f), fmt(i.slow),
+    fmt(i.seq), fmt(claimed)}) do out[#out + 1] = x end
+end
+
+-- The hot path's answer: the record, the fleet's totals, and the caller's own instance when
+-- given, whatever the number of instances.
+local function summary(r, now, extra, id, i, until_ms)
+  local out = head(r, now, extra)
+  local since = '(' .. fmt(now)
+  for _, x in ipairs({'1', fmt(redis.call('ZCOUNT', leases_key, since, '+inf')),
+    fmt(redis.call('ZCOUNT', voters_key, since, '+inf')), fmt(held_claims(r, now)),
+    fmt(r.sum_s), fmt(r.sum_f), fmt(r.sum_slow)}) do out[#out + 1] = x end
+  if id then
+    out[#out + 1] = '1'
+    row(out, r, id, i, until_ms, now)
+  else
+    out[#out + 1] = '0'
+  end
+  return out
+end
+
+-- The operator's answer: every instance still remembered.
+local function view(r, inst, now, extra)
+  local out = head(r, now, extra)
+  for _, x in ipairs({'0', '0', '0', '0', '0', '0', '0'}) do out[#out + 1] = x end
   local ids = {}
   for id, _ in pairs(inst) do ids[#ids + 1] = id end
   table.sort(ids)
   local rows = {}
   for _, id in ipairs(ids) do
     local i = decode(inst[id])
-    local left = lease_left(id)
-    if left == 0 and now - i.last > FORGET_MS then
-      redis.call('HDEL', key, 'i:' .. id)
+    local until_ms = lease_until(id)
+    if until_ms + FORGET_MS <= now and now - i.last > FORGET_MS then
+      forget(id)
     else
-      local claimed = 0
-      if left > 0 and r.state == 'half_open' and i.cgen == r.generation then claimed = i.claimed end
-      local live = 0
-      if left > 0 then live = 1 end
-      for _, x in ipairs({id, fmt(live), fmt(left), fmt(i.open), fmt(i.s), fmt(i.f), fmt(i.slow),
-        fmt(i.seq), fmt(claimed)}) do rows[#rows + 1] = x end
+      row(rows, r, id, i, until_ms, now)
     end
   end
   out[#out + 1] = fmt(#rows / 9)
@@ -144,37 +231,45 @@ end
 const SYNC: &str = r#"
 local id, ttl, seq = ARGV[5], tonumber(ARGV[6]), tonumber(ARGV[7])
 local now = now_ms()
-local r, inst = load(now)
-local i = decode(inst[id])
+local r = load_record(now)
+local i = decode(redis.call('HGET', key, 'i:' .. id))
+local until_ms = now + ttl
+redis.call('ZADD', leases_key, fmt(until_ms), id)
 redis.call('SET', lease_prefix .. id, '1', 'PX', ttl)
 i.open, i.last = tonumber(ARGV[15]), now
+if i.open == 1 then
+  redis.call('ZADD', voters_key, fmt(until_ms), id)
+else
+  redis.call('ZREM', voters_key, id)
+end
 if ARGV[17] ~= i.inc then
   -- A restart under this id: its sequence starts again, and the slots its previous run
   -- claimed went with that run.
   i.inc, i.seq, i.claimed = ARGV[17], 0, 0
 end
 if seq > i.seq then
+  local s, f, slow = tonumber(ARGV[8]), tonumber(ARGV[9]), tonumber(ARGV[10])
   i.seq = seq
-  i.s = i.s + tonumber(ARGV[8])
-  i.f = i.f + tonumber(ARGV[9])
-  i.slow = i.slow + tonumber(ARGV[10])
+  i.s, i.f, i.slow = i.s + s, i.f + f, i.slow + slow
+  r.sum_s, r.sum_f, r.sum_slow = r.sum_s + s, r.sum_f + f, r.sum_slow + slow
   if r.state == 'half_open' and tonumber(ARGV[11]) == r.generation then
     r.trial_successes = r.trial_successes + tonumber(ARGV[12])
     r.trial_failures = r.trial_failures + tonumber(ARGV[13])
     if i.cgen == r.generation then i.claimed = math.max(0, i.claimed - tonumber(ARGV[14])) end
   end
 end
+if i.claimed == 0 then redis.call('SREM', claims_key, id) end
 r.mode = ARGV[16]
-inst[id] = encode(i)
-redis.call('HSET', key, 'i:' .. id, inst[id])
+redis.call('HSET', key, 'i:' .. id, encode(i))
 save(r)
-return view(r, inst, now, 0)
+sweep(now)
+return summary(r, now, 0, id, i, until_ms)
 "#;
 
 /// Compare-and-set: ARGV[5..] = expected generation, target state, cooldown ms, reason.
 const TRANSITION: &str = r#"
 local now = now_ms()
-local r, inst = load(now)
+local r = load_record(now)
 local won = 0
 if r.generation == tonumber(ARGV[5]) then
   change(r, ARGV[6], tonumber(ARGV[7]), ARGV[8], now)
@@ -182,14 +277,14 @@ if r.generation == tonumber(ARGV[5]) then
   announce(r)
   won = 1
 end
-return view(r, inst, now, won)
+return summary(r, now, won)
 "#;
 
 /// Trial claim: ARGV[5..] = instance, wanted slots, permitted slots.
 const CLAIM: &str = r#"
 local id, want, permitted = ARGV[5], tonumber(ARGV[6]), tonumber(ARGV[7])
 local now = now_ms()
-local r, inst = load(now)
+local r = load_record(now)
 if r.state == 'open' and now >= r.open_until and r.forced == '' then
   change(r, 'half_open', 0, 'cooldown elapsed', now)
   save(r)
@@ -197,14 +292,17 @@ if r.state == 'open' and now >= r.open_until and r.forced == '' then
 end
 local granted = 0
 if r.state == 'half_open' and r.forced == '' then
-  granted = math.min(want, math.max(0, permitted - held_claims(r, inst)))
-  local i = decode(inst[id])
+  granted = math.min(want, math.max(0, permitted - held_claims(r, now)))
+  local i = decode(redis.call('HGET', key, 'i:' .. id))
   if i.cgen ~= r.generation then i.cgen, i.claimed = r.generation, 0 end
   i.claimed = i.claimed + granted
-  inst[id] = encode(i)
-  redis.call('HSET', key, 'i:' .. id, inst[id])
+  redis.call('HSET', key, 'i:' .. id, encode(i))
+  if i.claimed > 0 then
+    redis.call('SADD', claims_key, id)
+    keep(claims_key)
+  end
 end
-return view(r, inst, now, granted)
+return summary(r, now, granted)
 "#;
 
 /// Forced state: ARGV[5..] = forced ('open', 'closed', or '' to reset), duration ms (0: none).
@@ -222,6 +320,7 @@ if forced ~= '' then
   r.generation = r.generation + 1
   r.changed = now
   r.reason = 'forced ' .. forced
+  redis.call('DEL', claims_key)
 else
   r.forced, r.forced_until = '', 0
   change(r, 'closed', 0, 'reset', now)
