@@ -124,6 +124,7 @@ impl Breaker {
         let records_time =
             times_calls || log.is_some() || matches!(config.window, Some(WindowKind::Time { .. }));
         let quiet_rejections = listeners.is_empty() && log.is_none();
+        let judges_successes = window.is_some() && config.rules.judges_successes();
         Breaker {
             shared: Arc::new(Shared {
                 state: Padded(AtomicU64::new(encode(State::Closed, 0))),
@@ -131,6 +132,7 @@ impl Breaker {
                 gate: Padded(HalfOpenGate::new()),
                 window,
                 below_minimum: AtomicBool::new(true),
+                judges_successes,
                 open_until: AtomicU64::new(0),
                 half_open_since: AtomicU64::new(0),
                 last_failure: AtomicU64::new(0),

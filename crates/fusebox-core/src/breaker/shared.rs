@@ -41,6 +41,8 @@ pub(crate) struct Shared {
     /// every success is judged until a judgement finds the minimum reached. Read only under a
     /// rule a success can make fire.
     pub(super) below_minimum: AtomicBool,
+    /// Some rule a success can make fire (a rate or custom rule, over a window).
+    pub(super) judges_successes: bool,
     pub(super) open_until: AtomicU64,
     pub(super) half_open_since: AtomicU64,
     /// Time of the last failure plus one; 0 means never.
@@ -324,8 +326,10 @@ impl Shared {
             link.count(failure, slow);
         }
         self.log_outcome(failure, slow, now);
+        // `judges_successes` first: a breaker no success can trip reads nothing more.
         let may_raise_a_rate = !failure
             && !slow
+            && self.judges_successes
             && success_may_raise_a_rate(
                 &self.config,
                 self.below_minimum.load(Ordering::Relaxed),
