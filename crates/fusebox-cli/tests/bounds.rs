@@ -7,33 +7,9 @@ use std::time::Duration;
 use assert_cmd::Command;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-fn redis_url() -> String {
-    std::env::var("REDIS_URL")
-        .ok()
-        .filter(|u| !u.is_empty())
-        .unwrap_or_else(|| "redis://127.0.0.1:6379".to_owned())
-}
+mod common;
 
-fn address(url: &str) -> String {
-    let rest = url.trim_start_matches("redis://");
-    let rest = rest.rsplit('@').next().unwrap_or_default();
-    rest.split('/').next().unwrap_or_default().to_owned()
-}
-
-/// The server's URL; `None` (skip) when unreachable, a failure under CI=true.
-async fn server() -> Option<String> {
-    let url = redis_url();
-    match tokio::net::TcpStream::connect(address(&url)).await {
-        Ok(_) => Some(url),
-        Err(e) if std::env::var("CI").as_deref() == Ok("true") => {
-            panic!("Redis is unreachable at {url} ({e}); under CI=true the CLI tests must run")
-        }
-        Err(e) => {
-            eprintln!("skipping: Redis is unreachable at {url} ({e})");
-            None
-        }
-    }
-}
+use common::{address, server, text};
 
 /// Sends one command as a RESP array and returns the raw reply.
 async fn redis_command(url: &str, args: &[&str]) -> String {
@@ -51,10 +27,6 @@ async fn redis_command(url: &str, args: &[&str]) -> String {
         .expect("a reply")
         .expect("read");
     String::from_utf8_lossy(&buf[..n]).into_owned()
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
 }
 
 struct Cli {

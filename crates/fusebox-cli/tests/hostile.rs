@@ -6,37 +6,9 @@ use assert_cmd::Command;
 use fusebox_fleet::{FleetChange, StateStore, SyncRequest};
 use fusebox_redis::RedisStore;
 
-fn redis_url() -> String {
-    std::env::var("REDIS_URL")
-        .ok()
-        .filter(|u| !u.is_empty())
-        .unwrap_or_else(|| "redis://127.0.0.1:6379".to_owned())
-}
+mod common;
 
-fn address(url: &str) -> String {
-    let rest = url.trim_start_matches("redis://");
-    let rest = rest.rsplit('@').next().unwrap_or_default();
-    rest.split('/').next().unwrap_or_default().to_owned()
-}
-
-/// The server's URL; `None` (skip) when unreachable, a failure under CI=true.
-async fn server() -> Option<String> {
-    let url = redis_url();
-    match tokio::net::TcpStream::connect(address(&url)).await {
-        Ok(_) => Some(url),
-        Err(e) if std::env::var("CI").as_deref() == Ok("true") => {
-            panic!("Redis is unreachable at {url} ({e}); under CI=true the CLI tests must run")
-        }
-        Err(e) => {
-            eprintln!("skipping: Redis is unreachable at {url} ({e})");
-            None
-        }
-    }
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
+use common::{server, text};
 
 struct Cli {
     url: String,
