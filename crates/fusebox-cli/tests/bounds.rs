@@ -4,12 +4,11 @@
 
 use std::time::Duration;
 
-use assert_cmd::Command;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 mod common;
 
-use common::{address, server, text};
+use common::{Cli, address, prefix, server, text};
 
 /// Sends one command as a RESP array and returns the raw reply.
 async fn redis_command(url: &str, args: &[&str]) -> String {
@@ -29,37 +28,13 @@ async fn redis_command(url: &str, args: &[&str]) -> String {
     String::from_utf8_lossy(&buf[..n]).into_owned()
 }
 
-struct Cli {
-    url: String,
-    prefix: String,
-}
-
 impl Cli {
-    async fn run(&self, args: &[&str]) -> std::process::Output {
-        let mut c = Command::cargo_bin("fusebox").expect("binary");
-        c.env_remove("DATABASE_URL")
-            .env_remove("REDIS_URL")
-            .args(["--redis-url", &self.url, "--prefix", &self.prefix])
-            .args(args);
-        tokio::task::spawn_blocking(move || c.output().expect("runs"))
-            .await
-            .expect("join")
-    }
-
     async fn forced(&self) -> serde_json::Value {
         let out = self.run(&["status", "--json"]).await;
         assert!(out.status.success(), "status: {}", text(&out.stderr));
         let json: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
         json[0]["forced"].clone()
     }
-}
-
-fn prefix(case: &str) -> String {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap_or_default()
-        .subsec_nanos();
-    format!("fbc-{case}-{}-{nanos:x}:", std::process::id())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

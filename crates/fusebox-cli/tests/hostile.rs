@@ -2,30 +2,17 @@
 //! newlines, escape sequences and bidi overrides are shown escaped by every command, one
 //! table row per breaker, and never reach the terminal raw.
 
-use assert_cmd::Command;
 use fusebox_fleet::{FleetChange, StateStore, SyncRequest};
 use fusebox_redis::RedisStore;
 
 mod common;
 
-use common::{server, text};
-
-struct Cli {
-    url: String,
-    prefix: String,
-}
+use common::{Cli, prefix, server, text};
 
 impl Cli {
-    async fn run(&self, args: &[&str]) -> std::process::Output {
-        let mut c = Command::cargo_bin("fusebox").expect("binary");
-        c.env_remove("DATABASE_URL")
-            .env_remove("REDIS_URL")
-            .args(["--redis-url", &self.url, "--prefix", &self.prefix])
-            .args(args);
-        let args: Vec<String> = args.iter().map(|a| (*a).to_owned()).collect();
-        let out = tokio::task::spawn_blocking(move || c.output().expect("runs"))
-            .await
-            .expect("join");
+    /// Runs the command, and fails if a raw control character reached its output.
+    async fn checked(&self, args: &[&str]) -> std::process::Output {
+        let out = self.run(args).await;
         for (stream, bytes) in [("stdout", &out.stdout), ("stderr", &out.stderr)] {
             let raw = raw_controls(&text(bytes));
             assert!(
@@ -36,14 +23,6 @@ impl Cli {
         }
         out
     }
-}
-
-fn prefix(case: &str) -> String {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap_or_default()
-        .subsec_nanos();
-    format!("fbc-{case}-{}-{nanos:x}:", std::process::id())
 }
 
 /// Characters that must never reach a terminal from a name: controls other than the
@@ -109,7 +88,7 @@ async fn hostile_names_are_shown_escaped_everywhere() {
     assert!(cas.won);
 
     // status: one header and one row per breaker, the hostile one escaped.
-    let out = cli.run(&["status"]).await;
+    let out = cli.checked(&["status"]).await;
     assert!(out.status.success(), "{}", text(&out.stderr));
     let table = text(&out.stdout);
     let lines: Vec<&str> = table.lines().collect();
@@ -129,7 +108,7 @@ async fn hostile_names_are_shown_escaped_everywhere() {
     }
 
     // status --json: the same text, losslessly, with nothing raw in the document.
-    let out = cli.run(&["status", "--json"]).await;
+    let out = cli.checked(&["status", "--json"]).await;
     assert!(out.status.success(), "{}", text(&out.stderr));
     let json: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
     let hostile = json
@@ -140,7 +119,7 @@ async fn hostile_names_are_shown_escaped_everywhere() {
     assert_eq!(hostile["reason"], REASON);
 
     // instances: a heading, a header and one row per instance.
-    let out = cli.run(&["instances", NAME]).await;
+    let out = cli.checked(&["instances", NAME]).await;
     assert!(out.status.success(), "{}", text(&out.stderr));
     let listing = text(&out.stdout);
     let lines: Vec<&str> = listing.lines().collect();
@@ -157,7 +136,7 @@ async fn hostile_names_are_shown_escaped_everywhere() {
     );
     assert!(lines.iter().any(|l| l.starts_with("plain-2 ")), "{listing}");
 
-    let out = cli.run(&["instances", NAME, "--json"]).await;
+    let out = cli.checked(&["instances", NAME, "--json"]).await;
     assert!(out.status.success(), "{}", text(&out.stderr));
     let json: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
     assert_eq!(json["name"], NAME);
@@ -174,7 +153,7 @@ async fn hostile_names_are_shown_escaped_everywhere() {
         &["open", "nope\x1b[2J\n"],
         &["reset", "nope\x1b[2J\n"],
     ] {
-        let out = cli.run(args).await;
+        let out = cli.checked(args).await;
         assert_eq!(
             out.status.code(),
             Some(6),
@@ -193,7 +172,7 @@ async fn hostile_names_are_shown_escaped_everywhere() {
         &["close", NAME],
         &["reset", NAME],
     ] {
-        let out = cli.run(args).await;
+        let out = cli.checked(args).await;
         assert!(out.status.success(), "{args:?}: {}", text(&out.stderr));
         let said = text(&out.stdout);
         assert_eq!(said.lines().count(), 1, "{said}");
@@ -201,7 +180,7 @@ async fn hostile_names_are_shown_escaped_everywhere() {
     }
 
     // A refused argument is quoted escaped too.
-    let out = cli.run(&["open", NAME, "--for", "1\x1b[2J\n"]).await;
+    let out = cli.checked(&["open", NAME, "--for", "1\x1b[2J\n"]).await;
     assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
     assert!(
         text(&out.stderr).contains("'1\\e[2J\\n'"),

@@ -1,4 +1,5 @@
-//! Shared by the CLI tests that need a real Redis: its URL and the skip-or-fail rule.
+//! Shared by the CLI tests that need a real Redis: its URL, the skip-or-fail rule, and the
+//! command run against one key prefix.
 
 #![allow(dead_code)]
 
@@ -33,4 +34,34 @@ pub async fn server() -> Option<String> {
 
 pub fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// The `fusebox` command on one Redis and one key prefix.
+pub struct Cli {
+    pub url: String,
+    pub prefix: String,
+}
+
+impl Cli {
+    /// Runs the command with `args`, off the runtime's threads; the store comes from the
+    /// arguments only, never from the environment.
+    pub async fn run(&self, args: &[&str]) -> std::process::Output {
+        let mut c = assert_cmd::Command::cargo_bin("fusebox").expect("binary");
+        c.env_remove("DATABASE_URL")
+            .env_remove("REDIS_URL")
+            .args(["--redis-url", &self.url, "--prefix", &self.prefix])
+            .args(args);
+        tokio::task::spawn_blocking(move || c.output().expect("runs"))
+            .await
+            .expect("join")
+    }
+}
+
+/// A key prefix no other test or run uses.
+pub fn prefix(case: &str) -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default()
+        .subsec_nanos();
+    format!("fbc-{case}-{}-{nanos:x}:", std::process::id())
 }
