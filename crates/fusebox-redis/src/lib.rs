@@ -35,8 +35,6 @@ mod keys;
 mod scripts;
 
 use std::fmt;
-
-use keys::key_part;
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
@@ -50,6 +48,7 @@ use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{RedisError, Value};
 use tokio::sync::{OnceCell, broadcast};
 
+use keys::key_part;
 use scripts::Scripts;
 
 /// A fleet store on Redis.
@@ -183,13 +182,8 @@ impl RedisStore {
         format!("{}breakers", self.inner.prefix)
     }
 
-    fn lease_prefix(&self, name: &str) -> String {
-        format!("{}:lease:", self.breaker_key(name))
-    }
-
-    /// The breaker's sorted sets and set beside its hash: leases, open votes, claims.
-    fn side_keys(&self, name: &str) -> [String; 3] {
-        let base = self.breaker_key(name);
+    /// The keys beside a breaker's hash `base`: its leases, open votes and claims.
+    fn side_keys(base: &str) -> [String; 3] {
         [
             format!("{base}:leases"),
             format!("{base}:open"),
@@ -225,15 +219,18 @@ impl RedisStore {
         }
         let mut con = self.connection().await?;
         let mut invocation = script.prepare_invoke();
-        let [leases, voters, claims] = self.side_keys(name);
+        // Every key of the breaker derives from its hash's key, written once per call.
+        let base = self.breaker_key(name);
+        let [leases, voters, claims] = Self::side_keys(&base);
+        let lease_prefix = format!("{base}:lease:");
         invocation
-            .key(self.breaker_key(name))
+            .key(base)
             .key(self.names_key())
             .key(leases)
             .key(voters)
             .key(claims)
             .arg(name)
-            .arg(self.lease_prefix(name))
+            .arg(lease_prefix)
             .arg(self.channel())
             .arg(millis(self.inner.idle_ttl).max(1));
         for a in args {
