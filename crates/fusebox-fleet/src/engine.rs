@@ -430,31 +430,8 @@ impl Engine {
         // history this window has no use for. Afterwards, whatever peers add is new,
         // including everything a peer that appeared since then has reported.
         if let Some(before) = self.seen_totals {
-            let peers = |fleet_now: u64, fleet_before: u64, own_now: u64, own_before: u64| {
-                fleet_now
-                    .saturating_sub(fleet_before)
-                    .saturating_sub(own_now.saturating_sub(own_before))
-            };
-            breaker.ingest(
-                peers(
-                    now.fleet.successes,
-                    before.fleet.successes,
-                    now.own.successes,
-                    before.own.successes,
-                ),
-                peers(
-                    now.fleet.failures,
-                    before.fleet.failures,
-                    now.own.failures,
-                    before.own.failures,
-                ),
-                peers(
-                    now.fleet.slow,
-                    before.fleet.slow,
-                    now.own.slow,
-                    before.own.slow,
-                ),
-            );
+            let peers = grown(grown(now.fleet, before.fleet), grown(now.own, before.own));
+            breaker.ingest(peers.successes, peers.failures, peers.slow);
         }
         self.seen_totals = Some(now);
     }
@@ -590,6 +567,16 @@ impl Engine {
             self.seen_generation = Some(generation);
             Next::Wait(interval)
         }
+    }
+}
+
+/// What `now` adds to `before`, field by field (none where a count went back: a record
+/// the store re-created).
+fn grown(now: OutcomeDelta, before: OutcomeDelta) -> OutcomeDelta {
+    OutcomeDelta {
+        successes: now.successes.saturating_sub(before.successes),
+        failures: now.failures.saturating_sub(before.failures),
+        slow: now.slow.saturating_sub(before.slow),
     }
 }
 

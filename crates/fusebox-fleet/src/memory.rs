@@ -75,11 +75,16 @@ impl Entry {
         }
     }
 
-    /// The operator's view: every instance still remembered.
-    fn view(&mut self, name: &str, now: u64) -> FleetView {
+    /// Ends a forced state past its end and forgets instances gone long enough.
+    fn tidy(&mut self, now: u64) {
         self.expire_forced(now);
         self.instances
             .retain(|_, i| i.lease_until_ms.saturating_add(FORGET_AFTER_MS) > now);
+    }
+
+    /// The operator's view: every instance still remembered.
+    fn view(&mut self, name: &str, now: u64) -> FleetView {
+        self.tidy(now);
         let mut instances: Vec<InstanceView> = self
             .instances
             .iter()
@@ -97,9 +102,7 @@ impl Entry {
 
     /// The hot path's answer: the fleet's totals and, for a sync, the flushing instance.
     fn summary(&mut self, name: &str, now: u64, own: Option<&str>) -> FleetView {
-        self.expire_forced(now);
-        self.instances
-            .retain(|_, i| i.lease_until_ms.saturating_add(FORGET_AFTER_MS) > now);
+        self.tidy(now);
         let mut totals = FleetTotals {
             successes: self.successes,
             failures: self.failures,
@@ -285,24 +288,21 @@ impl StateStore for MemoryStore {
                     inst.seq = 0;
                     inst.claimed = 0;
                 }
-                let mut applied = None;
                 if req.seq > inst.seq {
+                    let d = req.outcomes;
                     inst.seq = req.seq;
-                    inst.successes = inst.successes.saturating_add(req.outcomes.successes);
-                    inst.failures = inst.failures.saturating_add(req.outcomes.failures);
-                    inst.slow = inst.slow.saturating_add(req.outcomes.slow);
-                    applied = Some(req.outcomes);
+                    inst.successes = inst.successes.saturating_add(d.successes);
+                    inst.failures = inst.failures.saturating_add(d.failures);
+                    inst.slow = inst.slow.saturating_add(d.slow);
+                    entry.successes = entry.successes.saturating_add(d.successes);
+                    entry.failures = entry.failures.saturating_add(d.failures);
+                    entry.slow = entry.slow.saturating_add(d.slow);
                     if half_open && req.trials.generation == generation {
                         trials = (req.trials.successes, req.trials.failures);
                         if inst.claimed_generation == generation {
                             inst.claimed = inst.claimed.saturating_sub(req.trials.release);
                         }
                     }
-                }
-                if let Some(d) = applied {
-                    entry.successes = entry.successes.saturating_add(d.successes);
-                    entry.failures = entry.failures.saturating_add(d.failures);
-                    entry.slow = entry.slow.saturating_add(d.slow);
                 }
                 entry.record.trial_successes += trials.0;
                 entry.record.trial_failures += trials.1;
