@@ -202,7 +202,7 @@ impl Breaker {
         }
         // Other instances' successes may have made a rate judgeable: one judgement per
         // ingest, which is periodic, not per call.
-        let may_raise_a_rate = successes > 0 && shared.config.rules.judges_successes();
+        let may_raise_a_rate = successes > 0 && shared.judges_successes;
         if judges(state_of(word), failures > 0, slow > 0, may_raise_a_rate) {
             shared.judge(word, run, now);
         }

@@ -115,9 +115,10 @@ impl Breaker {
         fleet: Option<Box<FleetLink>>,
     ) -> Breaker {
         let window = config.window.map(AtomicWindow::new);
-        let log = (config.outcome_log > 0).then(|| OutcomeLog::new(config.outcome_log as usize));
-        let rejections =
-            (config.outcome_log > 0).then(|| OutcomeLog::new(config.outcome_log as usize));
+        // Outcomes and rejections are logged apart, as many of each.
+        let new_log =
+            || (config.outcome_log > 0).then(|| OutcomeLog::new(config.outcome_log as usize));
+        let (log, rejections) = (new_log(), new_log());
         let rng = crate::rng::small_rng(config.seed);
         let reports_outcomes = listeners.iter().any(|l| l.wants_outcomes());
         let times_calls = config.measures_duration() || reports_outcomes;
