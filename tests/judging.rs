@@ -147,18 +147,23 @@ fn consecutive_rules_still_ignore_successes() {
     assert_eq!(states(&after), [C, C, C, C]);
 }
 
-#[test]
-fn racing_trials_close_on_the_first_success() {
-    // "Three trials in flight, close on the first success": the first result decides and
-    // the trials still in flight are not counted.
-    let clock = ManualClock::new();
-    let b = Breaker::builder("race")
+/// One judged trial, three allowed in flight at once: the trials race.
+fn racing(clock: &ManualClock) -> Breaker {
+    Breaker::builder("race")
         .half_open_trials(1, 1)
         .half_open_concurrency(3)
         .cooldown(Duration::from_secs(1))
         .clock(clock.clone())
         .build()
-        .expect("valid");
+        .expect("valid")
+}
+
+#[test]
+fn racing_trials_close_on_the_first_success() {
+    // "Three trials in flight, close on the first success": the first result decides and
+    // the trials still in flight are not counted.
+    let clock = ManualClock::new();
+    let b = racing(&clock);
     let mut m = Machine::new("race", b.config().clone());
     b.trip("drill");
     m.trip("drill", 0);
@@ -189,13 +194,7 @@ fn racing_trials_close_on_the_first_success() {
 #[test]
 fn racing_trials_reopen_on_the_first_failure() {
     let clock = ManualClock::new();
-    let b = Breaker::builder("race")
-        .half_open_trials(1, 1)
-        .half_open_concurrency(3)
-        .cooldown(Duration::from_secs(1))
-        .clock(clock.clone())
-        .build()
-        .expect("valid");
+    let b = racing(&clock);
     b.trip("drill");
     clock.advance(Duration::from_secs(1));
     let trials: Vec<_> = (0..3).map(|_| b.try_acquire().expect("a trial")).collect();

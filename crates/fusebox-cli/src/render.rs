@@ -43,7 +43,7 @@ pub fn status(views: &[FleetView], json: bool) -> String {
         "MODE",
     ])];
     for v in views {
-        let calls: u64 = v.instances.iter().map(|i| i.successes + i.failures).sum();
+        let calls = reported_calls(v);
         rows.push(vec![
             clean(&v.name).into_owned(),
             v.record.state.to_string(),
@@ -76,16 +76,15 @@ fn status_json(views: &[FleetView]) -> Value {
         views
             .iter()
             .map(|v| {
-                let calls: u64 = v.instances.iter().map(|i| i.successes + i.failures).sum();
-                let failures: u64 = v.instances.iter().map(|i| i.failures).sum();
+                let calls = reported_calls(v);
                 json!({
                     "name": v.name,
                     "state": v.record.state.as_str(),
                     "forced": v.record.forced.map(|f| f.as_str()),
                     "forced_remaining_ms": v.record.forced_until_ms.map(|u| u.saturating_sub(v.now_ms)),
-                    "failure_rate": reported_calls(v).then(|| v.failure_rate()),
+                    "failure_rate": (calls > 0).then(|| v.failure_rate()),
                     "calls": calls,
-                    "failures": failures,
+                    "failures": v.totals().failures,
                     "live_instances": v.live_instances(),
                     "open_votes": v.open_votes(),
                     "cooldown_remaining_ms": v.cooldown_remaining_ms(),
@@ -325,9 +324,11 @@ fn table(rows: &[Vec<String>]) -> String {
     out
 }
 
-/// Whether any instance has reported a call: until then the fleet has no failure rate.
-fn reported_calls(v: &FleetView) -> bool {
-    v.instances.iter().any(|i| i.successes + i.failures > 0)
+/// Calls the fleet's instances have reported, in all: until there is one, the fleet has no
+/// failure rate.
+fn reported_calls(v: &FleetView) -> u64 {
+    let t = v.totals();
+    t.successes.saturating_add(t.failures)
 }
 
 #[cfg(test)]
