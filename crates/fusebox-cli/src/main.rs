@@ -5,6 +5,7 @@
 
 mod render;
 mod store;
+mod table;
 
 use std::io::{BufRead, IsTerminal, Write};
 use std::process::ExitCode;
@@ -14,7 +15,8 @@ use clap::{CommandFactory, Parser, Subcommand};
 use fusebox_fleet::{ForcedState, StateStore};
 
 use crate::render::clean;
-use crate::store::{CliError, StoreArgs};
+use crate::store::{CliError, PgArgs, StoreArgs};
+use crate::table::Look;
 
 const EXIT_CODES: &str = "\
 Exit codes:
@@ -45,6 +47,8 @@ enum Command {
         fusebox pg-setup --dry-run > fusebox.sql   # review the SQL, change nothing\n  \
         fusebox --database-url postgres://ops@db/app pg-setup --yes --schema fusebox")]
     PgSetup {
+        #[command(flatten)]
+        pg: PgArgs,
         /// Do not ask for confirmation.
         #[arg(long, short = 'y')]
         yes: bool,
@@ -59,6 +63,10 @@ enum Command {
         fusebox status --watch              # a live table, refreshed every second\n  \
         fusebox status --json | jq '.[] | select(.state != \"closed\")'")]
     Status {
+        #[command(flatten)]
+        store: StoreArgs,
+        #[command(flatten)]
+        output: OutputArgs,
         /// One JSON document (with --watch, one per line and refresh).
         #[arg(long)]
         json: bool,
@@ -82,6 +90,8 @@ enum Command {
     /// Lift a forced state and close the breaker fleet-wide with fresh counters.
     #[command(after_help = "Example:\n  fusebox reset payments-api")]
     Reset {
+        #[command(flatten)]
+        store: StoreArgs,
         /// The breaker's name.
         name: String,
     },
@@ -90,6 +100,10 @@ enum Command {
         fusebox instances payments-api\n  \
         fusebox instances payments-api --json")]
     Instances {
+        #[command(flatten)]
+        store: StoreArgs,
+        #[command(flatten)]
+        output: OutputArgs,
         /// The breaker's name.
         name: String,
         /// JSON instead of a table.
@@ -109,6 +123,8 @@ enum Command {
 
 #[derive(Debug, clap::Args)]
 struct ForceArgs {
+    #[command(flatten)]
+    store: StoreArgs,
     /// The breaker's name.
     name: String,
     /// Lift the forced state by itself after this long ("90s", "10m", "2h"; from 1ms to
@@ -118,6 +134,51 @@ struct ForceArgs {
     /// Force a breaker no instance has reported yet (it takes effect when one starts).
     #[arg(long)]
     create: bool,
+}
+
+/// How tables look.
+#[derive(Debug, clap::Args)]
+struct OutputArgs {
+    /// Colour states: auto (on a terminal, unless NO_COLOR is set or TERM=dumb), always or
+    /// never.
+    #[arg(long, value_enum, value_name = "WHEN", default_value_t = ColourChoice::Auto)]
+    color: ColourChoice,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum ColourChoice {
+    Auto,
+    Always,
+    Never,
+}
+
+impl OutputArgs {
+    /// The look for stdout now: a terminal's width (else `COLUMNS`, else unlimited for a
+    /// pipe), and colour as chosen.
+    fn look(&self) -> Look {
+        let terminal = std::io::stdout().is_terminal();
+        let colour = match self.color {
+            ColourChoice::Always => true,
+            ColourChoice::Never => false,
+            ColourChoice::Auto => {
+                terminal
+                    && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+                    && std::env::var_os("TERM").is_none_or(|t| t != "dumb")
+            }
+        };
+        // The table crate measures the terminal stdout is (None for a pipe).
+        let measured = terminal
+            .then(|| comfy_table::Table::new().width())
+            .flatten();
+        let width = measured
+            .or_else(|| {
+                std::env::var("COLUMNS")
+                    .ok()
+                    .and_then(|c| c.trim().parse().ok())
+            })
+            .filter(|&w| w > 0);
+        Look { width, colour }
+    }
 }
 
 fn parse_duration(s: &str) -> Result<Duration, String> {
@@ -187,41 +248,54 @@ fn parse() -> Cli {
 }
 
 async fn run(cli: Cli) -> Result<(), CliError> {
+    let top = cli.store;
     match cli.command {
         Command::Completions { shell } => {
             let mut command = Cli::command();
             clap_complete::generate(shell, &mut command, "fusebox", &mut std::io::stdout());
             Ok(())
         }
-        Command::PgSetup { yes, dry_run } => pg_setup(&cli.store, yes, dry_run).await,
+        Command::PgSetup { pg, yes, dry_run } => {
+            let store = StoreArgs::from(pg).over(&top)?;
+            pg_setup(&store, yes, dry_run).await
+        }
         Command::Status {
+            store,
+            output,
             json,
             watch,
             interval,
         } => {
-            let opened = cli.store.open().await?;
+            let opened = store.over(&top)?.open().await?;
             if watch {
-                render::watch(&*opened.store, &opened.label, json, interval).await
+                let look = || output.look();
+                render::watch(&*opened.store, &opened.label, json, interval, look).await
             } else {
                 let views = render::collect(&*opened.store).await?;
-                say(&render::status(&views, json));
+                say(&render::status(&views, json, output.look()));
                 Ok(())
             }
         }
-        Command::Open(args) => force(&cli.store, args, Some(ForcedState::Open)).await,
-        Command::Close(args) => force(&cli.store, args, Some(ForcedState::Closed)).await,
-        Command::Reset { name } => {
+        Command::Open(args) => force(&top, args, Some(ForcedState::Open)).await,
+        Command::Close(args) => force(&top, args, Some(ForcedState::Closed)).await,
+        Command::Reset { store, name } => {
             let args = ForceArgs {
+                store,
                 name,
                 for_: None,
                 create: false,
             };
-            force(&cli.store, args, None).await
+            force(&top, args, None).await
         }
-        Command::Instances { name, json } => {
-            let opened = cli.store.open().await?;
+        Command::Instances {
+            store,
+            output,
+            name,
+            json,
+        } => {
+            let opened = store.over(&top)?.open().await?;
             let view = known(&*opened.store, &name).await?;
-            say(&render::instances(&view, json));
+            say(&render::instances(&view, json, output.look()));
             Ok(())
         }
     }
@@ -229,7 +303,7 @@ async fn run(cli: Cli) -> Result<(), CliError> {
 
 async fn pg_setup(args: &StoreArgs, yes: bool, dry_run: bool) -> Result<(), CliError> {
     if dry_run {
-        let sql = fusebox_postgres::setup_sql(&args.schema).map_err(CliError::from)?;
+        let sql = fusebox_postgres::setup_sql(&args.schema()).map_err(CliError::from)?;
         say(sql.trim_end());
         return Ok(());
     }
@@ -316,11 +390,11 @@ async fn store_holds(store: &dyn StateStore, name: &str) -> bool {
 }
 
 async fn force(
-    args: &StoreArgs,
+    top: &StoreArgs,
     force: ForceArgs,
     state: Option<ForcedState>,
 ) -> Result<(), CliError> {
-    let opened = args.open().await?;
+    let opened = force.store.clone().over(top)?.open().await?;
     let store = &*opened.store;
     if !force.create || state.is_none() {
         match known(store, &force.name).await {

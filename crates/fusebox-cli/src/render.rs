@@ -5,10 +5,11 @@ use std::fmt::Write as _;
 use std::io::Write;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use fusebox_fleet::{FleetView, InstanceView, StateStore};
+use fusebox_fleet::{FleetState, FleetView, ForcedState, InstanceView, StateStore};
 use serde_json::{Value, json};
 
 use crate::store::CliError;
+use crate::table::{Cell, Look, table};
 
 /// Every breaker's view, by name.
 pub async fn collect(store: &dyn StateStore) -> Result<Vec<FleetView>, CliError> {
@@ -23,15 +24,15 @@ pub async fn collect(store: &dyn StateStore) -> Result<Vec<FleetView>, CliError>
     Ok(views)
 }
 
-/// `status` as a table or pretty JSON.
-pub fn status(views: &[FleetView], json: bool) -> String {
+/// `status` as a table drawn with `look`, or pretty JSON.
+pub fn status(views: &[FleetView], json: bool, look: Look) -> String {
     if json {
         return json_text(serde_json::to_string_pretty(&status_json(views)).unwrap_or_default());
     }
     if views.is_empty() {
         return "no breakers yet: they appear once an instance has synced".to_owned();
     }
-    let mut rows = vec![row(&[
+    let header = [
         "BREAKER",
         "STATE",
         "FORCED",
@@ -41,34 +42,44 @@ pub fn status(views: &[FleetView], json: bool) -> String {
         "OPEN VOTES",
         "COOLDOWN",
         "MODE",
-    ])];
-    for v in views {
-        let calls = reported_calls(v);
-        rows.push(vec![
-            clean(&v.name).into_owned(),
-            v.record.state.to_string(),
-            forced(v),
-            // No call reported yet: no rate, rather than a reassuring 0 %.
-            if calls == 0 {
-                "-".to_owned()
-            } else {
-                format!("{:.1}%", v.failure_rate() * 100.0)
-            },
-            calls.to_string(),
-            v.live_instances().to_string(),
-            format!("{}/{}", v.open_votes(), v.live_instances()),
-            match v.cooldown_remaining_ms() {
-                0 => "-".to_owned(),
-                ms => short(ms),
-            },
-            if v.record.mode.is_empty() {
-                "-".to_owned()
-            } else {
-                clean(&v.record.mode).into_owned()
-            },
-        ]);
-    }
-    table(&rows)
+    ];
+    let rows = views
+        .iter()
+        .map(|v| {
+            let calls = reported_calls(v);
+            let state = effective_state(v);
+            vec![
+                clean(&v.name).into_owned().into(),
+                Cell {
+                    text: state.to_string(),
+                    state: Some(state),
+                },
+                forced(v).into(),
+                // No call reported yet: no rate, rather than a reassuring 0 %.
+                if calls == 0 {
+                    "-".to_owned()
+                } else {
+                    format!("{:.1}%", v.failure_rate() * 100.0)
+                }
+                .into(),
+                calls.to_string().into(),
+                v.live_instances().to_string().into(),
+                format!("{}/{}", v.open_votes(), v.live_instances()).into(),
+                match v.cooldown_remaining_ms() {
+                    0 => "-".to_owned(),
+                    ms => short(ms),
+                }
+                .into(),
+                if v.record.mode.is_empty() {
+                    "-".to_owned()
+                } else {
+                    clean(&v.record.mode).into_owned()
+                }
+                .into(),
+            ]
+        })
+        .collect();
+    table(&header, rows, look)
 }
 
 fn status_json(views: &[FleetView]) -> Value {
@@ -79,7 +90,10 @@ fn status_json(views: &[FleetView]) -> Value {
                 let calls = reported_calls(v);
                 json!({
                     "name": v.name,
-                    "state": v.record.state.as_str(),
+                    // What calls meet; `fleet_state` is what the trip rules decided under
+                    // an operator's forced state.
+                    "state": effective_state(v).as_str(),
+                    "fleet_state": v.record.state.as_str(),
                     "forced": v.record.forced.map(|f| f.as_str()),
                     "forced_remaining_ms": v.record.forced_until_ms.map(|u| u.saturating_sub(v.now_ms)),
                     "failure_rate": (calls > 0).then(|| v.failure_rate()),
@@ -94,7 +108,8 @@ fn status_json(views: &[FleetView]) -> Value {
                     "transitions": v.record.transitions,
                     "mode": v.record.mode,
                     "reason": v.record.reason,
-                    "changed_at": timestamp(v.record.changed_ms),
+                    // A breaker that never changed state has no time of change.
+                    "changed_at": (v.record.changed_ms > 0).then(|| timestamp(v.record.changed_ms)),
                     "instances": v.instances.iter().map(instance_json).collect::<Vec<_>>(),
                 })
             })
@@ -115,8 +130,8 @@ fn instance_json(i: &InstanceView) -> Value {
     })
 }
 
-/// `instances NAME` as a table or pretty JSON.
-pub fn instances(view: &FleetView, json: bool) -> String {
+/// `instances NAME` as a table drawn with `look`, or pretty JSON.
+pub fn instances(view: &FleetView, json: bool, look: Look) -> String {
     if json {
         let list: Vec<Value> = view.instances.iter().map(instance_json).collect();
         return json_text(
@@ -127,7 +142,7 @@ pub fn instances(view: &FleetView, json: bool) -> String {
     if view.instances.is_empty() {
         return format!("{}: no instance has reported recently", clean(&view.name));
     }
-    let mut rows = vec![row(&[
+    let header = [
         "INSTANCE",
         "LIVE",
         "LEASE",
@@ -136,26 +151,38 @@ pub fn instances(view: &FleetView, json: bool) -> String {
         "FAILURES",
         "SLOW",
         "TRIALS",
-    ])];
-    for i in &view.instances {
-        rows.push(vec![
-            clean(&i.id).into_owned(),
-            if i.live { "yes" } else { "no" }.to_owned(),
-            short(i.lease_remaining_ms),
-            if i.local_open { "open" } else { "closed" }.to_owned(),
-            i.successes.to_string(),
-            i.failures.to_string(),
-            i.slow.to_string(),
-            i.trials_claimed.to_string(),
-        ]);
-    }
+    ];
+    let rows = view
+        .instances
+        .iter()
+        .map(|i| {
+            let verdict = if i.local_open {
+                FleetState::Open
+            } else {
+                FleetState::Closed
+            };
+            vec![
+                clean(&i.id).into_owned().into(),
+                if i.live { "yes" } else { "no" }.to_owned().into(),
+                short(i.lease_remaining_ms).into(),
+                Cell {
+                    text: verdict.to_string(),
+                    state: Some(verdict),
+                },
+                i.successes.to_string().into(),
+                i.failures.to_string().into(),
+                i.slow.to_string().into(),
+                i.trials_claimed.to_string().into(),
+            ]
+        })
+        .collect();
     format!(
         "{}: fleet {} ({} of {} live instances vote open)\n{}",
         clean(&view.name),
-        view.record.state,
+        effective_state(view),
         view.open_votes(),
         view.live_instances(),
-        table(&rows)
+        table(&header, rows, look)
     )
 }
 
@@ -165,6 +192,7 @@ pub async fn watch(
     label: &str,
     json: bool,
     interval: Duration,
+    look: impl Fn() -> Look,
 ) -> Result<(), CliError> {
     let mut out = std::io::stdout();
     loop {
@@ -176,7 +204,8 @@ pub async fn watch(
             }
         } else {
             let body = match frame {
-                Ok(views) => status(&views, false),
+                // Measured each frame: the terminal may have been resized.
+                Ok(views) => status(&views, false, look()),
                 Err(e) => format!("{e} (retrying)"),
             };
             // Home, clear, redraw: a live table.
@@ -295,33 +324,13 @@ fn short(ms: u64) -> String {
     }
 }
 
-fn row(cells: &[&str]) -> Vec<String> {
-    cells.iter().map(|c| (*c).to_owned()).collect()
-}
-
-fn table(rows: &[Vec<String>]) -> String {
-    let columns = rows.iter().map(Vec::len).max().unwrap_or(0);
-    let widths: Vec<usize> = (0..columns)
-        .map(|c| {
-            rows.iter()
-                .filter_map(|r| r.get(c))
-                .map(|s| s.chars().count())
-                .max()
-                .unwrap_or(0)
-        })
-        .collect();
-    let mut out = String::new();
-    for r in rows {
-        let line: Vec<String> = r
-            .iter()
-            .enumerate()
-            .map(|(c, cell)| format!("{cell:<width$}", width = widths[c]))
-            .collect();
-        out.push_str(line.join("  ").trim_end());
-        out.push('\n');
+/// The state calls meet: an operator's forced state over what the trip rules decided.
+fn effective_state(v: &FleetView) -> FleetState {
+    match v.record.forced {
+        Some(ForcedState::Open) => FleetState::Open,
+        Some(ForcedState::Closed) => FleetState::Closed,
+        None => v.record.state,
     }
-    out.pop();
-    out
 }
 
 /// Calls the fleet's instances have reported, in all: until there is one, the fleet has no
@@ -366,7 +375,7 @@ mod tests {
 
     #[test]
     fn status_table() {
-        let text = status(&[view()], false);
+        let text = status(&[view()], false, Look::PLAIN);
         let line = text.lines().nth(1).unwrap();
         for part in ["payments", "open (10m left)", "25.0%", "4", "1/2", "4.2s"] {
             assert!(line.contains(part), "{part:?} missing in {line:?}");
@@ -375,7 +384,7 @@ mod tests {
 
     #[test]
     fn status_as_json() {
-        let v: Value = serde_json::from_str(&status(&[view()], true)).unwrap();
+        let v: Value = serde_json::from_str(&status(&[view()], true, Look::PLAIN)).unwrap();
         assert_eq!(v[0]["open_votes"], 1);
         assert_eq!(v[0]["cooldown_remaining_ms"], 4200);
         assert_eq!(v[0]["forced"], "open");
@@ -463,7 +472,7 @@ mod tests {
             name: "db".into(),
             ..view()
         };
-        let text = status(&[hostile_view(), plain], false);
+        let text = status(&[hostile_view(), plain], false, Look::PLAIN);
         assert!(!text.chars().any(|c| c != '\n' && hostile(c)), "{text:?}");
         let lines: Vec<&str> = text.lines().collect();
         assert_eq!(lines.len(), 3, "one header and one row per breaker: {text}");
@@ -474,7 +483,7 @@ mod tests {
         assert_eq!(lines[1][state_at..].split(' ').next(), Some("open"));
         assert_eq!(lines[2][state_at..].split(' ').next(), Some("open"));
 
-        let text = instances(&hostile_view(), false);
+        let text = instances(&hostile_view(), false, Look::PLAIN);
         assert!(!text.chars().any(|c| c != '\n' && hostile(c)), "{text:?}");
         let lines: Vec<&str> = text.lines().collect();
         assert_eq!(lines.len(), 4, "a heading, a header and two rows: {text}");
@@ -486,7 +495,7 @@ mod tests {
         let mut empty = hostile_view();
         empty.instances.clear();
         assert_eq!(
-            instances(&empty, false),
+            instances(&empty, false, Look::PLAIN),
             "pay\\nfake-row  open\\e[31m\\u{202e}: no instance has reported recently"
         );
     }
@@ -495,8 +504,8 @@ mod tests {
     fn json_keeps_the_text_and_no_raw_control_reaches_the_terminal() {
         let view = hostile_view();
         for doc in [
-            status(std::slice::from_ref(&view), true),
-            instances(&view, true),
+            status(std::slice::from_ref(&view), true, Look::PLAIN),
+            instances(&view, true, Look::PLAIN),
         ] {
             assert!(!doc.chars().any(|c| c != '\n' && hostile(c)), "{doc:?}");
             let v: Value = serde_json::from_str(&doc).unwrap();
@@ -504,7 +513,7 @@ mod tests {
             assert_eq!(v["name"], view.name.as_str());
             assert_eq!(v["instances"][0]["id"], view.instances[0].id.as_str());
         }
-        let doc = status(std::slice::from_ref(&view), true);
+        let doc = status(std::slice::from_ref(&view), true, Look::PLAIN);
         let v: Value = serde_json::from_str(&doc).unwrap();
         assert_eq!(v[0]["mode"], view.record.mode.as_str());
         assert_eq!(v[0]["reason"], view.record.reason.as_str());
@@ -512,6 +521,171 @@ mod tests {
         // Compact documents too (the --watch --json lines).
         let line = json_text(status_json(&[view]).to_string());
         assert!(!line.chars().any(hostile), "{line:?}");
+    }
+
+    #[test]
+    fn the_state_shown_is_the_one_calls_meet() {
+        // Forced open over a fleet the trip rules keep closed.
+        let mut v = view();
+        v.record.state = FleetState::Closed;
+        let text = status(std::slice::from_ref(&v), false, Look::PLAIN);
+        let line = text.lines().nth(1).unwrap();
+        let header = text.lines().next().unwrap();
+        let at = |column: &str| header.find(column).unwrap();
+        assert_eq!(
+            line[at("STATE")..].split(' ').next(),
+            Some("open"),
+            "{text}"
+        );
+        assert!(
+            line[at("FORCED")..].starts_with("open (10m left)"),
+            "{text}"
+        );
+        let json: Value = serde_json::from_str(&status(&[v.clone()], true, Look::PLAIN)).unwrap();
+        assert_eq!(json[0]["state"], "open");
+        assert_eq!(json[0]["fleet_state"], "closed");
+        assert!(instances(&v, false, Look::PLAIN).starts_with("payments: fleet open"));
+
+        // Forced closed over an open fleet.
+        v.record.state = FleetState::Open;
+        v.record.forced = Some(ForcedState::Closed);
+        let json: Value = serde_json::from_str(&status(&[v.clone()], true, Look::PLAIN)).unwrap();
+        assert_eq!(json[0]["state"], "closed");
+        assert_eq!(json[0]["fleet_state"], "open");
+
+        // Nothing forced: the fleet's own state.
+        v.record.forced = None;
+        v.record.state = FleetState::HalfOpen;
+        let json: Value = serde_json::from_str(&status(&[v], true, Look::PLAIN)).unwrap();
+        assert_eq!(json[0]["state"], "half_open");
+        assert_eq!(json[0]["fleet_state"], "half_open");
+    }
+
+    #[test]
+    fn a_breaker_that_never_changed_has_no_time_of_change() {
+        let mut v = view();
+        v.record.changed_ms = 0;
+        let json: Value = serde_json::from_str(&status(&[v.clone()], true, Look::PLAIN)).unwrap();
+        assert_eq!(json[0]["changed_at"], Value::Null);
+        v.record.changed_ms = 1_700_000_000_000;
+        let json: Value = serde_json::from_str(&status(&[v], true, Look::PLAIN)).unwrap();
+        assert_eq!(json[0]["changed_at"], "2023-11-14T22:13:20Z");
+    }
+
+    fn many() -> Vec<FleetView> {
+        ["payments-api", "search", "inventory-service-eu-west-1"]
+            .into_iter()
+            .map(|name| FleetView {
+                name: name.into(),
+                ..view()
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_narrow_terminal_gets_a_narrow_table_with_whole_words() {
+        let wide = status(&many(), false, Look::PLAIN);
+        assert!(wide.lines().any(|l| l.chars().count() > 100), "{wide}");
+        for width in [100_u16, 80, 60] {
+            let look = Look {
+                width: Some(width),
+                colour: false,
+            };
+            let text = status(&many(), false, look);
+            for line in text.lines() {
+                assert!(
+                    line.chars().count() <= usize::from(width),
+                    "{width}: {line:?}\n{text}"
+                );
+            }
+            // Wrapping happens inside cells at spaces: every word of the headers, names
+            // and values shown is still whole on some line; a column left out is named.
+            let whole = |word: &str| {
+                text.lines()
+                    .any(|l| l.split_whitespace().any(|w| w == word))
+            };
+            for word in [
+                "BREAKER",
+                "STATE",
+                "FORCED",
+                "FAILURE",
+                "RATE",
+                "payments-api",
+                "search",
+                "inventory-service-eu-west-1",
+                "25.0%",
+                "(10m",
+                "left)",
+            ] {
+                assert!(whole(word), "{width}: {word:?} was split\n{text}");
+            }
+            let note = text
+                .split("(left out")
+                .nth(1)
+                .unwrap_or("")
+                .replace('\n', " ");
+            for column in ["CALLS", "LIVE", "OPEN VOTES", "COOLDOWN", "MODE"] {
+                assert!(
+                    whole(column.split(' ').next().unwrap()) || note.contains(column),
+                    "{width}: {column} neither shown nor named\n{text}"
+                );
+            }
+        }
+        // Wide enough for everything: nothing left out, one line per breaker.
+        let text = status(
+            &many(),
+            false,
+            Look {
+                width: Some(200),
+                colour: false,
+            },
+        );
+        assert_eq!(text, wide);
+        // Narrower than the name itself: the name wraps, nothing panics.
+        for width in [0_u16, 1, 10, 20] {
+            let look = Look {
+                width: Some(width),
+                colour: false,
+            };
+            assert!(status(&many(), false, look).contains("(left"));
+            let _ = instances(&view(), false, look);
+        }
+    }
+
+    #[test]
+    fn colour_marks_states_only_when_asked() {
+        let plain = status(&many(), false, Look::PLAIN);
+        assert!(!plain.contains('\x1b'), "{plain}");
+        let coloured = status(
+            &many(),
+            false,
+            Look {
+                width: None,
+                colour: true,
+            },
+        );
+        // Red for open, and the names themselves untouched.
+        assert!(
+            coloured.contains("\x1b[38;5;9mopen") || coloured.contains("\x1b[31mopen"),
+            "{coloured:?}"
+        );
+        assert!(
+            coloured
+                .lines()
+                .nth(1)
+                .unwrap()
+                .starts_with("payments-api  "),
+            "{coloured:?}"
+        );
+        let text = instances(
+            &view(),
+            false,
+            Look {
+                width: None,
+                colour: true,
+            },
+        );
+        assert!(text.contains('\x1b'), "{text:?}");
     }
 
     #[test]

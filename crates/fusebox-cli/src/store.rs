@@ -13,37 +13,48 @@ use crate::render::clean;
 /// How long opening the store may take before it counts as unreachable.
 const OPEN_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Where the fleet's state lives.
-#[derive(Debug, clap::Args)]
+/// The Redis key prefix when none is given.
+const DEFAULT_PREFIX: &str = "fusebox:";
+
+/// Where the fleet's state lives. Given before the command (`fusebox --redis-url URL
+/// status`) or after it (`fusebox status --redis-url URL`); after wins.
+#[derive(Debug, Default, Clone, clap::Args)]
 pub struct StoreArgs {
     /// PostgreSQL URL or connection string [default: $DATABASE_URL, completed from libpq's
     /// PG* variables]
-    #[arg(long, global = true, value_name = "URL")]
+    #[arg(long, value_name = "URL")]
     pub database_url: Option<String>,
     /// Redis URL instead of PostgreSQL [default: $REDIS_URL when DATABASE_URL is unset]
-    #[arg(
-        long,
-        global = true,
-        value_name = "URL",
-        conflicts_with = "database_url"
-    )]
+    #[arg(long, value_name = "URL", conflicts_with = "database_url")]
     pub redis_url: Option<String>,
-    /// PostgreSQL schema holding the tables
-    #[arg(
-        long,
-        global = true,
-        env = "FUSEBOX_SCHEMA",
-        default_value = fusebox_postgres::DEFAULT_SCHEMA
-    )]
-    pub schema: String,
-    /// Redis key prefix
-    #[arg(
-        long,
-        global = true,
-        env = "FUSEBOX_REDIS_PREFIX",
-        default_value = "fusebox:"
-    )]
-    pub prefix: String,
+    /// PostgreSQL schema holding the tables [env: FUSEBOX_SCHEMA] [default: fusebox]
+    #[arg(long)]
+    pub schema: Option<String>,
+    /// Redis key prefix [env: FUSEBOX_REDIS_PREFIX] [default: fusebox:]
+    #[arg(long)]
+    pub prefix: Option<String>,
+}
+
+/// Where `pg-setup` works: PostgreSQL settings only.
+#[derive(Debug, Default, Clone, clap::Args)]
+pub struct PgArgs {
+    /// PostgreSQL URL or connection string [default: $DATABASE_URL, completed from libpq's
+    /// PG* variables]
+    #[arg(long, value_name = "URL")]
+    pub database_url: Option<String>,
+    /// PostgreSQL schema to create or upgrade [env: FUSEBOX_SCHEMA] [default: fusebox]
+    #[arg(long)]
+    pub schema: Option<String>,
+}
+
+impl From<PgArgs> for StoreArgs {
+    fn from(pg: PgArgs) -> StoreArgs {
+        StoreArgs {
+            database_url: pg.database_url,
+            schema: pg.schema,
+            ..StoreArgs::default()
+        }
+    }
 }
 
 enum Target {
@@ -62,6 +73,41 @@ fn env(key: &str) -> Option<String> {
 }
 
 impl StoreArgs {
+    /// These settings over `under` (the ones given before the command). Naming both
+    /// stores, one on each side of the command, is refused rather than guessed.
+    pub fn over(self, under: &StoreArgs) -> Result<StoreArgs, CliError> {
+        let merged = StoreArgs {
+            database_url: self.database_url.or_else(|| under.database_url.clone()),
+            redis_url: self.redis_url.or_else(|| under.redis_url.clone()),
+            schema: self.schema.or_else(|| under.schema.clone()),
+            prefix: self.prefix.or_else(|| under.prefix.clone()),
+        };
+        if merged.database_url.is_some() && merged.redis_url.is_some() {
+            return Err(CliError::BadConfig(
+                "both --database-url and --redis-url given; name one store".into(),
+            ));
+        }
+        Ok(merged)
+    }
+
+    /// The PostgreSQL schema: the flag, else `FUSEBOX_SCHEMA`, else the default. (The
+    /// variable is read here rather than by clap so that a flag before the command is not
+    /// overridden by the variable filling the command's own flag.)
+    pub fn schema(&self) -> String {
+        self.schema
+            .clone()
+            .or_else(|| env("FUSEBOX_SCHEMA"))
+            .unwrap_or_else(|| fusebox_postgres::DEFAULT_SCHEMA.to_owned())
+    }
+
+    /// The Redis key prefix: the flag, else `FUSEBOX_REDIS_PREFIX`, else the default.
+    fn prefix(&self) -> String {
+        self.prefix
+            .clone()
+            .or_else(|| env("FUSEBOX_REDIS_PREFIX"))
+            .unwrap_or_else(|| DEFAULT_PREFIX.to_owned())
+    }
+
     /// Flags first, then `DATABASE_URL`, then `REDIS_URL`, then libpq's variables alone.
     fn target(&self) -> Target {
         if let Some(url) = &self.redis_url {
@@ -95,7 +141,7 @@ impl StoreArgs {
             None => PostgresStore::builder_from_env(),
         };
         builder
-            .schema(&self.schema)
+            .schema(self.schema())
             .pool_size(2)
             .application_name("fusebox-cli")
             .build()
@@ -106,14 +152,23 @@ impl StoreArgs {
     pub async fn open(&self) -> Result<Opened, CliError> {
         let (store, label, server): (Arc<dyn StateStore>, String, String) = match self.target() {
             Target::Postgres(url) => {
+                let implicit = url.is_none();
                 let pg = self.postgres_at(url)?;
                 let server = pg.server();
+                if implicit {
+                    // Nothing named a store: say which database libpq's defaults chose.
+                    eprintln!(
+                        "fusebox: no --database-url, --redis-url, DATABASE_URL or REDIS_URL; \
+                         using PostgreSQL at {} (libpq's defaults)",
+                        clean(&server)
+                    );
+                }
                 let label = format!("postgres {server}, schema {}", pg.schema());
                 (Arc::new(pg), label, server)
             }
             Target::Redis(url) => {
                 let redis = RedisStore::builder(url.as_str())
-                    .prefix(&self.prefix)
+                    .prefix(self.prefix())
                     .build()
                     .map_err(|e| match e {
                         StoreError::Invalid(m) => CliError::BadConfig(m),
@@ -277,6 +332,7 @@ impl CliError {
     pub fn store(e: StoreError, server: &str) -> CliError {
         match e {
             StoreError::Unavailable(m) => CliError::Unreachable(format!("{server}: {m}")),
+            StoreError::NotSetUp(m) => CliError::NotSetUp(format!("{server}: {m}")),
             other => CliError::from(other),
         }
     }
