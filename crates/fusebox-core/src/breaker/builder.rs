@@ -373,6 +373,29 @@ impl BreakerBuilder {
         self.settings.outcome_log = Some(n);
         self
     }
+    /// Shadow mode, for tuning thresholds in production before enforcing them: the breaker
+    /// counts, trips, cools down and runs its trials exactly as it would, reports every
+    /// transition, but admits the calls it would have rejected. Each such call is counted
+    /// ([`Snapshot::shadow_rejections`](super::Snapshot::shadow_rejections)), reported to
+    /// listeners ([`BreakerListener::on_shadow_rejection`](super::BreakerListener::on_shadow_rejection),
+    /// a metrics counter) and traced; its outcome is not recorded, since an enforcing
+    /// breaker would not have seen it. An operator's [`force_open`](super::Breaker::force_open)
+    /// still rejects: it is a command, not a decision of the breaker's.
+    ///
+    /// ```
+    /// use fusebox_core::breaker::{Breaker, State};
+    /// let b = Breaker::builder("payments").consecutive_failures(2).shadow(true).build()?;
+    /// b.record_failure();
+    /// b.record_failure();
+    /// assert_eq!(b.state(), State::Open); // it decided to open...
+    /// assert!(b.try_acquire().is_ok()); // ...but lets the call through,
+    /// assert_eq!(b.snapshot().shadow_rejections, 1); // and counts it
+    /// # Ok::<(), fusebox_core::ConfigError>(())
+    /// ```
+    pub fn shadow(mut self, shadow: bool) -> Self {
+        self.settings.shadow = Some(shadow);
+        self
+    }
     /// Seeds the cooldown jitter.
     ///
     /// ```

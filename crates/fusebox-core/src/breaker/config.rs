@@ -98,6 +98,8 @@ pub struct BreakerSettings {
     pub outcome_log: Option<u32>,
     /// Seed for the cooldown jitter, for reproducible runs.
     pub seed: Option<u64>,
+    /// Shadow mode: decide, report and count, but never reject (default `false`).
+    pub shadow: Option<bool>,
 }
 
 /// A user-defined trip rule over the window's statistics.
@@ -300,6 +302,7 @@ pub struct BreakerConfig {
     pub(crate) cooldown: Cooldown,
     pub(crate) outcome_log: u32,
     pub(crate) seed: Option<u64>,
+    pub(crate) shadow: bool,
 }
 
 impl BreakerConfig {
@@ -463,6 +466,18 @@ impl BreakerConfig {
     /// ```
     pub fn cooldown(&self) -> Cooldown {
         self.cooldown
+    }
+    /// Whether the breaker runs in shadow mode: it decides and reports as usual, but admits
+    /// the calls it would have rejected (see [`BreakerBuilder::shadow`](super::BreakerBuilder::shadow)).
+    ///
+    /// ```
+    /// use fusebox_core::breaker::Breaker;
+    /// assert!(!Breaker::builder("s").build_config()?.shadow());
+    /// assert!(Breaker::builder("s").shadow(true).build_config()?.shadow());
+    /// # Ok::<(), fusebox_core::ConfigError>(())
+    /// ```
+    pub fn shadow(&self) -> bool {
+        self.shadow
     }
     /// Outcomes kept for snapshots.
     ///
@@ -696,6 +711,7 @@ impl BreakerSettings {
             cooldown,
             outcome_log,
             seed: s.seed,
+            shadow: s.shadow.unwrap_or(false),
         })
     }
 }

@@ -124,7 +124,8 @@ impl Breaker {
         let times_calls = config.measures_duration() || reports_outcomes;
         let records_time =
             times_calls || log.is_some() || matches!(config.window, Some(WindowKind::Time { .. }));
-        let quiet_rejections = listeners.is_empty() && log.is_none();
+        // A shadow breaker's rejections are counted and reported: never the quiet path.
+        let quiet_rejections = listeners.is_empty() && log.is_none() && !config.shadow;
         let judges_successes = window.is_some() && config.rules.judges_successes();
         Breaker {
             shared: Arc::new(Shared {
@@ -152,6 +153,7 @@ impl Breaker {
                 quiet_rejections,
                 fleet,
                 reports_outcomes,
+                shadow_rejections: AtomicU64::new(0),
             }),
         }
     }

@@ -69,6 +69,29 @@ pub trait BreakerListener: Send + Sync + 'static {
     fn on_rejection(&self, rejected: &Rejected) {
         let _ = rejected;
     }
+    /// A call a breaker in [shadow mode](super::BreakerBuilder::shadow) would have rejected,
+    /// and let through: `would_reject` is the rejection it would have returned (its state,
+    /// its retry time).
+    ///
+    /// ```
+    /// use fusebox_core::breaker::{Breaker, BreakerListener, Rejected, State};
+    /// # use std::sync::{Arc, Mutex};
+    /// struct WouldReject(Mutex<Vec<State>>);
+    /// impl BreakerListener for WouldReject {
+    ///     fn on_shadow_rejection(&self, r: &Rejected) {
+    ///         self.0.lock().unwrap().push(r.state());
+    ///     }
+    /// }
+    /// let seen = Arc::new(WouldReject(Mutex::new(Vec::new())));
+    /// let b = Breaker::builder("x").shadow(true).listener(seen.clone()).build()?;
+    /// b.trip("drill");
+    /// assert!(b.try_acquire().is_ok());
+    /// assert_eq!(*seen.0.lock().unwrap(), [State::Open]);
+    /// # Ok::<(), fusebox_core::ConfigError>(())
+    /// ```
+    fn on_shadow_rejection(&self, would_reject: &Rejected) {
+        let _ = would_reject;
+    }
     /// Whether this listener receives [`on_outcome`](Self::on_outcome), asked once when the
     /// breaker is built. Off by default: a breaker with such a listener reads the clock when
     /// it admits a call, to time it.

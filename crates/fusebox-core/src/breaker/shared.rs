@@ -65,6 +65,8 @@ pub(crate) struct Shared {
     pub(super) fleet: Option<Box<FleetLink>>,
     /// Some listener wants every outcome (and so every call timed).
     pub(super) reports_outcomes: bool,
+    /// Calls a shadow breaker let through instead of rejecting them.
+    pub(super) shadow_rejections: AtomicU64,
 }
 
 /// The code of an entry of the rejection log (any nonzero code: it holds one kind).
@@ -134,6 +136,8 @@ impl Shared {
             }
             match self.acquire_slow(word) {
                 Ok(ticket) => ticket,
+                // In shadow mode `reject` has counted and reported it: let it through.
+                Err(r) if self.shadows(r.state()) => PermitKey::unrecorded(self.now()),
                 Err(r) => return rejected(r),
             }
         };
@@ -242,6 +246,13 @@ impl Shared {
         word
     }
 
+    /// Whether a rejection in `state` is only counted (shadow mode); an operator's forced
+    /// open is a command and rejects even then.
+    #[inline]
+    pub(super) fn shadows(&self, state: State) -> bool {
+        self.config.shadow && state != State::ForcedOpen
+    }
+
     pub(super) fn reject(
         &self,
         state: State,
@@ -249,6 +260,10 @@ impl Shared {
         now: Option<u64>,
     ) -> Rejected {
         let rejected = Rejected::new(self.name.clone(), state, retry_after);
+        if self.shadows(state) {
+            self.report_shadow_rejection(&rejected);
+            return rejected;
+        }
         if let Some(log) = &self.rejections {
             let now = now.unwrap_or_else(|| self.now());
             log.push(REJECTION, now);
@@ -262,6 +277,20 @@ impl Shared {
             self.trace_rejection(state);
         }
         rejected
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn report_shadow_rejection(&self, would_reject: &Rejected) {
+        self.shadow_rejections.fetch_add(1, Ordering::Relaxed);
+        for l in self.listeners.iter() {
+            l.on_shadow_rejection(would_reject);
+        }
+        tracing::debug!(
+            breaker = %self.name,
+            state = would_reject.state().as_str(),
+            "call would have been rejected; let through (shadow mode)"
+        );
     }
 
     // Out of line, behind a check of the global level filter: the event's machinery would
@@ -633,6 +662,7 @@ impl Shared {
             trial_failures: if in_half_open { tally.failures } else { 0 },
             recent,
             recent_rejections,
+            shadow_rejections: self.shadow_rejections.load(Ordering::Relaxed),
         }
     }
 }

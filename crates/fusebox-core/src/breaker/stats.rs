@@ -522,4 +522,7 @@ pub struct Snapshot {
     /// How long ago the most recent rejections were, oldest first: as many as the outcome
     /// log keeps (empty unless one is configured).
     pub recent_rejections: Vec<Duration>,
+    /// Calls a breaker in [shadow mode](super::BreakerBuilder::shadow) would have rejected
+    /// and let through, since it was built (always 0 when it enforces).
+    pub shadow_rejections: u64,
 }

@@ -49,6 +49,7 @@ struct Series {
     failure: Counter,
     ignored: Counter,
     rejected: Counter,
+    shadow_rejected: Counter,
     slow: Counter,
     duration: Histogram,
 }
@@ -68,6 +69,7 @@ impl Series {
             failure: calls("failure"),
             ignored: calls("ignored"),
             rejected: calls("rejected"),
+            shadow_rejected: counter!(names::SHADOW_REJECTIONS, [breaker_label(name)].iter()),
             slow: counter!(names::SLOW_CALLS, [breaker_label(name)].iter()),
             duration: histogram!(names::CALL_DURATION, [breaker_label(name)].iter()),
         }
@@ -161,6 +163,10 @@ impl BreakerListener for MetricsListener {
 
     fn on_rejection(&self, rejected: &Rejected) {
         self.with_series(rejected.name(), |s| s.rejected.increment(1));
+    }
+
+    fn on_shadow_rejection(&self, would_reject: &Rejected) {
+        self.with_series(would_reject.name(), |s| s.shadow_rejected.increment(1));
     }
 
     fn wants_outcomes(&self) -> bool {
@@ -273,6 +279,37 @@ mod tests {
         };
         assert_eq!(values.len(), 4);
         assert_eq!(values[0].into_inner(), 1.5);
+    }
+
+    #[test]
+    fn shadow_rejections_have_their_own_counter() {
+        let recorder = DebuggingRecorder::new();
+        metrics::with_local_recorder(&recorder, || {
+            let b = Breaker::builder("shadowed")
+                .consecutive_failures(1)
+                .shadow(true)
+                .listener(Arc::new(MetricsListener::new()))
+                .build()
+                .unwrap();
+            b.record_failure();
+            b.try_acquire().unwrap().success();
+            b.try_acquire().unwrap().success();
+        });
+        let rows = collect(&recorder);
+        assert_eq!(
+            counter_value(
+                &rows,
+                "fusebox_breaker_shadow_rejections_total{breaker=shadowed}"
+            ),
+            Some(2)
+        );
+        assert_eq!(
+            counter_value(
+                &rows,
+                "fusebox_calls_total{breaker=shadowed,outcome=rejected}"
+            ),
+            Some(0)
+        );
     }
 
     #[test]

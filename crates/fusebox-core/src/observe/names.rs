@@ -7,6 +7,7 @@
 //! | `fusebox_call_duration_seconds` | histogram | `breaker` | from admission to the recorded outcome |
 //! | `fusebox_breaker_state` | gauge | `breaker` | 0 closed, 1 open, 2 half_open, 3 forced_open, 4 disabled |
 //! | `fusebox_breaker_transitions_total` | counter | `breaker`, `from`, `to` | state changes |
+//! | `fusebox_breaker_shadow_rejections_total` | counter | `breaker` | calls a breaker in shadow mode would have rejected and let through |
 //! | `fusebox_retries_total` | counter | `policy`, `reason` | retries started |
 //! | `fusebox_retry_give_ups_total` | counter | `policy`, `reason` | retryable results returned without a retry |
 //! | `fusebox_bulkhead_rejections_total` | counter | `policy` | calls refused by a full bulkhead |
@@ -44,6 +45,15 @@ pub const CALL_DURATION: &str = "fusebox_call_duration_seconds";
 /// assert_eq!(fusebox_core::observe::names::BREAKER_STATE, "fusebox_breaker_state");
 /// ```
 pub const BREAKER_STATE: &str = "fusebox_breaker_state";
+/// Counter of calls a breaker in shadow mode would have rejected, and let through.
+///
+/// ```
+/// assert_eq!(
+///     fusebox_core::observe::names::SHADOW_REJECTIONS,
+///     "fusebox_breaker_shadow_rejections_total"
+/// );
+/// ```
+pub const SHADOW_REJECTIONS: &str = "fusebox_breaker_shadow_rejections_total";
 /// Gauge of a breaker's failure rate over its window, from 0 to 1; NaN while the rate is
 /// not judged yet (fewer calls than `min_calls`). Set by
 /// [`publish_state`](super::publish_state).
