@@ -10,6 +10,9 @@
 //!   subscription and reconnects with backoff.
 //! * Idle breakers expire (default after a day without a flush).
 //! * Times come from Redis's clock (`TIME`), so instances with skewed clocks agree.
+//! * One server ([`RedisStore::builder`]) or a Redis Cluster
+//!   ([`RedisStore::cluster_builder`]): every key a script touches carries the breaker's
+//!   name as its hash tag, so each call stays within one slot.
 //!
 //! ```no_run
 //! use fusebox_core::breaker::Breaker;
@@ -31,27 +34,33 @@
 #![deny(missing_docs)]
 #![warn(rust_2018_idioms, unreachable_pub)]
 
+mod builder;
+mod connection;
 mod keys;
+mod listen;
+mod reply;
 mod scripts;
 
+use std::collections::HashMap;
 use std::fmt;
-use std::sync::{Arc, Weak};
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use fusebox_fleet::{
-    BreakerRecord, Cas, Claim, FleetChange, FleetState, FleetTotals, FleetView, ForcedState,
-    InstanceView, Notice, StateStore, StoreError, StoreFuture, SyncRequest, check_force_ms,
-    check_span_ms,
+    Cas, Claim, FleetChange, FleetView, ForcedState, Notice, StateStore, StoreError, StoreFuture,
+    SyncRequest, check_force_ms, check_span_ms,
 };
-use futures_util::StreamExt;
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{RedisError, Value};
-use tokio::sync::{OnceCell, broadcast};
+use tokio::sync::broadcast;
 
+pub use builder::RedisStoreBuilder;
+use builder::Target;
+use connection::{Backend, Connection};
 use keys::key_part;
+use reply::decode_view;
 use scripts::Scripts;
 
-/// A fleet store on Redis.
+/// A fleet store on Redis: one server, or a Redis Cluster.
 ///
 /// Cheap to clone; clones share one multiplexed connection and one subscription.
 ///
@@ -73,37 +82,35 @@ pub struct RedisStore {
 }
 
 struct Inner {
-    client: redis::Client,
-    connection: OnceCell<ConnectionManager>,
+    backend: Backend,
     scripts: Scripts,
     prefix: String,
     idle_ttl: Duration,
     response_timeout: Duration,
     notices: Arc<broadcast::Sender<Notice>>,
     listening: std::sync::Once,
+    /// On a cluster: this handle's last attempt to write each breaker's name into the
+    /// index of names (see [`RedisStore::note_breaker`]).
+    registered: Mutex<HashMap<String, Registration>>,
 }
+
+/// When a name was last written into a cluster's index of names, and whether it worked.
+#[derive(Clone, Copy)]
+struct Registration {
+    at: Instant,
+    written: bool,
+}
+
+/// How soon a failed registration of a name is tried again.
+const REGISTER_RETRY: Duration = Duration::from_secs(1);
 
 impl fmt::Debug for RedisStore {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("RedisStore")
             .field("prefix", &self.inner.prefix)
+            .field("cluster", &self.is_cluster())
             .finish_non_exhaustive()
     }
-}
-
-/// Builds a [`RedisStore`].
-///
-/// ```
-/// use fusebox_redis::RedisStore;
-/// let err = RedisStore::builder("not a url").build().unwrap_err();
-/// assert!(err.to_string().contains("invalid"), "{err}");
-/// ```
-#[derive(Debug, Clone)]
-pub struct RedisStoreBuilder {
-    url: String,
-    prefix: String,
-    idle_ttl: Duration,
-    response_timeout: Duration,
 }
 
 impl RedisStore {
@@ -133,12 +140,46 @@ impl RedisStore {
     /// # Ok::<(), fusebox_fleet::StoreError>(())
     /// ```
     pub fn builder(url: impl Into<String>) -> RedisStoreBuilder {
-        RedisStoreBuilder {
-            url: url.into(),
-            prefix: "fusebox:".to_owned(),
-            idle_ttl: Duration::from_secs(24 * 3600),
-            response_timeout: Duration::from_secs(1),
-        }
+        RedisStoreBuilder::new(Target::Single(url.into()))
+    }
+
+    /// Starts building a store on a Redis Cluster reached through `seed_urls` (any of its
+    /// nodes; the rest of the topology is discovered and followed). Each breaker's keys
+    /// share one slot, the names `breakers()` lists sit in a key of their own, and notices
+    /// are published cluster-wide. The connection is made on first use, so a build only
+    /// checks the URLs and settings.
+    ///
+    /// ```
+    /// use fusebox_redis::RedisStore;
+    /// let store = RedisStore::cluster_builder([
+    ///     "redis://127.0.0.1:7001",
+    ///     "redis://127.0.0.1:7002",
+    ///     "redis://127.0.0.1:7003",
+    /// ])
+    /// .prefix("orders:")
+    /// .build()?;
+    /// assert!(store.is_cluster());
+    /// # Ok::<(), fusebox_fleet::StoreError>(())
+    /// ```
+    pub fn cluster_builder<I>(seed_urls: I) -> RedisStoreBuilder
+    where
+        I: IntoIterator,
+        I::Item: Into<String>,
+    {
+        RedisStoreBuilder::new(Target::Cluster(
+            seed_urls.into_iter().map(Into::into).collect(),
+        ))
+    }
+
+    /// Whether the store is on a Redis Cluster.
+    ///
+    /// ```
+    /// use fusebox_redis::RedisStore;
+    /// assert!(!RedisStore::new("redis://127.0.0.1")?.is_cluster());
+    /// # Ok::<(), fusebox_fleet::StoreError>(())
+    /// ```
+    pub fn is_cluster(&self) -> bool {
+        self.inner.backend.is_cluster()
     }
 
     /// The key prefix.
@@ -178,34 +219,42 @@ impl RedisStore {
         format!("{}events", self.inner.prefix)
     }
 
+    /// On one server: the set of names, which the scripts keep themselves.
     fn names_key(&self) -> String {
         format!("{}breakers", self.inner.prefix)
     }
 
-    /// The keys beside a breaker's hash `base`: its leases, open votes and claims.
-    fn side_keys(base: &str) -> [String; 3] {
-        [
-            format!("{base}:leases"),
-            format!("{base}:open"),
-            format!("{base}:claims"),
-        ]
+    /// On a cluster: the sorted set of names, scored by when a write last proved the
+    /// breaker's hash exists (ms on Redis's clock). It lives in a slot of its own, so the
+    /// store writes it in a call of its own (see [`RedisStore::note_breaker`]).
+    fn seen_key(&self) -> String {
+        format!("{}breakers:seen", self.inner.prefix)
     }
 
-    async fn connection(&self) -> Result<ConnectionManager, StoreError> {
-        let inner = &self.inner;
-        let connection = inner
-            .connection
-            .get_or_try_init(|| async {
-                let config = ConnectionManagerConfig::new()
-                    .set_connection_timeout(Some(inner.response_timeout))
-                    .set_response_timeout(Some(inner.response_timeout))
-                    .set_number_of_retries(1)
-                    .set_max_delay(Duration::from_millis(500));
-                ConnectionManager::new_lazy_with_config(inner.client.clone(), config)
-                    .map_err(store_error)
-            })
-            .await?;
-        Ok(connection.clone())
+    /// The keys a script call on breaker `name` declares, and the prefix of the instance
+    /// lease keys the sync script derives from it: the breaker's hash, its leases, open
+    /// votes and claims, then, on one server only, the set of names. On a cluster every
+    /// one of them, and every lease key, has the hash tag `name` (escaped), so the call
+    /// touches one slot.
+    fn script_keys(&self, name: &str) -> (Vec<String>, String) {
+        // Every key of the breaker derives from its hash's key, written once per call.
+        let base = self.breaker_key(name);
+        let beside = |suffix: &str| format!("{base}{suffix}");
+        let lease_prefix = beside(":lease:");
+        let mut keys = vec![beside(":leases"), beside(":open"), beside(":claims")];
+        keys.insert(0, base);
+        if !self.is_cluster() {
+            keys.push(self.names_key());
+        }
+        (keys, lease_prefix)
+    }
+
+    async fn connection(&self) -> Result<Connection, StoreError> {
+        self.inner
+            .backend
+            .connection(self.inner.response_timeout)
+            .await
+            .map_err(store_error)
     }
 
     async fn run_script(
@@ -219,16 +268,11 @@ impl RedisStore {
         }
         let mut con = self.connection().await?;
         let mut invocation = script.prepare_invoke();
-        // Every key of the breaker derives from its hash's key, written once per call.
-        let base = self.breaker_key(name);
-        let [leases, voters, claims] = Self::side_keys(&base);
-        let lease_prefix = format!("{base}:lease:");
+        let (keys, lease_prefix) = self.script_keys(name);
+        for key in keys {
+            invocation.key(key);
+        }
         invocation
-            .key(base)
-            .key(self.names_key())
-            .key(leases)
-            .key(voters)
-            .key(claims)
             .arg(name)
             .arg(lease_prefix)
             .arg(self.channel())
@@ -249,136 +293,89 @@ impl RedisStore {
         }
     }
 
+    /// On a cluster, after a script call on `view`'s breaker: writes its name into the
+    /// index of names when the call proved its hash exists (`saved`, or a record that has
+    /// changed at least once), at most once per [`RedisStore::register_every`] per name and
+    /// handle. Each name is then listed from its first write until `idle_ttl` after its
+    /// last registration, which comes no later than the hash's own expiry. A failed
+    /// registration does not fail this call (the breaker's own data is written); it is
+    /// tried again a second later, with one warning until it succeeds.
+    async fn note_breaker(&self, view: &FleetView, saved: bool) {
+        if !self.is_cluster() || !(saved || view.record.generation > 0) {
+            return;
+        }
+        let name = &view.name;
+        let every = self.register_every();
+        let previous = self
+            .inner
+            .registered
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(name)
+            .copied();
+        if let Some(last) = previous {
+            let wait = if last.written { every } else { REGISTER_RETRY };
+            if last.at.elapsed() < wait {
+                return;
+            }
+        }
+        let written = async {
+            let mut con = self.connection().await?;
+            self.inner
+                .scripts
+                .seen_add
+                .key(self.seen_key())
+                .arg(name)
+                .arg(millis(self.inner.idle_ttl).max(1))
+                .invoke_async::<Value>(&mut con)
+                .await
+                .map_err(store_error)
+        };
+        let result = written.await;
+        if let Err(e) = &result {
+            if previous.is_none_or(|last| last.written) {
+                tracing::warn!(breaker = %name, error = %e, "could not list the breaker's name");
+            } else {
+                tracing::debug!(breaker = %name, error = %e, "could not list the breaker's name");
+            }
+        }
+        let attempt = Registration {
+            at: Instant::now(),
+            written: result.is_ok(),
+        };
+        self.inner
+            .registered
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(name.clone(), attempt);
+    }
+
+    /// How often one handle refreshes a breaker's entry in the cluster's index of names:
+    /// a quarter of the idle TTL, at most a minute, so a busy fleet writes that one key
+    /// rarely while an active breaker never ages out of it.
+    fn register_every(&self) -> Duration {
+        (self.inner.idle_ttl / 4).min(Duration::from_secs(60))
+    }
+
     fn listen(&self) {
         let Ok(runtime) = tokio::runtime::Handle::try_current() else {
             return; // no runtime: the periodic sync is the backstop
         };
         let sender = Arc::downgrade(&self.inner.notices);
-        let client = self.inner.client.clone();
         let channel = self.channel();
-        runtime.spawn(listen(client, channel, sender));
-    }
-}
-
-/// Keeps a subscription to the events channel until the store is dropped, reconnecting with
-/// backoff.
-async fn listen(client: redis::Client, channel: String, sender: Weak<broadcast::Sender<Notice>>) {
-    let mut delay = Duration::from_millis(50);
-    loop {
-        if sender.strong_count() == 0 {
-            return;
+        match &self.inner.backend {
+            Backend::Single { client, .. } => {
+                runtime.spawn(listen::listen_single(client.clone(), channel, sender));
+            }
+            Backend::Cluster { seeds, .. } => {
+                runtime.spawn(listen::listen_cluster(
+                    seeds.clone(),
+                    self.inner.response_timeout,
+                    channel,
+                    sender,
+                ));
+            }
         }
-        match client.get_async_pubsub().await {
-            Ok(mut pubsub) => match pubsub.subscribe(&channel).await {
-                Ok(()) => {
-                    delay = Duration::from_millis(50);
-                    let mut messages = pubsub.on_message();
-                    while let Some(msg) = messages.next().await {
-                        let Some(sender) = sender.upgrade() else {
-                            return;
-                        };
-                        if let Some(notice) = parse_notice(msg.get_payload_bytes()) {
-                            let _ = sender.send(notice);
-                        }
-                    }
-                }
-                Err(e) => tracing::debug!(error = %e, "fleet events subscription failed"),
-            },
-            Err(e) => tracing::debug!(error = %e, "fleet events connection failed"),
-        }
-        tokio::time::sleep(delay).await;
-        delay = (delay * 2).min(Duration::from_secs(5));
-    }
-}
-
-fn parse_notice(payload: &[u8]) -> Option<Notice> {
-    let text = std::str::from_utf8(payload).ok()?;
-    let (generation, breaker) = text.split_once(' ')?;
-    Some(Notice {
-        breaker: breaker.to_owned(),
-        generation: generation.parse().ok()?,
-    })
-}
-
-impl RedisStoreBuilder {
-    /// The key prefix (default `fusebox:`); give each application or environment its own.
-    ///
-    /// ```
-    /// use fusebox_redis::RedisStore;
-    /// assert!(RedisStore::builder("redis://127.0.0.1").prefix("").build().is_err());
-    /// ```
-    pub fn prefix(mut self, prefix: impl Into<String>) -> Self {
-        self.prefix = prefix.into();
-        self
-    }
-
-    /// How long a breaker's keys live without a flush (default one day).
-    ///
-    /// ```
-    /// use fusebox_redis::RedisStore;
-    /// use std::time::Duration;
-    /// assert!(RedisStore::builder("redis://127.0.0.1").idle_ttl(Duration::ZERO).build().is_err());
-    /// ```
-    pub fn idle_ttl(mut self, ttl: Duration) -> Self {
-        self.idle_ttl = ttl;
-        self
-    }
-
-    /// How long to wait for a connection or a reply before the store counts as
-    /// unavailable (default 1 s).
-    ///
-    /// ```
-    /// use fusebox_redis::RedisStore;
-    /// use std::time::Duration;
-    /// let store = RedisStore::builder("redis://127.0.0.1")
-    ///     .response_timeout(Duration::from_millis(200))
-    ///     .build()?;
-    /// # drop(store);
-    /// # Ok::<(), fusebox_fleet::StoreError>(())
-    /// ```
-    pub fn response_timeout(mut self, timeout: Duration) -> Self {
-        self.response_timeout = timeout;
-        self
-    }
-
-    /// Checks the settings and the URL; connects lazily.
-    ///
-    /// ```
-    /// use fusebox_redis::RedisStore;
-    /// assert!(RedisStore::builder("redis://127.0.0.1:6379").build().is_ok());
-    /// assert!(RedisStore::builder("http://127.0.0.1").build().is_err());
-    /// ```
-    pub fn build(self) -> Result<RedisStore, StoreError> {
-        if self.prefix.is_empty() {
-            return Err(StoreError::Invalid(
-                "prefix: must not be empty (keys would collide with other data)".into(),
-            ));
-        }
-        if self.idle_ttl.is_zero() {
-            return Err(StoreError::Invalid(
-                "idle_ttl: must be longer than zero".into(),
-            ));
-        }
-        if self.response_timeout.is_zero() {
-            return Err(StoreError::Invalid(
-                "response_timeout: must be longer than zero".into(),
-            ));
-        }
-        let client = redis::Client::open(self.url.as_str())
-            .map_err(|e| StoreError::Invalid(format!("invalid Redis URL: {e}")))?;
-        let (notices, _) = broadcast::channel(1024);
-        Ok(RedisStore {
-            inner: Arc::new(Inner {
-                client,
-                connection: OnceCell::new(),
-                scripts: Scripts::new(),
-                prefix: self.prefix,
-                idle_ttl: self.idle_ttl,
-                response_timeout: self.response_timeout,
-                notices: Arc::new(notices),
-                listening: std::sync::Once::new(),
-            }),
-        })
     }
 }
 
@@ -418,7 +415,9 @@ impl StateStore for RedisStore {
             let reply = self
                 .run_script(&self.inner.scripts.sync, &req.breaker, &args)
                 .await?;
-            Ok(decode_view(&req.breaker, &reply)?.0)
+            let view = decode_view(&req.breaker, &reply)?.0;
+            self.note_breaker(&view, true).await;
+            Ok(view)
         })
     }
 
@@ -445,6 +444,7 @@ impl StateStore for RedisStore {
                 .run_script(&self.inner.scripts.transition, breaker, &args)
                 .await?;
             let (view, won) = decode_view(breaker, &reply)?;
+            self.note_breaker(&view, won == 1).await;
             Ok(Cas {
                 won: won == 1,
                 view,
@@ -465,6 +465,7 @@ impl StateStore for RedisStore {
                 .run_script(&self.inner.scripts.claim, breaker, &args)
                 .await?;
             let (view, granted) = decode_view(breaker, &reply)?;
+            self.note_breaker(&view, false).await;
             Ok(Claim {
                 granted: u32::try_from(granted).unwrap_or(0),
                 view,
@@ -487,7 +488,9 @@ impl StateStore for RedisStore {
             let reply = self
                 .run_script(&self.inner.scripts.force, breaker, &args)
                 .await?;
-            Ok(decode_view(breaker, &reply)?.0)
+            let view = decode_view(breaker, &reply)?.0;
+            self.note_breaker(&view, true).await;
+            Ok(view)
         })
     }
 
@@ -506,15 +509,24 @@ impl StateStore for RedisStore {
     fn breakers(&self) -> StoreFuture<'_, Vec<String>> {
         Box::pin(async move {
             let mut con = self.connection().await?;
-            let names: Vec<String> = self
-                .inner
-                .scripts
-                .breakers
-                .key(self.names_key())
-                .arg(&self.inner.prefix)
-                .invoke_async(&mut con)
-                .await
-                .map_err(store_error)?;
+            let names: Vec<String> = if self.is_cluster() {
+                self.inner
+                    .scripts
+                    .seen_list
+                    .key(self.seen_key())
+                    .arg(millis(self.inner.idle_ttl).max(1))
+                    .invoke_async(&mut con)
+                    .await
+            } else {
+                self.inner
+                    .scripts
+                    .breakers
+                    .key(self.names_key())
+                    .arg(&self.inner.prefix)
+                    .invoke_async(&mut con)
+                    .await
+            }
+            .map_err(store_error)?;
             Ok(names)
         })
     }
@@ -532,6 +544,8 @@ fn store_error(e: RedisError) -> StoreError {
         || e.is_connection_dropped()
         || e.is_connection_refusal()
         || e.is_unrecoverable_error()
+        // A cluster that is down, resharding or still redirecting when the time was up.
+        || e.is_cluster_error()
     {
         StoreError::Unavailable(e.to_string())
     } else {
@@ -543,112 +557,94 @@ fn millis(d: Duration) -> u64 {
     u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }
 
-/// Reads the flat array the scripts return: 15 record fields (the last is the script's own
-/// result), a flag (1 when the fleet's totals follow) and the 6 totals (live instances, open
-/// votes, live claims, successes, failures, slow), the instance count, then 9 fields per
-/// instance.
-fn decode_view(name: &str, reply: &Value) -> Result<(FleetView, u64), StoreError> {
-    let Value::Array(items) = reply else {
-        return Err(StoreError::Protocol(format!(
-            "unexpected reply to a script: {reply:?}"
-        )));
-    };
-    let text = |i: usize| -> Result<String, StoreError> {
-        match items.get(i) {
-            Some(Value::BulkString(b)) => Ok(String::from_utf8_lossy(b).into_owned()),
-            Some(Value::SimpleString(s)) => Ok(s.clone()),
-            Some(Value::Int(n)) => Ok(n.to_string()),
-            other => Err(StoreError::Protocol(format!(
-                "field {i} of a script reply: {other:?}"
-            ))),
-        }
-    };
-    let number = |i: usize| -> Result<u64, StoreError> {
-        let t = text(i)?;
-        t.parse::<u64>()
-            .map_err(|_| StoreError::Protocol(format!("field {i} is not a count: {t:?}")))
-    };
-    let small =
-        |i: usize| -> Result<u32, StoreError> { Ok(u32::try_from(number(i)?).unwrap_or(u32::MAX)) };
-    let state = text(2)?;
-    let forced = text(7)?;
-    let forced_until = number(8)?;
-    let record = BreakerRecord {
-        generation: number(1)?,
-        state: FleetState::parse(&state)
-            .ok_or_else(|| StoreError::Protocol(format!("unknown state {state:?}")))?,
-        open_until_ms: number(3)?,
-        trips: small(4)?,
-        trial_successes: small(5)?,
-        trial_failures: small(6)?,
-        forced: ForcedState::parse(&forced),
-        forced_until_ms: (forced_until > 0).then_some(forced_until),
-        transitions: number(9)?,
-        opens: number(10)?,
-        changed_ms: number(11)?,
-        mode: text(12)?,
-        reason: text(13)?,
-    };
-    let extra = number(14)?;
-    let totals = match number(15)? {
-        0 => None,
-        _ => Some(FleetTotals {
-            live_instances: small(16)?,
-            open_votes: small(17)?,
-            live_claims: small(18)?,
-            successes: number(19)?,
-            failures: number(20)?,
-            slow: number(21)?,
-        }),
-    };
-    let count = usize::try_from(number(22)?).unwrap_or(usize::MAX);
-    let mut instances = Vec::with_capacity(count.min(1024));
-    for k in 0..count {
-        let at = 23 + k * 9;
-        instances.push(InstanceView {
-            id: text(at)?,
-            live: number(at + 1)? == 1,
-            lease_remaining_ms: number(at + 2)?,
-            local_open: number(at + 3)? == 1,
-            successes: number(at + 4)?,
-            failures: number(at + 5)?,
-            slow: number(at + 6)?,
-            seq: number(at + 7)?,
-            trials_claimed: small(at + 8)?,
-        });
-    }
-    Ok((
-        FleetView {
-            name: name.to_owned(),
-            now_ms: number(0)?,
-            record,
-            instances,
-            totals,
-        },
-        extra,
-    ))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use redis::cluster_routing::Slot;
 
-    #[test]
-    fn notices_parse_names_with_spaces() {
-        let n = parse_notice(b"12 payments eu").expect("a notice");
-        assert_eq!((n.generation, n.breaker.as_str()), (12, "payments eu"));
-        assert!(parse_notice(b"nonsense").is_none());
-        assert!(parse_notice(b"x name").is_none());
+    /// Breaker names and instance ids that try to end the hash tag early, open a second
+    /// one, or hold the escape itself.
+    const HOSTILE_NAMES: [&str; 18] = [
+        "a",
+        "a}:lease:y",
+        "a%7D:lease:y",
+        "{a}",
+        "a}",
+        "{",
+        "}",
+        "{}",
+        "}{",
+        "%",
+        "%7B",
+        "x{y}z",
+        "{payments}:leases",
+        "line\nbreak",
+        "\u{1b}[31mred",
+        "pipe|1 space",
+        "i:dep",
+        "día",
+    ];
+    const HOSTILE_INSTANCES: [&str; 5] = ["i0", "y}", "{", "}{x}", "x|1\n"];
+
+    fn cluster_store(prefix: &str) -> RedisStore {
+        RedisStore::cluster_builder(["redis://127.0.0.1:7001"])
+            .prefix(prefix)
+            .build()
+            .expect("valid settings")
     }
 
     #[test]
-    fn malformed_replies_are_protocol_errors() {
-        let err = decode_view("a", &Value::Int(3)).unwrap_err();
-        assert!(matches!(err, StoreError::Protocol(_)));
-        let short = Value::Array(vec![Value::BulkString(b"1".to_vec())]);
-        assert!(matches!(
-            decode_view("a", &short).unwrap_err(),
-            StoreError::Protocol(_)
-        ));
+    fn every_key_of_a_script_call_shares_the_breakers_slot() {
+        for prefix in ["fusebox:", "orders:eu:", "a%b:"] {
+            let store = cluster_store(prefix);
+            let mut slots = std::collections::HashSet::new();
+            for name in HOSTILE_NAMES {
+                let (keys, lease_prefix) = store.script_keys(name);
+                assert_eq!(keys.len(), 4, "{name:?}: a key beside the breaker's own");
+                // The tag is exactly the escaped name: no name ends it early or moves it.
+                let slot = Slot::for_key(key_part(name).as_bytes());
+                let leases = HOSTILE_INSTANCES.map(|id| format!("{lease_prefix}{id}"));
+                for key in keys.iter().chain(&leases) {
+                    assert_eq!(Slot::for_key(key), slot, "{prefix:?} {name:?}: {key:?}");
+                }
+                slots.insert(format!("{slot:?}"));
+            }
+            // Breakers spread over the cluster rather than sharing one slot.
+            assert!(slots.len() > HOSTILE_NAMES.len() / 2, "{slots:?}");
+            let seen = store.seen_key();
+            assert!(
+                !seen.contains(['{', '}']),
+                "the index of names has no tag: {seen:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn standalone_keys_keep_the_names_of_earlier_releases() {
+        let store = RedisStore::new("redis://127.0.0.1").expect("valid settings");
+        let (keys, lease_prefix) = store.script_keys("a}:lease:y");
+        assert_eq!(
+            keys,
+            [
+                "fusebox:{a%7D:lease:y}",
+                "fusebox:{a%7D:lease:y}:leases",
+                "fusebox:{a%7D:lease:y}:open",
+                "fusebox:{a%7D:lease:y}:claims",
+                "fusebox:breakers",
+            ]
+        );
+        assert_eq!(lease_prefix, "fusebox:{a%7D:lease:y}:lease:");
+        assert_eq!(store.channel(), "fusebox:events");
+    }
+
+    #[test]
+    fn cluster_names_are_refreshed_well_within_the_idle_ttl() {
+        let day = cluster_store("fusebox:");
+        assert_eq!(day.register_every(), Duration::from_secs(60));
+        let short = RedisStore::cluster_builder(["redis://127.0.0.1:7001"])
+            .idle_ttl(Duration::from_secs(20))
+            .build()
+            .expect("valid settings");
+        assert_eq!(short.register_every(), Duration::from_secs(5));
     }
 }

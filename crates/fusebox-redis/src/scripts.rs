@@ -19,13 +19,22 @@
 //! where `name` is the breaker's name with `%`, `{` and `}` written as `%25`, `%7B` and
 //! `%7D`: the name then ends at the first `}`, so no name, and no name and instance id
 //! together, can spell another breaker's key.
-//! * `Pbreakers` — the set of breaker names;
+//! * `Pbreakers` — on one server, the set of breaker names;
+//! * `Pbreakers:seen` — on a cluster, the names instead, scored by when a write last proved
+//!   the breaker's hash exists;
 //! * channel `Pevents` — `"{generation} {name}"` on every change.
 //!
-//! The braces put a breaker's keys in one cluster slot. Every script takes `KEYS[1]` = the
-//! breaker's hash, `KEYS[2]` = the set of names, `KEYS[3..5]` = the leases, open votes and
-//! claims of the breaker, `ARGV[1]` = the breaker's name, `ARGV[2]` = the lease key prefix,
-//! `ARGV[3]` = the channel, `ARGV[4]` = idle TTL (ms).
+//! The braces put a breaker's keys in one cluster slot: the hash tag is the escaped name,
+//! whatever follows it (`:leases`, `:lease:{instance}`, ...). Every breaker script takes
+//! `KEYS[1]` = the breaker's hash, `KEYS[2..4]` = its leases, open votes and claims, and on
+//! one server only `KEYS[5]` = the set of names, which the scripts keep in the same atomic
+//! step. On a cluster that set would sit in another slot, so it is absent and the store
+//! writes `Pbreakers:seen` in a call of its own. `ARGV[1]` = the breaker's name, `ARGV[2]` =
+//! the lease key prefix, `ARGV[3]` = the channel, `ARGV[4]` = idle TTL (ms). The lease key
+//! the sync script derives from `ARGV[2]` is in the declared keys' slot.
+//!
+//! Key names on one server are those of earlier releases, so instances of both can share a
+//! server during a rolling upgrade.
 //!
 //! Syncs, transitions and claims never read the whole hash nor visit every instance: their
 //! cost does not grow with the fleet. Only the operator's read (`VIEW`) and `FORCE` list
@@ -33,8 +42,9 @@
 
 /// Shared functions, prepended to every script.
 const PRELUDE: &str = r#"
-local key, names_key = KEYS[1], KEYS[2]
-local leases_key, voters_key, claims_key = KEYS[3], KEYS[4], KEYS[5]
+local key, leases_key, voters_key, claims_key = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+-- nil on a cluster: the store lists names there itself.
+local names_key = KEYS[5]
 local name, lease_prefix, channel = ARGV[1], ARGV[2], ARGV[3]
 local idle_ttl = tonumber(ARGV[4])
 local FORGET_MS = 600000
@@ -117,8 +127,10 @@ local function save(r)
   keep(leases_key)
   keep(voters_key)
   keep(claims_key)
-  redis.call('SADD', names_key, name)
-  keep(names_key)
+  if names_key then
+    redis.call('SADD', names_key, name)
+    keep(names_key)
+  end
 end
 
 local function announce(r)
@@ -353,6 +365,27 @@ table.sort(out)
 return out
 "#;
 
+/// On a cluster, notes that breaker ARGV[1]'s hash exists now. KEYS[1] = the sorted set of
+/// names, ARGV[2] = idle TTL (ms).
+const SEEN_ADD: &str = r#"
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+redis.call('ZADD', KEYS[1], string.format('%d', now), ARGV[1])
+redis.call('PEXPIRE', KEYS[1], ARGV[2])
+return 1
+"#;
+
+/// On a cluster, the names noted within the idle TTL (ARGV[1], ms), sorted; forgets the
+/// older ones, whose hashes have expired. KEYS[1] = the sorted set of names.
+const SEEN_LIST: &str = r#"
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', string.format('%d', now - tonumber(ARGV[1])))
+local out = redis.call('ZRANGE', KEYS[1], 0, -1)
+table.sort(out)
+return out
+"#;
+
 pub(crate) struct Scripts {
     pub(crate) sync: redis::Script,
     pub(crate) transition: redis::Script,
@@ -360,6 +393,8 @@ pub(crate) struct Scripts {
     pub(crate) force: redis::Script,
     pub(crate) view: redis::Script,
     pub(crate) breakers: redis::Script,
+    pub(crate) seen_add: redis::Script,
+    pub(crate) seen_list: redis::Script,
 }
 
 impl Scripts {
@@ -372,6 +407,8 @@ impl Scripts {
             force: with_prelude(FORCE),
             view: with_prelude(VIEW),
             breakers: redis::Script::new(BREAKERS),
+            seen_add: redis::Script::new(SEEN_ADD),
+            seen_list: redis::Script::new(SEEN_LIST),
         }
     }
 }
