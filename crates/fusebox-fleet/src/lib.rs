@@ -29,10 +29,31 @@
 //!
 //! # Outage
 //!
-//! When the store cannot be reached, calls go on with local state ([`OutagePolicy::Local`],
-//! the default) or are rejected ([`OutagePolicy::Reject`]); one warning per outage is logged;
-//! the task reconnects with backoff and, on return, resyncs the generation and forced state
-//! before it resumes flushing. Nothing waits on the store and nothing panics.
+//! An instance is cut off when a store operation fails or does not answer within the store
+//! timeout. What its breaker does then is its [`OutagePolicy`], set for every breaker of an
+//! instance ([`FleetBuilder::outage`]) or for one ([`FleetMode::on_outage`]). Only the cut-off
+//! instance is affected: instances that still reach the store go on deciding together, and
+//! count it out of the fleet once its lease runs out.
+//!
+//! | while cut off | [`Pooled`](FleetMode::Pooled) | [`Quorum`](FleetMode::Quorum) | [`Any`](FleetMode::Any) |
+//! |---|---|---|---|
+//! | [`Local`](OutagePolicy::Local) (default) | judges its own outcomes only (peers' stop arriving) and trips on its own rate | judges its own outcomes as always; a trip opens it alone, as below quorum | its own trip opens it alone |
+//! | [`Reject`](OutagePolicy::Reject) (fail-closed) | every call rejected | every call rejected | every call rejected |
+//! | [`Admit`](OutagePolicy::Admit) (fail-open) | every call admitted, nothing trips | every call admitted, nothing trips | every call admitted, nothing trips |
+//!
+//! In every mode, under `Local`, a fleet OPEN the instance followed when it was cut off
+//! runs out its cooldown and is probed locally, and a forced state it applied (the
+//! kill-switch) holds, as it does under `Admit`. Outcomes counted meanwhile are flushed once
+//! the store answers, under their sequence numbers, so none is lost or counted twice. One
+//! warning is logged per outage; the task reconnects with backoff (at most 500 ms apart, or
+//! one sync interval if longer) and, on return, takes the store's word again: its
+//! generation, its forced state, and the fleet's state over an open or half-open state the
+//! instance only followed. Nothing waits on the store and nothing panics.
+//!
+//! A store that loses its data (a restart without persistence) is a fresh record to the
+//! fleet: flushes it had acknowledged are gone with it, a forced state is lifted, and the
+//! instances' next flushes start its totals again; what they had not yet seen acknowledged
+//! is sent again and counted once.
 //!
 //! ```
 //! use fusebox_core::breaker::{Breaker, State};
@@ -121,6 +142,18 @@ impl FleetMode {
         })
     }
 
+    /// This mode with its own outage policy, for one breaker whose needs differ from the
+    /// fleet's (a payment call that must fail closed in a fleet that decides locally).
+    ///
+    /// ```
+    /// use fusebox_fleet::{FleetMode, OutagePolicy};
+    /// let options = FleetMode::Pooled.on_outage(OutagePolicy::Reject);
+    /// assert_eq!(options.outage_policy(), Some(OutagePolicy::Reject));
+    /// ```
+    pub fn on_outage(self, policy: OutagePolicy) -> FleetBreakerOptions {
+        FleetBreakerOptions::new(self).outage(policy)
+    }
+
     fn validate(self) -> Result<FleetMode, ConfigError> {
         match self {
             FleetMode::Quorum {
@@ -169,20 +202,108 @@ impl fmt::Display for FleetMode {
     }
 }
 
-/// What a breaker does while its store cannot be reached.
+/// What a breaker does while its store cannot be reached: set it for every breaker of an
+/// instance with [`FleetBuilder::outage`], or for one breaker with [`FleetMode::on_outage`].
+/// See the [module docs](self#outage) for what each policy means in each mode.
 ///
 /// ```
 /// use fusebox_fleet::OutagePolicy;
 /// assert_eq!(OutagePolicy::default(), OutagePolicy::Local);
+/// assert_eq!(OutagePolicy::Admit.to_string(), "admit");
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 #[non_exhaustive]
 pub enum OutagePolicy {
-    /// Go on deciding from local state alone (fail-open: calls keep flowing while healthy).
+    /// Decide from local state alone: the breaker goes on judging its own outcomes, trips,
+    /// waits and probes on them, as a breaker without a fleet would.
     #[default]
     Local,
-    /// Reject every call until the store is back (fail-closed).
+    /// Reject every call until the store is back (fail-closed), whatever the local state.
     Reject,
+    /// Admit every call until the store is back (fail-open): local trips are ignored, and
+    /// outcomes are still counted and flushed once the store answers. A kill-switch
+    /// (forced open) the instance applied before the outage still holds: fail-open is about
+    /// the store's availability, not the operator's decision.
+    Admit,
+}
+
+impl fmt::Display for OutagePolicy {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            OutagePolicy::Local => "local",
+            OutagePolicy::Reject => "reject",
+            OutagePolicy::Admit => "admit",
+        })
+    }
+}
+
+/// How one breaker takes part in its fleet: its [`FleetMode`] and, when it differs from the
+/// instance's, its own [`OutagePolicy`]. [`Fleet::breaker`] takes a plain `FleetMode` too.
+///
+/// ```
+/// use fusebox_fleet::{FleetBreakerOptions, FleetMode, OutagePolicy};
+/// let payments = FleetMode::quorum(2, 0.5)?.on_outage(OutagePolicy::Reject);
+/// assert_eq!(payments.outage_policy(), Some(OutagePolicy::Reject));
+/// let search = FleetBreakerOptions::from(FleetMode::Any);
+/// assert_eq!(search.outage_policy(), None); // the fleet's
+/// assert_eq!(search.mode(), FleetMode::Any);
+/// # Ok::<(), fusebox_core::ConfigError>(())
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct FleetBreakerOptions {
+    mode: FleetMode,
+    outage: Option<OutagePolicy>,
+}
+
+impl FleetBreakerOptions {
+    /// A breaker shared in `mode`, with the fleet's outage policy.
+    ///
+    /// ```
+    /// use fusebox_fleet::{FleetBreakerOptions, FleetMode};
+    /// assert_eq!(FleetBreakerOptions::new(FleetMode::Pooled).mode(), FleetMode::Pooled);
+    /// ```
+    pub fn new(mode: FleetMode) -> Self {
+        FleetBreakerOptions { mode, outage: None }
+    }
+
+    /// What this breaker does while the store is unreachable, instead of the fleet's
+    /// policy.
+    ///
+    /// ```
+    /// use fusebox_fleet::{FleetBreakerOptions, FleetMode, OutagePolicy};
+    /// let o = FleetBreakerOptions::new(FleetMode::Any).outage(OutagePolicy::Admit);
+    /// assert_eq!(o.outage_policy(), Some(OutagePolicy::Admit));
+    /// ```
+    pub fn outage(mut self, policy: OutagePolicy) -> Self {
+        self.outage = Some(policy);
+        self
+    }
+
+    /// The fleet mode.
+    ///
+    /// ```
+    /// use fusebox_fleet::{FleetBreakerOptions, FleetMode};
+    /// assert_eq!(FleetBreakerOptions::from(FleetMode::Any).mode(), FleetMode::Any);
+    /// ```
+    pub fn mode(&self) -> FleetMode {
+        self.mode
+    }
+
+    /// The breaker's own outage policy; `None` follows the fleet's.
+    ///
+    /// ```
+    /// use fusebox_fleet::{FleetBreakerOptions, FleetMode};
+    /// assert_eq!(FleetBreakerOptions::from(FleetMode::Any).outage_policy(), None);
+    /// ```
+    pub fn outage_policy(&self) -> Option<OutagePolicy> {
+        self.outage
+    }
+}
+
+impl From<FleetMode> for FleetBreakerOptions {
+    fn from(mode: FleetMode) -> Self {
+        FleetBreakerOptions::new(mode)
+    }
 }
 
 /// Why a fleet breaker could not be made.
@@ -329,13 +450,14 @@ impl Fleet {
         self.settings.sync_interval
     }
 
-    /// Builds the breaker `builder` describes, shared with the fleet in `mode`, and starts
-    /// its sync task on the current tokio runtime. The task ends when the last clone of the
-    /// breaker is dropped.
+    /// Builds the breaker `builder` describes, shared with the fleet as `options` say (a
+    /// [`FleetMode`], or a mode with its own outage policy from [`FleetMode::on_outage`]),
+    /// and starts its sync task on the current tokio runtime. The task ends when the last
+    /// clone of the breaker is dropped.
     ///
     /// ```
     /// use fusebox_core::breaker::{Breaker, State};
-    /// use fusebox_fleet::{Fleet, FleetMode, MemoryStore};
+    /// use fusebox_fleet::{Fleet, FleetMode, MemoryStore, OutagePolicy};
     /// use std::time::Duration;
     /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
     /// let fleet = Fleet::builder(MemoryStore::new()).build()?;
@@ -344,6 +466,13 @@ impl Fleet {
     ///     FleetMode::quorum(2, 0.5)?,
     /// )?;
     /// assert_eq!(b.state(), State::Closed);
+    ///
+    /// // This one fails closed while the store is unreachable, whatever the fleet's policy.
+    /// let payments = fleet.breaker(
+    ///     Breaker::builder("payments").consecutive_failures(5),
+    ///     FleetMode::Any.on_outage(OutagePolicy::Reject),
+    /// )?;
+    /// # drop(payments);
     ///
     /// // A cooldown the store could not keep is refused before anything is written.
     /// let err = fleet
@@ -356,8 +485,14 @@ impl Fleet {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// # }).unwrap();
     /// ```
-    pub fn breaker(&self, builder: BreakerBuilder, mode: FleetMode) -> Result<Breaker, FleetError> {
-        let mode = mode.validate()?;
+    pub fn breaker(
+        &self,
+        builder: BreakerBuilder,
+        options: impl Into<FleetBreakerOptions>,
+    ) -> Result<Breaker, FleetError> {
+        let options = options.into();
+        let mode = options.mode.validate()?;
+        let outage = options.outage.unwrap_or(self.settings.outage);
         let runtime = tokio::runtime::Handle::try_current().map_err(|_| FleetError::NoRuntime)?;
         let wake = Arc::new(tokio::sync::Notify::new());
         let waker = {
@@ -375,6 +510,7 @@ impl Fleet {
             Arc::clone(&self.store),
             Arc::clone(&self.settings),
             mode,
+            outage,
         );
         runtime.spawn(engine.run(wake));
         Ok(breaker)
@@ -439,7 +575,8 @@ impl FleetBuilder {
         self
     }
 
-    /// What breakers do while the store is unreachable (default: decide locally).
+    /// What this instance's breakers do while the store is unreachable (default: decide
+    /// locally); one breaker may differ with [`FleetMode::on_outage`].
     ///
     /// ```
     /// use fusebox_fleet::{Fleet, MemoryStore, OutagePolicy};
