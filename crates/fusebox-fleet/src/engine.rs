@@ -127,7 +127,10 @@ impl Engine {
         }
         let mut next = Instant::now();
         loop {
+            // Biased: every branch leads to the same round, and a fixed order keeps a run
+            // on a paused clock reproducible.
             tokio::select! {
+                biased;
                 _ = tokio::time::sleep_until(next) => {}
                 _ = wake.notified() => {}
                 notice = recv(&mut notices), if notices.is_some() => match notice {
