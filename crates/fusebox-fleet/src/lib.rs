@@ -29,11 +29,12 @@
 //!
 //! # Outage
 //!
-//! An instance is cut off when a store operation fails or does not answer within the store
-//! timeout. What its breaker does then is its [`OutagePolicy`], set for every breaker of an
-//! instance ([`FleetBuilder::outage`]) or for one ([`FleetMode::on_outage`]). Only the cut-off
-//! instance is affected: instances that still reach the store go on deciding together, and
-//! count it out of the fleet once its lease runs out.
+//! An instance is cut off when a sync fails or gets no answer within the store timeout, or
+//! a transition or trial claim finds the store unreachable. What its breaker does then is
+//! its [`OutagePolicy`], set for every breaker of an instance ([`FleetBuilder::outage`]) or
+//! for one ([`FleetMode::on_outage`]). Only the cut-off instance is affected: instances
+//! that still reach the store go on deciding together, and count it out of the fleet once
+//! its lease runs out.
 //!
 //! | while cut off | [`Pooled`](FleetMode::Pooled) | [`Quorum`](FleetMode::Quorum) | [`Any`](FleetMode::Any) |
 //! |---|---|---|---|
@@ -46,14 +47,18 @@
 //! kill-switch) holds, as it does under `Admit`. Outcomes counted meanwhile are flushed once
 //! the store answers, under their sequence numbers, so none is lost or counted twice. One
 //! warning is logged per outage; the task reconnects with backoff (at most 500 ms apart, or
-//! one sync interval if longer) and, on return, takes the store's word again: its
-//! generation, its forced state, and the fleet's state over an open or half-open state the
-//! instance only followed. Nothing waits on the store and nothing panics.
+//! one sync interval if longer) and, on return, takes the store's word again: its forced
+//! state and, when the record moved while the instance was away (the fleet closed, was
+//! reset, or the store lost it), the fleet's state over whatever the instance decided
+//! alone. A verdict reached while cut off counts (opens the fleet, or votes in a quorum)
+//! only once a look shows the record did not move. Nothing waits on the store and nothing
+//! panics.
 //!
 //! A store that loses its data (a restart without persistence) is a fresh record to the
-//! fleet: flushes it had acknowledged are gone with it, a forced state is lifted, and the
-//! instances' next flushes start its totals again; what they had not yet seen acknowledged
-//! is sent again and counted once.
+//! fleet: flushes it had acknowledged are gone with it, a forced state is lifted, an OPEN
+//! ends (instances that followed it close and judge again), and the instances' next
+//! flushes start its totals again; what they had not seen acknowledged is sent again and
+//! counted once.
 //!
 //! ```
 //! use fusebox_core::breaker::{Breaker, State};
@@ -82,9 +87,11 @@
 pub mod contract;
 mod engine;
 mod memory;
+mod options;
 mod store;
 
 pub use memory::MemoryStore;
+pub use options::{FleetBreakerOptions, OutagePolicy};
 pub use store::{
     BreakerRecord, Cas, Claim, FleetChange, FleetState, FleetTotals, FleetView, ForcedState,
     InstanceView, MAX_STORE_SPAN_MS, Notice, OutcomeDelta, StateStore, StoreError, StoreFuture,
@@ -199,110 +206,6 @@ impl fmt::Display for FleetMode {
             } => write!(f, "quorum {min_instances} {fraction}"),
             FleetMode::Any => f.write_str("any"),
         }
-    }
-}
-
-/// What a breaker does while its store cannot be reached: set it for every breaker of an
-/// instance with [`FleetBuilder::outage`], or for one breaker with [`FleetMode::on_outage`].
-/// See the [module docs](self#outage) for what each policy means in each mode.
-///
-/// ```
-/// use fusebox_fleet::OutagePolicy;
-/// assert_eq!(OutagePolicy::default(), OutagePolicy::Local);
-/// assert_eq!(OutagePolicy::Admit.to_string(), "admit");
-/// ```
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-#[non_exhaustive]
-pub enum OutagePolicy {
-    /// Decide from local state alone: the breaker goes on judging its own outcomes, trips,
-    /// waits and probes on them, as a breaker without a fleet would.
-    #[default]
-    Local,
-    /// Reject every call until the store is back (fail-closed), whatever the local state.
-    Reject,
-    /// Admit every call until the store is back (fail-open): local trips are ignored, and
-    /// outcomes are still counted and flushed once the store answers. A kill-switch
-    /// (forced open) the instance applied before the outage still holds: fail-open is about
-    /// the store's availability, not the operator's decision.
-    Admit,
-}
-
-impl fmt::Display for OutagePolicy {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            OutagePolicy::Local => "local",
-            OutagePolicy::Reject => "reject",
-            OutagePolicy::Admit => "admit",
-        })
-    }
-}
-
-/// How one breaker takes part in its fleet: its [`FleetMode`] and, when it differs from the
-/// instance's, its own [`OutagePolicy`]. [`Fleet::breaker`] takes a plain `FleetMode` too.
-///
-/// ```
-/// use fusebox_fleet::{FleetBreakerOptions, FleetMode, OutagePolicy};
-/// let payments = FleetMode::quorum(2, 0.5)?.on_outage(OutagePolicy::Reject);
-/// assert_eq!(payments.outage_policy(), Some(OutagePolicy::Reject));
-/// let search = FleetBreakerOptions::from(FleetMode::Any);
-/// assert_eq!(search.outage_policy(), None); // the fleet's
-/// assert_eq!(search.mode(), FleetMode::Any);
-/// # Ok::<(), fusebox_core::ConfigError>(())
-/// ```
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct FleetBreakerOptions {
-    mode: FleetMode,
-    outage: Option<OutagePolicy>,
-}
-
-impl FleetBreakerOptions {
-    /// A breaker shared in `mode`, with the fleet's outage policy.
-    ///
-    /// ```
-    /// use fusebox_fleet::{FleetBreakerOptions, FleetMode};
-    /// assert_eq!(FleetBreakerOptions::new(FleetMode::Pooled).mode(), FleetMode::Pooled);
-    /// ```
-    pub fn new(mode: FleetMode) -> Self {
-        FleetBreakerOptions { mode, outage: None }
-    }
-
-    /// What this breaker does while the store is unreachable, instead of the fleet's
-    /// policy.
-    ///
-    /// ```
-    /// use fusebox_fleet::{FleetBreakerOptions, FleetMode, OutagePolicy};
-    /// let o = FleetBreakerOptions::new(FleetMode::Any).outage(OutagePolicy::Admit);
-    /// assert_eq!(o.outage_policy(), Some(OutagePolicy::Admit));
-    /// ```
-    pub fn outage(mut self, policy: OutagePolicy) -> Self {
-        self.outage = Some(policy);
-        self
-    }
-
-    /// The fleet mode.
-    ///
-    /// ```
-    /// use fusebox_fleet::{FleetBreakerOptions, FleetMode};
-    /// assert_eq!(FleetBreakerOptions::from(FleetMode::Any).mode(), FleetMode::Any);
-    /// ```
-    pub fn mode(&self) -> FleetMode {
-        self.mode
-    }
-
-    /// The breaker's own outage policy; `None` follows the fleet's.
-    ///
-    /// ```
-    /// use fusebox_fleet::{FleetBreakerOptions, FleetMode};
-    /// assert_eq!(FleetBreakerOptions::from(FleetMode::Any).outage_policy(), None);
-    /// ```
-    pub fn outage_policy(&self) -> Option<OutagePolicy> {
-        self.outage
-    }
-}
-
-impl From<FleetMode> for FleetBreakerOptions {
-    fn from(mode: FleetMode) -> Self {
-        FleetBreakerOptions::new(mode)
     }
 }
 
@@ -491,8 +394,8 @@ impl Fleet {
         options: impl Into<FleetBreakerOptions>,
     ) -> Result<Breaker, FleetError> {
         let options = options.into();
-        let mode = options.mode.validate()?;
-        let outage = options.outage.unwrap_or(self.settings.outage);
+        let mode = options.mode().validate()?;
+        let outage = options.outage_policy().unwrap_or(self.settings.outage);
         let runtime = tokio::runtime::Handle::try_current().map_err(|_| FleetError::NoRuntime)?;
         let wake = Arc::new(tokio::sync::Notify::new());
         let waker = {
