@@ -65,6 +65,10 @@ async fn simulate(mode: FleetMode) {
         "{mode}: propagation p99 {:?} over every seed (sync interval {SYNC_INTERVAL:?})",
         check::percentile(&propagation, 0.99)
     );
+    assert!(
+        !propagation.is_empty(),
+        "no trip reached a closed instance to measure"
+    );
     assert!(check::percentile(&propagation, 0.99) <= check::backstop_bound());
 }
 

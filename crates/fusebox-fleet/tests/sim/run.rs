@@ -22,7 +22,7 @@ pub const STORE_TIMEOUT: Duration = Duration::from_millis(500);
 pub const SETTLE: Duration = Duration::from_secs(3);
 /// How long an instance may still be busy with a fault after it ends: an exchange that
 /// hangs until the store timeout, then the longest reconnection backoff.
-pub const RECOVERY: Duration = Duration::from_millis(500 + 500);
+pub const RECOVERY: Duration = STORE_TIMEOUT.saturating_add(Duration::from_millis(500));
 /// The most a reachable link adds to each way of an exchange.
 pub const REACHABLE_LATENCY: Duration = Duration::from_millis(20);
 
