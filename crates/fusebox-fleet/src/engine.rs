@@ -228,14 +228,16 @@ impl Engine {
                         breaker = %self.name,
                         instance = %self.settings.instance,
                         error = %error,
-                        "fleet store unreachable; deciding locally until it is back"
+                        outage_policy = %self.outage_policy,
+                        "fleet store unreachable; following the outage policy until it is back"
                     );
                 } else {
                     tracing::error!(
                         breaker = %self.name,
                         instance = %self.settings.instance,
                         error = %error,
-                        "fleet record unreadable; deciding locally until it is repaired \
+                        outage_policy = %self.outage_policy,
+                        "fleet record unreadable; following the outage policy until it is repaired \
                          (`fusebox reset` rewrites it)"
                     );
                 }
