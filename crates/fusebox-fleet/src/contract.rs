@@ -34,7 +34,9 @@ mod totals;
 pub use bounds::{shortest_force_ends, spans_are_range_checked};
 pub use names::names_are_opaque;
 pub use outage::{
-    Severable, fail_closed_outage_gives_way_to_the_store, forced_state_lifted_during_an_outage,
+    Severable, a_fleet_that_moved_on_outranks_a_returning_instance,
+    fail_closed_outage_gives_way_to_the_store, fail_open_outage_admits_and_resyncs,
+    forced_state_lifted_during_an_outage,
 };
 pub use restart::{
     an_instance_restarted_under_its_id_is_counted, incarnations_start_a_new_sequence,
@@ -743,6 +745,8 @@ macro_rules! store_contract_tests {
             shortest_force_ends,
             forced_state_lifted_during_an_outage,
             fail_closed_outage_gives_way_to_the_store,
+            fail_open_outage_admits_and_resyncs,
+            a_fleet_that_moved_on_outranks_a_returning_instance,
             incarnations_start_a_new_sequence,
             an_instance_restarted_under_its_id_is_counted,
             names_are_opaque,

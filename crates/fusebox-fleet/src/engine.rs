@@ -11,8 +11,8 @@ use tokio::sync::{Notify, broadcast};
 use tokio::time::Instant;
 
 use super::store::{
-    FleetChange, FleetState, FleetView, ForcedState, OutcomeDelta, StateStore, StoreError,
-    SyncRequest, TrialDelta,
+    BreakerRecord, FleetChange, FleetState, FleetView, ForcedState, OutcomeDelta, StateStore,
+    StoreError, SyncRequest, TrialDelta,
 };
 use super::{FleetMode, FleetSettings, OutagePolicy};
 use fusebox_core::breaker::{Breaker, BreakerConfig, State, Totals, WeakBreaker, algorithm};
@@ -24,8 +24,8 @@ const MAX_RECONNECT_DELAY: Duration = Duration::from_millis(500);
 
 struct Outage {
     attempts: u32,
-    /// The outage policy forced the local breaker open.
-    rejecting: bool,
+    /// The outage policy imposed a local state (forced open or closed) to lift on return.
+    imposed: bool,
 }
 
 /// Outcome totals at one look at the fleet (pooled mode).
@@ -54,6 +54,8 @@ pub(crate) struct Engine {
     settings: Arc<FleetSettings>,
     mode: FleetMode,
     mode_label: String,
+    /// What the breaker does while the store is unreachable.
+    outage_policy: OutagePolicy,
     config: BreakerConfig,
     rng: SmallRng,
     /// This engine's run, fresh at every start (see [`SyncRequest::incarnation`]).
@@ -68,8 +70,9 @@ pub(crate) struct Engine {
     /// Pooled mode: the fleet's totals and this instance's own, as the store had applied
     /// them at the last look; `None` until a first look since the start or the last outage.
     seen_totals: Option<SeenTotals>,
-    /// The record generation last acted on.
-    seen_generation: Option<u64>,
+    /// The version of the record last acted on. Kept across outages: a record that moved
+    /// meanwhile (or a store that lost it) outranks what the instance did while cut off.
+    seen: Option<Version>,
     /// The local state follows a fleet-wide OPEN or half-open episode.
     following: bool,
     /// The fleet's forced state this engine applied locally. Kept across outages: it is
@@ -86,6 +89,7 @@ impl Engine {
         store: Arc<dyn StateStore>,
         settings: Arc<FleetSettings>,
         mode: FleetMode,
+        outage_policy: OutagePolicy,
     ) -> Engine {
         let config = breaker.config().clone();
         let rng = fusebox_core::rng::small_rng(config.seed().map(|seed| seed ^ 0x5eed_f1ee7));
@@ -96,6 +100,7 @@ impl Engine {
             settings,
             mode,
             mode_label: mode.to_string(),
+            outage_policy,
             config,
             rng,
             // Never from the breaker's seed: two runs of one seeded program must still
@@ -106,7 +111,7 @@ impl Engine {
             flushed: Totals::default(),
             release: 0,
             seen_totals: None,
-            seen_generation: None,
+            seen: None,
             following: false,
             forced: None,
             slots: Slots::default(),
@@ -122,7 +127,10 @@ impl Engine {
         }
         let mut next = Instant::now();
         loop {
+            // Biased: every branch leads to the same round, and a fixed order keeps a run
+            // on a paused clock reproducible.
             tokio::select! {
+                biased;
                 _ = tokio::time::sleep_until(next) => {}
                 _ = wake.notified() => {}
                 notice = recv(&mut notices), if notices.is_some() => match notice {
@@ -148,7 +156,7 @@ impl Engine {
         match self.call(self.store.sync(&request)).await {
             Ok(view) => {
                 self.unacked = None;
-                self.reconnected(breaker);
+                self.reconnected(breaker, &view);
                 self.apply(breaker, view).await
             }
             Err(e) => {
@@ -173,7 +181,11 @@ impl Engine {
 
     fn next_request(&mut self, breaker: &Breaker) -> SyncRequest {
         let (state, _) = breaker.settled_state();
-        let local_open = matches!(state, State::Open | State::HalfOpen) && !self.following;
+        // No vote from a state judged while cut off until a look shows the fleet did not
+        // move on meanwhile: the reconnecting flush must not lend a stale vote to a quorum.
+        let local_open = matches!(state, State::Open | State::HalfOpen)
+            && !self.following
+            && self.outage.is_none();
         if let Some(mut pending) = self.unacked.take() {
             // Same sequence number and deltas: applied at most once whatever happened to
             // the first attempt. Only the lease and the verdict are refreshed.
@@ -216,14 +228,16 @@ impl Engine {
                         breaker = %self.name,
                         instance = %self.settings.instance,
                         error = %error,
-                        "fleet store unreachable; deciding locally until it is back"
+                        outage_policy = %self.outage_policy,
+                        "fleet store unreachable; following the outage policy until it is back"
                     );
                 } else {
                     tracing::error!(
                         breaker = %self.name,
                         instance = %self.settings.instance,
                         error = %error,
-                        "fleet record unreadable; deciding locally until it is repaired \
+                        outage_policy = %self.outage_policy,
+                        "fleet record unreadable; following the outage policy until it is repaired \
                          (`fusebox reset` rewrites it)"
                     );
                 }
@@ -231,17 +245,23 @@ impl Engine {
                     link.set_defer_trials(false);
                 }
                 self.following = false;
-                let rejecting = self.settings.outage == OutagePolicy::Reject;
-                if rejecting {
-                    breaker.adopt(
-                        State::ForcedOpen,
-                        None,
-                        Cow::Borrowed("store unreachable, failing closed"),
-                    );
+                let imposed = match self.outage_policy {
+                    OutagePolicy::Local => None,
+                    OutagePolicy::Reject => {
+                        Some((State::ForcedOpen, "store unreachable, failing closed"))
+                    }
+                    // The operator's kill-switch outranks failing open.
+                    OutagePolicy::Admit if self.forced == Some(ForcedState::Open) => None,
+                    OutagePolicy::Admit => {
+                        Some((State::Disabled, "store unreachable, failing open"))
+                    }
+                };
+                if let Some((to, why)) = imposed {
+                    breaker.adopt(to, None, Cow::Borrowed(why));
                 }
                 self.outage.insert(Outage {
                     attempts: 0,
-                    rejecting,
+                    imposed: imposed.is_some(),
                 })
             }
         };
@@ -255,7 +275,7 @@ impl Engine {
         base.mul_f64(self.rng.random_range(0.5..=1.0))
     }
 
-    fn reconnected(&mut self, breaker: &Breaker) {
+    fn reconnected(&mut self, breaker: &Breaker, view: &FleetView) {
         let Some(outage) = self.outage.take() else {
             return;
         };
@@ -264,12 +284,30 @@ impl Engine {
             instance = %self.settings.instance,
             "fleet store reachable again; resyncing"
         );
-        if outage.rejecting && self.forced.is_none() {
-            breaker.adopt(State::Closed, None, Cow::Borrowed("store reachable again"));
+        if outage.imposed && self.forced.is_none() && view.record.forced.is_none() {
+            // Straight to the fleet's state: through CLOSED, an instance back while the
+            // fleet is open would admit calls for a moment. A forced state in the record is
+            // applied next, from the imposed one.
+            let (to, open_for) = match view.record.state {
+                FleetState::Closed => (State::Closed, None),
+                FleetState::Open => (
+                    State::Open,
+                    Some(Duration::from_millis(view.cooldown_remaining_ms())),
+                ),
+                FleetState::HalfOpen => (State::HalfOpen, None),
+            };
+            if to != State::Closed
+                && let Some(link) = breaker.link()
+            {
+                // The fleet's trials, not local ones, from the first call on.
+                link.set_defer_trials(true);
+            }
+            breaker.adopt(to, open_for, Cow::Borrowed("store reachable again"));
         }
-        // Start again from the store's word: generation and peers' totals. The forced
-        // state the fleet set stays remembered, so the next look lifts or re-applies it.
-        self.seen_generation = None;
+        // Start again from the store's word. The version of the record last seen stays, so
+        // the next look tells whether the fleet moved on meanwhile (then its state replaces
+        // whatever this instance decided alone) and the forced state the fleet set stays
+        // remembered, so the next look lifts or re-applies it. Peers' totals are taken anew.
         self.seen_totals = None;
     }
 
@@ -279,6 +317,7 @@ impl Engine {
             match self.apply_once(breaker, &view).await {
                 Next::Wait(delay) => return delay,
                 Next::Again(newer) => view = *newer,
+                Next::Lost(error) => return self.lost(breaker, &error),
             }
         }
         self.settings.sync_interval
@@ -290,16 +329,16 @@ impl Engine {
         let link = breaker.link();
 
         if self.apply_forced(breaker, record.forced) {
-            self.seen_generation = Some(record.generation);
+            self.seen = Some(Version::of(record));
             return Next::Wait(interval);
         }
         if self.mode == FleetMode::Pooled {
             self.ingest_peers(breaker, view);
         }
         // The record moved since the last look (the first look counts as a move).
-        let first = self.seen_generation.is_none();
-        let moved = first || self.seen_generation != Some(record.generation);
-        self.seen_generation = Some(record.generation);
+        let first = self.seen.is_none();
+        let moved = self.seen != Some(Version::of(record));
+        self.seen = Some(Version::of(record));
         let (state, _) = breaker.settled_state();
         if matches!(state, State::ForcedOpen | State::Disabled) {
             return Next::Wait(interval); // forced by hand in this process: left alone
@@ -344,9 +383,10 @@ impl Engine {
                     return Next::Wait(interval);
                 }
                 if moved && !first && state != State::Closed {
-                    // Reset fleet-wide since the last look: the fleet's word wins over what
-                    // this instance judged before.
-                    breaker.adopt(State::Closed, None, Cow::Borrowed("reset fleet-wide"));
+                    // Closed fleet-wide since the last look (a reset, trials that passed
+                    // while this instance was cut off, a store that lost the record): the
+                    // fleet's newer word wins over what this instance judged before.
+                    breaker.adopt(State::Closed, None, Cow::Borrowed("closed fleet-wide"));
                     return Next::Wait(interval);
                 }
                 let wants_open = match self.mode {
@@ -497,7 +537,7 @@ impl Engine {
                 // Won or lost, the record now says what the fleet decided.
                 Next::Again(Box::new(cas.view))
             }
-            Err(_) => Next::Wait(self.settings.sync_interval),
+            Err(e) => Next::failed(e, self.settings.sync_interval),
         }
     }
 
@@ -542,7 +582,7 @@ impl Engine {
             .await
         {
             Ok(claim) => claim,
-            Err(_) => return Next::Wait(interval),
+            Err(e) => return Next::failed(e, interval),
         };
         let generation = claim.view.record.generation;
         if claim.view.record.state == FleetState::HalfOpen {
@@ -561,11 +601,30 @@ impl Engine {
             };
             link.set_granted(local_generation, held);
         }
-        if self.seen_generation != Some(generation) && claim.granted == 0 {
+        let version = Version::of(&claim.view.record);
+        if self.seen != Some(version) && claim.granted == 0 {
             Next::Again(Box::new(claim.view))
         } else {
-            self.seen_generation = Some(generation);
+            self.seen = Some(version);
             Next::Wait(interval)
+        }
+    }
+}
+
+/// One version of a fleet record: its generation, and when it last changed by the store's
+/// clock, so that a store that lost its records and counted generations again from zero is
+/// not taken for the record last seen.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Version {
+    generation: u64,
+    changed_ms: u64,
+}
+
+impl Version {
+    fn of(record: &BreakerRecord) -> Version {
+        Version {
+            generation: record.generation,
+            changed_ms: record.changed_ms,
         }
     }
 }
@@ -584,6 +643,21 @@ enum Next {
     Wait(Duration),
     /// Boxed: a view is large, and most rounds wait.
     Again(Box<FleetView>),
+    /// The store became unreachable in the round: an outage, as a failed sync is.
+    Lost(StoreError),
+}
+
+impl Next {
+    /// After a transition or claim failed: an unreachable store is an outage at once, so
+    /// the outage policy applies without waiting for the next sync to time out too; any
+    /// other error leaves the next sync to try again.
+    fn failed(error: StoreError, interval: Duration) -> Next {
+        if error.is_unavailable() {
+            Next::Lost(error)
+        } else {
+            Next::Wait(interval)
+        }
+    }
 }
 
 async fn recv(

@@ -29,10 +29,36 @@
 //!
 //! # Outage
 //!
-//! When the store cannot be reached, calls go on with local state ([`OutagePolicy::Local`],
-//! the default) or are rejected ([`OutagePolicy::Reject`]); one warning per outage is logged;
-//! the task reconnects with backoff and, on return, resyncs the generation and forced state
-//! before it resumes flushing. Nothing waits on the store and nothing panics.
+//! An instance is cut off when a sync fails or gets no answer within the store timeout, or
+//! a transition or trial claim finds the store unreachable. What its breaker does then is
+//! its [`OutagePolicy`], set for every breaker of an instance ([`FleetBuilder::outage`]) or
+//! for one ([`FleetMode::on_outage`]). Only the cut-off instance is affected: instances
+//! that still reach the store go on deciding together, and count it out of the fleet once
+//! its lease runs out.
+//!
+//! | while cut off | [`Pooled`](FleetMode::Pooled) | [`Quorum`](FleetMode::Quorum) | [`Any`](FleetMode::Any) |
+//! |---|---|---|---|
+//! | [`Local`](OutagePolicy::Local) (default) | judges its own outcomes only (peers' stop arriving) and trips on its own rate | judges its own outcomes as always; a trip opens it alone, as below quorum | its own trip opens it alone |
+//! | [`Reject`](OutagePolicy::Reject) (fail-closed) | every call rejected | every call rejected | every call rejected |
+//! | [`Admit`](OutagePolicy::Admit) (fail-open) | every call admitted, nothing trips | every call admitted, nothing trips | every call admitted, nothing trips |
+//!
+//! In every mode, under `Local`, a fleet OPEN the instance followed when it was cut off
+//! runs out its cooldown and is probed locally, and a forced state it applied (the
+//! kill-switch) holds, as it does under `Admit`. Outcomes counted meanwhile are flushed once
+//! the store answers, under their sequence numbers, so none is lost or counted twice. One
+//! warning is logged per outage; the task reconnects with backoff (at most 500 ms apart, or
+//! one sync interval if longer) and, on return, takes the store's word again: its forced
+//! state and, when the record moved while the instance was away (the fleet closed, was
+//! reset, or the store lost it), the fleet's state over whatever the instance decided
+//! alone. A verdict reached while cut off counts (opens the fleet, or votes in a quorum)
+//! only once a look shows the record did not move. Nothing waits on the store and nothing
+//! panics.
+//!
+//! A store that loses its data (a restart without persistence) is a fresh record to the
+//! fleet: flushes it had acknowledged are gone with it, a forced state is lifted, an OPEN
+//! ends (instances that followed it close and judge again), and the instances' next
+//! flushes start its totals again; what they had not seen acknowledged is sent again and
+//! counted once.
 //!
 //! ```
 //! use fusebox_core::breaker::{Breaker, State};
@@ -61,9 +87,11 @@
 pub mod contract;
 mod engine;
 mod memory;
+mod options;
 mod store;
 
 pub use memory::MemoryStore;
+pub use options::{FleetBreakerOptions, OutagePolicy};
 pub use store::{
     BreakerRecord, Cas, Claim, FleetChange, FleetState, FleetTotals, FleetView, ForcedState,
     InstanceView, MAX_STORE_SPAN_MS, Notice, OutcomeDelta, StateStore, StoreError, StoreFuture,
@@ -121,6 +149,18 @@ impl FleetMode {
         })
     }
 
+    /// This mode with its own outage policy, for one breaker whose needs differ from the
+    /// fleet's (a payment call that must fail closed in a fleet that decides locally).
+    ///
+    /// ```
+    /// use fusebox_fleet::{FleetMode, OutagePolicy};
+    /// let options = FleetMode::Pooled.on_outage(OutagePolicy::Reject);
+    /// assert_eq!(options.outage_policy(), Some(OutagePolicy::Reject));
+    /// ```
+    pub fn on_outage(self, policy: OutagePolicy) -> FleetBreakerOptions {
+        FleetBreakerOptions::new(self).outage(policy)
+    }
+
     fn validate(self) -> Result<FleetMode, ConfigError> {
         match self {
             FleetMode::Quorum {
@@ -167,22 +207,6 @@ impl fmt::Display for FleetMode {
             FleetMode::Any => f.write_str("any"),
         }
     }
-}
-
-/// What a breaker does while its store cannot be reached.
-///
-/// ```
-/// use fusebox_fleet::OutagePolicy;
-/// assert_eq!(OutagePolicy::default(), OutagePolicy::Local);
-/// ```
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-#[non_exhaustive]
-pub enum OutagePolicy {
-    /// Go on deciding from local state alone (fail-open: calls keep flowing while healthy).
-    #[default]
-    Local,
-    /// Reject every call until the store is back (fail-closed).
-    Reject,
 }
 
 /// Why a fleet breaker could not be made.
@@ -329,13 +353,14 @@ impl Fleet {
         self.settings.sync_interval
     }
 
-    /// Builds the breaker `builder` describes, shared with the fleet in `mode`, and starts
-    /// its sync task on the current tokio runtime. The task ends when the last clone of the
-    /// breaker is dropped.
+    /// Builds the breaker `builder` describes, shared with the fleet as `options` say (a
+    /// [`FleetMode`], or a mode with its own outage policy from [`FleetMode::on_outage`]),
+    /// and starts its sync task on the current tokio runtime. The task ends when the last
+    /// clone of the breaker is dropped.
     ///
     /// ```
     /// use fusebox_core::breaker::{Breaker, State};
-    /// use fusebox_fleet::{Fleet, FleetMode, MemoryStore};
+    /// use fusebox_fleet::{Fleet, FleetMode, MemoryStore, OutagePolicy};
     /// use std::time::Duration;
     /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
     /// let fleet = Fleet::builder(MemoryStore::new()).build()?;
@@ -344,6 +369,13 @@ impl Fleet {
     ///     FleetMode::quorum(2, 0.5)?,
     /// )?;
     /// assert_eq!(b.state(), State::Closed);
+    ///
+    /// // This one fails closed while the store is unreachable, whatever the fleet's policy.
+    /// let payments = fleet.breaker(
+    ///     Breaker::builder("payments").consecutive_failures(5),
+    ///     FleetMode::Any.on_outage(OutagePolicy::Reject),
+    /// )?;
+    /// # drop(payments);
     ///
     /// // A cooldown the store could not keep is refused before anything is written.
     /// let err = fleet
@@ -356,8 +388,14 @@ impl Fleet {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// # }).unwrap();
     /// ```
-    pub fn breaker(&self, builder: BreakerBuilder, mode: FleetMode) -> Result<Breaker, FleetError> {
-        let mode = mode.validate()?;
+    pub fn breaker(
+        &self,
+        builder: BreakerBuilder,
+        options: impl Into<FleetBreakerOptions>,
+    ) -> Result<Breaker, FleetError> {
+        let options = options.into();
+        let mode = options.mode().validate()?;
+        let outage = options.outage_policy().unwrap_or(self.settings.outage);
         let runtime = tokio::runtime::Handle::try_current().map_err(|_| FleetError::NoRuntime)?;
         let wake = Arc::new(tokio::sync::Notify::new());
         let waker = {
@@ -375,6 +413,7 @@ impl Fleet {
             Arc::clone(&self.store),
             Arc::clone(&self.settings),
             mode,
+            outage,
         );
         runtime.spawn(engine.run(wake));
         Ok(breaker)
@@ -439,7 +478,8 @@ impl FleetBuilder {
         self
     }
 
-    /// What breakers do while the store is unreachable (default: decide locally).
+    /// What this instance's breakers do while the store is unreachable (default: decide
+    /// locally); one breaker may differ with [`FleetMode::on_outage`].
     ///
     /// ```
     /// use fusebox_fleet::{Fleet, MemoryStore, OutagePolicy};

@@ -8,8 +8,8 @@ use tokio::sync::broadcast;
 
 use super::{Harness, namespace, one_fleet_at_a_time, wait_until};
 use crate::{
-    Cas, Claim, Fleet, FleetChange, FleetMode, FleetView, ForcedState, Notice, OutagePolicy,
-    StateStore, StoreError, StoreFuture, SyncRequest,
+    Cas, Claim, Fleet, FleetChange, FleetMode, FleetState, FleetView, ForcedState, Notice,
+    OutagePolicy, StateStore, StoreError, StoreFuture, SyncRequest,
 };
 use fusebox_core::breaker::{Breaker, State};
 
@@ -325,4 +325,129 @@ pub async fn fail_closed_outage_gives_way_to_the_store(h: &Harness) {
         "no force: closed after the outage",
     )
     .await;
+}
+
+/// With the fail-open outage policy, an instance admits every call while cut off, trips on
+/// nothing, and flushes what it measured once back; a kill-switch it applied before holds.
+pub async fn fail_open_outage_admits_and_resyncs(h: &Harness) {
+    let _serial = one_fleet_at_a_time().await;
+    let ns = namespace("admit-outage");
+    let (fleet, cut) = severable_fleet(h, &ns, OutagePolicy::Admit).await;
+    let admin = h.store(&ns).await;
+    cut.set_cut(true);
+    all_reach(h, &fleet, State::Disabled, "failing open while cut off").await;
+    for _ in 0..8 {
+        fleet[0]
+            .try_acquire()
+            .expect("failing open admits every call")
+            .failure();
+    }
+    assert_eq!(
+        fleet[0].state(),
+        State::Disabled,
+        "nothing trips failing open"
+    );
+    cut.set_cut(false);
+    all_reach(
+        h,
+        &fleet,
+        State::Closed,
+        "no force: closed after the outage",
+    )
+    .await;
+    let flushed = wait_until(h.sync_interval * 20, || async {
+        let view = admin.view("dep").await.ok().flatten();
+        view.is_some_and(|v| v.totals().failures == 8)
+    })
+    .await;
+    assert!(
+        flushed.is_some(),
+        "the outcomes measured failing open did not reach the store"
+    );
+
+    admin
+        .force("dep", Some(ForcedState::Open), None)
+        .await
+        .expect("force");
+    all_reach(h, &fleet, State::ForcedOpen, "the kill-switch").await;
+    cut.set_cut(true);
+    tokio::time::sleep(h.sync_interval * 5).await;
+    for b in &fleet {
+        assert_eq!(
+            b.state(),
+            State::ForcedOpen,
+            "failing open lifted the kill-switch"
+        );
+        assert!(b.try_acquire().is_err());
+    }
+    cut.set_cut(false);
+    admin.force("dep", None, None).await.expect("reset");
+    all_reach(h, &fleet, State::Closed, "reset").await;
+}
+
+/// An instance back from an outage takes the fleet's newer word: one that followed a fleet
+/// OPEN and was cut off while the fleet's trials closed it does not open the fleet again.
+pub async fn a_fleet_that_moved_on_outranks_a_returning_instance(h: &Harness) {
+    let _serial = one_fleet_at_a_time().await;
+    let ns = namespace("moved-on");
+    let cooldown = Duration::from_millis(400);
+    let breaker = || {
+        Breaker::builder("dep")
+            .consecutive_failures(2)
+            .cooldown(cooldown)
+            .half_open_trials(1, 1)
+    };
+    let a = h
+        .fleet(h.store(&ns).await, "a")
+        .breaker(breaker(), FleetMode::Any)
+        .expect("fleet breaker");
+    let cut = Severable::new(h.store(&ns).await);
+    let x = h
+        .fleet(Arc::new(cut.clone()), "x")
+        .breaker(breaker(), FleetMode::Any)
+        .expect("fleet breaker");
+    let admin = h.store(&ns).await;
+    wait_until(h.sync_interval * 20, || async {
+        let view = admin.view("dep").await.ok().flatten();
+        view.is_some_and(|v| v.live_instances() == 2)
+    })
+    .await
+    .expect("both instances register");
+
+    for _ in 0..2 {
+        a.try_acquire().expect("closed").failure();
+    }
+    wait_until(h.sync_interval * 20, || async { x.state() == State::Open })
+        .await
+        .expect("x follows the fleet's OPEN");
+    cut.set_cut(true);
+    // The fleet's trial, made by `a` once the cooldown is over, closes it while x is away.
+    wait_until(cooldown * 10 + h.sync_interval * 20, || async {
+        if let Ok(p) = a.try_acquire() {
+            p.success();
+        }
+        let view = admin.view("dep").await.ok().flatten();
+        view.is_some_and(|v| v.record.state == FleetState::Closed)
+    })
+    .await
+    .expect("the fleet closes on a's trial");
+    assert_ne!(
+        x.state(),
+        State::Closed,
+        "x, cut off, still holds the episode"
+    );
+    cut.set_cut(false);
+    // Reconnection backs off (up to 500 ms between attempts).
+    wait_until(h.sync_interval * 20 + Duration::from_secs(1), || async {
+        x.state() == State::Closed
+    })
+    .await
+    .expect("x takes the fleet's newer word");
+    tokio::time::sleep(h.sync_interval * 3).await; // a late reopening would show now
+    let view = admin.view("dep").await.expect("view").expect("record");
+    assert_eq!(
+        (view.record.state, view.record.opens),
+        (FleetState::Closed, 1),
+        "the returning instance opened the fleet again"
+    );
 }
