@@ -29,6 +29,8 @@
 pub mod breaker;
 pub mod bulkhead;
 pub mod cost;
+#[cfg(feature = "dashboard")]
+pub mod dashboard;
 mod error;
 pub mod fallback;
 #[cfg(feature = "http")]
