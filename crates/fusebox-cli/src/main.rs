@@ -3,6 +3,7 @@
 
 #![forbid(unsafe_code)]
 
+mod dashboard;
 mod render;
 mod store;
 
@@ -96,6 +97,11 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Serve a live web page of every breaker: state, rates, instances, transitions.
+    #[command(after_help = "Examples:\n  \
+        fusebox dashboard --listen 127.0.0.1:9477\n  \
+        fusebox --redis-url redis://cache:6379 dashboard --listen 127.0.0.1:0 --interval 500ms")]
+    Dashboard(dashboard::Args),
     /// Print a shell completion script.
     #[command(after_help = "Examples:\n  \
         fusebox completions bash > /etc/bash_completion.d/fusebox\n  \
@@ -218,6 +224,7 @@ async fn run(cli: Cli) -> Result<(), CliError> {
             };
             force(&cli.store, args, None).await
         }
+        Command::Dashboard(args) => dashboard::run(&cli.store, args).await,
         Command::Instances { name, json } => {
             let opened = cli.store.open().await?;
             let view = known(&*opened.store, &name).await?;
