@@ -11,11 +11,12 @@ use std::panic::AssertUnwindSafe;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use fantoccini::{Client, ClientBuilder};
 use fusebox_core::Breaker;
-use fusebox_tower::dashboard::{Dashboard, LocalSource};
+use fusebox_tower::dashboard::{BreakerReading, Dashboard, LocalSource, Source, SourceError};
 use futures_util::FutureExt;
 use hyper_util::client::legacy::connect::HttpConnector;
 use serde_json::{Value, json};
@@ -28,6 +29,21 @@ const PAGE_READY: Duration = Duration::from_secs(10);
 
 /// A name written to break out of text into markup, if the page ever used it as markup.
 const HOSTILE: &str = "<img src=x onerror=\"window.pwned=1\">payments</b>";
+
+/// The process's breakers, behind a switch that plays an unreachable store.
+struct Switchable {
+    local: Arc<LocalSource>,
+    down: AtomicBool,
+}
+
+impl Source for Switchable {
+    async fn read(&self) -> Result<Vec<BreakerReading>, SourceError> {
+        if self.down.load(Ordering::SeqCst) {
+            return Err(SourceError::new("store unreachable: connection refused"));
+        }
+        Ok(self.local.readings())
+    }
+}
 
 fn on_path(name: &str) -> Option<PathBuf> {
     std::env::var_os("PATH")?
@@ -133,6 +149,46 @@ async fn until_shown(client: &Client, name: &str, state: &str, limit: Duration) 
     }
 }
 
+/// Whether the error banner shows, its text, and how many cards are marked stale.
+async fn banner(client: &Client) -> Value {
+    client
+        .execute(
+            "var b = document.getElementById('banner');\
+             return [b.classList.contains('shown') && b.offsetHeight > 0, b.textContent,\
+                document.querySelectorAll('.card.stale').length];",
+            vec![],
+        )
+        .await
+        .unwrap()
+}
+
+/// Polls until the banner shows (or hides); how long it took.
+async fn until_banner(client: &Client, shown: bool) -> Duration {
+    let started = Instant::now();
+    loop {
+        let now = banner(client).await;
+        if now[0] == shown {
+            return started.elapsed();
+        }
+        assert!(
+            started.elapsed() < SHOWS_WITHIN,
+            "banner {now}, wanted shown={shown}"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// Keeps a screenshot of the page in `target/test-artifacts`.
+async fn screenshot(client: &Client, name: &str) {
+    let png = client.screenshot().await.unwrap();
+    assert!(png.starts_with(b"\x89PNG"), "a PNG");
+    let dir = artifacts();
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join(name);
+    std::fs::write(&path, &png).unwrap();
+    println!("screenshot: {} ({} bytes)", path.display(), png.len());
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_breaker_driven_open_shows_open_in_chromium_within_two_seconds() {
     let Some((chromium, chromedriver)) = browser() else {
@@ -155,10 +211,14 @@ async fn a_breaker_driven_open_shows_open_in_chromium_within_two_seconds() {
         )
         .unwrap();
     source.add(&Breaker::builder(HOSTILE).build().unwrap());
+    let switchable = Arc::new(Switchable {
+        local: source.clone(),
+        down: AtomicBool::new(false),
+    });
     let router = Dashboard::builder()
         .interval(Duration::from_millis(250))
         .title("browser test")
-        .build(source.clone())
+        .build(switchable.clone())
         .unwrap()
         .router()
         .unwrap();
@@ -257,13 +317,29 @@ async fn a_breaker_driven_open_shows_open_in_chromium_within_two_seconds() {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
 
-        let png = client.screenshot().await.unwrap();
-        assert!(png.starts_with(b"\x89PNG"), "a PNG");
-        let dir = artifacts();
-        std::fs::create_dir_all(&dir).unwrap();
-        let path = dir.join("dashboard.png");
-        std::fs::write(&path, &png).unwrap();
-        println!("screenshot: {} ({} bytes)", path.display(), png.len());
+        screenshot(&client, "dashboard.png").await;
+
+        // The source fails: the page says so over the last readings, then recovers.
+        switchable.down.store(true, Ordering::SeqCst);
+        let latency = until_banner(&client, true).await;
+        println!("dashboard showed the outage after {latency:?}");
+        let shown = banner(&client).await;
+        assert!(
+            shown[1]
+                .as_str()
+                .unwrap()
+                .contains("store unreachable: connection refused"),
+            "{shown}"
+        );
+        assert_eq!(shown[2], 3, "every card stays, marked stale: {shown}");
+        assert_eq!(
+            shown_state(&client, "checkout-api").await.as_deref(),
+            Some("OPEN")
+        );
+        screenshot(&client, "dashboard-outage.png").await;
+        switchable.down.store(false, Ordering::SeqCst);
+        until_banner(&client, false).await;
+        assert_eq!(banner(&client).await[2], 0, "no card stale once back");
     };
     // The page is checked with a bound of its own; the whole run is bounded too, and the
     // session is closed whatever happened.
