@@ -374,3 +374,18 @@ fn settings_out_of_range_are_refused_by_field() {
     .to_string();
     assert_eq!(message, "interval must be from 50ms to 60s, got 0ns");
 }
+
+#[tokio::test(start_paused = true)]
+async fn nested_under_a_path_the_page_and_its_endpoints_answer() {
+    let dashboard = Dashboard::builder()
+        .build(LocalSource::new())
+        .unwrap()
+        .router()
+        .unwrap();
+    let app = Router::new().nest("/ops/breakers", dashboard);
+    // The page, served at the nest's path, finds its endpoints under that path.
+    assert_eq!(get(&app, "/ops/breakers").await.status(), 200);
+    assert_eq!(get(&app, "/ops/breakers/api/snapshot").await.status(), 200);
+    assert_eq!(get(&app, "/ops/breakers/api/events").await.status(), 200);
+    assert_eq!(get(&app, "/api/snapshot").await.status(), 404);
+}
