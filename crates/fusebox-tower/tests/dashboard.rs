@@ -175,7 +175,13 @@ async fn a_breaker_driven_open_shows_in_the_stream_with_its_rates_and_transition
             .unwrap()
             .contains("3 consecutive failures")
     );
-    assert!(b["spark"].as_array().unwrap().len() >= 2);
+    assert!(b["spark"]["calls_per_sec"].as_array().unwrap().len() >= 2);
+    assert!(
+        b["spark"]["calls_per_sec"]
+            .as_array()
+            .unwrap()
+            .contains(&80.0.into())
+    );
     let t = &open["transitions"][0];
     assert_eq!(
         (&t["name"], &t["from"], &t["to"]),
@@ -354,7 +360,11 @@ fn settings_out_of_range_are_refused_by_field() {
         Some(DashboardError::History { value: 1 })
     );
     assert!(build(d().history(2)).is_none());
-    assert!(build(d().history(3_600)).is_none());
+    assert!(build(d().history(600)).is_none());
+    assert_eq!(
+        build(d().history(601)),
+        Some(DashboardError::History { value: 601 })
+    );
     assert_eq!(
         build(d().history(usize::MAX)),
         Some(DashboardError::History { value: usize::MAX })

@@ -57,7 +57,7 @@ pub const MIN_INTERVAL: Duration = Duration::from_millis(50);
 /// The longest sampling interval.
 pub const MAX_INTERVAL: Duration = Duration::from_secs(60);
 /// The most points a breaker's sparkline keeps.
-pub const MAX_HISTORY: usize = 3_600;
+pub const MAX_HISTORY: usize = 600;
 /// The most entries the transitions log keeps.
 pub const MAX_TRANSITIONS: usize = 1_000;
 /// The longest title, in characters.
@@ -172,7 +172,7 @@ impl DashboardBuilder {
         self
     }
 
-    /// How many recent samples each sparkline shows (2 to 3600; default 60).
+    /// How many recent samples each sparkline shows (2 to 600; default 60).
     ///
     /// ```
     /// use fusebox_tower::dashboard::{Dashboard, LocalSource};

@@ -20,8 +20,6 @@ pub(crate) struct Point {
     pub(crate) calls_per_sec: Option<f64>,
     /// Failure rate at the sample.
     pub(crate) failure_rate: Option<f64>,
-    /// State at the sample.
-    pub(crate) state: State,
 }
 
 /// One logged state change.
@@ -72,6 +70,13 @@ fn per_sec(before: Option<u64>, after: Option<u64>, elapsed: Duration) -> Option
         return None;
     }
     Some((after - before) as f64 / secs)
+}
+
+/// A value for a sparkline: three decimals are more than a 40-pixel line can show.
+fn rounded(value: Option<f64>) -> Option<f64> {
+    value
+        .filter(|v| v.is_finite())
+        .map(|v| (v * 1000.0).round() / 1000.0)
 }
 
 impl Sampler {
@@ -163,7 +168,6 @@ impl Sampler {
                     at_ms: wall_ms,
                     calls_per_sec: track.calls_per_sec,
                     failure_rate: track.last.failure_rate,
-                    state: track.last.state,
                 });
                 while track.points.len() > self.history {
                     track.points.pop_front();
@@ -220,12 +224,13 @@ impl Sampler {
                         "known": i.known,
                     })),
                     "reason": r.reason,
-                    "spark": t.points.iter().map(|p| json!({
-                        "at_ms": p.at_ms,
-                        "calls_per_sec": p.calls_per_sec,
-                        "failure_rate": p.failure_rate,
-                        "state": p.state.as_str(),
-                    })).collect::<Vec<_>>(),
+                    // Two plain series rather than one object per point: a frame goes to every
+                    // open page once per interval.
+                    "spark": {
+                        "from_ms": t.points.front().map(|p| p.at_ms),
+                        "calls_per_sec": t.points.iter().map(|p| rounded(p.calls_per_sec)).collect::<Vec<_>>(),
+                        "failure_rate": t.points.iter().map(|p| rounded(p.failure_rate)).collect::<Vec<_>>(),
+                    },
                 })
             })
             .collect();
@@ -315,6 +320,15 @@ mod tests {
     }
 
     #[test]
+    fn sparkline_values_are_rounded_and_finite() {
+        assert_eq!(rounded(Some(1.0 / 3.0)), Some(0.333));
+        assert_eq!(rounded(Some(80.0)), Some(80.0));
+        assert_eq!(rounded(Some(f64::NAN)), None);
+        assert_eq!(rounded(Some(f64::INFINITY)), None);
+        assert_eq!(rounded(None), None);
+    }
+
+    #[test]
     fn the_ring_keeps_the_last_points_only() {
         let mut s = Sampler::new(3, 10);
         for i in 0..10u64 {
@@ -331,13 +345,11 @@ mod tests {
             [7, 8, 9]
         );
         assert!(points.iter().all(|p| p.calls_per_sec == Some(10.0)));
-        assert_eq!(
-            s.frame(SEC)["breakers"][0]["spark"]
-                .as_array()
-                .unwrap()
-                .len(),
-            3
-        );
+        let frame = s.frame(SEC);
+        let spark = &frame["breakers"][0]["spark"];
+        assert_eq!(spark["from_ms"], 7);
+        assert_eq!(spark["calls_per_sec"], json!([10.0, 10.0, 10.0]));
+        assert_eq!(spark["failure_rate"], json!([null, null, null]));
     }
 
     #[test]
