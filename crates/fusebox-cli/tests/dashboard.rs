@@ -253,12 +253,14 @@ async fn the_dashboard_shows_the_fleet_live_and_rides_out_an_outage() {
     assert_eq!(breaker(&frame, "dep").unwrap()["state"], "closed");
 
     // Ctrl-C stops it cleanly, open streams and all.
+    let interrupted = Instant::now();
     interrupt(&child);
     let status = tokio::time::timeout(Duration::from_secs(10), child.wait())
         .await
         .expect("it stops on Ctrl-C")
         .unwrap();
     assert!(status.success(), "{status:?}");
+    println!("stopped {:?} after Ctrl-C", interrupted.elapsed());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
