@@ -3,6 +3,7 @@
 
 #![forbid(unsafe_code)]
 
+mod dashboard;
 mod render;
 mod store;
 mod table;
@@ -110,6 +111,11 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Serve a live web page of every breaker: state, rates, instances, transitions.
+    #[command(after_help = "Examples:\n  \
+        fusebox dashboard --listen 127.0.0.1:9477\n  \
+        fusebox --redis-url redis://cache:6379 dashboard --listen 127.0.0.1:0 --interval 500ms")]
+    Dashboard(dashboard::Args),
     /// Print a shell completion script.
     #[command(after_help = "Examples:\n  \
         fusebox completions bash > /etc/bash_completion.d/fusebox\n  \
@@ -287,6 +293,7 @@ async fn run(cli: Cli) -> Result<(), CliError> {
             };
             force(&top, args, None).await
         }
+        Command::Dashboard(args) => dashboard::run(&top, args).await,
         Command::Instances {
             store,
             output,

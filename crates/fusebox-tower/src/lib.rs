@@ -3,7 +3,8 @@
 //! tower [`Layer`](tower_layer::Layer)s for fusebox: a circuit breaker, retry, timeout,
 //! bulkhead, fallback and cost guard, each a `XxxLayer` + service + `ResponseFuture` that
 //! compose with `tower::ServiceBuilder` and with each other; HTTP classification and helpers;
-//! breakers keyed by host, route or tenant.
+//! breakers keyed by host, route or tenant; and, with feature `dashboard`, a live web
+//! dashboard of breakers (module `dashboard`).
 //!
 //! # Errors
 //!
@@ -29,6 +30,8 @@
 pub mod breaker;
 pub mod bulkhead;
 pub mod cost;
+#[cfg(feature = "dashboard")]
+pub mod dashboard;
 mod error;
 pub mod fallback;
 #[cfg(feature = "http")]
