@@ -115,9 +115,11 @@ pub fn error_status(error: Error<Status>) -> Status {
 /// `grpc-retry-pushback-ms` trailer. Never panics on what a server sends:
 ///
 /// - a delay above [`MAX_RETRY_AFTER`] (up to the protobuf's `i64` seconds) is clamped to it;
-/// - a negative delay, nanoseconds outside `0..1e9`, undecodable details, or a pushback
-///   that is negative, not a number, or not text gives `None` (no hint, so the caller's own
-///   backoff applies);
+/// - a `RetryInfo` with a negative delay, nanoseconds outside `0..1e9` or no delay, or a
+///   pushback that is negative, not a whole number, or not text, gives `None` (no hint, so
+///   the caller's own backoff applies); an unusable `RetryInfo` is not overruled by a
+///   pushback;
+/// - details that do not decode are skipped (the pushback is read instead);
 /// - a status with neither gives `None`.
 ///
 /// ```
