@@ -20,7 +20,12 @@ pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(24 * 60 * 60);
 
 /// The status a breaker's rejection is answered with: `UNAVAILABLE`, the rejection's text as
 /// the message, and, when the breaker knows when it will admit calls again, a
-/// `google.rpc.RetryInfo` detail and a `grpc-retry-pushback-ms` trailer with that delay.
+/// `google.rpc.RetryInfo` detail and a `grpc-retry-pushback-ms` trailer with that delay,
+/// rounded up to whole milliseconds.
+///
+/// The breaker's default clock ticks every 1 to 4 ms, so a client that comes back after
+/// exactly this delay may still find it open for a tick: such a late rejection carries the
+/// few milliseconds left, and a retry loop honouring it gets through on the next attempt.
 ///
 /// ```
 /// use fusebox_core::breaker::{Rejected, State};
@@ -48,11 +53,14 @@ fn with_retry_delay(code: Code, message: String, retry_after: Option<Duration>) 
     let Some(delay) = retry_after else {
         return Status::new(code, message);
     };
-    let mut status =
-        Status::with_error_details(code, message, ErrorDetails::with_retry_info(Some(delay)));
-    // Whole milliseconds, rounded up: a client waiting exactly as long finds the breaker
-    // ready rather than a nanosecond early.
+    // Whole milliseconds, rounded up, in both places and as the message says: a client
+    // waiting exactly as long finds the breaker ready rather than a nanosecond early.
     let millis = u64::try_from(delay.as_nanos().div_ceil(1_000_000)).unwrap_or(u64::MAX);
+    let mut status = Status::with_error_details(
+        code,
+        message,
+        ErrorDetails::with_retry_info(Some(Duration::from_millis(millis))),
+    );
     status
         .metadata_mut()
         .insert(RETRY_PUSHBACK_HEADER, MetadataValue::from(millis));

@@ -170,7 +170,11 @@ fn ceilings_apply_to_both_sources() {
 fn rejections_round_trip_their_delay_whatever_its_size() {
     for (sent, read) in [
         (Duration::from_millis(1), Duration::from_millis(1)),
-        (Duration::from_nanos(1), Duration::from_nanos(1)),
+        (Duration::from_nanos(1), Duration::from_millis(1)),
+        (
+            Duration::from_micros(2_500_001),
+            Duration::from_millis(2_501),
+        ),
         (Duration::from_secs(30), Duration::from_secs(30)),
         (Duration::from_secs(10 * 24 * 3600), MAX_RETRY_AFTER),
         (Duration::MAX, MAX_RETRY_AFTER),
@@ -179,7 +183,7 @@ fn rejections_round_trip_their_delay_whatever_its_size() {
         assert_eq!(status.code(), Code::Unavailable);
         assert_eq!(retry_after_from(&status), Some(read), "{sent:?}");
     }
-    // Sub-millisecond delays round the pushback up, so a client never comes back early.
+    // Sub-millisecond delays round up (RetryInfo and pushback alike), never down to zero.
     let status = rejection_status(&Rejected::new(
         "db",
         State::Open,
@@ -229,10 +233,16 @@ fn every_fusebox_refusal_maps_to_a_status() {
         "no spend figures: {}",
         status.message()
     );
-    assert_eq!(
-        retry_after_from(&status),
-        refusal.retry_after.map(|d| d.min(MAX_RETRY_AFTER))
+    // The guard's wait, in whole milliseconds rounded up, clamped.
+    let expected = refusal.retry_after.map(|d| {
+        let millis = u64::try_from(d.as_nanos().div_ceil(1_000_000)).unwrap_or(u64::MAX);
+        Duration::from_millis(millis).min(MAX_RETRY_AFTER)
+    });
+    assert!(
+        expected.is_some(),
+        "a spent daily budget knows when it refills"
     );
+    assert_eq!(retry_after_from(&status), expected);
 }
 
 #[test]
