@@ -229,8 +229,9 @@ impl<T> Classifier<T, Status> for GrpcClassifier {
 }
 
 /// A result inside a fusebox stack or pipeline: the caller's `Status` by its code, a
-/// timeout a failure, and a refusal by another policy (a breaker further in, a full
-/// bulkhead, a cost guard) ignored, since the call never reached the server.
+/// fusebox timeout like `DEADLINE_EXCEEDED` (a failure by default), and a refusal by another
+/// policy (a breaker further in, a full bulkhead, a cost guard) ignored, since the call never
+/// reached the server.
 ///
 /// ```
 /// # #[tokio::main(flavor = "current_thread")]
