@@ -44,6 +44,7 @@
 //! | [`clock`], [`observe`], [`error`] | time sources, metrics and tracing, every error type |
 //! | [`fleet`], [`health`], [`mode`], [`rule`], [`tower`] | fleet-wide breakers, health reports, degradation modes, the rule language, tower layers |
 #![forbid(unsafe_code)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 #![deny(missing_docs)]
 
 pub use fusebox_core::{Breaker, Classifier, ConfigError, Error, Outcome, Rejected, State};
@@ -77,7 +78,7 @@ pub mod clock {
 }
 
 /// Observability: tracing spans, the metrics listener for breakers and, for the policies,
-/// metrics hooks; the series names are in [`observe::names`](names).
+/// metrics hooks; the series names are in [`observe::names`].
 ///
 /// ```
 /// assert_eq!(fusebox::observe::names::LABEL_POLICY, "policy");
@@ -132,3 +133,16 @@ pub use fusebox_fleet as fleet;
 /// tower Layers: breakers, retries, timeouts, bulkheads, fallbacks, HTTP and keyed breakers.
 #[cfg(feature = "tower")]
 pub use fusebox_tower as tower;
+
+/// The README's examples, compiled and run by `cargo test --all-features` so that they
+/// cannot drift from the API.
+#[cfg(all(
+    doctest,
+    feature = "serde",
+    feature = "tower",
+    feature = "fleet",
+    feature = "health",
+    feature = "metrics"
+))]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;
