@@ -56,10 +56,10 @@ pub use fusebox_policy::{
     stack::Stack,
 };
 
-pub use fusebox_core::{backoff, breaker, budget, check, guard, keyed};
+pub use fusebox_core::{backoff, breaker, budget, check, duration, guard, keyed};
 
 #[cfg(feature = "tokio")]
-pub use fusebox_policy::{pipeline, policy, stack};
+pub use fusebox_policy::{pipeline, policy, settings, stack};
 
 /// Time sources: the default monotonic clock, a precise one, a manual one for tests, a
 /// calendar-anchored one and, with tokio, one that follows `tokio::time::pause`.

@@ -13,6 +13,7 @@ pub mod backoff;
 pub mod breaker;
 pub mod budget;
 pub mod clock;
+pub mod duration;
 mod error;
 pub mod guard;
 pub mod keyed;

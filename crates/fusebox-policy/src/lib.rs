@@ -14,6 +14,7 @@ mod clock;
 pub mod observe;
 pub mod pipeline;
 pub mod policy;
+pub mod settings;
 pub mod stack;
 
 pub use clock::TokioClock;

@@ -54,7 +54,11 @@ impl fmt::Debug for BreakerBuilder {
 }
 
 impl BreakerBuilder {
-    /// Replaces every setting with `settings` (for instance loaded from TOML).
+    /// Replaces every setting with `settings` (for instance loaded from TOML): the settings
+    /// of earlier builder calls are dropped, whether or not `settings` sets them. What
+    /// settings cannot hold (a [`trip_when`](Self::trip_when) rule, the clock, listeners) is
+    /// kept. To let a file override only what it sets, use
+    /// [`merge_settings`](Self::merge_settings).
     ///
     /// ```
     /// use fusebox_core::breaker::{Breaker, BreakerSettings};
@@ -67,6 +71,34 @@ impl BreakerBuilder {
     /// ```
     pub fn settings(mut self, settings: BreakerSettings) -> Self {
         self.settings = settings;
+        self
+    }
+
+    /// Lays `settings` over the builder's: every field `settings` sets wins, every field it
+    /// leaves unset keeps what earlier builder calls chose. Code gives the defaults, a file
+    /// or the environment overrides them. Rules add up: a file that sets
+    /// `consecutive_failures` over a builder with `failures_in_last` keeps both trip rules.
+    ///
+    /// ```
+    /// use fusebox_core::breaker::{Breaker, BreakerSettings, Cooldown, WindowKind};
+    /// use std::time::Duration;
+    /// let from_file = BreakerSettings {
+    ///     cooldown: Some(Duration::from_secs(10)),
+    ///     ..Default::default()
+    /// };
+    /// let b = Breaker::builder("s")
+    ///     .failures_in_last(3, 10)
+    ///     .cooldown(Duration::from_secs(5))
+    ///     .merge_settings(from_file)
+    ///     .build()?;
+    /// assert_eq!(b.config().window(), Some(WindowKind::Count { calls: 10 })); // kept
+    /// assert_eq!(b.config().failures_in_window(), Some(3));                   // kept
+    /// assert!(matches!(b.config().cooldown(), Cooldown::Fixed { duration, .. }
+    ///     if duration == Duration::from_secs(10)));                             // overridden
+    /// # Ok::<(), fusebox_core::ConfigError>(())
+    /// ```
+    pub fn merge_settings(mut self, settings: BreakerSettings) -> Self {
+        self.settings = settings.over(std::mem::take(&mut self.settings));
         self
     }
     /// Trips after `n` failures in a row. This is the default rule, with `n = 5`, when no

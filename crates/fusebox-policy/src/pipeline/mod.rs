@@ -44,6 +44,7 @@ use std::sync::Arc;
 
 pub use builder::PipelineBuilder;
 use call::Call;
+pub(crate) use slot::ClassifyOutcome;
 use slot::Slot;
 
 use fusebox_core::Error;
