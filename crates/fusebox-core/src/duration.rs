@@ -4,7 +4,7 @@
 //! Every duration fusebox reads from a file or an environment variable goes through
 //! [`parse`]: TOML and serde settings of breakers, backoffs, retry budgets and whole
 //! pipelines, and the environment overrides of pipeline settings. Writing them back
-//! ([`format`], and serde with the `serde` feature) gives the same form, so a round trip is
+//! ([`format()`], and serde with the `serde` feature) gives the same form, so a round trip is
 //! stable. The units are those of the `humantime` crate: `ns`, `us`, `ms`, `s`, `m`, `h`,
 //! `d`, combinable (`"1m 30s"`).
 //!

@@ -36,6 +36,8 @@ pub mod fallback;
 pub mod http;
 pub mod keyed;
 pub mod pipeline;
+#[cfg(feature = "http")]
+pub mod preset;
 pub mod retry;
 pub mod timeout;
 
