@@ -573,3 +573,62 @@ impl BreakerBuilder {
         ))
     }
 }
+
+impl BreakerSettings {
+    /// These settings laid over `base`: each field set here wins, each field left unset takes
+    /// `base`'s value. What [`BreakerBuilder::merge_settings`]
+    /// does to a builder's settings.
+    ///
+    /// ```
+    /// use fusebox_core::breaker::BreakerSettings;
+    /// let base = BreakerSettings { consecutive_failures: Some(5), min_calls: Some(10), ..Default::default() };
+    /// let file = BreakerSettings { consecutive_failures: Some(3), ..Default::default() };
+    /// let merged = file.over(base);
+    /// assert_eq!((merged.consecutive_failures, merged.min_calls), (Some(3), Some(10)));
+    /// ```
+    pub fn over(self, base: BreakerSettings) -> BreakerSettings {
+        // Destructured, so that a new field cannot be forgotten here.
+        let BreakerSettings {
+            consecutive_failures,
+            failures_in_window,
+            failure_rate,
+            min_calls,
+            window_calls,
+            window_span,
+            window_buckets,
+            slow_call_threshold,
+            slow_call_rate,
+            cooldown,
+            cooldown_max,
+            cooldown_factor,
+            cooldown_jitter,
+            half_open_successes,
+            half_open_trials,
+            half_open_concurrency,
+            half_open_max_duration,
+            outcome_log,
+            seed,
+        } = self;
+        BreakerSettings {
+            consecutive_failures: consecutive_failures.or(base.consecutive_failures),
+            failures_in_window: failures_in_window.or(base.failures_in_window),
+            failure_rate: failure_rate.or(base.failure_rate),
+            min_calls: min_calls.or(base.min_calls),
+            window_calls: window_calls.or(base.window_calls),
+            window_span: window_span.or(base.window_span),
+            window_buckets: window_buckets.or(base.window_buckets),
+            slow_call_threshold: slow_call_threshold.or(base.slow_call_threshold),
+            slow_call_rate: slow_call_rate.or(base.slow_call_rate),
+            cooldown: cooldown.or(base.cooldown),
+            cooldown_max: cooldown_max.or(base.cooldown_max),
+            cooldown_factor: cooldown_factor.or(base.cooldown_factor),
+            cooldown_jitter: cooldown_jitter.or(base.cooldown_jitter),
+            half_open_successes: half_open_successes.or(base.half_open_successes),
+            half_open_trials: half_open_trials.or(base.half_open_trials),
+            half_open_concurrency: half_open_concurrency.or(base.half_open_concurrency),
+            half_open_max_duration: half_open_max_duration.or(base.half_open_max_duration),
+            outcome_log: outcome_log.or(base.outcome_log),
+            seed: seed.or(base.seed),
+        }
+    }
+}
