@@ -12,7 +12,7 @@ use std::time::Duration;
 use fusebox::breaker::Breaker;
 use fusebox::clock::ManualClock;
 use fusebox::pipeline::Pipeline;
-use fusebox::policy::{Fallback, Retry, Timeout};
+use fusebox::policy::{Fallback, Retry};
 use fusebox::stack::Stack;
 
 struct Counting;
@@ -126,7 +126,8 @@ fn closed_path_rejections_and_pipeline_success_do_not_allocate() {
         .fallback(Fallback::value(0u32))
         .retry(Retry::builder().build().unwrap())
         .breaker(Breaker::builder("stack").build().unwrap())
-        .timeout(Timeout::new(Duration::from_secs(1)).unwrap());
+        .timeout(Duration::from_secs(1))
+        .unwrap();
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_time()
         .build()

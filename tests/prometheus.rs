@@ -66,6 +66,24 @@ async fn the_example_endpoint_serves_fusebox_metrics() {
         ),
         1.0
     );
+    // Every series the example publishes is described: a `# HELP` line with its meaning.
+    for series in [
+        "fusebox_calls_total",
+        "fusebox_call_duration_seconds",
+        "fusebox_breaker_state",
+        "fusebox_breaker_transitions_total",
+        "fusebox_retries_total",
+        "fusebox_retry_give_ups_total",
+        "fusebox_bulkhead_rejections_total",
+        "fusebox_mode",
+        "fusebox_mode_degraded",
+        "fusebox_mode_transitions_total",
+    ] {
+        let help = format!("# HELP {series} ");
+        let line = text.lines().find(|l| l.starts_with(&help));
+        let line = line.unwrap_or_else(|| panic!("no `{help}` line in:\n{text}"));
+        assert!(line.len() > help.len() + 10, "an empty description: {line}");
+    }
     assert!(text.contains("# TYPE fusebox_calls_total counter"));
     assert!(text.contains("# TYPE fusebox_call_duration_seconds histogram"));
 }

@@ -41,11 +41,13 @@ async fn retry_inside_the_breaker_counts_one_outcome_per_call() {
 
 #[tokio::test(start_paused = true)]
 async fn timeout_per_attempt_inside_retry_and_overall_outside() {
-    let per_attempt = Stack::new().retry(quick_retry(2)).timeout(timeout(100));
+    let per_attempt = Stack::new().retry(quick_retry(2)).timeout(ms(100)).unwrap();
     let overall = Stack::new()
-        .timeout(timeout(250))
+        .timeout(ms(250))
+        .unwrap()
         .retry(quick_retry(10))
-        .timeout(timeout(100));
+        .timeout(ms(100))
+        .unwrap();
     support::timeout_per_attempt_inside_retry_and_overall_outside(&per_attempt, &overall).await;
 }
 
@@ -188,7 +190,7 @@ fn a_call_future_stays_small() {
         size <= 128,
         "a retry + breaker call's future is {size} bytes"
     );
-    let with_timeout = stack.timeout(timeout(100));
+    let with_timeout = stack.timeout(ms(100)).unwrap();
     let size = size_of_val(&with_timeout.call(op));
     assert!(size <= 192, "with a timeout, {size} bytes");
 }

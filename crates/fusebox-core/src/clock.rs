@@ -403,8 +403,8 @@ impl SharedClock {
         self.0.now_nanos()
     }
 
-    /// The time as of at most about a millisecond ago, never ahead of [`now_nanos`]
-    /// (Self::now_nanos): a load instead of a clock read for the monotonic clock, the exact
+    /// The time as of at most about a millisecond ago, never ahead of
+    /// [`now_nanos`](Self::now_nanos): a load instead of a clock read for the monotonic clock, the exact
     /// time for any other.
     ///
     /// ```

@@ -5,6 +5,7 @@
 //! lock-free [`Breaker`]), outcome windows, backoff, retry budgets, spend guards, keyed
 //! registries, clocks, outcomes and errors. Most users depend on the `fusebox` facade.
 #![forbid(unsafe_code)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 #![deny(missing_docs)]
 #![warn(rust_2018_idioms, unreachable_pub)]
 
@@ -12,6 +13,7 @@ pub mod backoff;
 pub mod breaker;
 pub mod budget;
 pub mod clock;
+pub mod duration;
 mod error;
 pub mod guard;
 pub mod keyed;

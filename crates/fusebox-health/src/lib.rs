@@ -5,6 +5,7 @@
 //! and progressive degradation [`mode`]s (PRIMARY → HEURISTIC → SAFE) switched by rules
 //! written in the [`fusebox_rule`] language.
 #![forbid(unsafe_code)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 #![deny(missing_docs)]
 #![warn(rust_2018_idioms, unreachable_pub)]
 

@@ -5,6 +5,7 @@
 //! hooks in [`observe`] and the [`TokioClock`] for paused-time tests. The breaker, backoff
 //! and retry budget they apply are fusebox-core's, which stays free of any runtime.
 #![forbid(unsafe_code)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 #![deny(missing_docs)]
 #![warn(rust_2018_idioms, unreachable_pub)]
 
@@ -13,6 +14,7 @@ mod clock;
 pub mod observe;
 pub mod pipeline;
 pub mod policy;
+pub mod settings;
 pub mod stack;
 
 pub use clock::TokioClock;

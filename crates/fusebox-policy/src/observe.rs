@@ -1,7 +1,9 @@
 //! Metrics for the policies, through the `metrics` facade: retries and give-ups of a retry
 //! policy, refusals of a bulkhead. Series names are in [`fusebox_core::observe::names`].
 
-use fusebox_core::observe::names;
+use std::sync::Once;
+
+use fusebox_core::observe::{describe_metrics, names};
 use metrics::{Label, counter};
 
 /// Hooks a retry policy's retries and give-ups to [`names::RETRIES`] and
@@ -19,15 +21,19 @@ use metrics::{Label, counter};
 pub fn retry_metrics<T, E>(
     builder: crate::policy::RetryBuilder<T, E>,
 ) -> crate::policy::RetryBuilder<T, E> {
+    // Described at the first event, when the recorder is surely installed.
+    let (retried, gave_up) = (Once::new(), Once::new());
     builder
-        .on_retry(|event| {
+        .on_retry(move |event| {
+            retried.call_once(describe_metrics);
             let labels = [
                 Label::new(names::LABEL_POLICY, event.name.label_value()),
                 Label::new(names::LABEL_REASON, event.reason.as_str()),
             ];
             counter!(names::RETRIES, labels.iter()).increment(1);
         })
-        .on_give_up(|name, reason| {
+        .on_give_up(move |name, reason| {
+            gave_up.call_once(describe_metrics);
             let labels = [
                 Label::new(names::LABEL_POLICY, name.label_value()),
                 Label::new(names::LABEL_REASON, give_up_reason(reason)),
@@ -46,7 +52,9 @@ pub fn retry_metrics<T, E>(
 /// # Ok::<(), fusebox_core::ConfigError>(())
 /// ```
 pub fn bulkhead_metrics(builder: crate::policy::BulkheadBuilder) -> crate::policy::BulkheadBuilder {
-    builder.on_full(|full: &fusebox_core::BulkheadFull| {
+    let described = Once::new();
+    builder.on_full(move |full: &fusebox_core::BulkheadFull| {
+        described.call_once(describe_metrics);
         counter!(
             names::BULKHEAD_REJECTIONS,
             [Label::new(names::LABEL_POLICY, full.name.label_value())].iter()

@@ -25,7 +25,7 @@
 //! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
 //! use fusebox_core::backoff::Backoff;
 //! use fusebox_core::breaker::Breaker;
-//! use fusebox_policy::policy::{Fallback, Retry, Timeout};
+//! use fusebox_policy::policy::{Fallback, Retry};
 //! use fusebox_policy::stack::Stack;
 //! use std::time::Duration;
 //!
@@ -38,7 +38,7 @@
 //!             .build()?,
 //!     )
 //!     .breaker(Breaker::builder("profile-api").failures_in_last(2, 5).build()?)
-//!     .timeout(Timeout::new(Duration::from_secs(1))?);
+//!     .timeout(Duration::from_secs(1))?;
 //!
 //! let name = stack.call(|| async { Ok::<_, std::io::Error>("ada".to_string()) }).await?;
 //! assert_eq!(name, "ada");
@@ -93,11 +93,13 @@ use std::future::Future;
 use std::marker::PhantomData;
 use std::pin::Pin;
 use std::task::{Context, Poll};
+use std::time::Duration;
 
 use pin_project_lite::pin_project;
 
 use crate::pipeline::{breaker_outcome, settle_cost};
 use crate::policy::{Bulkhead, Fallback, Retry, Timeout};
+use fusebox_core::ConfigError;
 use fusebox_core::Error;
 use fusebox_core::Outcome;
 use fusebox_core::breaker::Breaker;
@@ -181,7 +183,7 @@ impl<T, E> Policy<T, E> for Bare {
 /// use fusebox_policy::policy::Timeout;
 /// use fusebox_policy::stack::{Bare, Stack, Then};
 /// use std::time::Duration;
-/// let stack: Stack<Then<Bare, Timeout>> = Stack::new().timeout(Timeout::new(Duration::from_secs(1))?);
+/// let stack: Stack<Then<Bare, Timeout>> = Stack::new().timeout(Duration::from_secs(1))?;
 /// assert_eq!(stack.innermost().duration(), Duration::from_secs(1));
 /// # Ok::<(), fusebox_core::ConfigError>(())
 /// ```
@@ -392,12 +394,12 @@ impl<P> Stack<P> {
     /// ```
     /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
     /// # async fn main() -> Result<(), fusebox_core::ConfigError> {
-    /// use fusebox_policy::policy::{Fallback, Timeout};
+    /// use fusebox_policy::policy::Fallback;
     /// use fusebox_policy::stack::Stack;
     /// # use std::time::Duration;
     /// let stack = Stack::new()
     ///     .fallback(Fallback::value("cached"))
-    ///     .timeout(Timeout::new(Duration::from_millis(100))?);
+    ///     .timeout(Duration::from_millis(100))?;
     /// let r = stack.call(|| async {
     ///     tokio::time::sleep(Duration::from_secs(1)).await;
     ///     Ok::<_, ()>("fresh")
@@ -410,25 +412,30 @@ impl<P> Stack<P> {
         self.policy(fallback)
     }
 
-    /// Adds a timeout: for each attempt when inside a retry, for the whole call outside.
+    /// Adds a timeout of `after`: for each attempt when inside a retry, for the whole call
+    /// outside. The same call as [`PipelineBuilder::timeout`](crate::pipeline::PipelineBuilder::timeout);
+    /// a stack has no `build()`, so a zero duration is refused here, with the same error.
+    /// A [`Timeout`] built beforehand goes in with [`policy`](Self::policy).
     ///
     /// ```
     /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
     /// # async fn main() -> Result<(), fusebox_core::ConfigError> {
-    /// use fusebox_policy::policy::Timeout;
     /// use fusebox_policy::stack::Stack;
     /// use std::time::Duration;
-    /// let stack = Stack::new().timeout(Timeout::new(Duration::from_millis(100))?);
+    /// let stack = Stack::new().timeout(Duration::from_millis(100))?;
     /// let slow = stack.call(|| async {
     ///     tokio::time::sleep(Duration::from_secs(1)).await;
     ///     Ok::<_, ()>(())
     /// });
     /// assert_eq!(slow.await.unwrap_err().stopped_by(), Some("timeout"));
+    ///
+    /// let zero = Stack::new().timeout(Duration::ZERO).unwrap_err();
+    /// assert_eq!(zero.field(), Some("timeout"));
     /// # Ok(())
     /// # }
     /// ```
-    pub fn timeout(self, timeout: Timeout) -> Stack<Then<P, Timeout>> {
-        self.policy(timeout)
+    pub fn timeout(self, after: Duration) -> Result<Stack<Then<P, Timeout>>, ConfigError> {
+        Ok(self.policy(Timeout::new(after)?))
     }
 
     /// Adds a retry policy.
@@ -658,12 +665,11 @@ impl<O, I> Then<O, I> {
     /// The innermost policy.
     ///
     /// ```
-    /// use fusebox_policy::policy::Timeout;
     /// use fusebox_policy::stack::Stack;
     /// use std::time::Duration;
     /// let stack = Stack::new()
-    ///     .timeout(Timeout::new(Duration::from_secs(2))?)
-    ///     .timeout(Timeout::new(Duration::from_secs(1))?);
+    ///     .timeout(Duration::from_secs(2))?
+    ///     .timeout(Duration::from_secs(1))?;
     /// assert_eq!(stack.outer().inner().duration(), Duration::from_secs(2));
     /// # Ok::<(), fusebox_core::ConfigError>(())
     /// ```

@@ -24,6 +24,7 @@
 //! treat the service as permanently failed. A fast, typed per-call error lets the caller
 //! (or a fallback layer) decide, and lets a balancer keep routing to other endpoints.
 #![forbid(unsafe_code)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 #![deny(missing_docs)]
 #![warn(rust_2018_idioms, unreachable_pub)]
 
@@ -38,6 +39,8 @@ pub mod fallback;
 pub mod http;
 pub mod keyed;
 pub mod pipeline;
+#[cfg(feature = "http")]
+pub mod preset;
 pub mod retry;
 pub mod timeout;
 

@@ -1,5 +1,7 @@
-//! Backoffs in configuration files: the serialized form: a tagged shape plus limits. Deserializing goes through the builders,
-//! so a configuration file is validated exactly like code.
+//! Backoffs in configuration files: a tagged shape plus limits, durations in the human form
+//! of [`crate::duration`] (the `{ secs, nanos }` tables of earlier files are read too).
+//! Deserializing goes through the builders, so a configuration file is validated exactly
+//! like code.
 
 use super::{Backoff, BackoffBuilder, Decorrelated, Exponential, Fixed, Jitter, Kind, Limits};
 use crate::ConfigError;
@@ -13,14 +15,21 @@ fn default_factor() -> f64 {
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub(super) enum BackoffRepr {
     Fixed {
+        #[serde(with = "crate::duration::serde_human")]
         delay: Duration,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         max_delays: Option<u32>,
-        #[serde(default, skip_serializing_if = "Option::is_none")]
+        #[serde(
+            default,
+            skip_serializing_if = "Option::is_none",
+            with = "crate::duration::serde_human_option"
+        )]
         max_elapsed: Option<Duration>,
     },
     Exponential {
+        #[serde(with = "crate::duration::serde_human")]
         min: Duration,
+        #[serde(with = "crate::duration::serde_human")]
         max: Duration,
         #[serde(default = "default_factor")]
         factor: f64,
@@ -28,15 +37,25 @@ pub(super) enum BackoffRepr {
         jitter: Jitter,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         max_delays: Option<u32>,
-        #[serde(default, skip_serializing_if = "Option::is_none")]
+        #[serde(
+            default,
+            skip_serializing_if = "Option::is_none",
+            with = "crate::duration::serde_human_option"
+        )]
         max_elapsed: Option<Duration>,
     },
     Decorrelated {
+        #[serde(with = "crate::duration::serde_human")]
         base: Duration,
+        #[serde(with = "crate::duration::serde_human")]
         cap: Duration,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         max_delays: Option<u32>,
-        #[serde(default, skip_serializing_if = "Option::is_none")]
+        #[serde(
+            default,
+            skip_serializing_if = "Option::is_none",
+            with = "crate::duration::serde_human_option"
+        )]
         max_elapsed: Option<Duration>,
     },
 }

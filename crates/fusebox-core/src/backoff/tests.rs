@@ -485,3 +485,36 @@ fn loads_from_toml_through_the_same_validation() {
     let err = toml::from_str::<Backoff>(&invalid).unwrap_err();
     assert!(err.to_string().contains("invalid `jitter`"), "{err}");
 }
+
+#[cfg(feature = "serde")]
+#[test]
+fn durations_load_in_the_human_form_and_are_written_in_it() {
+    let text = r#"
+        kind = "exponential"
+        min = "100ms"
+        max = "10s"
+        jitter = "full"
+        max_elapsed = "1m"
+    "#;
+    let loaded: Backoff = toml::from_str(text).unwrap();
+    let built = Backoff::exponential(Duration::from_millis(100), secs(10))
+        .jitter(Jitter::Full)
+        .max_elapsed(secs(60))
+        .build()
+        .unwrap();
+    assert_eq!(loaded, built);
+    let written = toml::to_string(&built).unwrap();
+    assert!(written.contains("min = \"100ms\""), "{written}");
+    assert!(written.contains("max_elapsed = \"1m\""), "{written}");
+
+    let fixed: Backoff = toml::from_str("kind = \"fixed\"\ndelay = \"10ms\"").unwrap();
+    assert_eq!(
+        fixed,
+        Backoff::fixed(Duration::from_millis(10)).build().unwrap()
+    );
+    let err = toml::from_str::<Backoff>("kind = \"fixed\"\ndelay = 10").unwrap_err();
+    assert!(err.to_string().contains("expected a duration"), "{err}");
+    let zero_min = "kind = \"exponential\"\nmin = \"0s\"\nmax = \"1s\"";
+    let err = toml::from_str::<Backoff>(zero_min).unwrap_err();
+    assert!(err.to_string().contains("invalid `min`"), "{err}");
+}

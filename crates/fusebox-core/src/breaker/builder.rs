@@ -54,7 +54,11 @@ impl fmt::Debug for BreakerBuilder {
 }
 
 impl BreakerBuilder {
-    /// Replaces every setting with `settings` (for instance loaded from TOML).
+    /// Replaces every setting with `settings` (for instance loaded from TOML): the settings
+    /// of earlier builder calls are dropped, whether or not `settings` sets them. What
+    /// settings cannot hold (a [`trip_when`](Self::trip_when) rule, the clock, listeners) is
+    /// kept. To let a file override only what it sets, use
+    /// [`merge_settings`](Self::merge_settings).
     ///
     /// ```
     /// use fusebox_core::breaker::{Breaker, BreakerSettings};
@@ -67,6 +71,34 @@ impl BreakerBuilder {
     /// ```
     pub fn settings(mut self, settings: BreakerSettings) -> Self {
         self.settings = settings;
+        self
+    }
+
+    /// Lays `settings` over the builder's: every field `settings` sets wins, every field it
+    /// leaves unset keeps what earlier builder calls chose. Code gives the defaults, a file
+    /// or the environment overrides them. Rules add up: a file that sets
+    /// `consecutive_failures` over a builder with `failures_in_last` keeps both trip rules.
+    ///
+    /// ```
+    /// use fusebox_core::breaker::{Breaker, BreakerSettings, Cooldown, WindowKind};
+    /// use std::time::Duration;
+    /// let from_file = BreakerSettings {
+    ///     cooldown: Some(Duration::from_secs(10)),
+    ///     ..Default::default()
+    /// };
+    /// let b = Breaker::builder("s")
+    ///     .failures_in_last(3, 10)
+    ///     .cooldown(Duration::from_secs(5))
+    ///     .merge_settings(from_file)
+    ///     .build()?;
+    /// assert_eq!(b.config().window(), Some(WindowKind::Count { calls: 10 })); // kept
+    /// assert_eq!(b.config().failures_in_window(), Some(3));                   // kept
+    /// assert!(matches!(b.config().cooldown(), Cooldown::Fixed { duration, .. }
+    ///     if duration == Duration::from_secs(10)));                             // overridden
+    /// # Ok::<(), fusebox_core::ConfigError>(())
+    /// ```
+    pub fn merge_settings(mut self, settings: BreakerSettings) -> Self {
+        self.settings = settings.over(std::mem::take(&mut self.settings));
         self
     }
     /// Trips after `n` failures in a row. This is the default rule, with `n = 5`, when no
@@ -562,5 +594,64 @@ impl BreakerBuilder {
             self.listeners,
             fleet,
         ))
+    }
+}
+
+impl BreakerSettings {
+    /// These settings laid over `base`: each field set here wins, each field left unset takes
+    /// `base`'s value. What [`BreakerBuilder::merge_settings`]
+    /// does to a builder's settings.
+    ///
+    /// ```
+    /// use fusebox_core::breaker::BreakerSettings;
+    /// let base = BreakerSettings { consecutive_failures: Some(5), min_calls: Some(10), ..Default::default() };
+    /// let file = BreakerSettings { consecutive_failures: Some(3), ..Default::default() };
+    /// let merged = file.over(base);
+    /// assert_eq!((merged.consecutive_failures, merged.min_calls), (Some(3), Some(10)));
+    /// ```
+    pub fn over(self, base: BreakerSettings) -> BreakerSettings {
+        // Destructured, so that a new field cannot be forgotten here.
+        let BreakerSettings {
+            consecutive_failures,
+            failures_in_window,
+            failure_rate,
+            min_calls,
+            window_calls,
+            window_span,
+            window_buckets,
+            slow_call_threshold,
+            slow_call_rate,
+            cooldown,
+            cooldown_max,
+            cooldown_factor,
+            cooldown_jitter,
+            half_open_successes,
+            half_open_trials,
+            half_open_concurrency,
+            half_open_max_duration,
+            outcome_log,
+            seed,
+        } = self;
+        BreakerSettings {
+            consecutive_failures: consecutive_failures.or(base.consecutive_failures),
+            failures_in_window: failures_in_window.or(base.failures_in_window),
+            failure_rate: failure_rate.or(base.failure_rate),
+            min_calls: min_calls.or(base.min_calls),
+            window_calls: window_calls.or(base.window_calls),
+            window_span: window_span.or(base.window_span),
+            window_buckets: window_buckets.or(base.window_buckets),
+            slow_call_threshold: slow_call_threshold.or(base.slow_call_threshold),
+            slow_call_rate: slow_call_rate.or(base.slow_call_rate),
+            cooldown: cooldown.or(base.cooldown),
+            cooldown_max: cooldown_max.or(base.cooldown_max),
+            cooldown_factor: cooldown_factor.or(base.cooldown_factor),
+            cooldown_jitter: cooldown_jitter.or(base.cooldown_jitter),
+            half_open_successes: half_open_successes.or(base.half_open_successes),
+            half_open_trials: half_open_trials.or(base.half_open_trials),
+            half_open_concurrency: half_open_concurrency.or(base.half_open_concurrency),
+            half_open_max_duration: half_open_max_duration.or(base.half_open_max_duration),
+            outcome_log: outcome_log.or(base.outcome_log),
+            seed: seed.or(base.seed),
+        }
     }
 }

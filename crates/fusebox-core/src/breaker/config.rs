@@ -64,21 +64,21 @@ pub struct BreakerSettings {
     /// A count-based window over the last N calls.
     pub window_calls: Option<u32>,
     /// A time-based window over this span.
-    #[cfg_attr(feature = "serde", serde(with = "humantime_serde"))]
+    #[cfg_attr(feature = "serde", serde(with = "crate::duration::serde_human_option"))]
     pub window_span: Option<Duration>,
     /// Number of buckets of a time-based window (default 10).
     pub window_buckets: Option<u32>,
     /// A call lasting at least this long is slow.
-    #[cfg_attr(feature = "serde", serde(with = "humantime_serde"))]
+    #[cfg_attr(feature = "serde", serde(with = "crate::duration::serde_human_option"))]
     pub slow_call_threshold: Option<Duration>,
     /// Trip when the slow-call rate over the window reaches this ratio, within `(0, 1]`.
     pub slow_call_rate: Option<f64>,
     /// Time in OPEN before trial calls are let through (default 30 s). With
     /// `cooldown_max` or `cooldown_factor` set, this is the first cooldown of a growing series.
-    #[cfg_attr(feature = "serde", serde(with = "humantime_serde"))]
+    #[cfg_attr(feature = "serde", serde(with = "crate::duration::serde_human_option"))]
     pub cooldown: Option<Duration>,
     /// Cap of a growing cooldown.
-    #[cfg_attr(feature = "serde", serde(with = "humantime_serde"))]
+    #[cfg_attr(feature = "serde", serde(with = "crate::duration::serde_human_option"))]
     pub cooldown_max: Option<Duration>,
     /// Growth factor per consecutive trip (>= 1; default 2 when `cooldown_max` is set).
     pub cooldown_factor: Option<f64>,
@@ -91,7 +91,7 @@ pub struct BreakerSettings {
     /// Trial calls allowed in flight at once (default: all of `half_open_trials`).
     pub half_open_concurrency: Option<u32>,
     /// Longest time in half-open before reopening when the trials have not decided.
-    #[cfg_attr(feature = "serde", serde(with = "humantime_serde"))]
+    #[cfg_attr(feature = "serde", serde(with = "crate::duration::serde_human_option"))]
     pub half_open_max_duration: Option<Duration>,
     /// Number of recent outcomes kept for snapshots (0, the default, keeps none and costs
     /// nothing per call).

@@ -256,6 +256,7 @@ mod repr {
     pub(super) struct BudgetConfigRepr {
         ratio: f64,
         min_retries_per_second: f64,
+        #[serde(with = "crate::duration::serde_human")]
         window: Duration,
     }
 

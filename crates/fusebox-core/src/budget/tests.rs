@@ -462,3 +462,15 @@ fn loads_from_toml_through_the_same_validation() {
     let err = toml::from_str::<BudgetConfig>("ratio = 2000.0").unwrap_err();
     assert!(err.to_string().contains("invalid `ratio`"), "{err}");
 }
+
+#[cfg(feature = "serde")]
+#[test]
+fn windows_load_in_the_human_duration_form() {
+    let loaded: BudgetConfig = toml::from_str("ratio = 0.1\nwindow = \"30s\"").unwrap();
+    assert_eq!(loaded.window(), Duration::from_secs(30));
+    // Written back in the same form.
+    let text = toml::to_string(&loaded).unwrap();
+    assert!(text.contains("window = \"30s\""), "{text}");
+    let err = toml::from_str::<BudgetConfig>("window = \"30\"").unwrap_err();
+    assert!(err.to_string().contains("expected a duration"), "{err}");
+}

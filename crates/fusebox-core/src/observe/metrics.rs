@@ -3,7 +3,10 @@
 
 use std::sync::OnceLock;
 
-use metrics::{Counter, Histogram, Label, counter, gauge, histogram};
+use metrics::{
+    Counter, Histogram, Label, Unit, counter, describe_counter, describe_gauge, describe_histogram,
+    gauge, histogram,
+};
 
 use crate::breaker::{BreakerListener, Name, OutcomeEvent, Rejected, State, Transition};
 use crate::outcome::Outcome;
@@ -56,6 +59,7 @@ struct Series {
 
 impl Series {
     fn register(name: &Name) -> Self {
+        describe_metrics();
         let calls = |outcome: &'static str| {
             let labels = [
                 breaker_label(name),
@@ -143,6 +147,7 @@ pub fn state_gauge_value(state: State) -> f64 {
 /// # Ok::<(), fusebox_core::ConfigError>(())
 /// ```
 pub fn publish_state(breaker: &crate::breaker::Breaker) {
+    describe_metrics();
     let snapshot = breaker.snapshot();
     let label = [breaker_label(breaker.name())];
     gauge!(names::BREAKER_STATE, label.iter()).set(state_gauge_value(snapshot.state));
@@ -182,6 +187,91 @@ impl BreakerListener for MetricsListener {
             s.duration.record(event.duration.as_secs_f64());
         });
     }
+}
+
+/// Describes every series fusebox publishes to the installed recorder: its type, its unit
+/// and a help text (the `# HELP` line of a Prometheus scrape).
+///
+/// The listener and the hooks that publish the series call it themselves the first time
+/// they publish (a breaker's [`MetricsListener`] at its first call, [`publish_state`], the
+/// retry and bulkhead hooks at their first event, a mode controller at its first change),
+/// so descriptions reach the recorder installed by then. Call it once after installing a
+/// recorder to have every description from the start, even of series not yet published.
+///
+/// ```
+/// use metrics_util::debugging::DebuggingRecorder;
+/// let recorder = DebuggingRecorder::new();
+/// let snapshotter = recorder.snapshotter();
+/// metrics::with_local_recorder(&recorder, || {
+///     fusebox_core::observe::describe_metrics();
+///     metrics::counter!(fusebox_core::observe::names::CALLS).increment(1);
+/// });
+/// let described = snapshotter.snapshot().into_vec();
+/// let (_, unit, description, _) = &described[0];
+/// assert_eq!(*unit, Some(metrics::Unit::Count));
+/// assert!(description.as_ref().is_some_and(|d| d.contains("by outcome")));
+/// ```
+pub fn describe_metrics() {
+    describe_counter!(
+        names::CALLS,
+        Unit::Count,
+        "Calls through a circuit breaker, by outcome: success, failure, ignored or rejected."
+    );
+    describe_counter!(
+        names::SLOW_CALLS,
+        Unit::Count,
+        "Calls that took at least the breaker's slow-call threshold (also counted by outcome)."
+    );
+    describe_histogram!(
+        names::CALL_DURATION,
+        Unit::Seconds,
+        "Time from a breaker's admission of a call to its recorded outcome."
+    );
+    describe_gauge!(
+        names::BREAKER_STATE,
+        "State of a circuit breaker: 0 closed, 1 open, 2 half_open, 3 forced_open, 4 disabled."
+    );
+    describe_gauge!(
+        names::FAILURE_RATE,
+        "Failure rate over a breaker's window, as last published (NaN until judged)."
+    );
+    describe_gauge!(
+        names::SLOW_RATE,
+        "Slow-call rate over a breaker's window, as last published (NaN until judged)."
+    );
+    describe_counter!(
+        names::TRANSITIONS,
+        Unit::Count,
+        "State changes of a circuit breaker, by from and to state."
+    );
+    describe_counter!(
+        names::RETRIES,
+        Unit::Count,
+        "Retries started by a retry policy, by reason (error, value, timeout...)."
+    );
+    describe_counter!(
+        names::RETRY_GIVE_UPS,
+        Unit::Count,
+        "Retryable results returned without retrying, by reason (max_retries, exhausted, retry_after_too_long, budget_exhausted)."
+    );
+    describe_counter!(
+        names::BULKHEAD_REJECTIONS,
+        Unit::Count,
+        "Calls refused by a full bulkhead."
+    );
+    describe_gauge!(
+        names::MODE,
+        "Index of a degradation controller's current mode (0 = normal)."
+    );
+    describe_gauge!(
+        names::MODE_DEGRADED,
+        "1 while a degradation controller is in any mode but the first, else 0."
+    );
+    describe_counter!(
+        names::MODE_TRANSITIONS,
+        Unit::Count,
+        "Mode changes of a degradation controller, by from and to mode."
+    );
 }
 
 #[cfg(test)]

@@ -30,7 +30,7 @@ mod metrics;
 pub mod names;
 
 #[cfg(feature = "metrics")]
-pub use metrics::{MetricsListener, publish_state, state_gauge_value};
+pub use metrics::{MetricsListener, describe_metrics, publish_state, state_gauge_value};
 
 use std::future::Future;
 

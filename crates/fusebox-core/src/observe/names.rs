@@ -111,6 +111,30 @@ pub const MODE_DEGRADED: &str = "fusebox_mode_degraded";
 /// ```
 pub const MODE_TRANSITIONS: &str = "fusebox_mode_transitions_total";
 
+/// Every series fusebox publishes, for tools that check dashboards and alerts against
+/// them. A histogram's samples add `_bucket`, `_sum` and `_count` to its name.
+///
+/// ```
+/// use fusebox_core::observe::names;
+/// assert!(names::ALL.contains(&names::CALLS));
+/// assert_eq!(names::ALL.len(), 13);
+/// ```
+pub const ALL: [&str; 13] = [
+    CALLS,
+    SLOW_CALLS,
+    CALL_DURATION,
+    BREAKER_STATE,
+    FAILURE_RATE,
+    SLOW_RATE,
+    TRANSITIONS,
+    RETRIES,
+    RETRY_GIVE_UPS,
+    BULKHEAD_REJECTIONS,
+    MODE,
+    MODE_DEGRADED,
+    MODE_TRANSITIONS,
+];
+
 /// Label: the breaker's name.
 ///
 /// ```

@@ -703,6 +703,9 @@ impl ModeController {
     #[cfg(feature = "metrics")]
     fn publish(&self, index: usize) {
         use fusebox_core::observe::names;
+        // Rare (a mode change, or a controller's start): described each time, so the
+        // descriptions reach whichever recorder is installed.
+        fusebox_core::observe::describe_metrics();
         let label = [metrics::Label::new(
             names::LABEL_CONTROLLER,
             self.inner.name.label_value(),

@@ -176,6 +176,16 @@ impl<T, E> PipelineBuilder<T, E> {
         self.push(Slot::Breaker(breaker, Some(Arc::new(classify))))
     }
 
+    /// Adds a breaker with an optional classification already shared, for pipelines built
+    /// from settings.
+    pub(crate) fn breaker_classified(
+        self,
+        breaker: Breaker,
+        classify: Option<super::slot::ClassifyOutcome<T, E>>,
+    ) -> Self {
+        self.push(Slot::Breaker(breaker, classify))
+    }
+
     /// Adds a bulkhead.
     ///
     /// ```

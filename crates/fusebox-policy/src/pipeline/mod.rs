@@ -27,7 +27,8 @@
 //! * **Bulkhead innermost** holds a slot only while the dependency is really being called,
 //!   not while a retry sleeps; outermost, it also caps calls waiting on backoff.
 //! * **Fallback outermost** answers whatever stopped the call; narrow it with
-//!   [`Fallback::when`] or [`Fallback::on_rejected`].
+//!   [`Fallback::when`](crate::policy::Fallback::when) or
+//!   [`Fallback::on_rejected`](crate::policy::Fallback::on_rejected).
 //! * **A cost guard inside the retry** admits and costs every attempt, since every attempt is
 //!   billed; outside it, it would see one permit and only the final result per call.
 
@@ -43,6 +44,7 @@ use std::sync::Arc;
 
 pub use builder::PipelineBuilder;
 use call::Call;
+pub(crate) use slot::ClassifyOutcome;
 use slot::Slot;
 
 use fusebox_core::Error;

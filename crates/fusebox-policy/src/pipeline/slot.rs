@@ -11,7 +11,7 @@ use fusebox_core::guard::CostGuard;
 
 /// A breaker's own classification of results, from
 /// [`PipelineBuilder::breaker_with`](super::PipelineBuilder::breaker_with).
-pub(super) type ClassifyOutcome<T, E> = Arc<dyn Fn(&Result<T, Error<E>>) -> Outcome + Send + Sync>;
+pub(crate) type ClassifyOutcome<T, E> = Arc<dyn Fn(&Result<T, Error<E>>) -> Outcome + Send + Sync>;
 /// A cost guard's extractor, from
 /// [`PipelineBuilder::cost_guard`](super::PipelineBuilder::cost_guard).
 pub(super) type ExtractCost<T, E> = Arc<dyn Fn(&Result<T, Error<E>>) -> Option<f64> + Send + Sync>;

@@ -2,7 +2,7 @@
 //! alone around an async closure or stacked in a [`Pipeline`](crate::pipeline::Pipeline).
 //!
 //! The sans-IO parts (backoff sequences, the retry budget's ledger) live in
-//! [`backoff`](crate::backoff) and [`budget`](crate::budget); the policies here apply them
+//! [`backoff`](fusebox_core::backoff) and [`budget`](fusebox_core::budget); the policies here apply them
 //! with tokio's timers.
 //!
 //! # How a breaker and a retry budget divide the work

@@ -1,5 +1,5 @@
 //! A bulkhead as a tower layer: at most N calls in flight, an optional bounded wait queue,
-//! and a typed [`BulkheadFull`](fusebox_core::BulkheadFull) error beyond that.
+//! and a typed [`BulkheadFull`] error beyond that.
 //!
 //! A free slot is taken without allocating; a call that has to wait in the queue allocates
 //! its waiting future once.

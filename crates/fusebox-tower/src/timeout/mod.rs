@@ -1,4 +1,4 @@
-//! Timeout as a tower layer, failing with fusebox's typed [`TimedOut`](fusebox_core::TimedOut).
+//! Timeout as a tower layer, failing with fusebox's typed [`TimedOut`].
 //!
 //! ```
 //! # #[tokio::main(flavor = "current_thread", start_paused = true)]

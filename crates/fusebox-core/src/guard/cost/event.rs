@@ -6,7 +6,7 @@ use super::policy::CostRejectReason;
 use super::status::{CostEventKind, CostStatus};
 use crate::breaker::{Name, RetryHint};
 
-/// A call refused by a [`CostGuard`], with the numbers behind the refusal.
+/// A call refused by a [`CostGuard`](super::CostGuard), with the numbers behind the refusal.
 ///
 /// ```
 /// use fusebox_core::clock::ManualClock;
@@ -44,7 +44,7 @@ pub struct CostRejected {
     pub limit: f64,
 }
 
-/// One spend event of a [`CostGuard`], as given to listeners.
+/// One spend event of a [`CostGuard`](super::CostGuard), as given to listeners.
 ///
 /// ```
 /// use fusebox_core::clock::ManualClock;
@@ -74,7 +74,7 @@ pub struct CostEvent {
     pub at_nanos: u64,
 }
 
-/// Receives a [`CostGuard`]'s spend events and rejections.
+/// Receives a [`CostGuard`](super::CostGuard)'s spend events and rejections.
 ///
 /// Listeners run on the thread that caused the event, after the guard's state has changed
 /// and with no lock held, so they may call back into the guard.

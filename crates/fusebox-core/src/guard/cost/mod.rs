@@ -14,7 +14,7 @@
 //!   once-per-period events.
 //! * [`CostGuard`]: the concurrent shell (`Clone + Send + Sync`), with a clock, listeners,
 //!   `tracing` events and RAII [`CostPermit`]s; usable alone, in a
-//!   [`Pipeline`](crate::pipeline::Pipeline) and as a tower layer.
+//!   `fusebox::pipeline::Pipeline` and as a tower layer.
 //!
 //! # Semantics
 //!

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use super::meter::CostTicket;
 use super::shell::Shared;
 
-/// Permission for one call, from [`CostGuard::try_acquire`]. Record the call's cost with
+/// Permission for one call, from [`CostGuard::try_acquire`](super::CostGuard::try_acquire). Record the call's cost with
 /// [`record_cost`](Self::record_cost), [`record`](Self::record) or
 /// [`record_unknown`](Self::record_unknown), or release it with [`cancel`](Self::cancel)
 /// when the call did not run. Dropped without any of these, the call may have run (a
@@ -38,7 +38,7 @@ pub(super) struct Reservation {
 }
 
 /// A [`CostPermit`] that owns a handle to its guard (`'static`), from
-/// [`CostGuard::try_acquire_owned`].
+/// [`CostGuard::try_acquire_owned`](super::CostGuard::try_acquire_owned).
 ///
 /// ```
 /// use fusebox_core::clock::ManualClock;

@@ -23,9 +23,9 @@ use crate::guard::{EwmaReading, SpendLimitStatus, SpikeReport};
 )]
 #[non_exhaustive]
 pub enum BaselineReading {
-    /// Against the mean of recent closed periods ([`CostBaseline::Recent`]).
+    /// Against the mean of recent closed periods ([`CostBaseline::Recent`](super::CostBaseline::Recent)).
     Recent(SpikeReport),
-    /// Against an EWMA, plain or seasonal ([`CostBaseline::Ewma`], [`CostBaseline::Seasonal`]).
+    /// Against an EWMA, plain or seasonal ([`CostBaseline::Ewma`](super::CostBaseline::Ewma), [`CostBaseline::Seasonal`](super::CostBaseline::Seasonal)).
     Ewma(EwmaReading),
 }
 
@@ -91,7 +91,7 @@ impl BaselineReading {
     }
 }
 
-/// The totals of a cost meter at one instant: what a [`CostPolicy`] decides from.
+/// The totals of a cost meter at one instant: what a [`CostPolicy`](super::CostPolicy) decides from.
 ///
 /// ```
 /// use fusebox_core::guard::{CostMeter, CostPolicy};
@@ -118,7 +118,7 @@ pub struct CostStatus {
     /// The budget judged on `spent + reserved`.
     pub budget: SpendLimitStatus,
     /// The window against its baseline; `None` without a baseline, or before a
-    /// [`Recent`](CostBaseline::Recent) baseline has enough closed periods.
+    /// [`Recent`](super::CostBaseline::Recent) baseline has enough closed periods.
     pub baseline: Option<BaselineReading>,
     /// Start of the current period, in the clock's nanoseconds.
     pub period_start_nanos: u64,
@@ -126,7 +126,7 @@ pub struct CostStatus {
     pub period_end_nanos: u64,
     /// Calls whose cost was unknown, since the meter was made.
     pub unknown_costs: u64,
-    /// How much longer an unknown cost blocks the window ([`UnknownCost::Reject`]).
+    /// How much longer an unknown cost blocks the window ([`UnknownCost::Reject`](super::UnknownCost::Reject)).
     pub blocked_for: Option<Duration>,
 }
 
@@ -187,7 +187,7 @@ impl CostEventKind {
     }
 }
 
-/// The events one step of a [`CostMeter`] raised: a small set, no allocation.
+/// The events one step of a [`CostMeter`](super::CostMeter) raised: a small set, no allocation.
 ///
 /// ```
 /// use fusebox_core::guard::{CostEventKind, CostMeter, CostPolicy};

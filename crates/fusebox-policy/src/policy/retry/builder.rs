@@ -220,7 +220,7 @@ impl<T, E> RetryBuilder<T, E> {
         self
     }
     /// The clock for the budget and `max_elapsed` (default: the monotonic clock; use
-    /// [`TokioClock`](fusebox_policy::TokioClock) under `tokio::time::pause`).
+    /// [`TokioClock`](crate::TokioClock) under `tokio::time::pause`).
     ///
     /// ```
     /// use fusebox_core::budget::{BudgetConfig, RetryBudget};
