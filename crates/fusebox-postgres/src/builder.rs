@@ -128,7 +128,7 @@ impl PostgresStoreBuilder {
         self
     }
 
-    /// Whether [`prepare`](StateStore::prepare) runs [`setup`](PostgresStore::setup) when
+    /// Whether [`prepare`](fusebox_fleet::StateStore::prepare) runs [`setup`](PostgresStore::setup) when
     /// the tables are missing or older (default false: `prepare` answers
     /// [`StoreError::NotSetUp`], and an operator runs `fusebox pg-setup`).
     ///

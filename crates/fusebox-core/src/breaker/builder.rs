@@ -631,6 +631,7 @@ impl BreakerSettings {
             half_open_max_duration,
             outcome_log,
             seed,
+            shadow,
         } = self;
         BreakerSettings {
             consecutive_failures: consecutive_failures.or(base.consecutive_failures),
@@ -652,6 +653,7 @@ impl BreakerSettings {
             half_open_max_duration: half_open_max_duration.or(base.half_open_max_duration),
             outcome_log: outcome_log.or(base.outcome_log),
             seed: seed.or(base.seed),
+            shadow: shadow.or(base.shadow),
         }
     }
 }
