@@ -114,10 +114,11 @@ impl RedisStoreBuilder {
             ));
         }
         let backend = match &self.target {
-            Target::Single(url) => Backend::single(
-                redis::Client::open(url.as_str())
-                    .map_err(|e| StoreError::Invalid(format!("invalid Redis URL: {e}")))?,
-            ),
+            Target::Single(url) => {
+                Backend::single(redis::Client::open(url.as_str()).map_err(|e| {
+                    StoreError::Invalid(format!("invalid Redis URL: {}", url_problem(url, &e)))
+                })?)
+            }
             Target::Cluster(seeds) => self.cluster_backend(seeds)?,
         };
         let (notices, _) = broadcast::channel(1024);
@@ -205,5 +206,66 @@ mod tests {
             .build()
             .expect("valid settings");
         assert!(!store.is_cluster());
+    }
+}
+
+/// What is wrong with a Redis URL the client refused, in words: the client's own error
+/// ("did not parse - InvalidClientConfig") names no cause. Never echoes the URL, which may
+/// hold a password.
+fn url_problem(text: &str, refused: &redis::RedisError) -> String {
+    const FORM: &str = "expected redis://[user:password@]host[:port][/database]";
+    let parsed = match url::Url::parse(text.trim()) {
+        Ok(parsed) => parsed,
+        Err(e) => return format!("it does not parse as a URL ({e}); {FORM}"),
+    };
+    let scheme = parsed.scheme();
+    if !matches!(
+        scheme,
+        "redis" | "rediss" | "redis+unix" | "unix" | "valkey" | "valkeys"
+    ) {
+        return format!("unsupported scheme `{scheme}://`; {FORM}");
+    }
+    if matches!(scheme, "redis" | "rediss" | "valkey" | "valkeys") {
+        if parsed.host_str().is_none_or(str::is_empty) {
+            return format!("it names no host; {FORM}");
+        }
+        let database = parsed.path().trim_start_matches('/');
+        if !database.is_empty() && database.parse::<u32>().is_err() {
+            return format!("the database `{database}` is not a number; {FORM}");
+        }
+    }
+    format!("{refused}; {FORM}")
+}
+
+#[cfg(test)]
+mod url_tests {
+    use super::*;
+
+    fn problem(text: &str) -> String {
+        match RedisStore::builder(text).build() {
+            Err(StoreError::Invalid(why)) => why,
+            other => panic!("{text:?} was accepted: {:?}", other.map(|_| ())),
+        }
+    }
+
+    #[test]
+    fn a_refused_url_says_what_is_wrong_and_never_shows_a_password() {
+        for (text, says) in [
+            ("redis://host:port", "invalid port number"),
+            ("redis//host", "relative URL without a base"),
+            ("http://127.0.0.1", "unsupported scheme `http://`"),
+            (
+                "redis://:s3cret@host:6379/cache",
+                "the database `cache` is not a number",
+            ),
+        ] {
+            let why = problem(text);
+            assert!(why.contains(says), "{text}: {why}");
+            assert!(why.contains("expected redis://"), "{text}: {why}");
+            assert!(
+                !why.contains("s3cret") && !why.contains("InvalidClientConfig"),
+                "{why}"
+            );
+        }
     }
 }
