@@ -16,6 +16,8 @@ use crate::store::{CliError, StoreArgs};
 /// Where and how often.
 #[derive(Debug, clap::Args)]
 pub struct Args {
+    #[command(flatten)]
+    store: StoreArgs,
     /// The address to serve on (`127.0.0.1:0` picks a free port; the URL is printed).
     #[arg(long, value_name = "ADDRESS:PORT", default_value = "127.0.0.1:9477")]
     listen: SocketAddr,
@@ -93,8 +95,9 @@ fn reading(view: &FleetView) -> BreakerReading {
 }
 
 /// Serves the dashboard until Ctrl-C (or SIGTERM).
-pub async fn run(store: &StoreArgs, args: Args) -> Result<(), CliError> {
-    let opened = store.open().await?;
+/// `top` holds the store flags given before the command; the command's own win.
+pub async fn run(top: &StoreArgs, args: Args) -> Result<(), CliError> {
+    let opened = args.store.clone().over(top)?.open().await?;
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .map_err(|e| CliError::BadConfig(format!("cannot listen on {}: {e}", args.listen)))?;

@@ -29,7 +29,7 @@ fn each_command_lists_only_the_flags_that_apply_to_it() {
     for flag in ["--redis-url", "--prefix", "--color"] {
         assert!(!setup.contains(flag), "pg-setup lists {flag}:\n{setup}");
     }
-    for command in ["status", "instances", "open", "close", "reset"] {
+    for command in ["status", "instances", "open", "close", "reset", "dashboard"] {
         let page = help(&[command, "--help"]);
         for flag in ["--database-url", "--redis-url", "--schema", "--prefix"] {
             assert!(page.contains(flag), "{command}: {flag} missing:\n{page}");
