@@ -208,8 +208,8 @@ pub mod observe {
 /// ```
 pub mod error {
     pub use fusebox_core::{
-        BulkheadFull, ConfigError, CostRejected, ErrIsFailure, Error, FailureWhen, Rejected,
-        TimedOut,
+        BulkheadFull, ConfigError, CostRejected, Ejected, ErrIsFailure, Error, FailureWhen,
+        LimitExceeded, RateLimited, Rejected, Throttled, TimedOut,
     };
 }
 

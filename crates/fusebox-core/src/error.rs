@@ -238,6 +238,18 @@ pub enum Error<E> {
     /// call through a breaker or a pipeline whether or not a cost guard is in it.
     #[error(transparent)]
     CostRejected(Box<crate::guard::CostRejected>),
+    /// A rate limiter had no permit for the call.
+    #[error(transparent)]
+    RateLimited(crate::shed::RateLimited),
+    /// An adaptive concurrency limit was reached.
+    #[error(transparent)]
+    LimitExceeded(crate::shed::LimitExceeded),
+    /// Client-side throttling shed the call.
+    #[error(transparent)]
+    Throttled(crate::shed::Throttled),
+    /// Outlier ejection refused the call: its endpoint is ejected.
+    #[error(transparent)]
+    Ejected(crate::shed::Ejected),
 }
 
 /// A call that took longer than its timeout.
@@ -311,8 +323,9 @@ impl<E> Error<E> {
         }
     }
 
-    /// Which fusebox policy stopped the call: `"breaker"`, `"timeout"`, `"bulkhead"` or
-    /// `"cost_guard"`; `None` when the call itself failed.
+    /// Which fusebox policy stopped the call: `"breaker"`, `"timeout"`, `"bulkhead"`,
+    /// `"cost_guard"`, `"rate_limit"`, `"concurrency_limit"`, `"throttle"` or
+    /// `"outlier_ejection"`; `None` when the call itself failed.
     ///
     /// ```
     /// # use fusebox_core::{Error, TimedOut};
@@ -327,6 +340,60 @@ impl<E> Error<E> {
             Error::Timeout(_) => Some("timeout"),
             Error::BulkheadFull(_) => Some("bulkhead"),
             Error::CostRejected(_) => Some("cost_guard"),
+            Error::RateLimited(_) => Some("rate_limit"),
+            Error::LimitExceeded(_) => Some("concurrency_limit"),
+            Error::Throttled(_) => Some("throttle"),
+            Error::Ejected(_) => Some("outlier_ejection"),
+        }
+    }
+
+    /// Whether a policy shed the call to protect the dependency or the caller (a breaker,
+    /// a full bulkhead, a cost guard, a rate limit, a concurrency limit, throttling, an
+    /// ejection) before it ran: the dependency never saw it, so it says nothing about the
+    /// dependency's health. A timeout and the caller's own error are not refusals.
+    ///
+    /// ```
+    /// # use fusebox_core::{Error, RateLimited, TimedOut};
+    /// use std::time::Duration;
+    /// let limited: Error<()> = Error::RateLimited(RateLimited {
+    ///     name: "api".into(),
+    ///     retry_after: Duration::from_millis(5),
+    /// });
+    /// assert!(limited.is_refusal());
+    /// let timed_out: Error<()> = Error::Timeout(TimedOut { after: Duration::from_secs(1) });
+    /// assert!(!timed_out.is_refusal());
+    /// assert!(!Error::Inner(()).is_refusal());
+    /// ```
+    pub fn is_refusal(&self) -> bool {
+        !matches!(self, Error::Inner(_) | Error::Timeout(_))
+    }
+
+    /// How long the refusing policy asked the caller to wait, when it said: a breaker's
+    /// open time, a cost guard's window, a rate limiter's next permit, an ejection's end.
+    /// `None` for the caller's own error, whatever it carries (a retry reads that through
+    /// `RetryAfterHint`).
+    ///
+    /// ```
+    /// # use fusebox_core::{Ejected, Error};
+    /// use std::time::Duration;
+    /// let e: Error<()> = Error::Ejected(Ejected {
+    ///     name: "10.0.0.7:443".into(),
+    ///     retry_after: Duration::from_secs(30),
+    /// });
+    /// assert_eq!(e.refusal_retry_after(), Some(Duration::from_secs(30)));
+    /// assert_eq!(Error::Inner(()).refusal_retry_after(), None);
+    /// ```
+    pub fn refusal_retry_after(&self) -> Option<std::time::Duration> {
+        match self {
+            Error::Rejected(r) => r.retry_after(),
+            Error::CostRejected(c) => c.retry_after,
+            Error::RateLimited(r) => Some(r.retry_after),
+            Error::Ejected(e) => Some(e.retry_after),
+            Error::Inner(_)
+            | Error::Timeout(_)
+            | Error::BulkheadFull(_)
+            | Error::LimitExceeded(_)
+            | Error::Throttled(_) => None,
         }
     }
 

@@ -20,9 +20,11 @@ pub mod keyed;
 pub mod observe;
 mod outcome;
 pub mod rng;
+mod shed;
 pub(crate) mod sync;
 
 pub use breaker::{Breaker, Rejected, State};
 pub use error::{BulkheadFull, ConfigError, Error, TimedOut, check};
 pub use guard::CostRejected;
 pub use outcome::{Classifier, ErrIsFailure, FailureWhen, Outcome};
+pub use shed::{Ejected, LimitExceeded, RateLimited, Throttled, is_refusal};

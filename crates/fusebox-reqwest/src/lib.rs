@@ -48,7 +48,7 @@ pub use classify::{ReqwestClassifier, error_outcome, retry_after, should_retry};
 pub use pipeline::{BodyNotReplayable, PipelineMiddleware};
 pub use retry::{RetryMiddleware, RetryResult, retry_policy};
 
-use fusebox_core::{BulkheadFull, Rejected, TimedOut};
+use fusebox_core::{Rejected, TimedOut};
 use reqwest_middleware::Error as MiddlewareError;
 
 /// The breaker's rejection inside a request error, if that is what it is: the request
@@ -71,7 +71,8 @@ pub fn rejection(error: &MiddlewareError) -> Option<&Rejected> {
 }
 
 /// A fusebox refusal inside a request error: a breaker's rejection, a pipeline's timeout,
-/// a full bulkhead or a spend guard's refusal (the request was not sent, or was given up).
+/// a full bulkhead, a spend guard's refusal, or a rate limit, concurrency limit, throttle or
+/// ejection (the request was not sent, or was given up).
 ///
 /// ```
 /// use fusebox_core::TimedOut;
@@ -85,9 +86,7 @@ pub fn refusal(error: &MiddlewareError) -> Option<&(dyn std::error::Error + 'sta
     let MiddlewareError::Middleware(e) = error else {
         return None;
     };
-    let refused = e.is::<Rejected>()
-        || e.is::<TimedOut>()
-        || e.is::<BulkheadFull>()
-        || e.is::<fusebox_core::guard::CostRejected>();
-    refused.then(|| e.as_ref())
+    let e: &(dyn std::error::Error + 'static) = e.as_ref();
+    let refused = fusebox_core::is_refusal(e) || e.is::<TimedOut>();
+    refused.then_some(e)
 }

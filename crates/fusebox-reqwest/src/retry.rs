@@ -157,5 +157,9 @@ pub(crate) fn into_middleware_error(error: Error<MiddlewareError>) -> Middleware
         Error::Timeout(t) => MiddlewareError::middleware(t),
         Error::BulkheadFull(b) => MiddlewareError::middleware(b),
         Error::CostRejected(c) => MiddlewareError::middleware(*c),
+        Error::RateLimited(r) => MiddlewareError::middleware(r),
+        Error::LimitExceeded(l) => MiddlewareError::middleware(l),
+        Error::Throttled(t) => MiddlewareError::middleware(t),
+        Error::Ejected(e) => MiddlewareError::middleware(e),
     }
 }

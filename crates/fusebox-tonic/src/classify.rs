@@ -259,9 +259,16 @@ impl<T> Classifier<T, Error<Status>> for GrpcClassifier {
             Ok(_) => Outcome::Success,
             Err(Error::Inner(status)) => self.status_outcome(status),
             Err(Error::Timeout(_)) => self.code_outcome(Code::DeadlineExceeded),
-            Err(Error::Rejected(_) | Error::BulkheadFull(_) | Error::CostRejected(_)) => {
-                Outcome::Ignored
-            }
+            // Refused before it reached the server: says nothing about the server.
+            Err(
+                Error::Rejected(_)
+                | Error::BulkheadFull(_)
+                | Error::CostRejected(_)
+                | Error::RateLimited(_)
+                | Error::LimitExceeded(_)
+                | Error::Throttled(_)
+                | Error::Ejected(_),
+            ) => Outcome::Ignored,
         }
     }
 }

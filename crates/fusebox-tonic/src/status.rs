@@ -78,8 +78,11 @@ fn with_retry_delay(code: Code, message: String, retry_after: Option<Duration>) 
 /// | full bulkhead | `UNAVAILABLE` |
 /// | cost guard refusal | `RESOURCE_EXHAUSTED`, with `RetryInfo` when the guard knows |
 /// | timeout | `DEADLINE_EXCEEDED` |
+/// | rate limited | `RESOURCE_EXHAUSTED` with `RetryInfo` until a permit |
+/// | concurrency limit, throttled | `UNAVAILABLE` |
+/// | endpoint ejected | `UNAVAILABLE` with `RetryInfo` for the ejection left |
 ///
-/// Messages name the breaker, bulkhead or guard, never spend figures.
+/// Messages name the breaker, bulkhead, guard or limit, never spend figures.
 ///
 /// ```
 /// # #[tokio::main(flavor = "current_thread")]
@@ -115,6 +118,18 @@ pub fn error_status(error: Error<Status>) -> Status {
             refusal.retry_after,
         ),
         Error::Timeout(timed_out) => Status::deadline_exceeded(timed_out.to_string()),
+        Error::RateLimited(limited) => with_retry_delay(
+            Code::ResourceExhausted,
+            limited.to_string(),
+            Some(limited.retry_after),
+        ),
+        Error::LimitExceeded(exceeded) => Status::unavailable(exceeded.to_string()),
+        Error::Throttled(throttled) => Status::unavailable(throttled.to_string()),
+        Error::Ejected(ejected) => with_retry_delay(
+            Code::Unavailable,
+            ejected.to_string(),
+            Some(ejected.retry_after),
+        ),
     }
 }
 
@@ -189,9 +204,9 @@ pub fn retry_hint<T>(result: &Result<T, Error<Status>>) -> Option<Duration> {
     match result {
         Ok(_) => None,
         Err(Error::Inner(status)) => retry_after_from(status),
-        Err(Error::Rejected(rejected)) => rejected.retry_after().map(|d| d.min(MAX_RETRY_AFTER)),
-        Err(Error::CostRejected(refusal)) => refusal.retry_after.map(|d| d.min(MAX_RETRY_AFTER)),
-        Err(Error::Timeout(_) | Error::BulkheadFull(_)) => None,
+        Err(refusal) => refusal
+            .refusal_retry_after()
+            .map(|d| d.min(MAX_RETRY_AFTER)),
     }
 }
 

@@ -1,11 +1,14 @@
-use fusebox_core::{BulkheadFull, CostRejected, Error, Rejected, TimedOut};
+use fusebox_core::{
+    BulkheadFull, CostRejected, Ejected, Error, LimitExceeded, RateLimited, Rejected, Throttled,
+    TimedOut,
+};
 
 /// The error type of every fusebox service: tower's usual boxed error.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 /// Recovers fusebox's typed reasons from a boxed error: a rejection, a timeout, a full
-/// bulkhead or a cost guard's refusal become their [`Error`] variants; anything else is the
-/// caller's error.
+/// bulkhead, a cost guard's refusal and the load-adaptive policies' refusals become their
+/// [`Error`] variants; anything else is the caller's error.
 ///
 /// ```
 /// use fusebox_tower::{classify_error, BoxError};
@@ -30,8 +33,24 @@ pub fn classify_error(error: BoxError) -> Error<BoxError> {
         Ok(b) => return Error::BulkheadFull(*b),
         Err(e) => e,
     };
-    match error.downcast::<CostRejected>() {
-        Ok(c) => Error::CostRejected(c),
+    let error = match error.downcast::<CostRejected>() {
+        Ok(c) => return Error::CostRejected(c),
+        Err(e) => e,
+    };
+    let error = match error.downcast::<RateLimited>() {
+        Ok(r) => return Error::RateLimited(*r),
+        Err(e) => e,
+    };
+    let error = match error.downcast::<LimitExceeded>() {
+        Ok(l) => return Error::LimitExceeded(*l),
+        Err(e) => e,
+    };
+    let error = match error.downcast::<Throttled>() {
+        Ok(t) => return Error::Throttled(*t),
+        Err(e) => e,
+    };
+    match error.downcast::<Ejected>() {
+        Ok(e) => Error::Ejected(*e),
         Err(e) => Error::Inner(e),
     }
 }
@@ -44,5 +63,9 @@ pub(crate) fn into_box(error: Error<BoxError>) -> BoxError {
         Error::Timeout(t) => Box::new(t),
         Error::BulkheadFull(b) => Box::new(b),
         Error::CostRejected(c) => c,
+        Error::RateLimited(r) => Box::new(r),
+        Error::LimitExceeded(l) => Box::new(l),
+        Error::Throttled(t) => Box::new(t),
+        Error::Ejected(e) => Box::new(e),
     }
 }

@@ -499,6 +499,14 @@ fn should_retry_errors_timeouts_but_never_refusals() {
     );
     let wrapped_full: BoxError = Box::new(Wrapped(Box::new(Wrapped(Box::new(bulkhead_full())))));
     assert_eq!(decide(Err(Error::Inner(wrapped_full))), RetryDecision::Stop);
+    let wrapped_limit: BoxError = Box::new(Wrapped(Box::new(fusebox_core::RateLimited {
+        name: "api".into(),
+        retry_after: Duration::from_millis(10),
+    })));
+    assert_eq!(
+        decide(Err(Error::Inner(wrapped_limit))),
+        RetryDecision::Stop
+    );
     let wrapped_timeout: BoxError = Box::new(Wrapped(Box::new(timed_out)));
     assert_eq!(
         decide(Err(Error::Inner(wrapped_timeout))),
@@ -938,6 +946,46 @@ mod axum_responses {
             timeout.into_response().status(),
             StatusCode::GATEWAY_TIMEOUT
         );
+    }
+
+    #[tokio::test]
+    async fn load_shedding_refusals_answer_429_or_503_through_handle_error() {
+        use fusebox_core::{Ejected, LimitExceeded, RateLimited, Throttled};
+
+        // Boxed as a tower service returns them: handle_error recovers each.
+        let limited = RateLimited {
+            name: "search".into(),
+            retry_after: Duration::from_millis(1_200),
+        };
+        let response = handle_error(Box::new(limited)).await;
+        assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
+        assert_eq!(retry_after_header(&response), Some("2"), "rounded up");
+        assert!(body_text(response).await.contains("`search`"));
+
+        let ejected = Ejected {
+            name: "10.0.0.7:443".into(),
+            retry_after: Duration::from_secs(30),
+        };
+        let response = handle_error(Box::new(ejected)).await;
+        assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(retry_after_header(&response), Some("30"));
+
+        let exceeded = LimitExceeded {
+            name: "db".into(),
+            limit: 4,
+            in_flight: 4,
+        };
+        let response = handle_error(Box::new(exceeded)).await;
+        assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(retry_after_header(&response), None);
+
+        let throttled: ErrorResponse<std::io::Error> = ErrorResponse(Error::Throttled(Throttled {
+            name: "quotes".into(),
+            probability: 0.5,
+        }));
+        let response = throttled.into_response();
+        assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert!(body_text(response).await.contains("`quotes`"));
     }
 
     #[tokio::test]

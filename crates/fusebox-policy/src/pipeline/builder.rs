@@ -208,9 +208,9 @@ impl<T, E> PipelineBuilder<T, E> {
     /// Adds a cost guard; `extractor` tells each call's cost from its result (`None`: unknown,
     /// counted as the guard's [`UnknownCost`](fusebox_core::guard::UnknownCost) says).
     ///
-    /// A refusal by a breaker, bulkhead or cost guard further in proves the call never reached
-    /// the dependency: its reservation is released and nothing is counted, without asking the
-    /// extractor. Every other result, errors and timeouts included, goes to the extractor.
+    /// A refusal by a breaker, bulkhead, cost guard or limit further in
+    /// ([`Error::is_refusal`]) proves the call never reached the dependency: its reservation
+    /// is released and nothing is counted, without asking the extractor. Every other result, errors and timeouts included, goes to the extractor.
     ///
     /// ```
     /// # #[tokio::main(flavor = "current_thread")]

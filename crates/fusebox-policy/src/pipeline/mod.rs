@@ -84,10 +84,7 @@ pub(crate) fn settle_cost<T, E>(
     result: &Result<T, Error<E>>,
     extract: impl FnOnce(&Result<T, Error<E>>) -> Option<f64>,
 ) {
-    let never_ran = matches!(
-        result,
-        Err(Error::Rejected(_)) | Err(Error::BulkheadFull(_)) | Err(Error::CostRejected(_))
-    );
+    let never_ran = matches!(result, Err(e) if e.is_refusal());
     if never_ran {
         permit.cancel();
     } else {

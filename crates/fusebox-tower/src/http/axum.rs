@@ -5,11 +5,16 @@
 //! | breaker rejection  | `503 Service Unavailable`   | seconds, when the breaker knows |
 //! | full bulkhead      | `503 Service Unavailable`   | none                            |
 //! | cost guard refusal | `503 Service Unavailable`   | seconds, when the guard knows   |
+//! | rate limited       | `429 Too Many Requests`     | seconds until a permit          |
+//! | concurrency limit  | `503 Service Unavailable`   | none                            |
+//! | throttled          | `503 Service Unavailable`   | none                            |
+//! | endpoint ejected   | `503 Service Unavailable`   | seconds the ejection has left   |
 //! | timeout            | `504 Gateway Timeout`       | none                            |
 //! | anything else      | `500 Internal Server Error` | none                            |
 //!
 //! A full bulkhead answers 503 rather than 429: 429 tells one client that *it* sends too
-//! much, while a full bulkhead means the service as a whole has no room, whoever asks.
+//! much, while a full bulkhead means the service as a whole has no room, whoever asks. A
+//! rate limiter is the one refusal about the rate of calls, so it alone answers 429.
 //!
 //! A cost guard's refusal is the service declining to spend, for every client alike, so it
 //! answers 503 too; its body names the guard and the reason but never the spend figures.
@@ -175,7 +180,51 @@ fn error_response<E: fmt::Display>(error: Error<E>) -> Response {
         Error::CostRejected(refused) => cost_rejected_response(&refused),
         Error::Timeout(timed_out) => timeout_response(timed_out),
         Error::Inner(inner) => internal_error_response(&inner),
+        Error::RateLimited(limited) => {
+            tracing::debug!(limiter = %limited.name, "rate limited; answering 429");
+            let message = format!("too many requests: rate limiter `{}`", limited.name);
+            with_retry_after(
+                (StatusCode::TOO_MANY_REQUESTS, message).into_response(),
+                Some(limited.retry_after),
+            )
+        }
+        Error::LimitExceeded(exceeded) => {
+            tracing::debug!(limit = %exceeded.name, "concurrency limit reached; answering 503");
+            let message = format!(
+                "service unavailable: concurrency limit `{}` reached",
+                exceeded.name
+            );
+            (StatusCode::SERVICE_UNAVAILABLE, message).into_response()
+        }
+        Error::Throttled(throttled) => {
+            tracing::debug!(throttle = %throttled.name, "call shed by throttling; answering 503");
+            let message = format!(
+                "service unavailable: throttle `{}` shed the call",
+                throttled.name
+            );
+            (StatusCode::SERVICE_UNAVAILABLE, message).into_response()
+        }
+        Error::Ejected(ejected) => {
+            tracing::debug!(endpoint = %ejected.name, "endpoint ejected; answering 503");
+            let message = format!(
+                "service unavailable: endpoint `{}` is ejected",
+                ejected.name
+            );
+            with_retry_after(
+                (StatusCode::SERVICE_UNAVAILABLE, message).into_response(),
+                Some(ejected.retry_after),
+            )
+        }
     }
+}
+
+fn with_retry_after(mut response: Response, wait: Option<Duration>) -> Response {
+    if let Some(wait) = wait {
+        response
+            .headers_mut()
+            .insert(RETRY_AFTER, HeaderValue::from(retry_after_seconds(wait)));
+    }
+    response
 }
 
 fn bulkhead_full_response(full: &BulkheadFull) -> Response {

@@ -3,7 +3,7 @@
 use std::error::Error as StdError;
 use std::time::{Duration, SystemTime};
 
-use fusebox_core::{BulkheadFull, Error, Rejected, TimedOut};
+use fusebox_core::{Error, TimedOut, is_refusal};
 use fusebox_policy::policy::{Retry, RetryBuilder, RetryDecision};
 use http::header::RETRY_AFTER;
 use http::{HeaderValue, Response, StatusCode};
@@ -123,7 +123,7 @@ fn inner_error_decision(error: &(dyn StdError + 'static)) -> RetryDecision {
     let mut current = Some(error);
     for _ in 0..MAX_SOURCE_DEPTH {
         let Some(error) = current else { break };
-        if error.is::<Rejected>() || error.is::<BulkheadFull>() {
+        if is_refusal(error) {
             return RetryDecision::Stop;
         }
         if error.is::<TimedOut>() {

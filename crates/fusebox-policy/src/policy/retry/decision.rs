@@ -74,9 +74,7 @@ impl<E: RetryAfterHint> RetryAfterHint for Error<E> {
     fn retry_after(&self) -> Option<Duration> {
         match self {
             Error::Inner(e) => e.retry_after(),
-            Error::Rejected(r) => r.retry_after(),
-            Error::CostRejected(r) => r.retry_after,
-            _ => None,
+            refusal => refusal.refusal_retry_after(),
         }
     }
 }
@@ -113,6 +111,14 @@ pub enum RetryReason {
     BulkheadFull,
     /// An inner cost guard refused the call.
     CostRejected,
+    /// An inner rate limiter had no permit.
+    RateLimited,
+    /// An inner adaptive concurrency limit was reached.
+    LimitExceeded,
+    /// Inner client-side throttling shed the call.
+    Throttled,
+    /// Inner outlier ejection refused the call.
+    Ejected,
 }
 
 impl RetryReason {
@@ -124,6 +130,10 @@ impl RetryReason {
             Err(Error::Rejected(_)) => RetryReason::Rejected,
             Err(Error::BulkheadFull(_)) => RetryReason::BulkheadFull,
             Err(Error::CostRejected(_)) => RetryReason::CostRejected,
+            Err(Error::RateLimited(_)) => RetryReason::RateLimited,
+            Err(Error::LimitExceeded(_)) => RetryReason::LimitExceeded,
+            Err(Error::Throttled(_)) => RetryReason::Throttled,
+            Err(Error::Ejected(_)) => RetryReason::Ejected,
         }
     }
 
@@ -142,6 +152,10 @@ impl RetryReason {
             RetryReason::Rejected => "rejected",
             RetryReason::BulkheadFull => "bulkhead_full",
             RetryReason::CostRejected => "cost_rejected",
+            RetryReason::RateLimited => "rate_limited",
+            RetryReason::LimitExceeded => "limit_exceeded",
+            RetryReason::Throttled => "throttled",
+            RetryReason::Ejected => "ejected",
         }
     }
 }
