@@ -47,6 +47,34 @@ pub trait Classifier<T, E> {
     /// assert_eq!(ErrIsFailure.classify(&Err::<(), _>("bad input")), Outcome::Failure);
     /// ```
     fn classify(&self, result: &Result<T, E>) -> Outcome;
+
+    /// How long the server asked callers to stay away, for a result this classifier calls a
+    /// failure (an HTTP `Retry-After`, gRPC retry info); `None` (the default) when it did not
+    /// say. Asked only for failures, and only by a breaker built with
+    /// [`open_for_retry_after`](crate::breaker::BreakerBuilder::open_for_retry_after).
+    ///
+    /// ```
+    /// use fusebox_core::{Classifier, Outcome};
+    /// use std::time::Duration;
+    ///
+    /// struct Busy; // a downstream error that may carry a delay in seconds
+    /// impl Classifier<(), Option<u64>> for Busy {
+    ///     fn classify(&self, r: &Result<(), Option<u64>>) -> Outcome {
+    ///         if r.is_ok() { Outcome::Success } else { Outcome::Failure }
+    ///     }
+    ///     fn retry_after(&self, r: &Result<(), Option<u64>>) -> Option<Duration> {
+    ///         r.as_ref().err().copied().flatten().map(Duration::from_secs)
+    ///     }
+    /// }
+    /// assert_eq!(Busy.retry_after(&Err(Some(5))), Some(Duration::from_secs(5)));
+    /// // A closure classifier says nothing about delays.
+    /// let any_err = |r: &Result<(), ()>| if r.is_ok() { Outcome::Success } else { Outcome::Failure };
+    /// assert_eq!(any_err.retry_after(&Err(())), None);
+    /// ```
+    fn retry_after(&self, result: &Result<T, E>) -> Option<std::time::Duration> {
+        let _ = result;
+        None
+    }
 }
 
 impl<T, E, F> Classifier<T, E> for F

@@ -1,8 +1,8 @@
 //! A circuit breaker per host (or one for every request) as a reqwest middleware.
 
+use fusebox_core::ConfigError;
 use fusebox_core::breaker::{Breaker, BreakerSettings};
 use fusebox_core::keyed::BreakerRegistry;
-use fusebox_core::{Classifier, ConfigError};
 use http::Extensions;
 use reqwest::{Request, Response, Url};
 use reqwest_middleware::{Middleware, Next, Result};
@@ -183,7 +183,7 @@ impl Middleware for BreakerMiddleware {
             .map_err(reqwest_middleware::Error::middleware)?;
         // A request dropped before it ends drops the permit: a cancellation, not counted.
         let result = next.run(req, extensions).await;
-        permit.record(self.classifier.classify(&result));
+        permit.record_classified(&self.classifier, &result);
         result
     }
 }

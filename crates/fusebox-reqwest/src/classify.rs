@@ -133,6 +133,14 @@ impl Classifier<Response, MiddlewareError> for ReqwestClassifier {
             Err(e) => self.http.error_outcome(e),
         }
     }
+
+    /// A 429 or 503 response's `Retry-After` (see [`retry_after`]).
+    fn retry_after(&self, result: &Result<Response, MiddlewareError>) -> Option<Duration> {
+        result
+            .as_ref()
+            .ok()
+            .and_then(|response| retry_after(response, SystemTime::now()))
+    }
 }
 
 /// The default meaning of an error: `Failure` when the host did not answer (connect,

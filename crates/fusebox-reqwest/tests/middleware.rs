@@ -405,3 +405,26 @@ fn client_with_pipeline(
 ) -> ClientWithMiddleware {
     client(PipelineMiddleware::new(pipeline))
 }
+
+#[tokio::test]
+async fn a_503_with_retry_after_opens_the_host_breaker_that_long() {
+    let down = Server::start(|_, _| with_retry_after(503, "45")).await;
+    let breaker = Breaker::builder("inventory")
+        .consecutive_failures(1)
+        .cooldown(Duration::from_secs(5))
+        .open_for_retry_after(Duration::from_secs(300))
+        .build()
+        .expect("valid breaker");
+    let client = client(BreakerMiddleware::single(breaker.clone()));
+    let response = client.get(&down.url).send().await.expect("a response");
+    assert_eq!(response.status(), 503);
+    let error = client.get(&down.url).send().await.unwrap_err();
+    let wait = rejection(&error)
+        .and_then(|r| r.retry_after())
+        .expect("an open breaker says when");
+    assert!(
+        wait > Duration::from_secs(40) && wait <= Duration::from_secs(45),
+        "the server's 45 s, not the 5 s cooldown: {wait:?}"
+    );
+    assert_eq!(down.hits(), 1);
+}

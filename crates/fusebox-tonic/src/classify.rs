@@ -226,6 +226,11 @@ impl<T> Classifier<T, Status> for GrpcClassifier {
             Err(status) => self.status_outcome(status),
         }
     }
+
+    /// The status's retry info or pushback (see [`retry_after_from`](crate::retry_after_from)).
+    fn retry_after(&self, result: &Result<T, Status>) -> Option<std::time::Duration> {
+        result.as_ref().err().and_then(crate::retry_after_from)
+    }
 }
 
 /// A result inside a fusebox stack or pipeline: the caller's `Status` by its code, a

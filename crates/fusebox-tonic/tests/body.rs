@@ -213,3 +213,31 @@ async fn a_rejection_is_a_trailers_only_unavailable_response_made_without_the_in
     assert_eq!(body.size_hint().exact(), Some(0));
     assert!(body.collect().await.unwrap().to_bytes().is_empty());
 }
+
+#[tokio::test]
+async fn a_pushback_on_a_failure_opens_the_breaker_that_long() {
+    let clock = ManualClock::new();
+    let breaker = Breaker::builder("inventory")
+        .consecutive_failures(1)
+        .cooldown(std::time::Duration::from_secs(30))
+        .open_for_retry_after(std::time::Duration::from_secs(600))
+        .clock(clock.clone())
+        .build()
+        .unwrap();
+    let service =
+        GrpcBreakerLayer::new(breaker.clone()).layer(service_fn(|_: Request<()>| async {
+            let mut status = Status::unavailable("draining");
+            status
+                .metadata_mut()
+                .insert("grpc-retry-pushback-ms", "7000".parse().unwrap());
+            Ok::<_, Infallible>(status.into_http::<Empty<Bytes>>())
+        }));
+    let response = service.oneshot(Request::new(())).await.unwrap();
+    drop(response);
+    assert_eq!(breaker.state(), State::Open);
+    let rejected = breaker.try_acquire().unwrap_err();
+    assert_eq!(
+        rejected.retry_after(),
+        Some(std::time::Duration::from_secs(7))
+    );
+}

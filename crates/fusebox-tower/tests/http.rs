@@ -276,6 +276,39 @@ async fn breaker_layer_trips_on_5xx_not_on_4xx_nor_ignored_errors() {
     assert!(rejected.is::<Rejected>());
 }
 
+#[tokio::test]
+async fn a_429_with_retry_after_opens_the_breaker_that_long() {
+    let clock = fusebox_core::clock::ManualClock::new();
+    let breaker = Breaker::builder("quotes")
+        .consecutive_failures(1)
+        .cooldown(Duration::from_secs(30))
+        .open_for_retry_after(Duration::from_secs(600))
+        .clock(clock.clone())
+        .build()
+        .expect("valid breaker");
+    let upstream = service_fn(|seconds: &'static str| async move {
+        Ok::<_, BoxError>(response_with_retry_after(
+            429,
+            HeaderValue::from_static(seconds),
+        ))
+    });
+    let svc = BreakerLayer::new(breaker.clone())
+        .classifier(HttpClassifier::new())
+        .layer(upstream);
+    let throttled = svc.clone().oneshot("120").await.expect("a response");
+    assert_eq!(throttled.status(), StatusCode::TOO_MANY_REQUESTS);
+    let rejected = breaker.try_acquire().expect_err("open");
+    assert_eq!(rejected.retry_after(), Some(Duration::from_secs(120)));
+    clock.advance(Duration::from_secs(119));
+    assert_eq!(breaker.state(), State::Open, "past the 30 s cooldown");
+    clock.advance(Duration::from_secs(1));
+    assert_eq!(breaker.state(), State::HalfOpen);
+    // A malformed value is no hint: the trial's failure reopens for the cooldown.
+    let _ = svc.clone().oneshot("soon").await.expect("a response");
+    let rejected = breaker.try_acquire().expect_err("open again");
+    assert_eq!(rejected.retry_after(), Some(Duration::from_secs(30)));
+}
+
 // ---------------------------------------------------------------------------------------
 // IdempotentRequests
 // ---------------------------------------------------------------------------------------

@@ -406,6 +406,39 @@ pub fn enter(
     entry
 }
 
+/// The deadline a failure's server-given delay sets, `wait` from `now` cut to `max`: the
+/// breaker keeps the latest of these and opens until it (see [`hinted_open_until`]).
+///
+/// ```
+/// use fusebox_core::breaker::algorithm::retry_hint_until;
+/// use std::time::Duration;
+/// let max = Duration::from_secs(60);
+/// assert_eq!(retry_hint_until(1_000, Duration::from_nanos(500), max), 1_500);
+/// assert_eq!(retry_hint_until(0, Duration::MAX, max), 60_000_000_000);
+/// assert_eq!(retry_hint_until(u64::MAX - 1, max, max), u64::MAX); // saturates
+/// ```
+pub fn retry_hint_until(now: u64, wait: Duration, max: Duration) -> u64 {
+    now.saturating_add(crate::clock::nanos(wait.min(max)))
+}
+
+/// The end of an OPEN state entered at `now` that a server's delay sets, instead of the
+/// cooldown: the noted deadline `hint_until` while it lies ahead (0: none noted).
+///
+/// ```
+/// use fusebox_core::breaker::algorithm::{enter, hinted_open_until};
+/// use fusebox_core::breaker::State;
+/// use std::time::Duration;
+/// assert_eq!(hinted_open_until(5_000, 1_000), Some(5_000));
+/// assert_eq!(hinted_open_until(5_000, 5_000), None); // spent: the cooldown applies
+/// assert_eq!(hinted_open_until(0, 1_000), None);
+/// // What the shells hand to `enter`:
+/// let entry = enter(State::Open, 0, 1_000, hinted_open_until(5_000, 1_000), |_| Duration::from_nanos(10));
+/// assert_eq!(entry.open_until, Some(5_000));
+/// ```
+pub fn hinted_open_until(hint_until: u64, now: u64) -> Option<u64> {
+    (hint_until > now).then_some(hint_until)
+}
+
 /// A transition made by hand (an operator, a health check, an overload signal), with no
 /// failure recorded.
 ///

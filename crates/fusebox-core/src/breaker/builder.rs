@@ -428,6 +428,41 @@ impl BreakerBuilder {
         self.settings.shadow = Some(shadow);
         self
     }
+    /// Lets a failure's server-given delay (an HTTP `Retry-After` on a 429 or 503, gRPC
+    /// retry info) set how long the breaker opens, instead of its cooldown, up to `max`. The
+    /// delay comes from the classifier ([`Classifier::retry_after`](crate::Classifier::retry_after):
+    /// fusebox's HTTP, reqwest and gRPC classifiers read it) or from
+    /// [`Permit::failure_with_retry_after`](super::Permit::failure_with_retry_after).
+    ///
+    /// The breaker opens until the latest such deadline when it trips or a trial fails,
+    /// whether that is sooner or later than its cooldown (the server knows when it will be
+    /// back); a trip with no live hint uses the cooldown. A longer delay is cut to `max`; a
+    /// zero `max` is refused, naming `retry_after_max`.
+    ///
+    /// ```
+    /// use fusebox_core::breaker::{Breaker, State};
+    /// use fusebox_core::clock::ManualClock;
+    /// use std::time::Duration;
+    /// let clock = ManualClock::new();
+    /// let b = Breaker::builder("quotes")
+    ///     .consecutive_failures(1)
+    ///     .cooldown(Duration::from_secs(30))
+    ///     .open_for_retry_after(Duration::from_secs(600))
+    ///     .clock(clock.clone())
+    ///     .build()?;
+    /// // A 429 answered with `Retry-After: 120`:
+    /// b.try_acquire()?.failure_with_retry_after(Some(Duration::from_secs(120)));
+    /// assert_eq!(b.state(), State::Open);
+    /// clock.advance(Duration::from_secs(30)); // the cooldown alone would end here
+    /// assert_eq!(b.state(), State::Open);
+    /// clock.advance(Duration::from_secs(90));
+    /// assert_eq!(b.state(), State::HalfOpen);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn open_for_retry_after(mut self, max: Duration) -> Self {
+        self.settings.retry_after_max = Some(max);
+        self
+    }
     /// Seeds the cooldown jitter.
     ///
     /// ```
@@ -632,6 +667,7 @@ impl BreakerSettings {
             outcome_log,
             seed,
             shadow,
+            retry_after_max,
         } = self;
         BreakerSettings {
             consecutive_failures: consecutive_failures.or(base.consecutive_failures),
@@ -654,6 +690,7 @@ impl BreakerSettings {
             outcome_log: outcome_log.or(base.outcome_log),
             seed: seed.or(base.seed),
             shadow: shadow.or(base.shadow),
+            retry_after_max: retry_after_max.or(base.retry_after_max),
         }
     }
 }

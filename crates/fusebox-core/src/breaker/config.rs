@@ -100,6 +100,10 @@ pub struct BreakerSettings {
     pub seed: Option<u64>,
     /// Shadow mode: decide, report and count, but never reject (default `false`).
     pub shadow: Option<bool>,
+    /// Open for as long as a failure's server-given `Retry-After` asks, up to this long,
+    /// instead of the cooldown (off when unset).
+    #[cfg_attr(feature = "serde", serde(with = "crate::duration::serde_human_option"))]
+    pub retry_after_max: Option<Duration>,
 }
 
 /// A user-defined trip rule over the window's statistics.
@@ -303,6 +307,8 @@ pub struct BreakerConfig {
     pub(crate) outcome_log: u32,
     pub(crate) seed: Option<u64>,
     pub(crate) shadow: bool,
+    /// The longest a server's `Retry-After` may hold the breaker open; `None`: hints unused.
+    pub(crate) retry_after_max: Option<Duration>,
 }
 
 impl BreakerConfig {
@@ -478,6 +484,22 @@ impl BreakerConfig {
     /// ```
     pub fn shadow(&self) -> bool {
         self.shadow
+    }
+
+    /// The longest a failure's server-given `Retry-After` may hold the breaker open instead
+    /// of its cooldown; `None` when hints are not used (see
+    /// [`BreakerBuilder::open_for_retry_after`](super::BreakerBuilder::open_for_retry_after)).
+    ///
+    /// ```
+    /// use fusebox_core::breaker::Breaker;
+    /// use std::time::Duration;
+    /// assert_eq!(Breaker::builder("s").build_config()?.retry_after_max(), None);
+    /// let config = Breaker::builder("s").open_for_retry_after(Duration::from_secs(120)).build_config()?;
+    /// assert_eq!(config.retry_after_max(), Some(Duration::from_secs(120)));
+    /// # Ok::<(), fusebox_core::ConfigError>(())
+    /// ```
+    pub fn retry_after_max(&self) -> Option<Duration> {
+        self.retry_after_max
     }
     /// Outcomes kept for snapshots.
     ///
@@ -687,6 +709,11 @@ impl BreakerSettings {
             }
         };
 
+        let retry_after_max = match s.retry_after_max {
+            Some(max) => Some(check::nonzero_duration("retry_after_max", max)?),
+            None => None,
+        };
+
         let outcome_log = s.outcome_log.unwrap_or(0);
         if outcome_log > MAX_OUTCOME_LOG {
             return Err(ConfigError::invalid(
@@ -712,6 +739,7 @@ impl BreakerSettings {
             outcome_log,
             seed: s.seed,
             shadow: s.shadow.unwrap_or(false),
+            retry_after_max,
         })
     }
 }

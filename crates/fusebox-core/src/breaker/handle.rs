@@ -154,6 +154,7 @@ impl Breaker {
                 fleet,
                 reports_outcomes,
                 shadow_rejections: AtomicU64::new(0),
+                retry_hint_until: AtomicU64::new(0),
             }),
         }
     }
@@ -359,7 +360,7 @@ impl Breaker {
     {
         let permit = self.admit(Ok, |rejected| Err(Error::Rejected(rejected)))?;
         let result = f().await;
-        permit.record(classifier.classify(&result));
+        permit.record_classified(classifier, &result);
         result.map_err(Error::Inner)
     }
 
@@ -440,7 +441,7 @@ impl Breaker {
         self.admit(
             |permit| {
                 let result = f();
-                permit.record(classifier.classify(&result));
+                permit.record_classified(classifier, &result);
                 result.map_err(Error::Inner)
             },
             |rejected| Err(Error::Rejected(rejected)),

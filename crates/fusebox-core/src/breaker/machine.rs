@@ -9,8 +9,8 @@ use rand::rngs::SmallRng;
 
 use super::Name;
 use super::algorithm::{
-    Manual, Move, after_trial, below_minimum, due, enter, is_slow_after, judges, retry_after,
-    success_may_raise_a_rate, trial_admissible, trial_counts, trip,
+    Manual, Move, after_trial, below_minimum, due, enter, hinted_open_until, is_slow_after, judges,
+    retry_after, retry_hint_until, success_may_raise_a_rate, trial_admissible, trial_counts, trip,
 };
 use super::config::BreakerConfig;
 use super::rejected::Rejected;
@@ -93,6 +93,8 @@ pub struct Machine {
     trial_failures: u32,
     consecutive_trips: u32,
     last_failure: Option<u64>,
+    /// The latest deadline a failure's server-given delay set (0: none).
+    retry_hint_until: u64,
     rng: SmallRng,
     transitions: Vec<Transition>,
 }
@@ -124,6 +126,7 @@ impl Machine {
             trial_failures: 0,
             consecutive_trips: 0,
             last_failure: None,
+            retry_hint_until: 0,
             rng,
             transitions: Vec::new(),
         }
@@ -341,6 +344,39 @@ impl Machine {
         self.record_timed(ticket, outcome, now, None);
     }
 
+    /// Records a failure at `now` for which the server asked callers to wait
+    /// `retry_after`: with [`open_for_retry_after`](super::BreakerBuilder::open_for_retry_after)
+    /// set, a trip opens until then (up to the maximum) instead of for the cooldown, as
+    /// [`Permit::failure_with_retry_after`](super::Permit::failure_with_retry_after) does.
+    ///
+    /// ```
+    /// use fusebox_core::breaker::{Breaker, Machine, State};
+    /// use std::time::Duration;
+    /// let config = Breaker::builder("r")
+    ///     .consecutive_failures(1)
+    ///     .cooldown(Duration::from_secs(30))
+    ///     .open_for_retry_after(Duration::from_secs(60))
+    ///     .build_config()?;
+    /// let mut m = Machine::new("m", config);
+    /// let ticket = m.acquire(0).unwrap();
+    /// m.record_failure_with_retry_after(ticket, Some(Duration::from_secs(600)), 0);
+    /// let secs = 1_000_000_000;
+    /// assert_eq!(m.state(59 * secs), State::Open); // the hint, cut to the 60 s maximum
+    /// assert_eq!(m.state(60 * secs), State::HalfOpen);
+    /// # Ok::<(), fusebox_core::ConfigError>(())
+    /// ```
+    pub fn record_failure_with_retry_after(
+        &mut self,
+        ticket: Ticket,
+        retry_after: Option<std::time::Duration>,
+        now: u64,
+    ) {
+        if let (Some(wait), Some(max)) = (retry_after, self.config.retry_after_max) {
+            self.retry_hint_until = self.retry_hint_until.max(retry_hint_until(now, wait, max));
+        }
+        self.record(ticket, Outcome::Failure, now);
+    }
+
     /// Records an outcome; `elapsed` (ns) when the caller timed the call itself.
     fn record_timed(&mut self, ticket: Ticket, outcome: Outcome, now: u64, elapsed: Option<u64>) {
         let took = elapsed.unwrap_or_else(|| now.saturating_sub(ticket.started));
@@ -545,11 +581,13 @@ impl Machine {
         self.below_minimum = true;
         self.consecutive_failures = 0;
         self.consecutive_trips = 0;
+        self.retry_hint_until = 0;
     }
 
     fn move_to(&mut self, to: State, reason: TransitionReason, now: u64) {
         let (config, rng) = (&self.config, &mut self.rng);
-        let entry = enter(to, self.consecutive_trips, now, None, |trips| {
+        let hinted = hinted_open_until(self.retry_hint_until, now);
+        let entry = enter(to, self.consecutive_trips, now, hinted, |trips| {
             config.cooldown.draw(trips, rng)
         });
         self.consecutive_trips = entry.consecutive_trips;

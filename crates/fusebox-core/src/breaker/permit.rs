@@ -85,6 +85,55 @@ macro_rules! permit_methods {
         pub fn record_measured(self, outcome: Outcome, elapsed: std::time::Duration) {
             self.finish_measured_once(outcome, elapsed);
         }
+        /// Records a failure for which the server asked callers to wait `retry_after` (an
+        /// HTTP `Retry-After`, gRPC retry info). A breaker built with
+        /// [`open_for_retry_after`](super::BreakerBuilder::open_for_retry_after) opens that
+        /// long (up to its maximum) when it trips; any other breaker records a plain failure.
+        ///
+        /// ```
+        /// use fusebox_core::breaker::{Breaker, State};
+        /// use std::time::Duration;
+        /// let b = Breaker::builder("p")
+        ///     .consecutive_failures(1)
+        ///     .open_for_retry_after(Duration::from_secs(300))
+        ///     .build()?;
+        /// b.try_acquire()?.failure_with_retry_after(Some(Duration::from_secs(90)));
+        /// let wait = b.try_acquire().unwrap_err().retry_after().unwrap();
+        /// assert!(wait > Duration::from_secs(60), "{wait:?}"); // not the 30 s cooldown
+        /// # Ok::<(), Box<dyn std::error::Error>>(())
+        /// ```
+        pub fn failure_with_retry_after(self, retry_after: Option<std::time::Duration>) {
+            if let Some(wait) = retry_after {
+                self.shared.note_retry_after(wait);
+            }
+            self.record(Outcome::Failure)
+        }
+        /// Records what `classifier` makes of `result`, with the server's delay when it is
+        /// a failure the classifier finds one in
+        /// ([`Classifier::retry_after`](crate::Classifier::retry_after)) and the breaker uses
+        /// them.
+        ///
+        /// ```
+        /// use fusebox_core::breaker::Breaker;
+        /// use fusebox_core::ErrIsFailure;
+        /// let b = Breaker::builder("p").build()?;
+        /// b.try_acquire()?.record_classified(&ErrIsFailure, &Err::<(), _>("refused"));
+        /// assert_eq!(b.snapshot().consecutive_failures, 1);
+        /// # Ok::<(), Box<dyn std::error::Error>>(())
+        /// ```
+        #[inline]
+        pub fn record_classified<C, T, E>(self, classifier: &C, result: &Result<T, E>)
+        where
+            C: crate::Classifier<T, E> + ?Sized,
+        {
+            let outcome = classifier.classify(result);
+            if outcome == Outcome::Failure && self.shared.config.retry_after_max.is_some() {
+                if let Some(wait) = classifier.retry_after(result) {
+                    self.shared.note_retry_after(wait);
+                }
+            }
+            self.record(outcome)
+        }
         /// Records a success.
         ///
         /// ```

@@ -9,8 +9,8 @@ use rand::rngs::SmallRng;
 
 use super::Name;
 use super::algorithm::{
-    Manual, after_trial, below_minimum, due, enter, is_slow_after, judges, retry_after,
-    success_may_raise_a_rate, trial_counts, trip,
+    Manual, after_trial, below_minimum, due, enter, hinted_open_until, is_slow_after, judges,
+    retry_after, retry_hint_until, success_may_raise_a_rate, trial_counts, trip,
 };
 use super::config::BreakerConfig;
 use super::gate::{Admission, HalfOpenGate};
@@ -67,6 +67,9 @@ pub(crate) struct Shared {
     pub(super) reports_outcomes: bool,
     /// Calls a shadow breaker let through instead of rejecting them.
     pub(super) shadow_rejections: AtomicU64,
+    /// The latest deadline a failure's server-given delay set (0: none); read when the
+    /// breaker opens, if it uses such hints.
+    pub(super) retry_hint_until: AtomicU64,
 }
 
 /// The code of an entry of the rejection log (any nonzero code: it holds one kind).
@@ -500,6 +503,14 @@ impl Shared {
         self.finish(ticket, outcome);
     }
 
+    /// Notes a failure's server-given delay, for a breaker that opens for it.
+    pub(super) fn note_retry_after(&self, wait: Duration) {
+        if let Some(max) = self.config.retry_after_max {
+            let until = retry_hint_until(self.now(), wait, max);
+            self.retry_hint_until.fetch_max(until, Ordering::AcqRel);
+        }
+    }
+
     /// Moves from the exact state word `expected` to `to`. Returns false when another thread
     /// moved first (the caller's view was stale): that thread reports its own transition,
     /// so every change is reported exactly once.
@@ -533,6 +544,10 @@ impl Shared {
             let generation = generation_of(expected) + 1;
             let slow = &mut *slow;
             let rng = &mut slow.rng;
+            let open_until = open_until.or_else(|| {
+                let hint = self.retry_hint_until.load(Ordering::Acquire);
+                hinted_open_until(hint, now)
+            });
             let entry = enter(to, slow.consecutive_trips, now, open_until, |trips| {
                 self.config.cooldown.draw(trips, rng)
             });
@@ -586,6 +601,7 @@ impl Shared {
         }
         self.below_minimum.store(true, Ordering::Relaxed);
         self.consecutive.store(0, Ordering::Release);
+        self.retry_hint_until.store(0, Ordering::Relaxed);
     }
 
     pub(super) fn manual(&self, manual: Manual) -> bool {

@@ -1,6 +1,7 @@
 use std::pin::Pin;
 use std::task::{Context, Poll, ready};
 
+use fusebox_core::Outcome;
 use fusebox_core::breaker::OwnedPermit;
 use http::HeaderMap;
 use http_body::{Body, Frame, SizeHint};
@@ -21,8 +22,8 @@ impl Watch {
         Watch { permit, classifier }
     }
 
-    fn finish(self, code: Code) {
-        self.permit.record(self.classifier.code_outcome(code));
+    fn finish(self, code: Code, status: Option<&HeaderMap>) {
+        record_code(self.permit, &self.classifier, code, status);
     }
 
     fn transport_error(self) {
@@ -99,6 +100,25 @@ impl<B> std::fmt::Debug for ResponseBody<B> {
     }
 }
 
+/// Records a call's status `code`; a failure carries the delay its status block (headers of
+/// a Trailers-Only response, or trailers) asks for, for a breaker that opens for it.
+pub(crate) fn record_code(
+    permit: OwnedPermit,
+    classifier: &GrpcClassifier,
+    code: Code,
+    status: Option<&HeaderMap>,
+) {
+    let outcome = classifier.code_outcome(code);
+    if outcome == Outcome::Failure {
+        let wait = status
+            .and_then(tonic::Status::from_header_map)
+            .and_then(|status| crate::retry_after_from(&status));
+        permit.failure_with_retry_after(wait);
+    } else {
+        permit.record(outcome);
+    }
+}
+
 /// The code of a status trailer block; one without `grpc-status` is a stream that ended
 /// without a status.
 fn trailer_code(trailers: &HeaderMap) -> Code {
@@ -120,11 +140,11 @@ impl<B: Body> Body for ResponseBody<B> {
         if let Some(pending) = watch.take() {
             match &frame {
                 Some(Ok(frame)) => match frame.trailers_ref() {
-                    Some(trailers) => pending.finish(trailer_code(trailers)),
+                    Some(trailers) => pending.finish(trailer_code(trailers), Some(trailers)),
                     None => *watch = Some(pending),
                 },
                 Some(Err(_)) => pending.transport_error(),
-                None => pending.finish(Code::Unknown),
+                None => pending.finish(Code::Unknown, None),
             }
         }
         Poll::Ready(frame)

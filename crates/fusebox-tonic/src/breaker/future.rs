@@ -115,7 +115,7 @@ fn settle_or_watch<B>(
     });
     match code {
         Some(code) => {
-            permit.record(classifier.code_outcome(code));
+            super::body::record_code(permit, &classifier, code, Some(response.headers()));
             response.map(ResponseBody::settled)
         }
         None => response.map(|body| ResponseBody::watched(body, Watch::new(permit, classifier))),

@@ -76,7 +76,7 @@ where
             } => {
                 let result = ready!(future.poll(cx));
                 if let Some(permit) = permit.take() {
-                    permit.record(classifier.classify(&result));
+                    permit.record_classified(&*classifier, &result);
                 }
                 Poll::Ready(result.map_err(Into::into))
             }

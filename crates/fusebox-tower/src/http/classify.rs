@@ -227,6 +227,11 @@ impl<B, E> Classifier<Response<B>, E> for HttpClassifier<E> {
             Err(error) => self.error_outcome(error),
         }
     }
+
+    /// A 429 or 503 response's `Retry-After` (see [`retry_after`](super::retry_after)).
+    fn retry_after(&self, result: &Result<Response<B>, E>) -> Option<std::time::Duration> {
+        result.as_ref().ok().and_then(super::retry_after)
+    }
 }
 
 /// Builds an [`HttpClassifier`], starting from its defaults.
