@@ -397,3 +397,97 @@ fn retry_settings_merge_and_breaker_settings_replace_or_merge_as_documented() {
     ));
     assert_eq!(merged.state(), State::Closed);
 }
+
+// ---------------------------------------------------------------------------------------
+// Keyed breakers: defaults and overrides per key
+// ---------------------------------------------------------------------------------------
+
+const HOSTS: &str = r#"
+    max_keys = 50
+    idle_timeout = "90s"
+
+    [defaults]
+    consecutive_failures = 4
+    cooldown = "20s"
+    half_open_successes = 2
+
+    [keys."payments.internal"]
+    consecutive_failures = 1
+
+    [keys.search]
+    cooldown = "2s"
+    half_open_successes = 1
+"#;
+
+#[test]
+fn per_key_overrides_are_laid_over_the_defaults_field_by_field() {
+    use fusebox::settings::RegistrySettings;
+
+    let settings: RegistrySettings = toml::from_str(HOSTS).expect("valid TOML");
+    let hosts = settings.build::<String>("host").expect("valid settings");
+    assert_eq!(hosts.max_keys(), 50);
+    assert_eq!(hosts.idle_timeout(), Duration::from_secs(90));
+
+    let payments = hosts.get_or_create(&"payments.internal".to_string());
+    assert_eq!(payments.name(), "host:payments.internal");
+    assert_eq!(payments.config().consecutive_failures(), Some(1));
+    assert!(
+        matches!(payments.config().cooldown(), Cooldown::Fixed { duration, .. } if duration == Duration::from_secs(20)),
+        "the default cooldown is kept"
+    );
+    assert_eq!(payments.config().close_rule().successes, 2);
+
+    let search = hosts.get_or_create(&"search".to_string());
+    assert_eq!(search.config().consecutive_failures(), Some(4));
+    assert_eq!(search.config().close_rule().successes, 1);
+
+    let other = hosts.get_or_create(&"cdn".to_string());
+    assert_eq!(other.config().consecutive_failures(), Some(4));
+    assert_eq!(hosts.stats().config_fallbacks, 0);
+
+    // The override acts: one failure opens payments, the default needs four.
+    payments.record_failure();
+    other.record_failure();
+    assert_eq!(payments.state(), State::Open);
+    assert_eq!(other.state(), State::Closed);
+}
+
+#[test]
+fn a_bad_key_is_refused_at_build_with_its_path() {
+    use fusebox::settings::RegistrySettings;
+
+    let bad: RegistrySettings = toml::from_str(
+        r#"
+        [defaults]
+        half_open_trials = 2
+        [keys."api.example.com"]
+        half_open_successes = 3
+    "#,
+    )
+    .expect("valid TOML");
+    let err = bad.build::<String>("host").unwrap_err();
+    assert_eq!(err.path(), r#"keys."api.example.com".half_open_successes"#);
+    assert!(err.to_string().contains("3 successes"), "{err}");
+
+    let bad: RegistrySettings =
+        toml::from_str("[defaults]\ncooldown = \"0s\"").expect("valid TOML");
+    assert_eq!(
+        bad.build::<String>("host").unwrap_err().path(),
+        "defaults.cooldown"
+    );
+
+    let bad: RegistrySettings = toml::from_str("[keys.\"\"]\nconsecutive_failures = 2").unwrap();
+    assert_eq!(bad.build::<String>("host").unwrap_err().path(), "keys");
+
+    let typo = toml::from_str::<fusebox::settings::RegistrySettings>(
+        "[keys.search]\nconsecutive_failure = 2",
+    );
+    assert!(
+        typo.unwrap_err()
+            .to_string()
+            .contains("consecutive_failure"),
+        "an unknown field is named"
+    );
+    let negative = toml::from_str::<fusebox::settings::RegistrySettings>("idle_timeout = \"-1s\"");
+    assert!(negative.is_err(), "a negative duration does not parse");
+}

@@ -428,3 +428,34 @@ async fn a_503_with_retry_after_opens_the_host_breaker_that_long() {
     );
     assert_eq!(down.hits(), 1);
 }
+
+#[tokio::test]
+async fn per_host_overrides_come_from_a_settings_file() {
+    let payments = Server::always(503).await;
+    let search = Server::always(503).await;
+    // The registry's keys are origins, `scheme://host:port`.
+    let file = format!(
+        r#"
+        [defaults]
+        consecutive_failures = 3
+
+        [keys."{}"]
+        consecutive_failures = 1
+        "#,
+        payments.url.trim_end_matches('/')
+    );
+    let settings: fusebox_policy::settings::RegistrySettings =
+        toml::from_str(&file).expect("valid TOML");
+    let breakers =
+        BreakerMiddleware::registry_per_host(settings.build("api").expect("valid settings"));
+    let client = client(breakers.clone());
+
+    for _ in 0..3 {
+        let _ = client.get(&payments.url).send().await;
+        let _ = client.get(&search.url).send().await;
+    }
+    assert_eq!(payments.hits(), 1, "its override opens after one failure");
+    assert_eq!(search.hits(), 3, "the default needs three");
+    let registry = breakers.registry().expect("per host");
+    assert_eq!(registry.len(), 2);
+}

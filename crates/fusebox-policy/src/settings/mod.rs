@@ -1,5 +1,6 @@
-//! Settings: retries, backoffs, budgets, bulkheads and whole pipelines described as data, for
-//! TOML or any serde format (feature `serde`) and for environment overrides.
+//! Settings: retries, backoffs, budgets, bulkheads, whole pipelines and keyed breakers
+//! ([`RegistrySettings`]: defaults and overrides per key) described as data, for TOML or any
+//! serde format (feature `serde`) and for environment overrides.
 //!
 //! A settings struct holds raw values, one `Option` per knob; nothing is checked until it is
 //! built, and building goes through the same builders as code, so a file is validated exactly
@@ -75,6 +76,7 @@
 mod build;
 mod env;
 mod pipeline;
+mod registry;
 
 use std::time::Duration;
 
@@ -83,6 +85,7 @@ use fusebox_core::backoff::Jitter;
 use fusebox_core::breaker::BreakerSettings;
 
 pub use pipeline::PipelineFromSettings;
+pub use registry::RegistrySettings;
 
 /// The settings of a whole pipeline; see the [module docs](self).
 ///
