@@ -27,6 +27,15 @@ pub struct StoreArgs {
     /// Redis URL instead of PostgreSQL [default: $REDIS_URL when DATABASE_URL is unset]
     #[arg(long, value_name = "URL", conflicts_with = "database_url")]
     pub redis_url: Option<String>,
+    /// Redis Cluster seed nodes instead, comma-separated (`redis://10.0.0.1:7000,...`)
+    /// [default: $FUSEBOX_REDIS_CLUSTER when no other store is named]
+    #[arg(
+        long,
+        value_name = "URLS",
+        value_delimiter = ',',
+        conflicts_with_all = ["database_url", "redis_url"]
+    )]
+    pub redis_cluster: Vec<String>,
     /// PostgreSQL schema holding the tables [env: FUSEBOX_SCHEMA] [default: fusebox]
     #[arg(long)]
     pub schema: Option<String>,
@@ -60,6 +69,7 @@ impl From<PgArgs> for StoreArgs {
 enum Target {
     Postgres(Option<String>),
     Redis(String),
+    RedisCluster(Vec<String>),
 }
 
 /// An opened store and a label for headers ("postgres db:5432/app, schema fusebox").
@@ -79,13 +89,30 @@ impl StoreArgs {
         let merged = StoreArgs {
             database_url: self.database_url.or_else(|| under.database_url.clone()),
             redis_url: self.redis_url.or_else(|| under.redis_url.clone()),
+            redis_cluster: if self.redis_cluster.is_empty() {
+                under.redis_cluster.clone()
+            } else {
+                self.redis_cluster
+            },
             schema: self.schema.or_else(|| under.schema.clone()),
             prefix: self.prefix.or_else(|| under.prefix.clone()),
         };
-        if merged.database_url.is_some() && merged.redis_url.is_some() {
-            return Err(CliError::BadConfig(
-                "both --database-url and --redis-url given; name one store".into(),
-            ));
+        let named: Vec<&str> = [
+            ("--database-url", merged.database_url.is_some()),
+            ("--redis-url", merged.redis_url.is_some()),
+            ("--redis-cluster", !merged.redis_cluster.is_empty()),
+        ]
+        .into_iter()
+        .filter_map(|(flag, given)| given.then_some(flag))
+        .collect();
+        if named.len() > 1 {
+            let which = match named.as_slice() {
+                [a, b] => format!("both {a} and {b}"),
+                all => format!("all of {}", all.join(", ")),
+            };
+            return Err(CliError::BadConfig(format!(
+                "{which} given; name one store"
+            )));
         }
         Ok(merged)
     }
@@ -113,6 +140,9 @@ impl StoreArgs {
         if let Some(url) = &self.redis_url {
             return Target::Redis(url.clone());
         }
+        if !self.redis_cluster.is_empty() {
+            return Target::RedisCluster(self.redis_cluster.clone());
+        }
         if let Some(url) = &self.database_url {
             return Target::Postgres(Some(url.clone()));
         }
@@ -122,12 +152,15 @@ impl StoreArgs {
         if let Some(url) = env("REDIS_URL") {
             return Target::Redis(url);
         }
+        if let Some(seeds) = env("FUSEBOX_REDIS_CLUSTER") {
+            return Target::RedisCluster(seeds.split(',').map(|s| s.trim().to_owned()).collect());
+        }
         Target::Postgres(None)
     }
 
     /// The PostgreSQL store the arguments name (for `pg-setup`).
     pub fn postgres(&self) -> Result<PostgresStore, CliError> {
-        if self.redis_url.is_some() {
+        if self.redis_url.is_some() || !self.redis_cluster.is_empty() {
             return Err(CliError::BadConfig(
                 "pg-setup sets up PostgreSQL; pass --database-url (Redis needs no setup)".into(),
             ));
@@ -158,7 +191,8 @@ impl StoreArgs {
                 if implicit {
                     // Nothing named a store: say which database libpq's defaults chose.
                     eprintln!(
-                        "fusebox: no --database-url, --redis-url, DATABASE_URL or REDIS_URL; \
+                        "fusebox: no --database-url, --redis-url, --redis-cluster, DATABASE_URL, \
+                         REDIS_URL or FUSEBOX_REDIS_CLUSTER; \
                          using PostgreSQL at {} (libpq's defaults)",
                         clean(&server)
                     );
@@ -176,6 +210,27 @@ impl StoreArgs {
                     })?;
                 let server = redacted(&url);
                 let label = format!("redis {server}, prefix {}", redis.prefix());
+                (Arc::new(redis), label, server)
+            }
+            Target::RedisCluster(seeds) => {
+                if seeds.iter().any(|s| s.trim().is_empty()) {
+                    return Err(CliError::BadConfig(
+                        "--redis-cluster: an empty seed URL (a stray comma?)".into(),
+                    ));
+                }
+                let redis = RedisStore::cluster_builder(seeds.iter().cloned())
+                    .prefix(self.prefix())
+                    .build()
+                    .map_err(|e| match e {
+                        StoreError::Invalid(m) => CliError::BadConfig(m),
+                        other => CliError::from(other),
+                    })?;
+                let server = seeds
+                    .iter()
+                    .map(|s| redacted(s))
+                    .collect::<Vec<_>>()
+                    .join(",");
+                let label = format!("redis cluster {server}, prefix {}", redis.prefix());
                 (Arc::new(redis), label, server)
             }
         };

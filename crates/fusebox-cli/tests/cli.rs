@@ -596,3 +596,91 @@ async fn store_from_the_environment() {
     );
     assert!(text(&out.stdout).contains("no breakers yet"));
 }
+
+/// The seed nodes of the local Redis Cluster; `None` (a skip) outside CI when it is absent.
+async fn cluster_seeds() -> Option<String> {
+    let seeds = std::env::var("REDIS_CLUSTER_URLS")
+        .ok()
+        .filter(|u| !u.is_empty())
+        .unwrap_or_else(|| {
+            "redis://127.0.0.1:7001,redis://127.0.0.1:7002,redis://127.0.0.1:7003".to_owned()
+        });
+    let first = seeds.split(',').next().unwrap_or_default();
+    let address = first.trim_start_matches("redis://").to_owned();
+    match tokio::net::TcpStream::connect(&address).await {
+        Ok(_) => Some(seeds),
+        Err(e) if std::env::var("CI").as_deref() == Ok("true") => {
+            panic!("Redis Cluster is unreachable at {seeds} ({e}); under CI=true it must run")
+        }
+        Err(e) => {
+            eprintln!("skipping: Redis Cluster is unreachable at {seeds} ({e})");
+            None
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_cluster_store_from_the_command_line() {
+    let Some(seeds) = cluster_seeds().await else {
+        return;
+    };
+    let prefix = format!("fbcc-{}-{:x}:", std::process::id(), rand_suffix());
+    let cluster = |args: &[&str]| {
+        let mut c = Command::cargo_bin("fusebox").expect("binary");
+        c.env_remove("DATABASE_URL")
+            .env_remove("REDIS_URL")
+            .env_remove("FUSEBOX_REDIS_CLUSTER")
+            .args(args)
+            .args(["--redis-cluster", &seeds, "--prefix", &prefix]);
+        c
+    };
+    let out = run(cluster(&["status"])).await;
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(text(&out.stdout).contains("no breakers yet"));
+    let out = run(cluster(&["open", "dep", "--create", "--for", "1m"])).await;
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let out = run(cluster(&["status", "--json"])).await;
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    assert_eq!(json[0]["name"], "dep");
+    assert_eq!(json[0]["forced"], "open");
+    let out = run(cluster(&["reset", "dep"])).await;
+    assert!(out.status.success(), "{}", text(&out.stderr));
+
+    // The same breaker, named through the environment.
+    let mut by_env = Command::cargo_bin("fusebox").expect("binary");
+    by_env
+        .env_remove("DATABASE_URL")
+        .env_remove("REDIS_URL")
+        .env("FUSEBOX_REDIS_CLUSTER", &seeds)
+        .args(["status", "--json", "--prefix", &prefix]);
+    let out = run(by_env).await;
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    assert_eq!(json[0]["forced"], serde_json::Value::Null);
+
+    // Two stores named, or a stray comma, are refused before anything is opened.
+    let mut both = Command::cargo_bin("fusebox").expect("binary");
+    both.env_remove("DATABASE_URL")
+        .env_remove("REDIS_URL")
+        .args(["--redis-url", "redis://127.0.0.1:6379", "status"])
+        .args(["--redis-cluster", &seeds]);
+    let out = run(both).await;
+    assert_eq!(out.status.code(), Some(4), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("both --redis-url and --redis-cluster"),
+        "{}",
+        text(&out.stderr)
+    );
+    let mut stray = Command::cargo_bin("fusebox").expect("binary");
+    stray
+        .env_remove("DATABASE_URL")
+        .env_remove("REDIS_URL")
+        .args(["status", "--redis-cluster", "redis://127.0.0.1:7001,,"]);
+    let out = run(stray).await;
+    assert_eq!(out.status.code(), Some(4), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("empty seed"),
+        "{}",
+        text(&out.stderr)
+    );
+}
