@@ -443,7 +443,7 @@ async fn force(
         _ => String::new(),
     };
     say(&format!(
-        "{}: {what}{until}; {} live instance(s) follow within one sync interval",
+        "{}: {what}{until}; {} live instance(s) follow within two sync intervals",
         clean(&force.name),
         view.live_instances()
     ));
