@@ -181,6 +181,15 @@ impl StoreArgs {
             .map_err(CliError::from)
     }
 
+    /// A Redis store (standalone or cluster) with the prefix the arguments give; a URL
+    /// that does not parse is a configuration error.
+    fn redis(&self, builder: fusebox_redis::RedisStoreBuilder) -> Result<RedisStore, CliError> {
+        builder.prefix(self.prefix()).build().map_err(|e| match e {
+            StoreError::Invalid(m) => CliError::BadConfig(m),
+            other => CliError::from(other),
+        })
+    }
+
     /// Opens the store the arguments name and checks that it is reachable and set up.
     pub async fn open(&self) -> Result<Opened, CliError> {
         let (store, label, server): (Arc<dyn StateStore>, String, String) = match self.target() {
@@ -201,13 +210,7 @@ impl StoreArgs {
                 (Arc::new(pg), label, server)
             }
             Target::Redis(url) => {
-                let redis = RedisStore::builder(url.as_str())
-                    .prefix(self.prefix())
-                    .build()
-                    .map_err(|e| match e {
-                        StoreError::Invalid(m) => CliError::BadConfig(m),
-                        other => CliError::from(other),
-                    })?;
+                let redis = self.redis(RedisStore::builder(url.as_str()))?;
                 let server = redacted(&url);
                 let label = format!("redis {server}, prefix {}", redis.prefix());
                 (Arc::new(redis), label, server)
@@ -218,13 +221,7 @@ impl StoreArgs {
                         "--redis-cluster: an empty seed URL (a stray comma?)".into(),
                     ));
                 }
-                let redis = RedisStore::cluster_builder(seeds.iter().cloned())
-                    .prefix(self.prefix())
-                    .build()
-                    .map_err(|e| match e {
-                        StoreError::Invalid(m) => CliError::BadConfig(m),
-                        other => CliError::from(other),
-                    })?;
+                let redis = self.redis(RedisStore::cluster_builder(seeds.iter().cloned()))?;
                 let server = seeds
                     .iter()
                     .map(|s| redacted(s))
