@@ -180,42 +180,43 @@ fn error_response<E: fmt::Display>(error: Error<E>) -> Response {
         Error::CostRejected(refused) => cost_rejected_response(&refused),
         Error::Timeout(timed_out) => timeout_response(timed_out),
         Error::Inner(inner) => internal_error_response(&inner),
-        Error::RateLimited(limited) => {
-            tracing::debug!(limiter = %limited.name, "rate limited; answering 429");
-            let message = format!("too many requests: rate limiter `{}`", limited.name);
-            with_retry_after(
-                (StatusCode::TOO_MANY_REQUESTS, message).into_response(),
-                Some(limited.retry_after),
-            )
-        }
-        Error::LimitExceeded(exceeded) => {
-            tracing::debug!(limit = %exceeded.name, "concurrency limit reached; answering 503");
-            let message = format!(
+        Error::RateLimited(limited) => shed(
+            StatusCode::TOO_MANY_REQUESTS,
+            format!("too many requests: rate limiter `{}`", limited.name),
+            Some(limited.retry_after),
+        ),
+        Error::LimitExceeded(exceeded) => shed(
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!(
                 "service unavailable: concurrency limit `{}` reached",
                 exceeded.name
-            );
-            (StatusCode::SERVICE_UNAVAILABLE, message).into_response()
-        }
-        Error::Throttled(throttled) => {
-            tracing::debug!(throttle = %throttled.name, "call shed by throttling; answering 503");
-            let message = format!(
+            ),
+            None,
+        ),
+        Error::Throttled(throttled) => shed(
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!(
                 "service unavailable: throttle `{}` shed the call",
                 throttled.name
-            );
-            (StatusCode::SERVICE_UNAVAILABLE, message).into_response()
-        }
-        Error::Ejected(ejected) => {
-            tracing::debug!(endpoint = %ejected.name, "endpoint ejected; answering 503");
-            let message = format!(
+            ),
+            None,
+        ),
+        Error::Ejected(ejected) => shed(
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!(
                 "service unavailable: endpoint `{}` is ejected",
                 ejected.name
-            );
-            with_retry_after(
-                (StatusCode::SERVICE_UNAVAILABLE, message).into_response(),
-                Some(ejected.retry_after),
-            )
-        }
+            ),
+            Some(ejected.retry_after),
+        ),
     }
+}
+
+/// A load-shedding policy's refusal: its status, its one-line message, and `Retry-After`
+/// when the policy knows the wait.
+fn shed(status: StatusCode, message: String, wait: Option<Duration>) -> Response {
+    tracing::debug!(status = status.as_u16(), %message, "call shed");
+    with_retry_after((status, message).into_response(), wait)
 }
 
 fn with_retry_after(mut response: Response, wait: Option<Duration>) -> Response {
