@@ -16,12 +16,14 @@
 
 mod bulkhead;
 mod fallback;
+mod rate_limit;
 mod retry;
 mod timeout;
 
 pub use bulkhead::{Bulkhead, BulkheadBuilder, BulkheadSlot, OwnedBulkheadSlot};
 pub use fallback::Fallback;
 pub(crate) use fallback::{Answer, BoxFuture};
+pub use rate_limit::{KeyedRateLimiter, RateLimitMode, RateLimiter, RateLimiterBuilder};
 pub use retry::{
     GiveUpReason, Retry, RetryAfterHint, RetryAttempts, RetryBuilder, RetryDecision, RetryEvent,
     RetryReason,
