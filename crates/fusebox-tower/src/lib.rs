@@ -41,6 +41,7 @@ pub mod keyed;
 pub mod pipeline;
 #[cfg(feature = "http")]
 pub mod preset;
+pub mod rate_limit;
 pub mod retry;
 pub mod timeout;
 

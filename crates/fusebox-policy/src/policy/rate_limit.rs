@@ -518,6 +518,39 @@ impl RateLimiter {
         }
     }
 
+    /// Takes a permit if one is free now and tells nobody when none is: for a caller that
+    /// goes on to [`acquire`](Self::acquire) (a call that waits is not refused yet).
+    ///
+    /// ```
+    /// use fusebox_policy::policy::RateLimiter;
+    /// let limiter = RateLimiter::builder("a").per_second(1).build()?;
+    /// assert!(limiter.take_free_permit());
+    /// assert!(!limiter.take_free_permit());
+    /// # Ok::<(), fusebox_core::ConfigError>(())
+    /// ```
+    #[inline]
+    pub fn take_free_permit(&self) -> bool {
+        self.inner.gcra.check().is_ok()
+    }
+
+    /// Like [`acquire`](Self::acquire), owning a handle to the limiter: the future is
+    /// `'static`, for a service's response future or a spawned task.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use fusebox_policy::policy::RateLimiter;
+    /// let limiter = RateLimiter::builder("a").per_second(1).build()?;
+    /// tokio::spawn(limiter.acquire_owned()).await??;
+    /// assert!(tokio::spawn(limiter.acquire_owned()).await?.is_err());
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn acquire_owned(&self) -> impl Future<Output = Result<(), RateLimited>> + Send + 'static {
+        let this = self.clone();
+        async move { this.acquire().await }
+    }
+
     /// Takes a permit as the mode says: at once, or after a bounded wait.
     ///
     /// ```
@@ -661,6 +694,17 @@ impl<K: Hash + Eq + Clone + fmt::Display> KeyedRateLimiter<K> {
         self.inner.settings.name.as_ref()
     }
 
+    /// What a call that finds no permit for its key does.
+    ///
+    /// ```
+    /// use fusebox_policy::policy::{RateLimitMode, RateLimiter};
+    /// assert_eq!(RateLimiter::builder("t").build_keyed::<u8>()?.mode(), RateLimitMode::Reject);
+    /// # Ok::<(), fusebox_core::ConfigError>(())
+    /// ```
+    pub fn mode(&self) -> RateLimitMode {
+        self.inner.settings.mode
+    }
+
     fn refusal_name(&self, key: &K) -> Name {
         Name::from(format!("{}/{key}", self.inner.settings.name))
     }
@@ -715,6 +759,45 @@ impl<K: Hash + Eq + Clone + fmt::Display> KeyedRateLimiter<K> {
             .settings
             .admit(|| inner.gcra.check_key(key), || self.refusal_name(key))
             .await
+    }
+
+    /// Takes a permit for `key` if one is free now and tells nobody when none is: for a
+    /// caller that goes on to [`acquire`](Self::acquire).
+    ///
+    /// ```
+    /// use fusebox_policy::policy::RateLimiter;
+    /// let limiter = RateLimiter::builder("t").per_second(1).build_keyed::<u8>()?;
+    /// assert!(limiter.take_free_permit(&1));
+    /// assert!(!limiter.take_free_permit(&1));
+    /// # Ok::<(), fusebox_core::ConfigError>(())
+    /// ```
+    #[inline]
+    pub fn take_free_permit(&self, key: &K) -> bool {
+        self.inner.gcra.check_key(key).is_ok()
+    }
+
+    /// Like [`acquire`](Self::acquire), owning the key and a handle to the limiter: the
+    /// future is `'static`.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use fusebox_policy::policy::RateLimiter;
+    /// let limiter = RateLimiter::builder("t").per_second(1).build_keyed::<u8>()?;
+    /// tokio::spawn(limiter.acquire_owned(3)).await??;
+    /// assert!(tokio::spawn(limiter.acquire_owned(3)).await?.is_err());
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn acquire_owned(
+        &self,
+        key: K,
+    ) -> impl Future<Output = Result<(), RateLimited>> + Send + 'static
+    where
+        K: Send + Sync + 'static,
+    {
+        let this = self.clone();
+        async move { this.acquire(&key).await }
     }
 
     /// Runs `op` once `key` has a permit.
