@@ -16,7 +16,7 @@ use governor::state::{InMemoryState, NotKeyed};
 use governor::{NotUntil, Quota};
 
 use fusebox_core::breaker::Name;
-use fusebox_core::clock::{IntoClock, SharedClock};
+use fusebox_core::clock::{IntoClock, PreciseClock, SharedClock};
 use fusebox_core::{ConfigError, Error, RateLimited};
 
 /// Governor's view of a fusebox clock: nanoseconds since the clock's origin, so a
@@ -234,7 +234,7 @@ impl RateLimiterBuilder {
         self.mode(RateLimitMode::Wait { max_wait })
     }
 
-    /// The clock permits are counted on (default: the monotonic clock). Waits sleep on
+    /// The clock permits are counted on (default: [`PreciseClock`], the exact monotonic time). Waits sleep on
     /// tokio's timers, so a limiter that waits should run on a clock that follows them
     /// ([`TokioClock`](crate::TokioClock)) when tests pause time.
     ///
@@ -337,7 +337,9 @@ impl RateLimiterBuilder {
             name: self.name,
             quota,
             mode: self.mode,
-            clock: LimiterClock(self.clock.unwrap_or_else(SharedClock::monotonic)),
+            // Not the coarse monotonic clock breakers default to: its millisecond steps would
+            // release permits in clumps and round every `retry_after`.
+            clock: LimiterClock(self.clock.unwrap_or_else(|| PreciseClock.into_handle())),
             listeners: self.listeners,
         })
     }
