@@ -18,6 +18,7 @@ mod bulkhead;
 mod fallback;
 mod rate_limit;
 mod retry;
+mod throttle;
 mod timeout;
 
 pub use bulkhead::{Bulkhead, BulkheadBuilder, BulkheadSlot, OwnedBulkheadSlot};
@@ -28,4 +29,5 @@ pub use retry::{
     GiveUpReason, Retry, RetryAfterHint, RetryAttempts, RetryBuilder, RetryDecision, RetryEvent,
     RetryReason,
 };
+pub use throttle::{ClassifiedThrottle, Throttle, ThrottleBuilder, drop_probability};
 pub use timeout::Timeout;
