@@ -264,6 +264,11 @@ pub fn describe_metrics() {
         Unit::Count,
         "Calls refused by a rate limiter, labelled by the limiter (not by key)."
     );
+    describe_counter!(
+        names::THROTTLED,
+        Unit::Count,
+        "Calls dropped locally by adaptive client-side throttling."
+    );
     describe_gauge!(
         names::MODE,
         "Index of a degradation controller's current mode (0 = normal)."

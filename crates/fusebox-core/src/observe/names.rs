@@ -12,6 +12,7 @@
 //! | `fusebox_retry_give_ups_total` | counter | `policy`, `reason` | retryable results returned without a retry |
 //! | `fusebox_bulkhead_rejections_total` | counter | `policy` | calls refused by a full bulkhead |
 //! | `fusebox_rate_limited_total` | counter | `policy` | calls refused by a rate limiter (keyed limiters: labelled by the limiter, not the key) |
+//! | `fusebox_throttled_total` | counter | `policy` | calls dropped by adaptive client-side throttling |
 //! | `fusebox_mode` | gauge | `controller` | index of the current degradation mode (0 = normal) |
 //! | `fusebox_mode_degraded` | gauge | `controller` | 1 when the mode is not the first one |
 //! | `fusebox_mode_transitions_total` | counter | `controller`, `from`, `to` | mode changes |
@@ -99,6 +100,12 @@ pub const BULKHEAD_REJECTIONS: &str = "fusebox_bulkhead_rejections_total";
 /// assert!(fusebox_core::observe::names::RATE_LIMITED.ends_with("_total"));
 /// ```
 pub const RATE_LIMITED: &str = "fusebox_rate_limited_total";
+/// Counter of calls dropped by adaptive client-side throttling.
+///
+/// ```
+/// assert!(fusebox_core::observe::names::THROTTLED.ends_with("_total"));
+/// ```
+pub const THROTTLED: &str = "fusebox_throttled_total";
 /// Gauge of a mode controller's current mode, as its index (0 = normal).
 ///
 /// ```
@@ -124,9 +131,9 @@ pub const MODE_TRANSITIONS: &str = "fusebox_mode_transitions_total";
 /// ```
 /// use fusebox_core::observe::names;
 /// assert!(names::ALL.contains(&names::CALLS));
-/// assert_eq!(names::ALL.len(), 14);
+/// assert_eq!(names::ALL.len(), 15);
 /// ```
-pub const ALL: [&str; 14] = [
+pub const ALL: [&str; 15] = [
     CALLS,
     SLOW_CALLS,
     CALL_DURATION,
@@ -138,6 +145,7 @@ pub const ALL: [&str; 14] = [
     RETRY_GIVE_UPS,
     BULKHEAD_REJECTIONS,
     RATE_LIMITED,
+    THROTTLED,
     MODE,
     MODE_DEGRADED,
     MODE_TRANSITIONS,
