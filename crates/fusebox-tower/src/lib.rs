@@ -43,6 +43,7 @@ pub mod pipeline;
 pub mod preset;
 pub mod rate_limit;
 pub mod retry;
+pub mod throttle;
 pub mod timeout;
 
 pub use breaker::{BreakerLayer, CircuitBreaker};
