@@ -158,7 +158,7 @@ pub use fusebox_core::{Breaker, Classifier, ConfigError, Error, Outcome, Rejecte
 #[cfg(feature = "tokio")]
 pub use fusebox_policy::{
     pipeline::Pipeline,
-    policy::{Bulkhead, Fallback, Retry, Timeout},
+    policy::{Bulkhead, Fallback, RateLimiter, Retry, Throttle, Timeout},
     stack::Stack,
 };
 
@@ -192,7 +192,9 @@ pub mod clock {
 pub mod observe {
     pub use fusebox_core::observe::*;
     #[cfg(all(feature = "tokio", feature = "metrics"))]
-    pub use fusebox_policy::observe::{bulkhead_metrics, retry_metrics};
+    pub use fusebox_policy::observe::{
+        bulkhead_metrics, rate_limiter_metrics, retry_metrics, throttle_metrics,
+    };
 }
 
 /// Every error a call or a builder can return: the call's [`Error`], whose variants carry

@@ -140,4 +140,25 @@ fn closed_path_rejections_and_pipeline_success_do_not_allocate() {
         }
     });
     assert_eq!(n, 0, "a stack call that succeeded at once allocated");
+
+    // A rate limiter with permits to spare, alone and in a stack: the permit is taken
+    // without awaiting, so the waiting state (boxed) is never made.
+    let limiter = fusebox_policy::policy::RateLimiter::builder("alloc")
+        .per_second(1_000_000_000)
+        .clock(ManualClock::new()) // a clock that never moves: the burst is never used up
+        .burst(100_000)
+        .build()
+        .unwrap();
+    let limited = Stack::new()
+        .policy(limiter.clone())
+        .breaker(Breaker::builder("limited").build().unwrap());
+    assert!(matches!(poll_once(limited.call(op)), Poll::Ready(Ok(1))));
+    let n = allocations_during(|| {
+        for _ in 0..10_000 {
+            assert!(limiter.try_acquire().is_ok());
+            assert!(matches!(poll_once(limiter.call(op)), Poll::Ready(Ok(1))));
+            assert!(matches!(poll_once(limited.call(op)), Poll::Ready(Ok(1))));
+        }
+    });
+    assert_eq!(n, 0, "a rate-limited call that found a permit allocated");
 }

@@ -1,5 +1,5 @@
 //! Metrics for the policies, through the `metrics` facade: retries and give-ups of a retry
-//! policy, refusals of a bulkhead. Series names are in [`fusebox_core::observe::names`].
+//! policy, refusals of a bulkhead or a rate limiter, drops of a throttle. Series names are in [`fusebox_core::observe::names`].
 
 use std::sync::Once;
 
@@ -58,6 +58,56 @@ pub fn bulkhead_metrics(builder: crate::policy::BulkheadBuilder) -> crate::polic
         counter!(
             names::BULKHEAD_REJECTIONS,
             [Label::new(names::LABEL_POLICY, full.name.label_value())].iter()
+        )
+        .increment(1);
+    })
+}
+
+/// Hooks a rate limiter's refusals to [`names::RATE_LIMITED`], labelled by the limiter's
+/// name (a keyed limiter's refusals too: keys would make one series per tenant).
+///
+/// ```
+/// use fusebox_policy::observe::rate_limiter_metrics;
+/// use fusebox_policy::policy::RateLimiter;
+/// let limiter = rate_limiter_metrics(RateLimiter::builder("api").per_second(5)).build()?;
+/// assert_eq!(limiter.burst(), 5);
+/// # Ok::<(), fusebox_core::ConfigError>(())
+/// ```
+pub fn rate_limiter_metrics(
+    builder: crate::policy::RateLimiterBuilder,
+) -> crate::policy::RateLimiterBuilder {
+    let described = Once::new();
+    let name = builder.limiter_name();
+    builder.on_limited(move |_: &fusebox_core::RateLimited| {
+        described.call_once(describe_metrics);
+        counter!(
+            names::RATE_LIMITED,
+            [Label::new(names::LABEL_POLICY, name.label_value())].iter()
+        )
+        .increment(1);
+    })
+}
+
+/// Hooks a throttle's drops to [`names::THROTTLED`], labelled by its name.
+///
+/// ```
+/// use fusebox_policy::observe::throttle_metrics;
+/// use fusebox_policy::policy::Throttle;
+/// let throttle = throttle_metrics(Throttle::builder("quotes")).build()?;
+/// assert_eq!(throttle.name(), "quotes");
+/// # Ok::<(), fusebox_core::ConfigError>(())
+/// ```
+pub fn throttle_metrics(builder: crate::policy::ThrottleBuilder) -> crate::policy::ThrottleBuilder {
+    let described = Once::new();
+    builder.on_throttled(move |throttled: &fusebox_core::Throttled| {
+        described.call_once(describe_metrics);
+        counter!(
+            names::THROTTLED,
+            [Label::new(
+                names::LABEL_POLICY,
+                throttled.name.label_value()
+            )]
+            .iter()
         )
         .increment(1);
     })

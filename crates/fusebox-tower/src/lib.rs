@@ -41,7 +41,9 @@ pub mod keyed;
 pub mod pipeline;
 #[cfg(feature = "http")]
 pub mod preset;
+pub mod rate_limit;
 pub mod retry;
+pub mod throttle;
 pub mod timeout;
 
 pub use breaker::{BreakerLayer, CircuitBreaker};

@@ -259,6 +259,16 @@ pub fn describe_metrics() {
         Unit::Count,
         "Calls refused by a full bulkhead."
     );
+    describe_counter!(
+        names::RATE_LIMITED,
+        Unit::Count,
+        "Calls refused by a rate limiter, labelled by the limiter (not by key)."
+    );
+    describe_counter!(
+        names::THROTTLED,
+        Unit::Count,
+        "Calls dropped locally by adaptive client-side throttling."
+    );
     describe_gauge!(
         names::MODE,
         "Index of a degradation controller's current mode (0 = normal)."

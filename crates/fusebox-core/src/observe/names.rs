@@ -11,6 +11,8 @@
 //! | `fusebox_retries_total` | counter | `policy`, `reason` | retries started |
 //! | `fusebox_retry_give_ups_total` | counter | `policy`, `reason` | retryable results returned without a retry |
 //! | `fusebox_bulkhead_rejections_total` | counter | `policy` | calls refused by a full bulkhead |
+//! | `fusebox_rate_limited_total` | counter | `policy` | calls refused by a rate limiter (keyed limiters: labelled by the limiter, not the key) |
+//! | `fusebox_throttled_total` | counter | `policy` | calls dropped by adaptive client-side throttling |
 //! | `fusebox_mode` | gauge | `controller` | index of the current degradation mode (0 = normal) |
 //! | `fusebox_mode_degraded` | gauge | `controller` | 1 when the mode is not the first one |
 //! | `fusebox_mode_transitions_total` | counter | `controller`, `from`, `to` | mode changes |
@@ -92,6 +94,18 @@ pub const RETRY_GIVE_UPS: &str = "fusebox_retry_give_ups_total";
 /// assert!(fusebox_core::observe::names::BULKHEAD_REJECTIONS.ends_with("_total"));
 /// ```
 pub const BULKHEAD_REJECTIONS: &str = "fusebox_bulkhead_rejections_total";
+/// Counter of calls refused by a rate limiter.
+///
+/// ```
+/// assert!(fusebox_core::observe::names::RATE_LIMITED.ends_with("_total"));
+/// ```
+pub const RATE_LIMITED: &str = "fusebox_rate_limited_total";
+/// Counter of calls dropped by adaptive client-side throttling.
+///
+/// ```
+/// assert!(fusebox_core::observe::names::THROTTLED.ends_with("_total"));
+/// ```
+pub const THROTTLED: &str = "fusebox_throttled_total";
 /// Gauge of a mode controller's current mode, as its index (0 = normal).
 ///
 /// ```
@@ -117,9 +131,9 @@ pub const MODE_TRANSITIONS: &str = "fusebox_mode_transitions_total";
 /// ```
 /// use fusebox_core::observe::names;
 /// assert!(names::ALL.contains(&names::CALLS));
-/// assert_eq!(names::ALL.len(), 13);
+/// assert_eq!(names::ALL.len(), 15);
 /// ```
-pub const ALL: [&str; 13] = [
+pub const ALL: [&str; 15] = [
     CALLS,
     SLOW_CALLS,
     CALL_DURATION,
@@ -130,6 +144,8 @@ pub const ALL: [&str; 13] = [
     RETRIES,
     RETRY_GIVE_UPS,
     BULKHEAD_REJECTIONS,
+    RATE_LIMITED,
+    THROTTLED,
     MODE,
     MODE_DEGRADED,
     MODE_TRANSITIONS,

@@ -16,14 +16,18 @@
 
 mod bulkhead;
 mod fallback;
+mod rate_limit;
 mod retry;
+mod throttle;
 mod timeout;
 
 pub use bulkhead::{Bulkhead, BulkheadBuilder, BulkheadSlot, OwnedBulkheadSlot};
 pub use fallback::Fallback;
 pub(crate) use fallback::{Answer, BoxFuture};
+pub use rate_limit::{KeyedRateLimiter, RateLimitMode, RateLimiter, RateLimiterBuilder};
 pub use retry::{
     GiveUpReason, Retry, RetryAfterHint, RetryAttempts, RetryBuilder, RetryDecision, RetryEvent,
     RetryReason,
 };
+pub use throttle::{ClassifiedThrottle, Throttle, ThrottleBuilder, drop_probability};
 pub use timeout::Timeout;

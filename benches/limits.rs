@@ -1,0 +1,103 @@
+//! The rate limiter's success path: fusebox's limiter against governor used directly (the
+//! cost of fusebox's wrapper), and fusebox's tower layer against tower-resilience's rate
+//! limiter layer, in the same run. Quotas are far above the call rate, so every call finds a
+//! permit.
+//!
+//! `cargo bench --bench limits`
+
+use std::convert::Infallible;
+use std::future::{Future, Ready, ready};
+use std::hint::black_box;
+use std::num::NonZeroU32;
+use std::pin::pin;
+use std::task::{Context, Poll, Waker};
+use std::time::Duration;
+
+use criterion::{Criterion, criterion_group, criterion_main};
+use fusebox::policy::RateLimiter;
+use fusebox::tower::rate_limit::RateLimitLayer;
+use tower::{Layer, Service};
+
+#[derive(Clone, Copy)]
+struct Echo;
+
+impl Service<u64> for Echo {
+    type Response = u64;
+    type Error = Infallible;
+    type Future = Ready<Result<u64, Infallible>>;
+    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        Poll::Ready(Ok(()))
+    }
+    fn call(&mut self, req: u64) -> Self::Future {
+        ready(Ok(req))
+    }
+}
+
+/// One ready-call-poll round trip, as a server or client stack does per request.
+#[inline(always)]
+fn round_trip<S: Service<u64>>(svc: &mut S, cx: &mut Context<'_>, req: u64) -> bool {
+    if !matches!(svc.poll_ready(cx), Poll::Ready(Ok(()))) {
+        return false;
+    }
+    let mut fut = pin!(svc.call(req));
+    loop {
+        if let Poll::Ready(r) = fut.as_mut().poll(cx) {
+            return r.is_ok();
+        }
+    }
+}
+
+const PER_SECOND: u32 = 1_000_000_000;
+
+fn bench(c: &mut Criterion) {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()
+        .expect("a runtime");
+    let _entered = runtime.enter(); // tower-resilience reads tokio's clock
+    let mut cx = Context::from_waker(Waker::noop());
+
+    let mut group = c.benchmark_group("rate_limit_success");
+    group.warm_up_time(Duration::from_secs(1));
+    group.measurement_time(Duration::from_secs(3));
+    group.sample_size(40);
+
+    let governor_direct = governor::RateLimiter::direct(governor::Quota::per_second(
+        NonZeroU32::new(PER_SECOND).expect("non-zero"),
+    ));
+    group.bench_function("governor_direct_check", |b| {
+        b.iter(|| black_box(governor_direct.check().is_ok()))
+    });
+
+    let limiter = RateLimiter::builder("bench")
+        .per_second(PER_SECOND.into())
+        .build()
+        .expect("valid config");
+    group.bench_function("fusebox_try_acquire", |b| {
+        b.iter(|| black_box(limiter.try_acquire().is_ok()))
+    });
+
+    let mut bare = Echo;
+    group.bench_function("bare_service", |b| {
+        b.iter(|| black_box(round_trip(&mut bare, &mut cx, black_box(7))))
+    });
+
+    let mut fusebox_layer = RateLimitLayer::new(limiter.clone()).layer(Echo);
+    group.bench_function("fusebox_layer", |b| {
+        b.iter(|| black_box(round_trip(&mut fusebox_layer, &mut cx, black_box(7))))
+    });
+
+    let peer = tower_resilience::ratelimiter::RateLimiterLayer::builder()
+        .limit_for_period(PER_SECOND as usize)
+        .refresh_period(Duration::from_secs(1))
+        .build()
+        .expect("valid config");
+    let mut peer_layer = peer.layer(Echo);
+    group.bench_function("tower_resilience_layer", |b| {
+        b.iter(|| black_box(round_trip(&mut peer_layer, &mut cx, black_box(7))))
+    });
+    group.finish();
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);
