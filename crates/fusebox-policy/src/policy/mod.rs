@@ -15,11 +15,16 @@
 //! bounds the damage in the seconds before the breaker trips; the breaker ends it.
 
 mod bulkhead;
+mod concurrency_limit;
 mod fallback;
 mod retry;
 mod timeout;
 
 pub use bulkhead::{Bulkhead, BulkheadBuilder, BulkheadSlot, OwnedBulkheadSlot};
+pub use concurrency_limit::{
+    AdaptiveLimit, Aimd, ClassifiedLimit, ConcurrencyLimit, ConcurrencyLimitBuilder, Gradient2,
+    LimitAlgorithm, LimitPermit, LimitSample, Vegas,
+};
 pub use fallback::Fallback;
 pub(crate) use fallback::{Answer, BoxFuture};
 pub use retry::{
