@@ -23,7 +23,7 @@ mod timeout;
 pub use bulkhead::{Bulkhead, BulkheadBuilder, BulkheadSlot, OwnedBulkheadSlot};
 pub use concurrency_limit::{
     AdaptiveLimit, Aimd, ClassifiedLimit, ConcurrencyLimit, ConcurrencyLimitBuilder, Gradient2,
-    LimitAlgorithm, LimitPermit, LimitSample, Vegas,
+    LimitAlgorithm, LimitPermit, LimitSample, OwnedLimitPermit, Vegas,
 };
 pub use fallback::Fallback;
 pub(crate) use fallback::{Answer, BoxFuture};

@@ -304,30 +304,125 @@ impl LimitPermit<'_> {
     /// ```
     pub fn ignore(self) {}
 
-    /// Settles the call with its outcome.
-    fn settle(self, outcome: Outcome) {
+    /// Settles the call with `outcome`, as a [`Classifier`](fusebox_core::Classifier) read
+    /// it: a success is measured, a failure backs the limit off, ignored only frees the place.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use fusebox_core::Outcome;
+    /// use fusebox_policy::policy::ConcurrencyLimit;
+    /// let limit = ConcurrencyLimit::builder("db").build()?;
+    /// limit.try_acquire()?.settle(Outcome::Ignored);
+    /// assert_eq!(limit.in_flight(), 0);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn settle(self, outcome: Outcome) {
+        self.limit
+            .inner
+            .record(self.started, self.in_flight, outcome);
+    }
+}
+
+impl Inner {
+    /// Feeds a finished call to the algorithm and publishes the limit if it moved.
+    fn record(&self, started: tokio::time::Instant, in_flight: u32, outcome: Outcome) {
         let dropped = match outcome {
             Outcome::Success => false,
             Outcome::Failure => true,
             Outcome::Ignored => return,
         };
-        let inner = &self.limit.inner;
         let now = tokio::time::Instant::now();
-        let rtt = now.saturating_duration_since(self.started);
-        let at = now.saturating_duration_since(inner.origin);
+        let rtt = now.saturating_duration_since(started);
+        let at = now.saturating_duration_since(self.origin);
         let moved = {
-            let mut state = inner.state.lock().unwrap_or_else(|p| p.into_inner());
-            state.record(at, rtt, self.in_flight, dropped)
+            let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+            state.record(at, rtt, in_flight, dropped)
         };
         if let Some(limit) = moved {
-            let before = inner.limit.swap(limit, Ordering::AcqRel);
+            let before = self.limit.swap(limit, Ordering::AcqRel);
             if before != limit {
-                tracing::debug!(name = %inner.name, before, limit, "concurrency limit moved");
-                for listener in &inner.listeners.on_limit_change {
-                    listener(&inner.name, limit);
+                tracing::debug!(name = %self.name, before, limit, "concurrency limit moved");
+                for listener in &self.listeners.on_limit_change {
+                    listener(&self.name, limit);
                 }
             }
         }
+    }
+}
+
+/// A [`LimitPermit`] that owns a handle to its limit (`'static`), for futures that outlive
+/// a borrow, such as a tower service's.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// use fusebox_policy::policy::ConcurrencyLimit;
+/// let limit = ConcurrencyLimit::builder("db").build()?;
+/// let permit = limit.try_acquire_owned()?;
+/// tokio::spawn(async move { permit.success() }).await?;
+/// assert_eq!(limit.in_flight(), 0);
+/// # Ok(())
+/// # }
+/// ```
+#[derive(Debug)]
+#[must_use = "a permit holds a place until it is settled or dropped"]
+pub struct OwnedLimitPermit {
+    limit: ConcurrencyLimit,
+    started: tokio::time::Instant,
+    in_flight: u32,
+}
+
+impl OwnedLimitPermit {
+    /// Settles the call with `outcome`; see [`LimitPermit::settle`].
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use fusebox_core::Outcome;
+    /// use fusebox_policy::policy::ConcurrencyLimit;
+    /// let limit = ConcurrencyLimit::builder("db").build()?;
+    /// limit.try_acquire_owned()?.settle(Outcome::Success);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn settle(self, outcome: Outcome) {
+        self.limit
+            .inner
+            .record(self.started, self.in_flight, outcome);
+    }
+    /// The call worked; see [`LimitPermit::success`].
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use fusebox_policy::policy::ConcurrencyLimit;
+    /// ConcurrencyLimit::builder("db").build()?.try_acquire_owned()?.success();
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn success(self) {
+        self.settle(Outcome::Success);
+    }
+    /// The call failed; see [`LimitPermit::dropped`].
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use fusebox_policy::policy::ConcurrencyLimit;
+    /// ConcurrencyLimit::builder("db").build()?.try_acquire_owned()?.dropped();
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn dropped(self) {
+        self.settle(Outcome::Failure);
+    }
+}
+
+impl Drop for OwnedLimitPermit {
+    fn drop(&mut self) {
+        self.limit.inner.in_flight.fetch_sub(1, Ordering::AcqRel);
     }
 }
 
@@ -406,6 +501,39 @@ impl ConcurrencyLimit {
     /// # }
     /// ```
     pub fn try_acquire(&self) -> Result<LimitPermit<'_>, LimitExceeded> {
+        let in_flight = self.take_place()?;
+        Ok(LimitPermit {
+            limit: self,
+            started: tokio::time::Instant::now(),
+            in_flight,
+        })
+    }
+
+    /// Like [`try_acquire`](Self::try_acquire), owning the permit.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), fusebox_core::ConfigError> {
+    /// use fusebox_policy::policy::ConcurrencyLimit;
+    /// let limit = ConcurrencyLimit::builder("db").initial_limit(1).build()?;
+    /// let permit = limit.try_acquire_owned().expect("a free place");
+    /// assert!(limit.try_acquire_owned().is_err());
+    /// drop(permit);
+    /// assert!(limit.try_acquire_owned().is_ok());
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn try_acquire_owned(&self) -> Result<OwnedLimitPermit, LimitExceeded> {
+        let in_flight = self.take_place()?;
+        Ok(OwnedLimitPermit {
+            limit: self.clone(),
+            started: tokio::time::Instant::now(),
+            in_flight,
+        })
+    }
+
+    /// Counts one more call in flight if the limit allows; the count including it.
+    fn take_place(&self) -> Result<u32, LimitExceeded> {
         let inner = &*self.inner;
         let mut in_flight = inner.in_flight.load(Ordering::Acquire);
         loop {
@@ -419,13 +547,7 @@ impl ConcurrencyLimit {
                 Ordering::AcqRel,
                 Ordering::Acquire,
             ) {
-                Ok(_) => {
-                    return Ok(LimitPermit {
-                        limit: self,
-                        started: tokio::time::Instant::now(),
-                        in_flight: in_flight + 1,
-                    });
-                }
+                Ok(_) => return Ok(in_flight + 1),
                 Err(now) => in_flight = now,
             }
         }
