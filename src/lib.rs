@@ -162,6 +162,9 @@ pub use fusebox_policy::{
     stack::Stack,
 };
 
+#[cfg(feature = "tokio")]
+pub use fusebox_policy::policy::ConcurrencyLimit;
+
 pub use fusebox_core::{backoff, breaker, budget, check, duration, guard, keyed};
 
 #[cfg(feature = "tokio")]
@@ -191,6 +194,8 @@ pub mod clock {
 /// ```
 pub mod observe {
     pub use fusebox_core::observe::*;
+    #[cfg(all(feature = "tokio", feature = "metrics"))]
+    pub use fusebox_policy::observe::concurrency_limit_metrics;
     #[cfg(all(feature = "tokio", feature = "metrics"))]
     pub use fusebox_policy::observe::{bulkhead_metrics, retry_metrics};
 }
