@@ -162,6 +162,9 @@ pub use fusebox_policy::{
     stack::Stack,
 };
 
+#[cfg(feature = "tokio")]
+pub use fusebox_policy::policy::ConcurrencyLimit;
+
 pub use fusebox_core::{backoff, breaker, budget, check, duration, guard, keyed};
 
 #[cfg(feature = "tokio")]
@@ -193,7 +196,8 @@ pub mod observe {
     pub use fusebox_core::observe::*;
     #[cfg(all(feature = "tokio", feature = "metrics"))]
     pub use fusebox_policy::observe::{
-        bulkhead_metrics, rate_limiter_metrics, retry_metrics, throttle_metrics,
+        bulkhead_metrics, concurrency_limit_metrics, rate_limiter_metrics, retry_metrics,
+        throttle_metrics,
     };
 }
 

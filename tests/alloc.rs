@@ -12,7 +12,7 @@ use std::time::Duration;
 use fusebox::breaker::Breaker;
 use fusebox::clock::ManualClock;
 use fusebox::pipeline::Pipeline;
-use fusebox::policy::{Fallback, Retry};
+use fusebox::policy::{ConcurrencyLimit, Fallback, Retry};
 use fusebox::stack::Stack;
 
 struct Counting;
@@ -161,4 +161,20 @@ fn closed_path_rejections_and_pipeline_success_do_not_allocate() {
         }
     });
     assert_eq!(n, 0, "a rate-limited call that found a permit allocated");
+    // The adaptive concurrency limit: admission, measurement and, once per window, a move of
+    // the limit, in a stack and on its own.
+    let limit = ConcurrencyLimit::builder("limit")
+        .window(Duration::from_nanos(1), 1)
+        .build()
+        .unwrap();
+    let limited = Stack::new().policy(limit.clone());
+    assert!(matches!(poll_once(limited.call(op)), Poll::Ready(Ok(1))));
+    let n = allocations_during(|| {
+        for _ in 0..10_000 {
+            assert!(matches!(poll_once(limited.call(op)), Poll::Ready(Ok(1))));
+            limit.try_acquire().unwrap().success();
+            limit.try_acquire_owned().unwrap().dropped();
+        }
+    });
+    assert_eq!(n, 0, "a call under the concurrency limit allocated");
 }

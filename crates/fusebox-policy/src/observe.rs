@@ -114,6 +114,39 @@ pub fn throttle_metrics(builder: crate::policy::ThrottleBuilder) -> crate::polic
 }
 
 /// Stable lower-case name of a give-up reason, for labels and fields.
+/// Hooks an adaptive concurrency limit to [`names::CONCURRENCY_LIMIT`] (the limit, each
+/// time it moves) and [`names::CONCURRENCY_LIMIT_REJECTIONS`], labelled by its name.
+///
+/// ```
+/// use fusebox_policy::observe::concurrency_limit_metrics;
+/// use fusebox_policy::policy::ConcurrencyLimit;
+/// let limit = concurrency_limit_metrics(ConcurrencyLimit::builder("db")).build()?;
+/// assert_eq!(limit.name(), "db");
+/// # Ok::<(), fusebox_core::ConfigError>(())
+/// ```
+pub fn concurrency_limit_metrics(
+    builder: crate::policy::ConcurrencyLimitBuilder,
+) -> crate::policy::ConcurrencyLimitBuilder {
+    let (moved, refused) = (Once::new(), Once::new());
+    builder
+        .on_limit_change(move |name, limit| {
+            moved.call_once(describe_metrics);
+            metrics::gauge!(
+                names::CONCURRENCY_LIMIT,
+                [Label::new(names::LABEL_POLICY, name.label_value())].iter()
+            )
+            .set(f64::from(limit));
+        })
+        .on_refused(move |refusal: &fusebox_core::LimitExceeded| {
+            refused.call_once(describe_metrics);
+            counter!(
+                names::CONCURRENCY_LIMIT_REJECTIONS,
+                [Label::new(names::LABEL_POLICY, refusal.name.label_value())].iter()
+            )
+            .increment(1);
+        })
+}
+
 fn give_up_reason(reason: crate::policy::GiveUpReason) -> &'static str {
     use crate::policy::GiveUpReason;
     match reason {
@@ -210,6 +243,46 @@ mod tests {
         assert_eq!(
             counter_value(&rows, "fusebox_bulkhead_rejections_total{policy=pool}"),
             Some(1)
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn concurrency_limit_moves_and_refusals_are_published() {
+        use crate::policy::ConcurrencyLimit;
+
+        let recorder = DebuggingRecorder::new();
+        let limit = concurrency_limit_metrics(
+            ConcurrencyLimit::builder("db")
+                .initial_limit(2)
+                .window(Duration::from_nanos(1), 1),
+        )
+        .build()
+        .unwrap();
+        // The first call opens the first window; the next one, later, closes it.
+        limit.try_acquire().unwrap().success();
+        tokio::time::advance(Duration::from_millis(1)).await;
+        metrics::with_local_recorder(&recorder, || {
+            let held = limit.try_acquire().unwrap();
+            let second = limit.try_acquire().unwrap();
+            second.dropped(); // AIMD backs off: 2 × 0.9 → 1
+            assert!(limit.try_acquire().is_err());
+            drop(held);
+        });
+        let rows = collect(&recorder);
+        assert_eq!(
+            counter_value(
+                &rows,
+                "fusebox_concurrency_limit_rejections_total{policy=db}"
+            ),
+            Some(1)
+        );
+        let gauge = rows
+            .iter()
+            .find(|(k, _)| k == "fusebox_concurrency_limit{policy=db}")
+            .map(|(_, v)| v);
+        assert!(
+            matches!(gauge, Some(DebugValue::Gauge(g)) if g.into_inner() == 1.0),
+            "{gauge:?}"
         );
     }
 }

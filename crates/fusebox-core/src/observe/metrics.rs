@@ -282,6 +282,15 @@ pub fn describe_metrics() {
         Unit::Count,
         "Mode changes of a degradation controller, by from and to mode."
     );
+    describe_gauge!(
+        names::CONCURRENCY_LIMIT,
+        "Current limit of an adaptive concurrency limit, as last measured."
+    );
+    describe_counter!(
+        names::CONCURRENCY_LIMIT_REJECTIONS,
+        Unit::Count,
+        "Calls refused by an adaptive concurrency limit."
+    );
 }
 
 #[cfg(test)]

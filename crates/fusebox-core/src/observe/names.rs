@@ -125,6 +125,21 @@ pub const MODE_DEGRADED: &str = "fusebox_mode_degraded";
 /// ```
 pub const MODE_TRANSITIONS: &str = "fusebox_mode_transitions_total";
 
+// Load-adaptive policies: adaptive concurrency limit.
+
+/// Gauge of an adaptive concurrency limit's current limit.
+///
+/// ```
+/// assert_eq!(fusebox_core::observe::names::CONCURRENCY_LIMIT, "fusebox_concurrency_limit");
+/// ```
+pub const CONCURRENCY_LIMIT: &str = "fusebox_concurrency_limit";
+/// Counter of calls refused by an adaptive concurrency limit.
+///
+/// ```
+/// assert!(fusebox_core::observe::names::CONCURRENCY_LIMIT_REJECTIONS.ends_with("_total"));
+/// ```
+pub const CONCURRENCY_LIMIT_REJECTIONS: &str = "fusebox_concurrency_limit_rejections_total";
+
 /// Every series fusebox publishes, for tools that check dashboards and alerts against
 /// them. A histogram's samples add `_bucket`, `_sum` and `_count` to its name.
 ///
@@ -133,7 +148,7 @@ pub const MODE_TRANSITIONS: &str = "fusebox_mode_transitions_total";
 /// assert!(names::ALL.contains(&names::CALLS));
 /// assert_eq!(names::ALL.len(), 15);
 /// ```
-pub const ALL: [&str; 15] = [
+pub const ALL: [&str; 17] = [
     CALLS,
     SLOW_CALLS,
     CALL_DURATION,
@@ -149,6 +164,8 @@ pub const ALL: [&str; 15] = [
     MODE,
     MODE_DEGRADED,
     MODE_TRANSITIONS,
+    CONCURRENCY_LIMIT,
+    CONCURRENCY_LIMIT_REJECTIONS,
 ];
 
 /// Label: the breaker's name.

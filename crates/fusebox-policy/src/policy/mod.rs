@@ -15,6 +15,7 @@
 //! bounds the damage in the seconds before the breaker trips; the breaker ends it.
 
 mod bulkhead;
+mod concurrency_limit;
 mod fallback;
 mod rate_limit;
 mod retry;
@@ -22,6 +23,10 @@ mod throttle;
 mod timeout;
 
 pub use bulkhead::{Bulkhead, BulkheadBuilder, BulkheadSlot, OwnedBulkheadSlot};
+pub use concurrency_limit::{
+    AdaptiveLimit, Aimd, ClassifiedLimit, ConcurrencyLimit, ConcurrencyLimitBuilder, Gradient2,
+    LimitAlgorithm, LimitPermit, LimitSample, OwnedLimitPermit, Vegas,
+};
 pub use fallback::Fallback;
 pub(crate) use fallback::{Answer, BoxFuture};
 pub use rate_limit::{KeyedRateLimiter, RateLimitMode, RateLimiter, RateLimiterBuilder};
