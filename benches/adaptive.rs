@@ -3,46 +3,18 @@
 //!
 //! `cargo bench --bench adaptive`
 
-use std::convert::Infallible;
-use std::future::{Future, Ready, ready};
 use std::hint::black_box;
-use std::pin::pin;
-use std::task::{Context, Poll, Waker};
+use std::task::{Context, Waker};
 use std::time::Duration;
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use fusebox::policy::{Aimd, ConcurrencyLimit, LimitAlgorithm, Vegas};
 use fusebox::tower::concurrency_limit::ConcurrencyLimitLayer;
-use tower::{Layer, Service};
+use tower::Layer;
 
-#[derive(Clone, Copy)]
-struct Echo;
-
-impl Service<u64> for Echo {
-    type Response = u64;
-    type Error = Infallible;
-    type Future = Ready<Result<u64, Infallible>>;
-    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
-        Poll::Ready(Ok(()))
-    }
-    fn call(&mut self, req: u64) -> Self::Future {
-        ready(Ok(req))
-    }
-}
-
-/// One ready-call-poll round trip, as a server or client stack does per request.
-#[inline(always)]
-fn round_trip<S: Service<u64>>(svc: &mut S, cx: &mut Context<'_>, req: u64) -> bool {
-    if !matches!(svc.poll_ready(cx), Poll::Ready(Ok(()))) {
-        return false;
-    }
-    let mut fut = pin!(svc.call(req));
-    loop {
-        if let Poll::Ready(r) = fut.as_mut().poll(cx) {
-            return r.is_ok();
-        }
-    }
-}
+#[path = "support/tower.rs"]
+mod support;
+use support::{Echo, round_trip};
 
 fn fusebox_limit(algorithm: impl Into<LimitAlgorithm>) -> ConcurrencyLimit {
     ConcurrencyLimit::builder("bench")
