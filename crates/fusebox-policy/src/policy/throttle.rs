@@ -240,8 +240,8 @@ impl ThrottleBuilder {
     }
 }
 
-/// Adaptive client-side throttling (see the [module docs](self) for the rule). A call is
-/// dropped with [`Error::Throttled`] or sent; what the dependency answers is classified,
+/// Adaptive client-side throttling: over a rolling window, a call is dropped with
+/// probability `max(0, (requests − k·accepts) / (requests + 1))`. A call is dropped with [`Error::Throttled`] or sent; what the dependency answers is classified,
 /// and anything but an [`Outcome::Failure`] counts as accepted. Clones share the window.
 ///
 /// ```
