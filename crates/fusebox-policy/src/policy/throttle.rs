@@ -241,7 +241,8 @@ impl ThrottleBuilder {
 }
 
 /// Adaptive client-side throttling: over a rolling window, a call is dropped with
-/// probability `max(0, (requests − k·accepts) / (requests + 1))`. A call is dropped with [`Error::Throttled`] or sent; what the dependency answers is classified,
+/// probability `max(0, (requests − k·accepts) / (requests + 1))`. A call is dropped with
+/// [`Error::Throttled`] or sent; what the dependency answers is classified,
 /// and anything but an [`Outcome::Failure`] counts as accepted. Clones share the window.
 ///
 /// ```
