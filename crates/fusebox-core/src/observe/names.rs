@@ -146,7 +146,7 @@ pub const CONCURRENCY_LIMIT_REJECTIONS: &str = "fusebox_concurrency_limit_reject
 /// ```
 /// use fusebox_core::observe::names;
 /// assert!(names::ALL.contains(&names::CALLS));
-/// assert_eq!(names::ALL.len(), 15);
+/// assert_eq!(names::ALL.len(), 17);
 /// ```
 pub const ALL: [&str; 17] = [
     CALLS,
