@@ -44,6 +44,7 @@ pub mod pipeline;
 pub mod preset;
 pub mod rate_limit;
 pub mod retry;
+mod settled;
 pub mod throttle;
 pub mod timeout;
 

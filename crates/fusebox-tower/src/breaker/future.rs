@@ -1,12 +1,13 @@
 use std::future::Future;
 use std::pin::Pin;
-use std::task::{Context, Poll, ready};
+use std::task::{Context, Poll};
 
 use fusebox_core::Classifier;
 use fusebox_core::breaker::{OwnedPermit, Rejected};
 use pin_project_lite::pin_project;
 
 use crate::BoxError;
+use crate::settled::{Settle, Settled};
 
 pin_project! {
     /// The future of a [`CircuitBreaker`](super::CircuitBreaker) call. Dropped before it
@@ -14,41 +15,38 @@ pin_project! {
     /// half-open trial slot.
     pub struct ResponseFuture<F, C> {
         #[pin]
-        state: State<F, C>,
+        inner: Settled<F, RecordOutcome<C>, Rejected>,
     }
 }
 
-pin_project! {
-    #[project = Proj]
-    enum State<F, C> {
-        Admitted {
-            #[pin]
-            future: F,
-            permit: Option<OwnedPermit>,
-            classifier: C,
-        },
-        Rejected {
-            rejected: Option<Rejected>,
-        },
+/// The breaker's part once an admitted call completes: record its outcome.
+pub(crate) struct RecordOutcome<C> {
+    permit: OwnedPermit,
+    classifier: C,
+}
+
+impl<C, T, E> Settle<T, E> for RecordOutcome<C>
+where
+    C: Classifier<T, E>,
+{
+    const POLLED_AFTER_COMPLETION: &'static str = "circuit breaker future polled after completion";
+
+    #[inline]
+    fn settle(self, result: &Result<T, E>) {
+        self.permit.record_classified(&self.classifier, result);
     }
 }
 
 impl<F, C> ResponseFuture<F, C> {
     pub(crate) fn admitted(future: F, permit: OwnedPermit, classifier: C) -> Self {
         ResponseFuture {
-            state: State::Admitted {
-                future,
-                permit: Some(permit),
-                classifier,
-            },
+            inner: Settled::admitted(future, RecordOutcome { permit, classifier }),
         }
     }
 
     pub(crate) fn rejected(rejected: Rejected) -> Self {
         ResponseFuture {
-            state: State::Rejected {
-                rejected: Some(rejected),
-            },
+            inner: Settled::refused(rejected),
         }
     }
 }
@@ -67,23 +65,8 @@ where
 {
     type Output = Result<T, BoxError>;
 
+    #[inline]
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        match self.project().state.project() {
-            Proj::Admitted {
-                future,
-                permit,
-                classifier,
-            } => {
-                let result = ready!(future.poll(cx));
-                if let Some(permit) = permit.take() {
-                    permit.record_classified(&*classifier, &result);
-                }
-                Poll::Ready(result.map_err(Into::into))
-            }
-            Proj::Rejected { rejected } => Poll::Ready(Err(match rejected.take() {
-                Some(r) => Box::new(r),
-                None => "circuit breaker future polled after completion".into(),
-            })),
-        }
+        self.project().inner.poll(cx)
     }
 }

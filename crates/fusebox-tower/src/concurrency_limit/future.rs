@@ -1,46 +1,52 @@
 use std::future::Future;
 use std::pin::Pin;
-use std::task::{Context, Poll, ready};
+use std::task::{Context, Poll};
 
 use fusebox_core::{Classifier, LimitExceeded};
 use fusebox_policy::policy::OwnedLimitPermit;
 use pin_project_lite::pin_project;
 
 use crate::BoxError;
+use crate::settled::{Settle, Settled};
 
 pin_project! {
     /// The future of a [`ConcurrencyLimitService`](super::ConcurrencyLimitService) call:
     /// the inner call holding its place, or the refusal.
     pub struct ResponseFuture<F, C> {
         #[pin]
-        state: State<F, C>,
+        inner: Settled<F, MeasureCall<C>, LimitExceeded>,
     }
 }
 
-pin_project! {
-    #[project = StateProj]
-    enum State<F, C> {
-        Running { #[pin] future: F, permit: Option<OwnedLimitPermit>, classifier: C },
-        Refused { refusal: Option<LimitExceeded> },
+/// The limit's part once an admitted call completes: measure it and free its place.
+pub(crate) struct MeasureCall<C> {
+    permit: OwnedLimitPermit,
+    classifier: C,
+}
+
+impl<C, T, E> Settle<T, E> for MeasureCall<C>
+where
+    C: Classifier<T, E>,
+{
+    const POLLED_AFTER_COMPLETION: &'static str =
+        "concurrency limit future polled after completion";
+
+    #[inline]
+    fn settle(self, result: &Result<T, E>) {
+        self.permit.settle(self.classifier.classify(result));
     }
 }
 
 impl<F, C> ResponseFuture<F, C> {
     pub(super) fn running(future: F, permit: OwnedLimitPermit, classifier: C) -> Self {
         Self {
-            state: State::Running {
-                future,
-                permit: Some(permit),
-                classifier,
-            },
+            inner: Settled::admitted(future, MeasureCall { permit, classifier }),
         }
     }
 
     pub(super) fn refused(refusal: LimitExceeded) -> Self {
         Self {
-            state: State::Refused {
-                refusal: Some(refusal),
-            },
+            inner: Settled::refused(refusal),
         }
     }
 }
@@ -59,23 +65,8 @@ where
 {
     type Output = Result<T, BoxError>;
 
+    #[inline]
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        match self.project().state.project() {
-            StateProj::Running {
-                future,
-                permit,
-                classifier,
-            } => {
-                let result = ready!(future.poll(cx));
-                if let Some(permit) = permit.take() {
-                    permit.settle(classifier.classify(&result));
-                }
-                Poll::Ready(result.map_err(Into::into))
-            }
-            StateProj::Refused { refusal } => Poll::Ready(Err(match refusal.take() {
-                Some(refusal) => Box::new(refusal),
-                None => "concurrency limit future polled after completion".into(),
-            })),
-        }
+        self.project().inner.poll(cx)
     }
 }

@@ -1,12 +1,13 @@
 use std::future::Future;
 use std::pin::Pin;
-use std::task::{Context, Poll, ready};
+use std::task::{Context, Poll};
 
 use fusebox_core::{Classifier, Outcome, Throttled};
 use fusebox_policy::policy::Throttle;
 use pin_project_lite::pin_project;
 
 use crate::BoxError;
+use crate::settled::{Settle, Settled};
 
 pin_project! {
     /// The response of a [`ThrottleService`](super::ThrottleService): the inner service's,
@@ -26,34 +27,45 @@ pin_project! {
     /// ```
     pub struct ResponseFuture<F, C> {
         #[pin]
-        state: State<F, C>,
+        inner: Settled<F, CountAccepted<C>, Throttled>,
     }
 }
 
-pin_project! {
-    #[project = StateProj]
-    enum State<F, C> {
-        Dropped { throttled: Option<Throttled> },
-        Sent { #[pin] future: F, throttle: Throttle, classifier: C },
+/// The throttle's part once a sent call completes: count it accepted or refused.
+pub(crate) struct CountAccepted<C> {
+    throttle: Throttle,
+    classifier: C,
+}
+
+impl<C, T, E> Settle<T, E> for CountAccepted<C>
+where
+    C: Classifier<T, E>,
+{
+    const POLLED_AFTER_COMPLETION: &'static str = "throttle future polled after completion";
+
+    #[inline]
+    fn settle(self, result: &Result<T, E>) {
+        self.throttle
+            .record(self.classifier.classify(result) != Outcome::Failure);
     }
 }
 
 impl<F, C> ResponseFuture<F, C> {
     pub(super) fn sent(future: F, throttle: Throttle, classifier: C) -> Self {
         ResponseFuture {
-            state: State::Sent {
+            inner: Settled::admitted(
                 future,
-                throttle,
-                classifier,
-            },
+                CountAccepted {
+                    throttle,
+                    classifier,
+                },
+            ),
         }
     }
 
     pub(super) fn dropped(throttled: Throttled) -> Self {
         ResponseFuture {
-            state: State::Dropped {
-                throttled: Some(throttled),
-            },
+            inner: Settled::refused(throttled),
         }
     }
 }
@@ -72,21 +84,8 @@ where
 {
     type Output = Result<T, BoxError>;
 
+    #[inline]
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        match self.project().state.project() {
-            StateProj::Dropped { throttled } => Poll::Ready(Err(match throttled.take() {
-                Some(throttled) => Box::new(throttled),
-                None => "throttle future polled after completion".into(),
-            })),
-            StateProj::Sent {
-                future,
-                throttle,
-                classifier,
-            } => {
-                let result = ready!(future.poll(cx));
-                throttle.record(classifier.classify(&result) != Outcome::Failure);
-                Poll::Ready(result.map_err(Into::into))
-            }
-        }
+        self.project().inner.poll(cx)
     }
 }
