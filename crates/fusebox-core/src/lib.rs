@@ -19,6 +19,7 @@ pub mod guard;
 pub mod keyed;
 pub mod observe;
 mod outcome;
+pub mod revisions;
 pub mod rng;
 mod shed;
 pub(crate) mod sync;

@@ -57,6 +57,8 @@ pub(crate) struct Engine {
     /// What the breaker does while the store is unreachable.
     outage_policy: OutagePolicy,
     config: BreakerConfig,
+    /// The breaker's revision `config` was copied from.
+    revision: usize,
     rng: SmallRng,
     /// This engine's run, fresh at every start (see [`SyncRequest::incarnation`]).
     incarnation: u64,
@@ -102,6 +104,7 @@ impl Engine {
             mode_label: mode.to_string(),
             outage_policy,
             config,
+            revision: breaker.revision(),
             rng,
             // Never from the breaker's seed: two runs of one seeded program must still
             // differ, or the second's flushes would read as replays of the first's.
@@ -152,6 +155,11 @@ impl Engine {
 
     /// One round with the store; returns how long to wait before the next.
     async fn step(&mut self, breaker: &Breaker) -> Duration {
+        if breaker.revision() != self.revision {
+            // Reconfigured: the fleet's decisions follow the breaker's new rules.
+            self.revision = breaker.revision();
+            self.config = breaker.config().clone();
+        }
         let request = self.next_request(breaker);
         match self.call(self.store.sync(&request)).await {
             Ok(view) => {

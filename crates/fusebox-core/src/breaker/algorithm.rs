@@ -23,7 +23,9 @@
 //! * [`enter`]: what entering a state does to the counters (cooldown drawn, trials reset,
 //!   counts cleared).
 //! * [`Manual`]: the operator's transitions and the states each may leave.
+//! * [`retune`] and [`after_retune`]: what a reconfiguration keeps and judges at once.
 
+use crate::ConfigError;
 use crate::outcome::Outcome;
 use std::borrow::Cow;
 use std::time::Duration;
@@ -437,6 +439,106 @@ pub fn retry_hint_until(now: u64, wait: Duration, max: Duration) -> u64 {
 /// ```
 pub fn hinted_open_until(hint_until: u64, now: u64) -> Option<u64> {
     (hint_until > now).then_some(hint_until)
+}
+
+/// What reconfiguring a live breaker does to its outcome window.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WindowChange {
+    /// The same window (kind and size): its counts are kept.
+    Kept,
+    /// A new window of another kind or size, started empty.
+    Replaced,
+    /// A window where there was none (a rate rule was added), started empty.
+    Started,
+    /// The window is no longer needed (only a consecutive rule is left): dropped.
+    Dropped,
+    /// No window before or after.
+    None,
+}
+
+/// What reconfiguring a live breaker from `old` to `new` keeps, or why it cannot.
+///
+/// The rules, shared by [`Breaker::reconfigure`](super::Breaker::reconfigure) and
+/// [`Machine::reconfigure`](super::Machine::reconfigure):
+/// * kept: the state and its generation, the consecutive-failure count, the trip count a
+///   growing cooldown follows, the trials of a half-open episode, an OPEN state's drawn end;
+/// * the window is kept when its kind and size stay; otherwise a new one starts empty (see
+///   [`WindowChange`]), and `min_calls` keeps a near-empty window from being judged;
+/// * the new rules are judged at once ([`after_retune`]): a lowered threshold that the kept
+///   counts already reach trips the breaker; a close rule the finished trials now meet
+///   closes it;
+/// * refused, naming the field: `outcome_log` (its buffers are allocated once, at build) and
+///   `seed` (the random source is seeded once).
+///
+/// ```
+/// use fusebox_core::breaker::algorithm::{retune, WindowChange};
+/// use fusebox_core::breaker::Breaker;
+/// let old = Breaker::builder("db").failures_in_last(5, 20).build_config()?;
+/// let same_window = Breaker::builder("db").failures_in_last(3, 20).build_config()?;
+/// assert_eq!(retune(&old, &same_window)?, WindowChange::Kept);
+/// let bigger = Breaker::builder("db").failures_in_last(5, 50).build_config()?;
+/// assert_eq!(retune(&old, &bigger)?, WindowChange::Replaced);
+/// let logged = Breaker::builder("db").failures_in_last(5, 20).outcome_log(16).build_config()?;
+/// assert_eq!(retune(&old, &logged).unwrap_err().field(), Some("outcome_log"));
+/// # Ok::<(), fusebox_core::ConfigError>(())
+/// ```
+pub fn retune(old: &BreakerConfig, new: &BreakerConfig) -> Result<WindowChange, ConfigError> {
+    if old.outcome_log != new.outcome_log {
+        return Err(ConfigError::invalid(
+            "outcome_log",
+            format!(
+                "fixed when the breaker was built ({} entries, asked {}): build a new \
+                 breaker to change it",
+                old.outcome_log, new.outcome_log
+            ),
+        ));
+    }
+    if old.seed != new.seed {
+        return Err(ConfigError::invalid(
+            "seed",
+            "fixed when the breaker was built (its random source is seeded once): build a \
+             new breaker to change it",
+        ));
+    }
+    Ok(match (old.window, new.window) {
+        (Some(a), Some(b)) if a == b => WindowChange::Kept,
+        (Some(_), Some(_)) => WindowChange::Replaced,
+        (None, Some(_)) => WindowChange::Started,
+        (Some(_), None) => WindowChange::Dropped,
+        (None, None) => WindowChange::None,
+    })
+}
+
+/// The move a reconfigured breaker's new rules call for at once, judged on the counts it
+/// kept: in CLOSED, the trip rules over the `consecutive` failures and the window's `stats`;
+/// in HALF_OPEN, the close rule over the finished trials (`trial_successes`,
+/// `trial_failures`). Time-driven moves are left to [`due`], as ever.
+///
+/// ```
+/// use fusebox_core::breaker::algorithm::after_retune;
+/// use fusebox_core::breaker::{Breaker, State, WindowStats};
+/// let lowered = Breaker::builder("db").consecutive_failures(3).build_config()?;
+/// let stats = WindowStats::default();
+/// // Four failures in a row were fine under a threshold of five; not under three.
+/// assert_eq!(after_retune(&lowered, State::Closed, 4, &stats, 0, 0).unwrap().0, State::Open);
+/// assert_eq!(after_retune(&lowered, State::Closed, 2, &stats, 0, 0), None);
+/// # Ok::<(), fusebox_core::ConfigError>(())
+/// ```
+pub fn after_retune(
+    config: &BreakerConfig,
+    state: State,
+    consecutive: u32,
+    stats: &WindowStats,
+    trial_successes: u32,
+    trial_failures: u32,
+) -> Option<Move> {
+    match state {
+        State::Closed => trip(config, consecutive, stats),
+        State::HalfOpen if trial_successes + trial_failures > 0 => {
+            after_trial(config.close, trial_successes, trial_failures)
+        }
+        _ => None,
+    }
 }
 
 /// A transition made by hand (an operator, a health check, an overload signal), with no

@@ -168,7 +168,8 @@ impl Breaker {
         // Which of the calls were slow is not reported; count slow successes first.
         let slow_successes = slow.min(successes);
         let slow_failures = (slow - slow_successes).min(failures);
-        if let Some(w) = &shared.window {
+        let tuning = shared.tuning();
+        if let Some(w) = &tuning.window {
             let marks = [
                 (false, false, successes - slow_successes),
                 (false, true, slow_successes),
@@ -202,7 +203,7 @@ impl Breaker {
         }
         // Other instances' successes may have made a rate judgeable: one judgement per
         // ingest, which is periodic, not per call.
-        let may_raise_a_rate = successes > 0 && shared.judges_successes;
+        let may_raise_a_rate = successes > 0 && tuning.flags.judges_successes();
         if judges(state_of(word), failures > 0, slow > 0, may_raise_a_rate) {
             shared.judge(word, run, now);
         }

@@ -9,11 +9,12 @@ use std::sync::Arc;
 use super::Name;
 use super::algorithm::Manual;
 use super::builder::BreakerBuilder;
-use super::config::{BreakerConfig, BreakerSettings, WindowKind};
+use super::config::{BreakerConfig, BreakerSettings};
 use super::gate::HalfOpenGate;
 use super::link::FleetLink;
 use super::listener::BreakerListener;
 use super::permit::{OwnedPermit, Permit};
+use super::reconfigure::Tuning;
 use super::rejected::Rejected;
 use super::shared::{Shared, SlowPath};
 use super::stats::{Snapshot, State};
@@ -22,7 +23,8 @@ use super::word::{encode, state_of};
 use crate::clock::ClockHandle;
 use crate::error::Error;
 use crate::outcome::{Classifier, ErrIsFailure, Outcome};
-use crate::sync::{AtomicBool, AtomicU32, AtomicU64, Mutex};
+use crate::revisions::Revisions;
+use crate::sync::{AtomicBool, AtomicU8, AtomicU32, AtomicU64, Mutex};
 
 /// A circuit breaker: named, cheap to clone, shared by every clone.
 ///
@@ -114,27 +116,22 @@ impl Breaker {
         listeners: Vec<Arc<dyn BreakerListener>>,
         fleet: Option<Box<FleetLink>>,
     ) -> Breaker {
-        let window = config.window.map(AtomicWindow::new);
+        let window = config.window.map(|kind| Arc::new(AtomicWindow::new(kind)));
         // Outcomes and rejections are logged apart, as many of each.
         let new_log =
             || (config.outcome_log > 0).then(|| OutcomeLog::new(config.outcome_log as usize));
         let (log, rejections) = (new_log(), new_log());
         let rng = crate::rng::small_rng(config.seed);
         let reports_outcomes = listeners.iter().any(|l| l.wants_outcomes());
-        let times_calls = config.measures_duration() || reports_outcomes;
-        let records_time =
-            times_calls || log.is_some() || matches!(config.window, Some(WindowKind::Time { .. }));
-        // A shadow breaker's rejections are counted and reported: never the quiet path.
-        let quiet_rejections = listeners.is_empty() && log.is_none() && !config.shadow;
-        let judges_successes = window.is_some() && config.rules.judges_successes();
+        let tuning = Tuning::new(config, window, &listeners, log.is_some());
         Breaker {
             shared: Arc::new(Shared {
                 state: Padded(AtomicU64::new(encode(State::Closed, 0))),
                 consecutive: Padded(AtomicU32::new(0)),
                 gate: Padded(HalfOpenGate::new()),
-                window,
                 below_minimum: AtomicBool::new(true),
-                judges_successes,
+                flags: AtomicU8::new(tuning.flags.0),
+                tuning: Revisions::new(tuning),
                 open_until: AtomicU64::new(0),
                 half_open_since: AtomicU64::new(0),
                 last_failure: AtomicU64::new(0),
@@ -144,13 +141,9 @@ impl Breaker {
                     consecutive_trips: 0,
                     rng,
                 }),
-                config,
                 name,
                 clock,
                 listeners: listeners.into_boxed_slice(),
-                times_calls,
-                records_time,
-                quiet_rejections,
                 fleet,
                 reports_outcomes,
                 shadow_rejections: AtomicU64::new(0),
@@ -183,7 +176,7 @@ impl Breaker {
     /// # Ok::<(), fusebox_core::ConfigError>(())
     /// ```
     pub fn config(&self) -> &BreakerConfig {
-        &self.shared.config
+        &self.shared.tuning().config
     }
 
     /// The current state. An OPEN breaker whose cooldown has elapsed moves to HALF_OPEN here

@@ -9,13 +9,16 @@ use rand::rngs::SmallRng;
 
 use super::Name;
 use super::algorithm::{
-    Manual, Move, after_trial, below_minimum, due, enter, hinted_open_until, is_slow_after, judges,
-    retry_after, retry_hint_until, success_may_raise_a_rate, trial_admissible, trial_counts, trip,
+    Manual, Move, WindowChange, after_retune, after_trial, below_minimum, due, enter,
+    hinted_open_until, is_slow_after, judges, retry_after, retry_hint_until, retune,
+    success_may_raise_a_rate, trial_admissible, trial_counts, trip,
 };
 use super::config::BreakerConfig;
+use super::reconfigure::Reconfigured;
 use super::rejected::Rejected;
 use super::stats::{State, Transition, TransitionReason, WindowStats};
 use super::window::{Mark, SeqWindow};
+use crate::ConfigError;
 
 /// Admission of one call by a [`Machine`]; hand it back with the outcome.
 ///
@@ -95,6 +98,8 @@ pub struct Machine {
     last_failure: Option<u64>,
     /// The latest deadline a failure's server-given delay set (0: none).
     retry_hint_until: u64,
+    /// How many times the machine was reconfigured.
+    revision: usize,
     rng: SmallRng,
     transitions: Vec<Transition>,
 }
@@ -127,6 +132,7 @@ impl Machine {
             consecutive_trips: 0,
             last_failure: None,
             retry_hint_until: 0,
+            revision: 0,
             rng,
             transitions: Vec::new(),
         }
@@ -242,6 +248,58 @@ impl Machine {
     /// ```
     pub fn last_failure(&self) -> Option<u64> {
         self.last_failure
+    }
+
+    /// Replaces the configuration at `now`, keeping the state and the counts the new one can
+    /// use, by the same rules as [`Breaker::reconfigure`](super::Breaker::reconfigure) (see
+    /// [`algorithm::retune`](super::algorithm::retune)); the new rules are judged at once.
+    /// A refused configuration leaves the machine as it was.
+    ///
+    /// ```
+    /// use fusebox_core::breaker::{algorithm::WindowChange, Breaker, Machine, State};
+    /// use fusebox_core::Outcome;
+    /// let mut m = Machine::new("m", Breaker::builder("m").failures_in_last(3, 10).build_config()?);
+    /// for t in 0..2 {
+    ///     let ticket = m.acquire(t).unwrap();
+    ///     m.record(ticket, Outcome::Failure, t);
+    /// }
+    /// let lowered = Breaker::builder("m").failures_in_last(2, 10).build_config()?;
+    /// let done = m.reconfigure(lowered, 5)?;
+    /// assert_eq!((done.window, done.state), (WindowChange::Kept, State::Open));
+    /// # Ok::<(), fusebox_core::ConfigError>(())
+    /// ```
+    pub fn reconfigure(
+        &mut self,
+        config: BreakerConfig,
+        now: u64,
+    ) -> Result<Reconfigured, ConfigError> {
+        let window = retune(&self.config, &config)?;
+        if window != WindowChange::Kept {
+            self.window = SeqWindow::new(config.window);
+            self.below_minimum = true;
+        }
+        self.config = config;
+        self.revision += 1;
+        self.settle(now);
+        let stats = self.window.stats(now);
+        if self.state == State::Closed {
+            self.below_minimum = below_minimum(&self.config, &stats);
+        }
+        if let Some((to, reason)) = after_retune(
+            &self.config,
+            self.state,
+            self.consecutive_failures,
+            &stats,
+            self.trial_successes,
+            self.trial_failures,
+        ) {
+            self.move_to(to, reason, now);
+        }
+        Ok(Reconfigured {
+            revision: self.revision,
+            window,
+            state: self.state,
+        })
     }
 
     /// The state changes made since the last call, oldest first.

@@ -32,6 +32,7 @@ mod listener;
 mod machine;
 mod name;
 mod permit;
+mod reconfigure;
 mod rejected;
 mod shared;
 mod stats;
@@ -51,6 +52,7 @@ pub use listener::BreakerListener;
 pub use machine::{Machine, Ticket};
 pub use name::Name;
 pub use permit::{OwnedPermit, Permit};
+pub use reconfigure::Reconfigured;
 pub use rejected::Rejected;
 pub(crate) use rejected::RetryHint;
 pub use stats::{

@@ -127,7 +127,8 @@ macro_rules! permit_methods {
             C: crate::Classifier<T, E> + ?Sized,
         {
             let outcome = classifier.classify(result);
-            if outcome == Outcome::Failure && self.shared.config.retry_after_max.is_some() {
+            if outcome == Outcome::Failure && self.shared.tuning().config.retry_after_max.is_some()
+            {
                 if let Some(wait) = classifier.retry_after(result) {
                     self.shared.note_retry_after(wait);
                 }

@@ -12,20 +12,23 @@ use super::algorithm::{
     Manual, after_trial, below_minimum, due, enter, hinted_open_until, is_slow_after, judges,
     retry_after, retry_hint_until, success_may_raise_a_rate, trial_counts, trip,
 };
-use super::config::BreakerConfig;
 use super::gate::{Admission, HalfOpenGate};
 use super::link::FleetLink;
 use super::listener::BreakerListener;
+use super::reconfigure::{Flags, Tuning};
 use super::rejected::Rejected;
 use super::stats::{
     LoggedOutcome, OutcomeEntry, OutcomeEvent, Snapshot, State, Transition, TransitionReason,
     WindowStats,
 };
-use super::window::{AtomicWindow, Mark, OutcomeLog, Padded};
-use super::word::{CLOSED, DISABLED, OPEN, PermitKey, STATE_MASK, encode, generation_of, state_of};
+use super::window::{Mark, OutcomeLog, Padded};
+use super::word::{
+    CLOSED, DISABLED, OPEN, PermitKey, STATE_MASK, UNTIMED, encode, generation_of, state_of,
+};
 use crate::clock::ClockHandle;
 use crate::outcome::Outcome;
-use crate::sync::{AtomicBool, AtomicU32, AtomicU64, Mutex, Ordering};
+use crate::revisions::Revisions;
+use crate::sync::{AtomicBool, AtomicU8, AtomicU32, AtomicU64, Mutex, Ordering};
 
 pub(super) struct SlowPath {
     pub(super) consecutive_trips: u32,
@@ -36,13 +39,17 @@ pub(crate) struct Shared {
     pub(super) state: Padded<AtomicU64>,
     pub(super) consecutive: Padded<AtomicU32>,
     pub(super) gate: Padded<HalfOpenGate>,
-    pub(super) window: Option<AtomicWindow>,
+    /// The configuration, its window and derived flags; replaced by a reconfiguration.
+    pub(super) tuning: Revisions<Tuning>,
     /// The window held fewer than `min_calls` calls when last judged (or was cleared since):
     /// every success is judged until a judgement finds the minimum reached. Read only under a
     /// rule a success can make fire.
     pub(super) below_minimum: AtomicBool,
-    /// Some rule a success can make fire (a rate or custom rule, over a window).
-    pub(super) judges_successes: bool,
+    /// The current tuning's [`Flags`], in one word beside the state: the fast paths read
+    /// them first and look the tuning up only when a flag says they need it. A flag read
+    /// across a reconfiguration may be a revision behind the tuning; every path that acts
+    /// on one still reads the tuning's own config or window, so any mix is safe.
+    pub(super) flags: AtomicU8,
     pub(super) open_until: AtomicU64,
     pub(super) half_open_since: AtomicU64,
     /// Time of the last failure plus one; 0 means never.
@@ -51,16 +58,9 @@ pub(crate) struct Shared {
     /// The rejections beside the outcome log, as many.
     pub(super) rejections: Option<OutcomeLog>,
     pub(super) slow: Mutex<SlowPath>,
-    pub(super) config: BreakerConfig,
     pub(super) name: Name,
     pub(super) clock: ClockHandle,
     pub(super) listeners: Box<[Arc<dyn BreakerListener>]>,
-    /// Whether a permit must note its start time (slow-call rule).
-    pub(super) times_calls: bool,
-    /// Whether recording any outcome needs the time (time window, outcome log, slow rule).
-    pub(super) records_time: bool,
-    /// No listener and no outcome log: a rejection has nothing to report beyond `tracing`.
-    pub(super) quiet_rejections: bool,
     /// The link to a fleet store's sync task, when the breaker is shared by a fleet.
     pub(super) fleet: Option<Box<FleetLink>>,
     /// Some listener wants every outcome (and so every call timed).
@@ -103,6 +103,29 @@ impl Shared {
         self.clock.now_nanos()
     }
 
+    /// The current configuration, window and derived flags.
+    #[inline(always)]
+    pub(super) fn tuning(&self) -> &Tuning {
+        self.tuning.current()
+    }
+
+    #[inline(always)]
+    pub(super) fn flags(&self) -> Flags {
+        Flags(self.flags.load(Ordering::Relaxed))
+    }
+
+    /// The ticket of a call admitted in CLOSED or DISABLED state `word`: timed only when
+    /// some rule or listener needs its duration (see [`PermitKey::untimed`]).
+    #[inline(always)]
+    fn closed_ticket(&self, word: u64) -> PermitKey {
+        let started = if self.flags().times_calls() {
+            self.now()
+        } else {
+            UNTIMED
+        };
+        PermitKey::new(generation_of(word), false, started)
+    }
+
     /// Admits a call or refuses it, and hands the outcome to `admitted` or `rejected`, whose
     /// result is returned as is. The caller builds its final result (`Result<T, Error<E>>`
     /// for `call_sync`) right where the decision is made: a rejection is not first returned
@@ -118,10 +141,9 @@ impl Shared {
         let word = self.state.load(Ordering::Acquire);
         let code = word & STATE_MASK;
         let ticket = if code == CLOSED || code == DISABLED {
-            let started = if self.times_calls { self.now() } else { 0 };
-            PermitKey::new(generation_of(word), false, started)
+            self.closed_ticket(word)
         } else {
-            if code == OPEN && self.quiet_rejections {
+            if code == OPEN && self.flags().quiet_rejections() {
                 // While a dependency is down rejections are the common path: two loads, no
                 // clock read, no call into the cold path until the cooldown is over.
                 let recent = self.clock.recent_nanos();
@@ -153,17 +175,14 @@ impl Shared {
         // state cannot chain forever, but bound the loop anyway.
         for _ in 0..8 {
             match state_of(word) {
-                State::Closed | State::Disabled => {
-                    let started = if self.times_calls { self.now() } else { 0 };
-                    return Ok(PermitKey::new(generation_of(word), false, started));
-                }
+                State::Closed | State::Disabled => return Ok(self.closed_ticket(word)),
                 State::ForcedOpen => return Err(self.reject(State::ForcedOpen, None, None)),
                 State::Open => {
                     // Rejections are the flood while a dependency is down: judge the
                     // cooldown on the recent time, and read the clock only to end it.
                     let recent = self.clock.recent_nanos();
                     let until = self.open_until.load(Ordering::Acquire);
-                    match due(&self.config, State::Open, until, 0, recent) {
+                    match due(&self.tuning().config, State::Open, until, 0, recent) {
                         Some((to, reason)) => {
                             self.transition(word, to, reason, self.now().max(recent));
                         }
@@ -175,7 +194,7 @@ impl Shared {
                 }
                 State::HalfOpen => {
                     let generation = generation_of(word);
-                    let c = &self.config;
+                    let c = &self.tuning().config;
                     let trials = match &self.fleet {
                         // The fleet counts trials: only slots it granted this instance.
                         Some(link) if link.defers_trials() => {
@@ -212,7 +231,7 @@ impl Shared {
 
     /// Reopens a half-open breaker that has gone past its maximum duration; true if it did.
     pub(super) fn half_open_expired(&self, word: u64) -> bool {
-        self.config.half_open_max_nanos.is_some() && self.apply_due(word)
+        self.tuning().config.half_open_max_nanos.is_some() && self.apply_due(word)
     }
 
     /// Makes the transition time has made due in state `word`, if any; true if it did
@@ -228,7 +247,7 @@ impl Shared {
         let now = self.now();
         let until = self.open_until.load(Ordering::Acquire);
         let since = self.half_open_since.load(Ordering::Acquire);
-        match due(&self.config, state, until, since, now) {
+        match due(&self.tuning().config, state, until, since, now) {
             Some((to, reason)) => {
                 self.transition(word, to, reason, now);
                 true
@@ -253,7 +272,7 @@ impl Shared {
     /// open is a command and rejects even then.
     #[inline]
     pub(super) fn shadows(&self, state: State) -> bool {
-        self.config.shadow && state != State::ForcedOpen
+        self.tuning().config.shadow && state != State::ForcedOpen
     }
 
     pub(super) fn reject(
@@ -339,20 +358,28 @@ impl Shared {
             return; // admitted before a transition: says nothing about the new state
         }
         let failure = outcome == Outcome::Failure;
+        let flags = self.flags();
         // A slow-call rule needs the exact time; a window bucket or a log entry does not.
         let now = if let Some(now) = reported {
             now
-        } else if self.times_calls {
+        } else if flags.times_calls() {
             self.now()
-        } else if self.records_time || failure {
+        } else if flags.records_time() || failure {
             self.clock.recent_nanos()
         } else {
             0
         };
-        let slow = is_slow_after(&self.config, elapsed(ticket, now, measured));
-        let new_bucket = match &self.window {
-            Some(window) => window.record(Mark { failure, slow }, now),
-            None => false,
+        // A breaker with neither a window nor a timed rule never looks its tuning up here.
+        let (slow, new_bucket) = if flags.uses_tuning() {
+            let tuning = self.tuning();
+            let slow = is_slow_after(&tuning.config, elapsed(ticket, now, measured));
+            let new_bucket = match &tuning.window {
+                Some(window) => window.record(Mark { failure, slow }, now),
+                None => false,
+            };
+            (slow, new_bucket)
+        } else {
+            (false, false)
         };
         if let Some(link) = &self.fleet {
             link.count(failure, slow);
@@ -361,9 +388,9 @@ impl Shared {
         // `judges_successes` first: a breaker no success can trip reads nothing more.
         let may_raise_a_rate = !failure
             && !slow
-            && self.judges_successes
+            && flags.judges_successes()
             && success_may_raise_a_rate(
-                &self.config,
+                &self.tuning().config,
                 self.below_minimum.load(Ordering::Relaxed),
                 new_bucket,
             );
@@ -409,7 +436,7 @@ impl Shared {
         let event = OutcomeEvent {
             name: self.name.clone(),
             outcome,
-            slow: outcome != Outcome::Ignored && is_slow_after(&self.config, took),
+            slow: outcome != Outcome::Ignored && is_slow_after(&self.tuning().config, took),
             trial: ticket.is_trial(),
             duration: Duration::from_nanos(took),
         };
@@ -434,16 +461,17 @@ impl Shared {
 
     #[cold]
     pub(super) fn judge(&self, word: u64, consecutive: u32, now: u64) {
+        let config = &self.tuning().config;
         let stats = self.window_stats(now);
         self.below_minimum
-            .store(below_minimum(&self.config, &stats), Ordering::Relaxed);
-        if let Some((to, reason)) = trip(&self.config, consecutive, &stats) {
+            .store(below_minimum(config, &stats), Ordering::Relaxed);
+        if let Some((to, reason)) = trip(config, consecutive, &stats) {
             self.transition(word, to, reason, now);
         }
     }
 
     pub(super) fn window_stats(&self, now: u64) -> WindowStats {
-        match &self.window {
+        match &self.tuning().window {
             Some(w) => w.stats(now),
             None => WindowStats::default(),
         }
@@ -460,7 +488,7 @@ impl Shared {
         let now = now.unwrap_or_else(|| self.now());
         let failure = outcome == Outcome::Failure;
         let slow = outcome != Outcome::Ignored
-            && is_slow_after(&self.config, elapsed(ticket, now, measured));
+            && is_slow_after(&self.tuning().config, elapsed(ticket, now, measured));
         if outcome != Outcome::Ignored {
             self.log_outcome(failure, slow, now);
         }
@@ -482,8 +510,8 @@ impl Shared {
                 return;
             }
         }
-        if let Some((to, reason)) = after_trial(self.config.close, tally.successes, tally.failures)
-        {
+        let close = self.tuning().config.close;
+        if let Some((to, reason)) = after_trial(close, tally.successes, tally.failures) {
             let expected = encode(State::HalfOpen, ticket.generation());
             self.transition(expected, to, reason, now);
         }
@@ -505,7 +533,7 @@ impl Shared {
 
     /// Notes a failure's server-given delay, for a breaker that opens for it.
     pub(super) fn note_retry_after(&self, wait: Duration) {
-        if let Some(max) = self.config.retry_after_max {
+        if let Some(max) = self.tuning().config.retry_after_max {
             let until = retry_hint_until(self.now(), wait, max);
             self.retry_hint_until.fetch_max(until, Ordering::AcqRel);
         }
@@ -549,7 +577,7 @@ impl Shared {
                 hinted_open_until(hint, now)
             });
             let entry = enter(to, slow.consecutive_trips, now, open_until, |trips| {
-                self.config.cooldown.draw(trips, rng)
+                self.tuning().config.cooldown.draw(trips, rng)
             });
             slow.consecutive_trips = entry.consecutive_trips;
             if let Some(until) = entry.open_until {
@@ -596,7 +624,7 @@ impl Shared {
 
     /// The counters a close clears (the trips are cleared by the caller, under its lock).
     pub(super) fn clear_counts(&self) {
-        if let Some(w) = &self.window {
+        if let Some(w) = &self.tuning().window {
             w.reset();
         }
         self.below_minimum.store(true, Ordering::Relaxed);
@@ -660,7 +688,8 @@ impl Shared {
                 .collect(),
             None => Vec::new(),
         };
-        let judged = self.window.is_some() && !below_minimum(&self.config, &window);
+        let tuning = self.tuning();
+        let judged = tuning.window.is_some() && !below_minimum(&tuning.config, &window);
         Snapshot {
             name: self.name.clone(),
             state,

@@ -22,6 +22,12 @@ pub(super) fn generation_of(word: u64) -> u64 {
     word >> STATE_BITS
 }
 
+/// The start of a call admitted without reading the clock (no rule needed its duration
+/// then): its duration is unknown, so it never counts as slow, even if a reconfiguration
+/// added a slow-call rule while it ran. It reads as started at the end of time: every
+/// elapsed time measured from it saturates to zero, at no cost on the path that records it.
+pub(super) const UNTIMED: u64 = u64::MAX;
+
 /// Everything a permit needs to record its outcome later, in two words: a permit is three,
 /// and so is every breaker's level in a pipeline call.
 #[derive(Debug, Clone, Copy)]
@@ -34,6 +40,7 @@ pub(super) struct PermitKey {
 }
 
 impl PermitKey {
+    /// A call admitted at `started`.
     #[inline]
     pub(super) fn new(generation: u64, trial: bool, started: u64) -> PermitKey {
         // Generations have at most 64 - STATE_BITS bits: the shift loses nothing.
