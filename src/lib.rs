@@ -146,6 +146,7 @@ assert_eq!(response.into_body(), "42");
 //! | `fleet` | yes | [`fleet`]: fleet-wide breakers, the in-memory store | |
 //! | `health` | yes | [`health`] reports and degradation [`mode`]s | |
 //! | `serde` | no | settings and reports from and to TOML, JSON… | serde |
+//! | `reload` | no | `settings::Reloader`: live breakers and retries reconfigured from a TOML file, on demand or on change | serde, toml, notify |
 //!
 //! A tonic or plain-tower client keeps what it needs with
 //! `default-features = false, features = ["tower", "metrics"]`: no axum-core, no serde_json.
@@ -165,7 +166,7 @@ pub use fusebox_policy::{
 #[cfg(feature = "tokio")]
 pub use fusebox_policy::policy::ConcurrencyLimit;
 
-pub use fusebox_core::{backoff, breaker, budget, check, duration, guard, keyed};
+pub use fusebox_core::{backoff, breaker, budget, check, duration, guard, keyed, revisions};
 
 #[cfg(feature = "tokio")]
 pub use fusebox_policy::{pipeline, policy, settings, stack};

@@ -32,7 +32,7 @@ pub(crate) use fallback::{Answer, BoxFuture};
 pub use rate_limit::{KeyedRateLimiter, RateLimitMode, RateLimiter, RateLimiterBuilder};
 pub use retry::{
     GiveUpReason, Retry, RetryAfterHint, RetryAttempts, RetryBuilder, RetryDecision, RetryEvent,
-    RetryReason,
+    RetryPlan, RetryReason,
 };
 pub use throttle::{ClassifiedThrottle, Throttle, ThrottleBuilder, drop_probability};
 pub use timeout::Timeout;

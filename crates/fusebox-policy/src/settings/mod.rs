@@ -77,6 +77,8 @@ mod build;
 mod env;
 mod pipeline;
 mod registry;
+#[cfg(feature = "reload")]
+mod reload;
 
 use std::time::Duration;
 
@@ -86,6 +88,8 @@ use fusebox_core::breaker::BreakerSettings;
 
 pub use pipeline::PipelineFromSettings;
 pub use registry::RegistrySettings;
+#[cfg(feature = "reload")]
+pub use reload::{ReloadError, ReloadReport, Reloader, Watching};
 
 /// The settings of a whole pipeline; see the [module docs](self).
 ///

@@ -146,7 +146,7 @@ impl RegistrySettings {
 
 /// A key as one segment of a dotted path: bare when it is a plain word, quoted otherwise,
 /// so `keys."api.example.com".cooldown` cannot be misread.
-fn quoted(key: &str) -> String {
+pub(super) fn quoted(key: &str) -> String {
     let bare = key
         .chars()
         .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');

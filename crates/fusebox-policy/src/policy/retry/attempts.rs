@@ -41,6 +41,8 @@ impl<T, E> PolicyRef<'_, T, E> {
 /// ```
 pub struct RetryAttempts<'a, T, E> {
     pub(super) policy: PolicyRef<'a, T, E>,
+    /// The revision of the policy's plan this call follows to its end.
+    pub(super) plan: usize,
     pub(super) started: Option<u64>,
     /// How far the policy's backoff has gone; the backoff itself stays in the policy.
     pub(super) delays: Cursor,
@@ -61,7 +63,7 @@ impl<T, E> fmt::Debug for RetryAttempts<'_, T, E> {
 impl<'a, T, E> RetryAttempts<'a, T, E> {
     pub(super) fn begin(policy: PolicyRef<'a, T, E>) -> Self {
         let p = policy.inner();
-        let started = p.max_elapsed.map(|_| p.clock.now_nanos());
+        let started = p.plan.current().max_elapsed.map(|_| p.clock.now_nanos());
         Self::begin_at(policy, started)
     }
 
@@ -71,9 +73,12 @@ impl<'a, T, E> RetryAttempts<'a, T, E> {
         if let Some(budget) = &p.budget {
             budget.deposit(p.clock.now_nanos());
         }
-        let (delays, rng) = (p.backoff.cursor(), LazyRng::new(p.seed));
+        let plan = p.plan.revision();
+        let delays = p.plan_at(plan).backoff.cursor();
+        let rng = LazyRng::new(p.seed);
         RetryAttempts {
             policy,
+            plan,
             started,
             delays,
             rng,
@@ -129,19 +134,20 @@ impl<'a, T, E> RetryAttempts<'a, T, E> {
             return None;
         }
         let p = self.policy.inner();
-        if self.attempt > p.max_retries {
+        let plan = p.plan_at(self.plan);
+        if self.attempt > plan.max_retries {
             return self.give_up(GiveUpReason::MaxRetries);
         }
-        let Some(mut delay) = p.backoff.step(&mut self.delays, &mut self.rng) else {
+        let Some(mut delay) = plan.backoff.step(&mut self.delays, &mut self.rng) else {
             return self.give_up(GiveUpReason::Exhausted);
         };
         if let RetryDecision::RetryAfter(hint) = decision {
-            if hint > p.max_retry_after {
+            if hint > plan.max_retry_after {
                 return self.give_up(GiveUpReason::RetryAfterTooLong);
             }
             delay = delay.max(hint);
         }
-        if let (Some(max), Some(started)) = (p.max_elapsed, self.started) {
+        if let (Some(max), Some(started)) = (plan.max_elapsed, self.started) {
             let elapsed = Duration::from_nanos(p.clock.now_nanos().saturating_sub(started));
             if elapsed.saturating_add(delay) > max {
                 return self.give_up(GiveUpReason::Exhausted);

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use fusebox_core::ConfigError;
 use fusebox_core::Error;
-use fusebox_core::backoff::{Backoff, Jitter};
+use fusebox_core::backoff::Backoff;
 use fusebox_core::breaker::Name;
 use fusebox_core::budget::RetryBudget;
 use fusebox_core::clock::{IntoClock, SharedClock};
@@ -303,25 +303,21 @@ impl<T, E> RetryBuilder<T, E> {
         T: 'static,
         E: 'static,
     {
-        if self.max_elapsed.is_some_and(|d| d.is_zero()) {
-            return Err(ConfigError::invalid(
-                "max_elapsed",
-                "must be longer than zero",
-            ));
-        }
         let backoff = match self.backoff {
             Some(b) => b,
-            None => Backoff::exponential(Duration::from_millis(100), Duration::from_secs(10))
-                .jitter(Jitter::Full)
-                .build()?,
+            None => RetryPlan::default_backoff()?,
         };
+        let plan = RetryPlan {
+            max_retries: self.max_retries,
+            max_elapsed: self.max_elapsed,
+            max_retry_after: self.max_retry_after,
+            backoff,
+        };
+        plan.validate()?;
         Ok(Retry {
             inner: Arc::new(RetryInner {
                 name: self.name,
-                max_retries: self.max_retries,
-                max_elapsed: self.max_elapsed,
-                max_retry_after: self.max_retry_after,
-                backoff,
+                plan: Revisions::new(plan),
                 classify: self.classify,
                 budget: self.budget,
                 seed: self.seed,

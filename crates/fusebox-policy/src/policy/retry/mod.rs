@@ -7,20 +7,25 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use fusebox_core::Error;
-use fusebox_core::backoff::Backoff;
 use fusebox_core::breaker::Name;
 use fusebox_core::budget::RetryBudget;
 use fusebox_core::clock::SharedClock;
+use fusebox_core::revisions::Revisions;
 use rand::RngCore;
 use rand::rngs::SmallRng;
 
 mod attempts;
 mod builder;
 mod decision;
+mod plan;
 
 use attempts::PolicyRef;
 pub use attempts::RetryAttempts;
 pub use builder::RetryBuilder;
+pub use plan::RetryPlan;
+
+/// The start of a call whose plan set no `max_elapsed`: it is not timed.
+const NOT_TIMED: u64 = u64::MAX;
 pub use decision::{GiveUpReason, RetryAfterHint, RetryDecision, RetryEvent, RetryReason};
 
 pub(super) type Classify<T, E> = Arc<dyn Fn(&Result<T, Error<E>>) -> RetryDecision + Send + Sync>;
@@ -29,10 +34,8 @@ pub(super) type OnGiveUp = Arc<dyn Fn(&Name, GiveUpReason) + Send + Sync>;
 
 pub(super) struct RetryInner<T, E> {
     pub(super) name: Name,
-    pub(super) max_retries: u32,
-    pub(super) max_elapsed: Option<Duration>,
-    pub(super) max_retry_after: Duration,
-    pub(super) backoff: Backoff,
+    /// How many retries, how far apart, for how long: replaced by a reconfiguration.
+    pub(super) plan: Revisions<RetryPlan>,
     /// `None`: the default, [`retry_errors`], called directly rather than through a pointer.
     pub(super) classify: Option<Classify<T, E>>,
     pub(super) budget: Option<RetryBudget>,
@@ -78,6 +81,16 @@ pub struct Retry<T, E> {
     pub(super) inner: Arc<RetryInner<T, E>>,
 }
 
+impl<T, E> RetryInner<T, E> {
+    /// Revision `revision` of the plan, noted by a call when it began retrying.
+    pub(super) fn plan_at(&self, revision: usize) -> &RetryPlan {
+        // Revisions are never removed: one noted from `revision()` is always there.
+        self.plan
+            .get(revision)
+            .unwrap_or_else(|| self.plan.current())
+    }
+}
+
 impl<T, E> Clone for Retry<T, E> {
     fn clone(&self) -> Self {
         Retry {
@@ -90,9 +103,7 @@ impl<T, E> fmt::Debug for Retry<T, E> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Retry")
             .field("name", &self.inner.name)
-            .field("max_retries", &self.inner.max_retries)
-            .field("max_elapsed", &self.inner.max_elapsed)
-            .field("backoff", &self.inner.backoff)
+            .field("plan", self.inner.plan.current())
             .field("budget", &self.inner.budget.is_some())
             .finish()
     }
@@ -199,7 +210,12 @@ impl<T, E> Retry<T, E> {
     /// # Ok::<(), fusebox_core::ConfigError>(())
     /// ```
     pub fn max_retries(&self) -> u32 {
-        self.inner.max_retries
+        self.inner.plan.current().max_retries
+    }
+
+    /// The seed of the jitter, when one was given.
+    pub(crate) fn seed(&self) -> Option<u64> {
+        self.inner.seed
     }
 
     /// The shared retry budget, if any.
@@ -257,7 +273,7 @@ impl<T, E> Retry<T, E> {
         async move {
             // One word across the await rather than an `Option`'s two: read back as a start
             // time only when `max_elapsed` is set.
-            let started = self.start_time().unwrap_or(0);
+            let started = self.start_time().unwrap_or(NOT_TIMED);
             // Scoped to this block, which ends before the next await: a future keeps every
             // local in scope at an await, moved out or not.
             let rest = {
@@ -299,7 +315,8 @@ impl<T, E> Retry<T, E> {
         F: Fn() -> Fut,
         Fut: Future<Output = Result<T, Error<E>>>,
     {
-        let started = self.inner.max_elapsed.map(|_| started);
+        // `started` is `NOT_TIMED` when the plan had no `max_elapsed` at the call's start.
+        let started = (started != NOT_TIMED).then_some(started);
         match self.first_delay_judged(started, &first) {
             None => Ok(first),
             Some((attempts, delay)) => {
@@ -334,7 +351,8 @@ impl<T, E> Retry<T, E> {
     /// When a call starts, if `max_elapsed` needs to know.
     #[inline]
     pub(crate) fn start_time(&self) -> Option<u64> {
-        self.inner.max_elapsed.map(|_| self.inner.clock.now_nanos())
+        let plan = self.inner.plan.current();
+        plan.max_elapsed.map(|_| self.inner.clock.now_nanos())
     }
 
     /// Judges the first result of a call that started at `started` (from
