@@ -177,4 +177,25 @@ fn closed_path_rejections_and_pipeline_success_do_not_allocate() {
         }
     });
     assert_eq!(n, 0, "a call under the concurrency limit allocated");
+
+    // Outlier ejection: admitting and recording for a known endpoint that is not ejected,
+    // with String keys (the owned permit takes the caller's key, never a copy).
+    let detector = fusebox::OutlierDetector::builder("replicas")
+        .clock(ManualClock::new())
+        .build()
+        .unwrap();
+    let endpoints = ["10.0.0.1:80".to_string(), "10.0.0.2:80".to_string()];
+    detector.available(&endpoints);
+    let mut owned_keys: Vec<String> = (0..10_000).map(|i| endpoints[i % 2].clone()).collect();
+    let n = allocations_during(|| {
+        for (i, key) in owned_keys.drain(..).enumerate() {
+            let endpoint = &endpoints[i % 2];
+            detector.admit(endpoint).unwrap().success();
+            if i % 3 == 0 {
+                detector.admit(endpoint).unwrap().failure();
+            }
+            detector.admit_owned(key).unwrap().success();
+        }
+    });
+    assert_eq!(n, 0, "a call to an endpoint not ejected allocated");
 }

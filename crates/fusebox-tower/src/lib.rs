@@ -39,6 +39,7 @@ pub mod fallback;
 #[cfg(feature = "http")]
 pub mod http;
 pub mod keyed;
+pub mod outlier;
 pub mod pipeline;
 #[cfg(feature = "http")]
 pub mod preset;

@@ -291,6 +291,15 @@ pub fn describe_metrics() {
         Unit::Count,
         "Calls refused by an adaptive concurrency limit."
     );
+    describe_counter!(
+        names::OUTLIER_EJECTIONS,
+        Unit::Count,
+        "Endpoints ejected by an outlier detector, by the rule that found them."
+    );
+    describe_gauge!(
+        names::OUTLIER_EJECTED,
+        "Endpoints an outlier detector holds out of rotation now."
+    );
 }
 
 #[cfg(test)]
