@@ -187,6 +187,31 @@ pub fn outlier_metrics<K>(
     })
 }
 
+/// Hooks a chaos policy to [`names::CHAOS_FAULTS`] and [`names::CHAOS_DELAYS`], labelled
+/// by its name.
+///
+/// ```
+/// use fusebox_policy::observe::chaos_metrics;
+/// use fusebox_policy::policy::Chaos;
+/// let chaos = chaos_metrics(Chaos::<()>::builder("payments")).build()?;
+/// assert_eq!(chaos.name(), "payments");
+/// # Ok::<(), fusebox_core::ConfigError>(())
+/// ```
+pub fn chaos_metrics<E>(builder: crate::policy::ChaosBuilder<E>) -> crate::policy::ChaosBuilder<E> {
+    let described = Once::new();
+    let name = builder.chaos_name();
+    builder.on_injection(move |injection| {
+        described.call_once(describe_metrics);
+        let labels = [Label::new(names::LABEL_POLICY, name.label_value())];
+        if injection.fault {
+            counter!(names::CHAOS_FAULTS, labels.iter()).increment(1);
+        }
+        if injection.delay.is_some() {
+            counter!(names::CHAOS_DELAYS, labels.iter()).increment(1);
+        }
+    })
+}
+
 fn give_up_reason(reason: crate::policy::GiveUpReason) -> &'static str {
     use crate::policy::GiveUpReason;
     match reason {
@@ -367,5 +392,35 @@ mod tests {
         clock.advance(Duration::from_secs(10));
         metrics::with_local_recorder(&recorder, || assert!(detector.ejected().is_empty()));
         assert_eq!(gauge(&collect(&recorder)), Some(0.0));
+    }
+
+    #[test]
+    fn chaos_faults_and_delays_are_published() {
+        use crate::policy::{Chaos, Latency};
+
+        let recorder = DebuggingRecorder::new();
+        let chaos = chaos_metrics(
+            Chaos::builder("payments")
+                .enabled(true)
+                .seed(1)
+                .fault(1.0, || ())
+                .latency(1.0, Latency::Fixed(Duration::from_millis(5))),
+        )
+        .build()
+        .unwrap();
+        metrics::with_local_recorder(&recorder, || {
+            for _ in 0..3 {
+                chaos.decide();
+            }
+        });
+        let rows = collect(&recorder);
+        assert_eq!(
+            counter_value(&rows, "fusebox_chaos_faults_total{policy=payments}"),
+            Some(3)
+        );
+        assert_eq!(
+            counter_value(&rows, "fusebox_chaos_delays_total{policy=payments}"),
+            Some(3)
+        );
     }
 }

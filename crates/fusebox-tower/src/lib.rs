@@ -30,6 +30,7 @@
 
 pub mod breaker;
 pub mod bulkhead;
+pub mod chaos;
 pub mod concurrency_limit;
 pub mod cost;
 #[cfg(feature = "dashboard")]

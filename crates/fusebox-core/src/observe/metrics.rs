@@ -300,6 +300,16 @@ pub fn describe_metrics() {
         names::OUTLIER_EJECTED,
         "Endpoints an outlier detector holds out of rotation now."
     );
+    describe_counter!(
+        names::CHAOS_FAULTS,
+        Unit::Count,
+        "Faults a chaos policy injected on purpose."
+    );
+    describe_counter!(
+        names::CHAOS_DELAYS,
+        Unit::Count,
+        "Delays a chaos policy injected on purpose."
+    );
 }
 
 #[cfg(test)]

@@ -15,6 +15,8 @@
 //! | `fusebox_throttled_total` | counter | `policy` | calls dropped by adaptive client-side throttling |
 //! | `fusebox_outlier_ejections_total` | counter | `policy`, `reason` | endpoints ejected by an outlier detector (`consecutive_failures`, `failure_rate`) |
 //! | `fusebox_outlier_ejected` | gauge | `policy` | endpoints an outlier detector holds out now |
+//! | `fusebox_chaos_faults_total` | counter | `policy` | faults a chaos policy injected |
+//! | `fusebox_chaos_delays_total` | counter | `policy` | delays a chaos policy injected |
 //! | `fusebox_mode` | gauge | `controller` | index of the current degradation mode (0 = normal) |
 //! | `fusebox_mode_degraded` | gauge | `controller` | 1 when the mode is not the first one |
 //! | `fusebox_mode_transitions_total` | counter | `controller`, `from`, `to` | mode changes |
@@ -158,15 +160,30 @@ pub const OUTLIER_EJECTIONS: &str = "fusebox_outlier_ejections_total";
 /// ```
 pub const OUTLIER_EJECTED: &str = "fusebox_outlier_ejected";
 
+// Chaos: injected faults and delays.
+
+/// Counter of faults a chaos policy injected.
+///
+/// ```
+/// assert_eq!(fusebox_core::observe::names::CHAOS_FAULTS, "fusebox_chaos_faults_total");
+/// ```
+pub const CHAOS_FAULTS: &str = "fusebox_chaos_faults_total";
+/// Counter of delays a chaos policy injected.
+///
+/// ```
+/// assert_eq!(fusebox_core::observe::names::CHAOS_DELAYS, "fusebox_chaos_delays_total");
+/// ```
+pub const CHAOS_DELAYS: &str = "fusebox_chaos_delays_total";
+
 /// Every series fusebox publishes, for tools that check dashboards and alerts against
 /// them. A histogram's samples add `_bucket`, `_sum` and `_count` to its name.
 ///
 /// ```
 /// use fusebox_core::observe::names;
 /// assert!(names::ALL.contains(&names::CALLS));
-/// assert_eq!(names::ALL.len(), 19);
+/// assert_eq!(names::ALL.len(), 21);
 /// ```
-pub const ALL: [&str; 19] = [
+pub const ALL: [&str; 21] = [
     CALLS,
     SLOW_CALLS,
     CALL_DURATION,
@@ -186,6 +203,8 @@ pub const ALL: [&str; 19] = [
     CONCURRENCY_LIMIT_REJECTIONS,
     OUTLIER_EJECTIONS,
     OUTLIER_EJECTED,
+    CHAOS_FAULTS,
+    CHAOS_DELAYS,
 ];
 
 /// Label: the breaker's name.

@@ -15,6 +15,7 @@
 //! bounds the damage in the seconds before the breaker trips; the breaker ends it.
 
 mod bulkhead;
+mod chaos;
 mod concurrency_limit;
 mod fallback;
 mod outlier;
@@ -24,6 +25,7 @@ mod throttle;
 mod timeout;
 
 pub use bulkhead::{Bulkhead, BulkheadBuilder, BulkheadSlot, OwnedBulkheadSlot};
+pub use chaos::{Chaos, ChaosBuilder, Injection, Latency};
 pub use concurrency_limit::{
     AdaptiveLimit, Aimd, ClassifiedLimit, ConcurrencyLimit, ConcurrencyLimitBuilder, Gradient2,
     LimitAlgorithm, LimitPermit, LimitSample, OwnedLimitPermit, Vegas,
