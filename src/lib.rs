@@ -159,7 +159,7 @@ pub use fusebox_core::{Breaker, Classifier, ConfigError, Error, Outcome, Rejecte
 #[cfg(feature = "tokio")]
 pub use fusebox_policy::{
     pipeline::Pipeline,
-    policy::{Bulkhead, Fallback, RateLimiter, Retry, Throttle, Timeout},
+    policy::{Bulkhead, Chaos, Fallback, OutlierDetector, RateLimiter, Retry, Throttle, Timeout},
     stack::Stack,
 };
 
@@ -197,8 +197,8 @@ pub mod observe {
     pub use fusebox_core::observe::*;
     #[cfg(all(feature = "tokio", feature = "metrics"))]
     pub use fusebox_policy::observe::{
-        bulkhead_metrics, concurrency_limit_metrics, rate_limiter_metrics, retry_metrics,
-        throttle_metrics,
+        bulkhead_metrics, chaos_metrics, concurrency_limit_metrics, outlier_metrics,
+        rate_limiter_metrics, retry_metrics, throttle_metrics,
     };
 }
 

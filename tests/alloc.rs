@@ -1,5 +1,6 @@
-//! The CLOSED fast path, and a pipeline or stack call that succeeds at once, allocate
-//! nothing: counted with a global allocator.
+//! The CLOSED fast path, a pipeline or stack call that succeeds at once, a call to an
+//! endpoint that is not ejected and a call chaos leaves alone allocate nothing: counted
+//! with a global allocator.
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
@@ -177,4 +178,81 @@ fn closed_path_rejections_and_pipeline_success_do_not_allocate() {
         }
     });
     assert_eq!(n, 0, "a call under the concurrency limit allocated");
+
+    // Outlier ejection: admitting and recording for a known endpoint that is not ejected,
+    // with String keys (the owned permit takes the caller's key, never a copy).
+    let detector = fusebox::OutlierDetector::builder("replicas")
+        .clock(ManualClock::new())
+        .build()
+        .unwrap();
+    let endpoints = ["10.0.0.1:80".to_string(), "10.0.0.2:80".to_string()];
+    detector.available(&endpoints);
+    let mut owned_keys: Vec<String> = (0..10_000).map(|i| endpoints[i % 2].clone()).collect();
+    let n = allocations_during(|| {
+        for (i, key) in owned_keys.drain(..).enumerate() {
+            let endpoint = &endpoints[i % 2];
+            detector.admit(endpoint).unwrap().success();
+            if i % 3 == 0 {
+                detector.admit(endpoint).unwrap().failure();
+            }
+            detector.admit_owned(key).unwrap().success();
+        }
+    });
+    assert_eq!(n, 0, "a call to an endpoint not ejected allocated");
+
+    // Chaos switched off, alone and in a stack; and switched on with nothing drawn.
+    let chaos = fusebox::policy::Chaos::builder("chaos")
+        .fault(1.0, || ())
+        .build()
+        .unwrap();
+    let quiet = fusebox::policy::Chaos::builder("quiet")
+        .enabled(true)
+        .fault(0.0, || ())
+        .build()
+        .unwrap();
+    let chaotic = Stack::new().policy(chaos.clone());
+    let op = || async { Ok::<u32, ()>(1) };
+    let n = allocations_during(|| {
+        for _ in 0..10_000 {
+            assert!(chaos.decide().is_none());
+            assert!(matches!(poll_once(chaos.call(op)), Poll::Ready(Ok(1))));
+            assert!(matches!(poll_once(chaotic.call(op)), Poll::Ready(Ok(1))));
+            assert!(matches!(poll_once(quiet.call(op)), Poll::Ready(Ok(1))));
+        }
+    });
+    assert_eq!(n, 0, "chaos that injected nothing allocated");
+
+    // The same two as tower layers: a request to an endpoint not ejected, and a request
+    // disabled chaos lets through.
+    use tower::{Layer, Service};
+    let echo = tower::service_fn(|n: u32| async move { Ok::<u32, std::io::Error>(n) });
+    let hosts = fusebox::OutlierDetector::builder("hosts")
+        .clock(ManualClock::new())
+        .build()
+        .unwrap();
+    let mut outlier = fusebox::tower::outlier::OutlierLayer::new(
+        hosts,
+        |n: &u32| *n % 2,
+        fusebox::classify::ErrIsFailure,
+    )
+    .layer(echo);
+    let mut chaotic = fusebox::tower::chaos::ChaosLayer::new(
+        fusebox::policy::Chaos::builder("chaos")
+            .fault(1.0, || Ok(0))
+            .build()
+            .unwrap(),
+    )
+    .layer(echo);
+    let _ = poll_once(outlier.call(0));
+    let _ = poll_once(outlier.call(1));
+    let n = allocations_during(|| {
+        for i in 0..10_000u32 {
+            assert!(matches!(poll_once(outlier.call(i)), Poll::Ready(Ok(v)) if v == i));
+            assert!(matches!(poll_once(chaotic.call(i)), Poll::Ready(Ok(v)) if v == i));
+        }
+    });
+    assert_eq!(
+        n, 0,
+        "the outlier or chaos layer allocated on its pass-through path"
+    );
 }

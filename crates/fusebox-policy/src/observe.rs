@@ -147,6 +147,71 @@ pub fn concurrency_limit_metrics(
         })
 }
 
+/// Hooks an outlier detector to [`names::OUTLIER_EJECTIONS`] (labelled by its name and the
+/// rule that found the endpoint) and [`names::OUTLIER_EJECTED`] (endpoints out now),
+/// labelled by its name, not by endpoint.
+///
+/// ```
+/// use fusebox_policy::observe::outlier_metrics;
+/// use fusebox_policy::policy::OutlierDetector;
+/// let detector = outlier_metrics(OutlierDetector::<String>::builder("replicas")).build()?;
+/// assert_eq!(detector.name(), "replicas");
+/// # Ok::<(), fusebox_core::ConfigError>(())
+/// ```
+pub fn outlier_metrics<K>(
+    builder: crate::policy::OutlierDetectorBuilder<K>,
+) -> crate::policy::OutlierDetectorBuilder<K> {
+    use crate::policy::OutlierEvent;
+    let described = Once::new();
+    let name = builder.detector_name();
+    builder.on_event(move |event| {
+        described.call_once(describe_metrics);
+        let policy = Label::new(names::LABEL_POLICY, name.label_value());
+        let ejected_now = match event {
+            OutlierEvent::Ejected {
+                reason,
+                ejected_now,
+                ..
+            } => {
+                let labels = [
+                    policy.clone(),
+                    Label::new(names::LABEL_REASON, reason.as_str()),
+                ];
+                counter!(names::OUTLIER_EJECTIONS, labels.iter()).increment(1);
+                *ejected_now
+            }
+            OutlierEvent::Returned { ejected_now, .. } => *ejected_now,
+            _ => return,
+        };
+        metrics::gauge!(names::OUTLIER_EJECTED, [policy].iter()).set(ejected_now as f64);
+    })
+}
+
+/// Hooks a chaos policy to [`names::CHAOS_FAULTS`] and [`names::CHAOS_DELAYS`], labelled
+/// by its name.
+///
+/// ```
+/// use fusebox_policy::observe::chaos_metrics;
+/// use fusebox_policy::policy::Chaos;
+/// let chaos = chaos_metrics(Chaos::<()>::builder("payments")).build()?;
+/// assert_eq!(chaos.name(), "payments");
+/// # Ok::<(), fusebox_core::ConfigError>(())
+/// ```
+pub fn chaos_metrics<E>(builder: crate::policy::ChaosBuilder<E>) -> crate::policy::ChaosBuilder<E> {
+    let described = Once::new();
+    let name = builder.chaos_name();
+    builder.on_injection(move |injection| {
+        described.call_once(describe_metrics);
+        let labels = [Label::new(names::LABEL_POLICY, name.label_value())];
+        if injection.fault {
+            counter!(names::CHAOS_FAULTS, labels.iter()).increment(1);
+        }
+        if injection.delay.is_some() {
+            counter!(names::CHAOS_DELAYS, labels.iter()).increment(1);
+        }
+    })
+}
+
 fn give_up_reason(reason: crate::policy::GiveUpReason) -> &'static str {
     use crate::policy::GiveUpReason;
     match reason {
@@ -283,6 +348,79 @@ mod tests {
         assert!(
             matches!(gauge, Some(DebugValue::Gauge(g)) if g.into_inner() == 1.0),
             "{gauge:?}"
+        );
+    }
+
+    #[test]
+    fn outlier_ejections_and_the_ejected_gauge_are_published() {
+        use crate::policy::OutlierDetector;
+        use fusebox_core::Outcome;
+        use fusebox_core::clock::ManualClock;
+
+        let recorder = DebuggingRecorder::new();
+        let clock = ManualClock::new();
+        let detector = outlier_metrics(
+            OutlierDetector::<&str>::builder("replicas")
+                .consecutive_failures(2)
+                .base_ejection_time(Duration::from_secs(10))
+                .clock(clock.clone()),
+        )
+        .build()
+        .unwrap();
+        let gauge = |rows: &[(String, DebugValue)]| {
+            rows.iter()
+                .find(|(k, _)| k == "fusebox_outlier_ejected{policy=replicas}")
+                .and_then(|(_, v)| match v {
+                    DebugValue::Gauge(g) => Some(g.into_inner()),
+                    _ => None,
+                })
+        };
+        metrics::with_local_recorder(&recorder, || {
+            detector.record(&"b", Outcome::Success);
+            detector.record(&"a", Outcome::Failure);
+            detector.record(&"a", Outcome::Failure);
+        });
+        let rows = collect(&recorder);
+        assert_eq!(
+            counter_value(
+                &rows,
+                "fusebox_outlier_ejections_total{policy=replicas,reason=consecutive_failures}"
+            ),
+            Some(1)
+        );
+        assert_eq!(gauge(&rows), Some(1.0));
+        clock.advance(Duration::from_secs(10));
+        metrics::with_local_recorder(&recorder, || assert!(detector.ejected().is_empty()));
+        assert_eq!(gauge(&collect(&recorder)), Some(0.0));
+    }
+
+    #[test]
+    fn chaos_faults_and_delays_are_published() {
+        use crate::policy::{Chaos, Latency};
+
+        let recorder = DebuggingRecorder::new();
+        let chaos = chaos_metrics(
+            Chaos::builder("payments")
+                .enabled(true)
+                .seed(1)
+                .fault(1.0, || ())
+                .latency(1.0, Latency::Fixed(Duration::from_millis(5))),
+        )
+        .build()
+        .unwrap();
+        metrics::with_local_recorder(&recorder, || {
+            for _ in 0..3 {
+                chaos.decide();
+            }
+        });
+        let rows = collect(&recorder);
+        assert_eq!(
+            counter_value(&rows, "fusebox_chaos_faults_total{policy=payments}"),
+            Some(3)
+        );
+        assert_eq!(
+            counter_value(&rows, "fusebox_chaos_delays_total{policy=payments}"),
+            Some(3)
         );
     }
 }

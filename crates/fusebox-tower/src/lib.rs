@@ -30,6 +30,7 @@
 
 pub mod breaker;
 pub mod bulkhead;
+pub mod chaos;
 pub mod concurrency_limit;
 pub mod cost;
 #[cfg(feature = "dashboard")]
@@ -39,6 +40,7 @@ pub mod fallback;
 #[cfg(feature = "http")]
 pub mod http;
 pub mod keyed;
+pub mod outlier;
 pub mod pipeline;
 #[cfg(feature = "http")]
 pub mod preset;

@@ -291,6 +291,25 @@ pub fn describe_metrics() {
         Unit::Count,
         "Calls refused by an adaptive concurrency limit."
     );
+    describe_counter!(
+        names::OUTLIER_EJECTIONS,
+        Unit::Count,
+        "Endpoints ejected by an outlier detector, by the rule that found them."
+    );
+    describe_gauge!(
+        names::OUTLIER_EJECTED,
+        "Endpoints an outlier detector holds out of rotation now."
+    );
+    describe_counter!(
+        names::CHAOS_FAULTS,
+        Unit::Count,
+        "Faults a chaos policy injected on purpose."
+    );
+    describe_counter!(
+        names::CHAOS_DELAYS,
+        Unit::Count,
+        "Delays a chaos policy injected on purpose."
+    );
 }
 
 #[cfg(test)]

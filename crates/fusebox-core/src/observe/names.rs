@@ -13,6 +13,10 @@
 //! | `fusebox_bulkhead_rejections_total` | counter | `policy` | calls refused by a full bulkhead |
 //! | `fusebox_rate_limited_total` | counter | `policy` | calls refused by a rate limiter (keyed limiters: labelled by the limiter, not the key) |
 //! | `fusebox_throttled_total` | counter | `policy` | calls dropped by adaptive client-side throttling |
+//! | `fusebox_outlier_ejections_total` | counter | `policy`, `reason` | endpoints ejected by an outlier detector (`consecutive_failures`, `failure_rate`) |
+//! | `fusebox_outlier_ejected` | gauge | `policy` | endpoints an outlier detector holds out now |
+//! | `fusebox_chaos_faults_total` | counter | `policy` | faults a chaos policy injected |
+//! | `fusebox_chaos_delays_total` | counter | `policy` | delays a chaos policy injected |
 //! | `fusebox_mode` | gauge | `controller` | index of the current degradation mode (0 = normal) |
 //! | `fusebox_mode_degraded` | gauge | `controller` | 1 when the mode is not the first one |
 //! | `fusebox_mode_transitions_total` | counter | `controller`, `from`, `to` | mode changes |
@@ -140,15 +144,46 @@ pub const CONCURRENCY_LIMIT: &str = "fusebox_concurrency_limit";
 /// ```
 pub const CONCURRENCY_LIMIT_REJECTIONS: &str = "fusebox_concurrency_limit_rejections_total";
 
+// Load-adaptive policies: outlier ejection.
+
+/// Counter of endpoints ejected by an outlier detector, labelled by the rule that found
+/// them (`consecutive_failures`, `failure_rate`).
+///
+/// ```
+/// assert_eq!(fusebox_core::observe::names::OUTLIER_EJECTIONS, "fusebox_outlier_ejections_total");
+/// ```
+pub const OUTLIER_EJECTIONS: &str = "fusebox_outlier_ejections_total";
+/// Gauge of the endpoints an outlier detector holds out now.
+///
+/// ```
+/// assert_eq!(fusebox_core::observe::names::OUTLIER_EJECTED, "fusebox_outlier_ejected");
+/// ```
+pub const OUTLIER_EJECTED: &str = "fusebox_outlier_ejected";
+
+// Chaos: injected faults and delays.
+
+/// Counter of faults a chaos policy injected.
+///
+/// ```
+/// assert_eq!(fusebox_core::observe::names::CHAOS_FAULTS, "fusebox_chaos_faults_total");
+/// ```
+pub const CHAOS_FAULTS: &str = "fusebox_chaos_faults_total";
+/// Counter of delays a chaos policy injected.
+///
+/// ```
+/// assert_eq!(fusebox_core::observe::names::CHAOS_DELAYS, "fusebox_chaos_delays_total");
+/// ```
+pub const CHAOS_DELAYS: &str = "fusebox_chaos_delays_total";
+
 /// Every series fusebox publishes, for tools that check dashboards and alerts against
 /// them. A histogram's samples add `_bucket`, `_sum` and `_count` to its name.
 ///
 /// ```
 /// use fusebox_core::observe::names;
 /// assert!(names::ALL.contains(&names::CALLS));
-/// assert_eq!(names::ALL.len(), 17);
+/// assert_eq!(names::ALL.len(), 21);
 /// ```
-pub const ALL: [&str; 17] = [
+pub const ALL: [&str; 21] = [
     CALLS,
     SLOW_CALLS,
     CALL_DURATION,
@@ -166,6 +201,10 @@ pub const ALL: [&str; 17] = [
     MODE_TRANSITIONS,
     CONCURRENCY_LIMIT,
     CONCURRENCY_LIMIT_REJECTIONS,
+    OUTLIER_EJECTIONS,
+    OUTLIER_EJECTED,
+    CHAOS_FAULTS,
+    CHAOS_DELAYS,
 ];
 
 /// Label: the breaker's name.

@@ -15,20 +15,27 @@
 //! bounds the damage in the seconds before the breaker trips; the breaker ends it.
 
 mod bulkhead;
+mod chaos;
 mod concurrency_limit;
 mod fallback;
+mod outlier;
 mod rate_limit;
 mod retry;
 mod throttle;
 mod timeout;
 
 pub use bulkhead::{Bulkhead, BulkheadBuilder, BulkheadSlot, OwnedBulkheadSlot};
+pub use chaos::{Chaos, ChaosBuilder, Injection, Latency};
 pub use concurrency_limit::{
     AdaptiveLimit, Aimd, ClassifiedLimit, ConcurrencyLimit, ConcurrencyLimitBuilder, Gradient2,
     LimitAlgorithm, LimitPermit, LimitSample, OwnedLimitPermit, Vegas,
 };
 pub use fallback::Fallback;
 pub(crate) use fallback::{Answer, BoxFuture};
+pub use outlier::{
+    EjectionPermit, EjectionReason, OutlierDetector, OutlierDetectorBuilder, OutlierEvent,
+    OwnedEjectionPermit,
+};
 pub use rate_limit::{KeyedRateLimiter, RateLimitMode, RateLimiter, RateLimiterBuilder};
 pub use retry::{
     GiveUpReason, Retry, RetryAfterHint, RetryAttempts, RetryBuilder, RetryDecision, RetryEvent,
