@@ -147,6 +147,35 @@ pub fn concurrency_limit_metrics(
         })
 }
 
+/// Hooks a hedge's events to [`names::HEDGES`], [`names::HEDGE_WINS`],
+/// [`names::HEDGE_LOSERS_CANCELLED`] and [`names::HEDGES_REFUSED`], labelled by its name.
+///
+/// ```
+/// use fusebox_policy::observe::hedge_metrics;
+/// use fusebox_policy::policy::Hedge;
+/// let hedge = hedge_metrics(Hedge::builder("search")).build()?;
+/// assert_eq!(hedge.name(), "search");
+/// # Ok::<(), fusebox_core::ConfigError>(())
+/// ```
+pub fn hedge_metrics(builder: crate::policy::HedgeBuilder) -> crate::policy::HedgeBuilder {
+    use crate::policy::HedgeEvent;
+    let described = Once::new();
+    builder.on_event(move |name, event| {
+        described.call_once(describe_metrics);
+        let (series, count) = match event {
+            HedgeEvent::Sent { .. } => (names::HEDGES, 1),
+            HedgeEvent::Won { .. } => (names::HEDGE_WINS, 1),
+            HedgeEvent::LosersCancelled { count } => (names::HEDGE_LOSERS_CANCELLED, count),
+            HedgeEvent::RefusedByBudget => (names::HEDGES_REFUSED, 1),
+        };
+        counter!(
+            series,
+            [Label::new(names::LABEL_POLICY, name.label_value())].iter()
+        )
+        .increment(u64::from(count));
+    })
+}
+
 fn give_up_reason(reason: crate::policy::GiveUpReason) -> &'static str {
     use crate::policy::GiveUpReason;
     match reason {

@@ -17,6 +17,7 @@
 mod bulkhead;
 mod concurrency_limit;
 mod fallback;
+mod hedge;
 mod rate_limit;
 mod retry;
 mod throttle;
@@ -29,6 +30,7 @@ pub use concurrency_limit::{
 };
 pub use fallback::Fallback;
 pub(crate) use fallback::{Answer, BoxFuture};
+pub use hedge::{Hedge, HedgeBuilder, HedgeEvent, HedgeStats, LatencyHistogram, Stopwatch};
 pub use rate_limit::{KeyedRateLimiter, RateLimitMode, RateLimiter, RateLimiterBuilder};
 pub use retry::{
     GiveUpReason, Retry, RetryAfterHint, RetryAttempts, RetryBuilder, RetryDecision, RetryEvent,
