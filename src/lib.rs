@@ -158,7 +158,7 @@ pub use fusebox_core::{Breaker, Classifier, ConfigError, Error, Outcome, Rejecte
 #[cfg(feature = "tokio")]
 pub use fusebox_policy::{
     pipeline::Pipeline,
-    policy::{Bulkhead, Fallback, RateLimiter, Retry, Throttle, Timeout},
+    policy::{Bulkhead, Fallback, Hedge, RateLimiter, Retry, Throttle, Timeout},
     stack::Stack,
 };
 
@@ -196,8 +196,8 @@ pub mod observe {
     pub use fusebox_core::observe::*;
     #[cfg(all(feature = "tokio", feature = "metrics"))]
     pub use fusebox_policy::observe::{
-        bulkhead_metrics, concurrency_limit_metrics, rate_limiter_metrics, retry_metrics,
-        throttle_metrics,
+        bulkhead_metrics, concurrency_limit_metrics, hedge_metrics, rate_limiter_metrics,
+        retry_metrics, throttle_metrics,
     };
 }
 

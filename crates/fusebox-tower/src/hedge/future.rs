@@ -133,8 +133,10 @@ where
                 this.first.set(None);
                 match result {
                     Ok(response) => {
-                        let losers = this.hedges.iter().filter(|h| h.0.is_some()).count();
+                        let running = this.hedges.iter().filter(|h| h.0.is_some()).count();
                         if let Some(h) = this.hedging.as_ref() {
+                            // A hedge still waiting for the service was sent, and is dropped.
+                            let losers = running + usize::from(h.launching.is_some());
                             h.hedge.settle(0, h.first_watch, None, losers as u32);
                         }
                         this.hedges.clear();
@@ -165,7 +167,8 @@ where
                 let running = this.hedges.iter().filter(|h| h.0.is_some()).count();
                 if let Some(h) = this.hedging.as_ref() {
                     let first_watch = first_running.then_some(h.first_watch);
-                    let losers = running + usize::from(first_running);
+                    let losers =
+                        running + usize::from(first_running) + usize::from(h.launching.is_some());
                     h.hedge
                         .settle(index as u32 + 1, watch, first_watch, losers as u32);
                 }
