@@ -314,4 +314,47 @@ mod tests {
             "{gauge:?}"
         );
     }
+
+    #[test]
+    fn hedges_wins_losers_and_refusals_are_published() {
+        use crate::policy::Hedge;
+        use fusebox_core::budget::{BudgetConfig, RetryBudget};
+
+        let recorder = DebuggingRecorder::new();
+        let hedge = hedge_metrics(Hedge::builder("search").max_hedged_attempts(2))
+            .build()
+            .unwrap();
+        let no_budget = RetryBudget::new(
+            BudgetConfig::builder()
+                .ratio(0.0)
+                .min_retries_per_second(0.0)
+                .build()
+                .unwrap(),
+        );
+        let starved = hedge_metrics(Hedge::builder("starved").budget(no_budget))
+            .build()
+            .unwrap();
+        metrics::with_local_recorder(&recorder, || {
+            // Two hedges; the second wins over the first attempt and the first hedge.
+            let first = hedge.begin_call();
+            hedge.try_hedge(1).unwrap();
+            let second = hedge.try_hedge(2).unwrap();
+            hedge.settle(2, second, Some(first), 2);
+            let _ = starved.begin_call();
+            assert!(starved.try_hedge(1).is_none());
+        });
+        let rows = collect(&recorder);
+        let count = |key: &str| counter_value(&rows, key);
+        assert_eq!(count("fusebox_hedges_total{policy=search}"), Some(2));
+        assert_eq!(count("fusebox_hedge_wins_total{policy=search}"), Some(1));
+        assert_eq!(
+            count("fusebox_hedge_losers_cancelled_total{policy=search}"),
+            Some(2)
+        );
+        assert_eq!(
+            count("fusebox_hedges_refused_total{policy=starved}"),
+            Some(1)
+        );
+        assert_eq!(count("fusebox_hedges_total{policy=starved}"), None);
+    }
 }

@@ -247,6 +247,102 @@ async fn when_every_request_fails_the_last_failure_is_the_error() {
     assert_eq!(replicas.requests(), 2);
 }
 
+/// A service whose readiness the test controls: open, closed (pending), or broken (an
+/// error), shared by its clones. The `n`th request takes `latencies[n]`.
+#[derive(Clone)]
+struct Gated {
+    gate: Arc<std::sync::Mutex<(Gate, Vec<std::task::Waker>)>>,
+    replicas: Replicas,
+}
+
+#[derive(Clone, Copy, PartialEq)]
+enum Gate {
+    Open,
+    Closed,
+    Broken,
+}
+
+impl Gated {
+    fn set(&self, gate: Gate) {
+        let mut state = self.gate.lock().unwrap();
+        state.0 = gate;
+        for waker in state.1.drain(..) {
+            waker.wake();
+        }
+    }
+}
+
+impl Service<&'static str> for Gated {
+    type Response = u32;
+    type Error = BoxError;
+    type Future = <Replicas as Service<&'static str>>::Future;
+
+    fn poll_ready(
+        &mut self,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), BoxError>> {
+        let mut state = self.gate.lock().unwrap();
+        match state.0 {
+            Gate::Open => std::task::Poll::Ready(Ok(())),
+            Gate::Broken => std::task::Poll::Ready(Err("connection pool closed".into())),
+            Gate::Closed => {
+                state.1.push(cx.waker().clone());
+                std::task::Poll::Pending
+            }
+        }
+    }
+
+    fn call(&mut self, req: &'static str) -> Self::Future {
+        self.replicas.call(req)
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_hedge_waits_for_the_service_to_be_ready() {
+    let gated = Gated {
+        gate: Arc::new(std::sync::Mutex::new((Gate::Open, Vec::new()))),
+        replicas: Replicas::new(&[1_000, 5]),
+    };
+    let policy = hedge(10, 1);
+    let svc = HedgeLayer::new(policy.clone()).layer(gated.clone());
+    let started = Instant::now();
+    let call = tokio::spawn(svc.oneshot("q"));
+    sleep(ms(5)).await;
+    gated.set(Gate::Closed); // the hedge, due at 10 ms, finds the service busy
+    sleep(ms(25)).await;
+    assert_eq!(gated.replicas.requests(), 1);
+    gated.set(Gate::Open); // at 30 ms: the hedge goes out and answers at 35 ms
+    assert_eq!(call.await.unwrap().unwrap(), 1);
+    assert_eq!(started.elapsed(), ms(35));
+    assert_eq!(policy.stats().hedge_wins, 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_hedge_the_service_cannot_take_fails_and_the_first_still_answers() {
+    let gated = Gated {
+        gate: Arc::new(std::sync::Mutex::new((Gate::Open, Vec::new()))),
+        replicas: Replicas::new(&[100, 5]),
+    };
+    let policy = hedge(10, 3);
+    let svc = HedgeLayer::new(policy.clone()).layer(gated.clone());
+    let started = Instant::now();
+    let call = tokio::spawn(svc.oneshot("q"));
+    sleep(ms(5)).await;
+    gated.set(Gate::Broken);
+    assert_eq!(call.await.unwrap().unwrap(), 0);
+    assert_eq!(started.elapsed(), ms(100));
+    assert_eq!(
+        gated.replicas.requests(),
+        1,
+        "no hedge after the service broke"
+    );
+    assert_eq!(
+        policy.stats().hedges_sent,
+        1,
+        "the one that found it broken"
+    );
+}
+
 // A real server and client: paused time would stall the sockets, so this one runs on the
 // real clock with short delays.
 async fn handle(State((calls, slow_first)): State<(Arc<AtomicU32>, Arc<AtomicBool>)>) -> String {
