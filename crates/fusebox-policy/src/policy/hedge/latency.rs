@@ -262,6 +262,27 @@ mod tests {
         assert_eq!(h.count(40 * second), 1);
     }
 
+    #[test]
+    fn concurrent_records_are_all_counted() {
+        let h = LatencyHistogram::new(Duration::from_secs(10));
+        std::thread::scope(|scope| {
+            for t in 0..4u64 {
+                let h = &h;
+                scope.spawn(move || {
+                    for i in 0..10_000u64 {
+                        h.record(Duration::from_micros(1 + (i + t) % 1_000), 1_000);
+                    }
+                });
+            }
+        });
+        assert_eq!(h.count(1_000), 40_000);
+        let median = h.percentile(0.5, 1_000).unwrap();
+        assert!(
+            median >= Duration::from_micros(500) && median <= Duration::from_micros(532),
+            "{median:?}"
+        );
+    }
+
     proptest! {
         #[test]
         fn percentile_is_within_one_bucket(
