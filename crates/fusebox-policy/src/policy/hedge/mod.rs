@@ -152,8 +152,27 @@ impl fmt::Debug for HedgeInner {
     }
 }
 
-/// Hedged requests (see the [module docs](self)): after a delay, the same call again, the
-/// first success wins, the losers are dropped. Clones share settings, latencies, budget and
+/// Hedged requests: when a call is slower than usual, the same call again, and whichever
+/// attempt succeeds first answers.
+///
+/// A call starts one attempt. If it has not succeeded after the hedge delay, a second attempt
+/// starts beside it, then a third after another delay, up to
+/// [`max_hedged_attempts`](HedgeBuilder::max_hedged_attempts) extra attempts. Every attempt
+/// stays in flight until one succeeds; the others are then dropped, which cancels them. A
+/// failed attempt does not end the call while others are in flight: the call fails only once
+/// every attempt it started has failed, with the **last** failure (the most recent news from
+/// the dependency). Hedging does not retry: an attempt that fails before the next hedge is
+/// due, with nothing else in flight, ends the call at once; put a
+/// [`Retry`](crate::policy::Retry) around the hedge for that.
+///
+/// The delay is fixed, or a percentile of the latencies of recent successful attempts (say
+/// p95: one call in twenty is hedged while latencies hold still), kept in a
+/// [`LatencyHistogram`]. With a [budget](HedgeBuilder::budget), a hedge is sent only when the
+/// budget grants it.
+///
+/// Only hedge calls that are safe to send twice. In a [`Stack`](crate::stack::Stack) every
+/// call through the stack is hedged, so keep non-idempotent calls on a stack without one;
+/// the tower layer picks requests one by one. Clones share settings, latencies, budget and
 /// totals.
 ///
 /// ```
