@@ -161,7 +161,9 @@ impl HedgeBuilder {
 
     /// Makes hedges draw on `budget`, the one a [`Retry`](crate::policy::Retry) may share:
     /// each call deposits, each hedge withdraws, and a hedge the budget refuses is not sent,
-    /// so a slow dependency is not sent twice its load.
+    /// so a slow dependency is not sent twice its load. A retry policy around the same calls
+    /// sharing the budget deposits for each call too, so each call counts twice: give the
+    /// hedge its own budget to keep the ratio exact.
     ///
     /// ```
     /// use fusebox_core::budget::{BudgetConfig, RetryBudget};
