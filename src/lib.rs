@@ -159,7 +159,9 @@ pub use fusebox_core::{Breaker, Classifier, ConfigError, Error, Outcome, Rejecte
 #[cfg(feature = "tokio")]
 pub use fusebox_policy::{
     pipeline::Pipeline,
-    policy::{Bulkhead, Chaos, Fallback, OutlierDetector, RateLimiter, Retry, Throttle, Timeout},
+    policy::{
+        Bulkhead, Chaos, Fallback, Hedge, OutlierDetector, RateLimiter, Retry, Throttle, Timeout,
+    },
     stack::Stack,
 };
 
@@ -197,7 +199,7 @@ pub mod observe {
     pub use fusebox_core::observe::*;
     #[cfg(all(feature = "tokio", feature = "metrics"))]
     pub use fusebox_policy::observe::{
-        bulkhead_metrics, chaos_metrics, concurrency_limit_metrics, outlier_metrics,
+        bulkhead_metrics, chaos_metrics, concurrency_limit_metrics, hedge_metrics, outlier_metrics,
         rate_limiter_metrics, retry_metrics, throttle_metrics,
     };
 }

@@ -212,6 +212,35 @@ pub fn chaos_metrics<E>(builder: crate::policy::ChaosBuilder<E>) -> crate::polic
     })
 }
 
+/// Hooks a hedge's events to [`names::HEDGES`], [`names::HEDGE_WINS`],
+/// [`names::HEDGE_LOSERS_CANCELLED`] and [`names::HEDGES_REFUSED`], labelled by its name.
+///
+/// ```
+/// use fusebox_policy::observe::hedge_metrics;
+/// use fusebox_policy::policy::Hedge;
+/// let hedge = hedge_metrics(Hedge::builder("search")).build()?;
+/// assert_eq!(hedge.name(), "search");
+/// # Ok::<(), fusebox_core::ConfigError>(())
+/// ```
+pub fn hedge_metrics(builder: crate::policy::HedgeBuilder) -> crate::policy::HedgeBuilder {
+    use crate::policy::HedgeEvent;
+    let described = Once::new();
+    builder.on_event(move |name, event| {
+        described.call_once(describe_metrics);
+        let (series, count) = match event {
+            HedgeEvent::Sent { .. } => (names::HEDGES, 1),
+            HedgeEvent::Won { .. } => (names::HEDGE_WINS, 1),
+            HedgeEvent::LosersCancelled { count } => (names::HEDGE_LOSERS_CANCELLED, count),
+            HedgeEvent::RefusedByBudget => (names::HEDGES_REFUSED, 1),
+        };
+        counter!(
+            series,
+            [Label::new(names::LABEL_POLICY, name.label_value())].iter()
+        )
+        .increment(u64::from(count));
+    })
+}
+
 fn give_up_reason(reason: crate::policy::GiveUpReason) -> &'static str {
     use crate::policy::GiveUpReason;
     match reason {
@@ -422,5 +451,48 @@ mod tests {
             counter_value(&rows, "fusebox_chaos_delays_total{policy=payments}"),
             Some(3)
         );
+    }
+
+    #[test]
+    fn hedges_wins_losers_and_refusals_are_published() {
+        use crate::policy::Hedge;
+        use fusebox_core::budget::{BudgetConfig, RetryBudget};
+
+        let recorder = DebuggingRecorder::new();
+        let hedge = hedge_metrics(Hedge::builder("search").max_hedged_attempts(2))
+            .build()
+            .unwrap();
+        let no_budget = RetryBudget::new(
+            BudgetConfig::builder()
+                .ratio(0.0)
+                .min_retries_per_second(0.0)
+                .build()
+                .unwrap(),
+        );
+        let starved = hedge_metrics(Hedge::builder("starved").budget(no_budget))
+            .build()
+            .unwrap();
+        metrics::with_local_recorder(&recorder, || {
+            // Two hedges; the second wins over the first attempt and the first hedge.
+            let first = hedge.begin_call();
+            hedge.try_hedge(1).unwrap();
+            let second = hedge.try_hedge(2).unwrap();
+            hedge.settle(2, second, Some(first), 2);
+            let _ = starved.begin_call();
+            assert!(starved.try_hedge(1).is_none());
+        });
+        let rows = collect(&recorder);
+        let count = |key: &str| counter_value(&rows, key);
+        assert_eq!(count("fusebox_hedges_total{policy=search}"), Some(2));
+        assert_eq!(count("fusebox_hedge_wins_total{policy=search}"), Some(1));
+        assert_eq!(
+            count("fusebox_hedge_losers_cancelled_total{policy=search}"),
+            Some(2)
+        );
+        assert_eq!(
+            count("fusebox_hedges_refused_total{policy=starved}"),
+            Some(1)
+        );
+        assert_eq!(count("fusebox_hedges_total{policy=starved}"), None);
     }
 }

@@ -98,7 +98,7 @@ use std::time::Duration;
 use pin_project_lite::pin_project;
 
 use crate::pipeline::{breaker_outcome, settle_cost};
-use crate::policy::{Bulkhead, Fallback, Retry, Timeout};
+use crate::policy::{Bulkhead, Fallback, Hedge, Retry, Timeout};
 use fusebox_core::ConfigError;
 use fusebox_core::Error;
 use fusebox_core::Outcome;
@@ -529,6 +529,28 @@ impl<P> Stack<P> {
     /// ```
     pub fn bulkhead(self, bulkhead: Bulkhead) -> Stack<Then<P, Bulkhead>> {
         self.policy(bulkhead)
+    }
+
+    /// Adds hedging: every call through the stack is sent again after the hedge's delay if
+    /// it has not succeeded, and the first success wins. The policies inside the hedge run
+    /// once per attempt; put it outside a breaker or a timeout so that each attempt passes
+    /// them, and only on stacks whose calls are safe to send twice.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() -> Result<(), fusebox_core::ConfigError> {
+    /// use fusebox_policy::policy::Hedge;
+    /// use fusebox_policy::stack::Stack;
+    /// use std::time::Duration;
+    /// let hedge = Hedge::builder("search").delay(Duration::from_millis(10)).build()?;
+    /// let stack = Stack::new().hedge(hedge.clone()).timeout(Duration::from_secs(1))?;
+    /// assert_eq!(stack.call(|| async { Ok::<_, ()>(1) }).await.unwrap(), 1);
+    /// assert_eq!(hedge.stats().hedges_sent, 0); // answered at once: nothing to hedge
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn hedge(self, hedge: Hedge) -> Stack<Then<P, Hedge>> {
+        self.policy(hedge)
     }
 
     /// Adds a cost guard; `extractor` tells each call's cost from its result, as for

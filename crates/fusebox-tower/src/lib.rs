@@ -37,6 +37,7 @@ pub mod cost;
 pub mod dashboard;
 mod error;
 pub mod fallback;
+pub mod hedge;
 #[cfg(feature = "http")]
 pub mod http;
 pub mod keyed;

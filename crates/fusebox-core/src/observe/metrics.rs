@@ -310,6 +310,26 @@ pub fn describe_metrics() {
         Unit::Count,
         "Delays a chaos policy injected on purpose."
     );
+    describe_counter!(
+        names::HEDGES,
+        Unit::Count,
+        "Hedged attempts started: a call sent again because it was slower than the hedge delay."
+    );
+    describe_counter!(
+        names::HEDGE_WINS,
+        Unit::Count,
+        "Calls a hedged attempt answered before the first attempt."
+    );
+    describe_counter!(
+        names::HEDGE_LOSERS_CANCELLED,
+        Unit::Count,
+        "Attempts dropped in flight because another attempt of the same call succeeded."
+    );
+    describe_counter!(
+        names::HEDGES_REFUSED,
+        Unit::Count,
+        "Hedges not sent because the retry budget refused them."
+    );
 }
 
 #[cfg(test)]

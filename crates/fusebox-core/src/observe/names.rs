@@ -17,6 +17,10 @@
 //! | `fusebox_outlier_ejected` | gauge | `policy` | endpoints an outlier detector holds out now |
 //! | `fusebox_chaos_faults_total` | counter | `policy` | faults a chaos policy injected |
 //! | `fusebox_chaos_delays_total` | counter | `policy` | delays a chaos policy injected |
+//! | `fusebox_hedges_total` | counter | `policy` | hedged attempts started |
+//! | `fusebox_hedge_wins_total` | counter | `policy` | calls a hedged attempt answered first |
+//! | `fusebox_hedge_losers_cancelled_total` | counter | `policy` | attempts dropped in flight once another succeeded |
+//! | `fusebox_hedges_refused_total` | counter | `policy` | hedges the retry budget refused |
 //! | `fusebox_mode` | gauge | `controller` | index of the current degradation mode (0 = normal) |
 //! | `fusebox_mode_degraded` | gauge | `controller` | 1 when the mode is not the first one |
 //! | `fusebox_mode_transitions_total` | counter | `controller`, `from`, `to` | mode changes |
@@ -174,6 +178,32 @@ pub const CHAOS_FAULTS: &str = "fusebox_chaos_faults_total";
 /// assert_eq!(fusebox_core::observe::names::CHAOS_DELAYS, "fusebox_chaos_delays_total");
 /// ```
 pub const CHAOS_DELAYS: &str = "fusebox_chaos_delays_total";
+// Hedged requests.
+
+/// Counter of hedged attempts started.
+///
+/// ```
+/// assert_eq!(fusebox_core::observe::names::HEDGES, "fusebox_hedges_total");
+/// ```
+pub const HEDGES: &str = "fusebox_hedges_total";
+/// Counter of calls a hedged attempt answered first.
+///
+/// ```
+/// assert!(fusebox_core::observe::names::HEDGE_WINS.ends_with("_total"));
+/// ```
+pub const HEDGE_WINS: &str = "fusebox_hedge_wins_total";
+/// Counter of attempts dropped in flight because another attempt of the call succeeded.
+///
+/// ```
+/// assert!(fusebox_core::observe::names::HEDGE_LOSERS_CANCELLED.ends_with("_total"));
+/// ```
+pub const HEDGE_LOSERS_CANCELLED: &str = "fusebox_hedge_losers_cancelled_total";
+/// Counter of hedges not sent because the retry budget refused them.
+///
+/// ```
+/// assert!(fusebox_core::observe::names::HEDGES_REFUSED.ends_with("_total"));
+/// ```
+pub const HEDGES_REFUSED: &str = "fusebox_hedges_refused_total";
 
 /// Every series fusebox publishes, for tools that check dashboards and alerts against
 /// them. A histogram's samples add `_bucket`, `_sum` and `_count` to its name.
@@ -181,9 +211,9 @@ pub const CHAOS_DELAYS: &str = "fusebox_chaos_delays_total";
 /// ```
 /// use fusebox_core::observe::names;
 /// assert!(names::ALL.contains(&names::CALLS));
-/// assert_eq!(names::ALL.len(), 21);
+/// assert_eq!(names::ALL.len(), 25);
 /// ```
-pub const ALL: [&str; 21] = [
+pub const ALL: [&str; 25] = [
     CALLS,
     SLOW_CALLS,
     CALL_DURATION,
@@ -205,6 +235,10 @@ pub const ALL: [&str; 21] = [
     OUTLIER_EJECTED,
     CHAOS_FAULTS,
     CHAOS_DELAYS,
+    HEDGES,
+    HEDGE_WINS,
+    HEDGE_LOSERS_CANCELLED,
+    HEDGES_REFUSED,
 ];
 
 /// Label: the breaker's name.

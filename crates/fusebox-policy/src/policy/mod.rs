@@ -19,6 +19,7 @@ mod chaos;
 mod concurrency_limit;
 mod fallback;
 mod outlier;
+mod hedge;
 mod rate_limit;
 mod retry;
 mod throttle;
@@ -36,6 +37,7 @@ pub use outlier::{
     EjectionPermit, EjectionReason, OutlierDetector, OutlierDetectorBuilder, OutlierEvent,
     OwnedEjectionPermit,
 };
+pub use hedge::{Hedge, HedgeBuilder, HedgeEvent, HedgeStats, LatencyHistogram, Stopwatch};
 pub use rate_limit::{KeyedRateLimiter, RateLimitMode, RateLimiter, RateLimiterBuilder};
 pub use retry::{
     GiveUpReason, Retry, RetryAfterHint, RetryAttempts, RetryBuilder, RetryDecision, RetryEvent,
