@@ -18,8 +18,8 @@ mod bulkhead;
 mod chaos;
 mod concurrency_limit;
 mod fallback;
-mod outlier;
 mod hedge;
+mod outlier;
 mod rate_limit;
 mod retry;
 mod throttle;
@@ -33,11 +33,11 @@ pub use concurrency_limit::{
 };
 pub use fallback::Fallback;
 pub(crate) use fallback::{Answer, BoxFuture};
+pub use hedge::{Hedge, HedgeBuilder, HedgeEvent, HedgeStats, LatencyHistogram, Stopwatch};
 pub use outlier::{
     EjectionPermit, EjectionReason, OutlierDetector, OutlierDetectorBuilder, OutlierEvent,
     OwnedEjectionPermit,
 };
-pub use hedge::{Hedge, HedgeBuilder, HedgeEvent, HedgeStats, LatencyHistogram, Stopwatch};
 pub use rate_limit::{KeyedRateLimiter, RateLimitMode, RateLimiter, RateLimiterBuilder};
 pub use retry::{
     GiveUpReason, Retry, RetryAfterHint, RetryAttempts, RetryBuilder, RetryDecision, RetryEvent,

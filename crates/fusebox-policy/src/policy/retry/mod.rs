@@ -214,6 +214,7 @@ impl<T, E> Retry<T, E> {
     }
 
     /// The seed of the jitter, when one was given.
+    #[cfg(feature = "reload")]
     pub(crate) fn seed(&self) -> Option<u64> {
         self.inner.seed
     }
