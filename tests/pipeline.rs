@@ -567,3 +567,43 @@ fn a_call_future_stays_small() {
     let size = size_of_val(&pipeline.call(op));
     assert!(size <= 256, "a pipeline call's future is {size} bytes");
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_concurrency_limit_in_a_pipeline_frees_its_place_when_a_timeout_cancels_the_call() {
+    use fusebox::policy::ConcurrencyLimit;
+    let limit = ConcurrencyLimit::builder("db")
+        .min_limit(1)
+        .initial_limit(1)
+        .build()
+        .unwrap();
+    let pipeline = Pipeline::<(), ()>::builder()
+        .timeout(Duration::from_millis(50))
+        .concurrency_limit(limit.clone())
+        .build()
+        .unwrap();
+    let slow = pipeline.call(|| async {
+        tokio::time::sleep(Duration::from_secs(5)).await;
+        Ok(())
+    });
+    let err = slow.await.unwrap_err();
+    assert_eq!(err.stopped_by(), Some("timeout"));
+    assert_eq!(limit.in_flight(), 0, "the timeout gave the place back");
+    assert!(pipeline.call(|| async { Ok(()) }).await.is_ok());
+}
+
+#[test]
+fn a_waiting_rate_limiter_is_refused_by_a_pipeline() {
+    use fusebox::policy::{RateLimitMode, RateLimiter};
+    let waiting = RateLimiter::builder("api")
+        .per_second(10)
+        .mode(RateLimitMode::Wait {
+            max_wait: Duration::from_secs(1),
+        })
+        .build()
+        .unwrap();
+    let err = Pipeline::<(), ()>::builder()
+        .rate_limit(waiting)
+        .build()
+        .unwrap_err();
+    assert_eq!(err.field(), Some("rate_limit"));
+}

@@ -9,10 +9,12 @@ use std::time::Duration;
 
 use fusebox::backoff::Backoff;
 use fusebox::breaker::{Breaker, State};
-use fusebox::clock::ManualClock;
+use fusebox::clock::{ManualClock, TokioClock};
 use fusebox::guard::{CostGuard, CostPolicy};
 use fusebox::pipeline::Pipeline;
-use fusebox::policy::{Bulkhead, Fallback, Retry, Timeout};
+use fusebox::policy::{
+    Bulkhead, ClassifiedThrottle, ConcurrencyLimit, Fallback, RateLimiter, Retry, Throttle, Timeout,
+};
 use fusebox::stack::{Policy, Stack};
 use fusebox::{Error, Outcome};
 use proptest::prelude::*;
@@ -207,6 +209,9 @@ enum Kind {
     Bulkhead,
     FallbackOnRejected,
     FallbackOnAny,
+    RateLimit { burst: u32 },
+    Throttle { seed: u64 },
+    Limit { initial: u32 },
 }
 
 fn kind() -> impl Strategy<Value = Kind> {
@@ -220,8 +225,23 @@ fn kind() -> impl Strategy<Value = Kind> {
         Just(Kind::Bulkhead),
         Just(Kind::FallbackOnRejected),
         Just(Kind::FallbackOnAny),
+        (1..4u32).prop_map(|burst| Kind::RateLimit { burst }),
+        (0..4u64).prop_map(|seed| Kind::Throttle { seed }),
+        (1..3u32).prop_map(|initial| Kind::Limit { initial }),
     ]
 }
+
+/// What a pipeline's throttle reads by default: the caller's errors and timeouts are
+/// refusals by the dependency.
+fn refused(result: &Result<u32, Error<u16>>) -> Outcome {
+    match result {
+        Ok(_) => Outcome::Success,
+        Err(Error::Inner(_)) | Err(Error::Timeout(_)) => Outcome::Failure,
+        Err(_) => Outcome::Ignored,
+    }
+}
+
+type Classify = fn(&Result<u32, Error<u16>>) -> Outcome;
 
 /// What one attempt does.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -247,6 +267,9 @@ enum Built {
     Timeout(Timeout),
     Bulkhead(Bulkhead),
     Fallback(Fallback<u32, u16>),
+    RateLimit(RateLimiter),
+    Throttle(ClassifiedThrottle<Classify>),
+    Limit(ConcurrencyLimit),
     Pass,
 }
 
@@ -267,6 +290,29 @@ fn build(kind: Option<Kind>) -> Built {
         }
         Some(Kind::FallbackOnRejected) => Built::Fallback(Fallback::value(999).on_rejected()),
         Some(Kind::FallbackOnAny) => Built::Fallback(Fallback::value(998)),
+        Some(Kind::RateLimit { burst }) => Built::RateLimit(
+            RateLimiter::builder("r")
+                .quota(1, ms(100))
+                .burst(u64::from(burst))
+                .clock(TokioClock::new())
+                .build()
+                .unwrap(),
+        ),
+        Some(Kind::Throttle { seed }) => Built::Throttle(
+            Throttle::builder("t")
+                .seed(seed)
+                .clock(TokioClock::new())
+                .build()
+                .unwrap()
+                .classified(refused as Classify),
+        ),
+        Some(Kind::Limit { initial }) => Built::Limit(
+            ConcurrencyLimit::builder("l")
+                .min_limit(1)
+                .initial_limit(initial)
+                .build()
+                .unwrap(),
+        ),
     }
 }
 
@@ -285,6 +331,9 @@ impl Policy<u32, u16> for Built {
             Built::Timeout(p) => p.run(attempt).await,
             Built::Bulkhead(p) => p.run(attempt).await,
             Built::Fallback(p) => p.run(attempt).await,
+            Built::RateLimit(p) => p.run(attempt).await,
+            Built::Throttle(p) => p.run(attempt).await,
+            Built::Limit(p) => p.run(attempt).await,
             Built::Pass => attempt().await,
         }
     }
@@ -369,6 +418,9 @@ fn differential(kinds: &[Option<Kind>; 4], script: &[Step], calls: usize) {
                 Built::Timeout(p) => builder.timeout(p.duration()),
                 Built::Bulkhead(p) => builder.bulkhead(p.clone()),
                 Built::Fallback(p) => builder.fallback(p.clone()),
+                Built::RateLimit(p) => builder.rate_limit(p.clone()),
+                Built::Throttle(p) => builder.throttle(p.throttle().clone()),
+                Built::Limit(p) => builder.concurrency_limit(p.clone()),
                 Built::Pass => builder,
             };
         }

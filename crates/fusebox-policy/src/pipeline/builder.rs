@@ -6,7 +6,9 @@ use std::time::Duration;
 
 use super::slot::Slot;
 use super::{MAX_DEPTH, Pipeline};
-use crate::policy::{Bulkhead, Fallback, Retry, Timeout};
+use crate::policy::{
+    Bulkhead, ConcurrencyLimit, Fallback, RateLimitMode, RateLimiter, Retry, Throttle, Timeout,
+};
 use fusebox_core::ConfigError;
 use fusebox_core::Error;
 use fusebox_core::Outcome;
@@ -248,6 +250,140 @@ impl<T, E> PipelineBuilder<T, E> {
         X: Fn(&Result<T, Error<E>>) -> Option<f64> + Send + Sync + 'static,
     {
         self.push(Slot::Cost(guard, Arc::new(extractor)))
+    }
+
+    /// Adds a rate limiter that refuses calls past its quota with
+    /// [`Error::RateLimited`](fusebox_core::Error::RateLimited). A limiter in
+    /// [`Wait`](crate::policy::RateLimitMode::Wait) mode is refused by `build`: a pipeline's
+    /// limiter refuses at once; put a waiting one in a [`Stack`](crate::stack::Stack) or a
+    /// tower layer.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), fusebox_core::ConfigError> {
+    /// use fusebox_policy::pipeline::Pipeline;
+    /// use fusebox_policy::policy::RateLimiter;
+    /// let limiter = RateLimiter::builder("search").per_second(1).build()?;
+    /// let pipeline = Pipeline::builder().rate_limit(limiter).build()?;
+    /// assert!(pipeline.call(|| async { Ok::<_, ()>(1) }).await.is_ok());
+    /// let second = pipeline.call(|| async { Ok::<_, ()>(2) }).await.unwrap_err();
+    /// assert_eq!(second.stopped_by(), Some("rate_limit"));
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn rate_limit(mut self, limiter: RateLimiter) -> Self {
+        if limiter.mode() != RateLimitMode::Reject && self.error.is_none() {
+            self.error = Some(ConfigError::invalid(
+                "rate_limit",
+                "a pipeline's rate limiter refuses at once: build it in Reject mode, or put \
+                 a waiting limiter in a Stack or a tower layer",
+            ));
+        }
+        self.push(Slot::RateLimit(limiter))
+    }
+
+    /// Adds adaptive client-side throttling: a call is dropped locally with
+    /// [`Error::Throttled`](fusebox_core::Error::Throttled) while the dependency refuses
+    /// too much. What the dependency answered is read as a breaker reads it (the caller's
+    /// errors and timeouts are refusals, anything else accepted); see
+    /// [`throttle_with`](Self::throttle_with) to choose.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), fusebox_core::ConfigError> {
+    /// use fusebox_policy::pipeline::Pipeline;
+    /// use fusebox_policy::policy::Throttle;
+    /// let throttle = Throttle::builder("quotes").seed(1).build()?;
+    /// let pipeline = Pipeline::builder().throttle(throttle.clone()).build()?;
+    /// for _ in 0..50 {
+    ///     let _ = pipeline.call(|| async { Err::<(), _>("overloaded") }).await;
+    /// }
+    /// assert!(throttle.probability() > 0.9);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn throttle(self, throttle: Throttle) -> Self {
+        self.push(Slot::Throttle(throttle, None))
+    }
+
+    /// Adds adaptive throttling with its own reading of results: `Outcome::Failure` means
+    /// the dependency refused the call; anything else that it accepted it.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), fusebox_core::ConfigError> {
+    /// use fusebox_core::{Error, Outcome};
+    /// use fusebox_policy::pipeline::Pipeline;
+    /// use fusebox_policy::policy::Throttle;
+    /// let throttle = Throttle::builder("quotes").build()?;
+    /// let pipeline = Pipeline::<(), &str>::builder()
+    ///     .throttle_with(throttle.clone(), |r| match r {
+    ///         Err(Error::Inner("overloaded")) => Outcome::Failure,
+    ///         _ => Outcome::Success, // a "not found" was served
+    ///     })
+    ///     .build()?;
+    /// for _ in 0..50 {
+    ///     let _ = pipeline.call(|| async { Err("not found") }).await;
+    /// }
+    /// assert_eq!(throttle.probability(), 0.0);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn throttle_with<C>(self, throttle: Throttle, classify: C) -> Self
+    where
+        C: Fn(&Result<T, Error<E>>) -> Outcome + Send + Sync + 'static,
+    {
+        self.push(Slot::Throttle(throttle, Some(Arc::new(classify))))
+    }
+
+    /// Adds an adaptive concurrency limit: calls past it are refused with
+    /// [`Error::LimitExceeded`](fusebox_core::Error::LimitExceeded), and each call's round
+    /// trip and outcome (read as a breaker reads it; see
+    /// [`concurrency_limit_with`](Self::concurrency_limit_with)) move the limit.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), fusebox_core::ConfigError> {
+    /// use fusebox_policy::pipeline::Pipeline;
+    /// use fusebox_policy::policy::ConcurrencyLimit;
+    /// let limit = ConcurrencyLimit::builder("db").initial_limit(1).min_limit(1).build()?;
+    /// let pipeline = Pipeline::builder().concurrency_limit(limit.clone()).build()?;
+    /// let _held = limit.try_acquire().unwrap(); // another caller holds the only place
+    /// let refused = pipeline.call(|| async { Ok::<_, ()>(1) }).await.unwrap_err();
+    /// assert_eq!(refused.stopped_by(), Some("concurrency_limit"));
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn concurrency_limit(self, limit: ConcurrencyLimit) -> Self {
+        self.push(Slot::Limit(limit, None))
+    }
+
+    /// Adds an adaptive concurrency limit with its own reading of results (a 503 `Ok`
+    /// response as overload, say).
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), fusebox_core::ConfigError> {
+    /// use fusebox_core::Outcome;
+    /// use fusebox_policy::pipeline::Pipeline;
+    /// use fusebox_policy::policy::ConcurrencyLimit;
+    /// let limit = ConcurrencyLimit::builder("api").build()?;
+    /// let pipeline = Pipeline::<u16, ()>::builder()
+    ///     .concurrency_limit_with(limit.clone(), |r| match r {
+    ///         Ok(503) | Err(_) => Outcome::Failure,
+    ///         Ok(_) => Outcome::Success,
+    ///     })
+    ///     .build()?;
+    /// assert_eq!(pipeline.call(|| async { Ok(200) }).await.unwrap(), 200);
+    /// assert_eq!(limit.in_flight(), 0);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn concurrency_limit_with<C>(self, limit: ConcurrencyLimit, classify: C) -> Self
+    where
+        C: Fn(&Result<T, Error<E>>) -> Outcome + Send + Sync + 'static,
+    {
+        self.push(Slot::Limit(limit, Some(Arc::new(classify))))
     }
 
     /// Validates and builds the pipeline.

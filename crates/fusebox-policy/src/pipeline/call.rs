@@ -15,10 +15,10 @@ use tokio::time::{Instant, Sleep};
 use super::MAX_DEPTH;
 use super::slot::Slot;
 use super::{breaker_outcome, settle_cost};
-use crate::policy::{Answer, BoxFuture, BulkheadSlot, Fallback, RetryAttempts};
+use crate::policy::{Answer, BoxFuture, BulkheadSlot, CompactPermit, Fallback, RetryAttempts};
 use fusebox_core::breaker::Permit;
 use fusebox_core::guard::CostPermit;
-use fusebox_core::{BulkheadFull, Error, TimedOut};
+use fusebox_core::{BulkheadFull, Error, Outcome, TimedOut};
 
 /// A refusal by the policy at `i`, for the policies above it.
 #[cold]
@@ -170,6 +170,8 @@ enum Level<'a, T, E> {
     Idle,
     Breaker(Permit<'a>),
     Cost(CostPermit<'a>),
+    /// A place under a concurrency limit, freed as it drops if the call never settles it.
+    Limit(CompactPermit<'a>),
     /// Held for its drop, which frees the slot.
     Bulkhead {
         _slot: BulkheadSlot<'a>,
@@ -441,6 +443,18 @@ where
                     }
                     Err(no) => return Some(refused(i, Error::CostRejected(Box::new(no)))),
                 },
+                Slot::RateLimit(l) => match l.try_acquire() {
+                    Ok(()) => put(Level::Idle),
+                    Err(limited) => return Some(refused(i, Error::RateLimited(limited))),
+                },
+                Slot::Throttle(t, _) => match t.admit() {
+                    Ok(()) => put(Level::Idle),
+                    Err(throttled) => return Some(refused(i, Error::Throttled(throttled))),
+                },
+                Slot::Limit(l, _) => match l.try_acquire_compact() {
+                    Ok(permit) => put(Level::Limit(permit)),
+                    Err(exceeded) => return Some(refused(i, Error::LimitExceeded(exceeded))),
+                },
             }
         }
         // Made before the state says so: if `op` panics, the call is not left waiting on an
@@ -505,6 +519,23 @@ where
                         return Next::Wait;
                     }
                 }
+                (Slot::Throttle(t, classify), Level::Idle) => {
+                    let outcome = match classify {
+                        None => breaker_outcome(result),
+                        Some(c) => c(result),
+                    };
+                    t.record(outcome != Outcome::Failure);
+                    self.leave_idle(i);
+                }
+                (Slot::Limit(_, classify), Level::Limit(_)) => {
+                    let outcome = match classify {
+                        None => breaker_outcome(result),
+                        Some(c) => c(result),
+                    };
+                    if let Level::Limit(permit) = self.leave() {
+                        permit.settle(outcome);
+                    }
+                }
                 (Slot::Cost(_, extract), Level::Cost(_)) => {
                     let Level::Cost(permit) = self.leave() else {
                         continue;
@@ -513,7 +544,10 @@ where
                 }
                 // A fallback passing a success and a timeout that did not expire leave the
                 // result alone, and hold nothing to drop.
-                (Slot::Fallback(_) | Slot::Timeout(_), Level::Idle | Level::Timeout(_)) => {
+                (
+                    Slot::Fallback(_) | Slot::Timeout(_) | Slot::RateLimit(_),
+                    Level::Idle | Level::Timeout(_),
+                ) => {
                     self.leave_idle(i);
                 }
                 // A bulkhead slot is released as it drops.

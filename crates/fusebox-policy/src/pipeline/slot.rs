@@ -3,7 +3,7 @@
 use std::fmt;
 use std::sync::Arc;
 
-use crate::policy::{Bulkhead, Fallback, Retry, Timeout};
+use crate::policy::{Bulkhead, ConcurrencyLimit, Fallback, RateLimiter, Retry, Throttle, Timeout};
 use fusebox_core::Error;
 use fusebox_core::Outcome;
 use fusebox_core::breaker::Breaker;
@@ -25,6 +25,13 @@ pub(super) enum Slot<T, E> {
     Breaker(Breaker, Option<ClassifyOutcome<T, E>>),
     Bulkhead(Bulkhead),
     Cost(CostGuard, ExtractCost<T, E>),
+    /// A rate limiter that refuses (a waiting one is refused by the builder).
+    RateLimit(RateLimiter),
+    /// `None`: the default classification, [`breaker_outcome`](super::breaker_outcome):
+    /// anything but a failure counts as accepted.
+    Throttle(Throttle, Option<ClassifyOutcome<T, E>>),
+    /// `None`: the default classification, [`breaker_outcome`](super::breaker_outcome).
+    Limit(ConcurrencyLimit, Option<ClassifyOutcome<T, E>>),
 }
 
 impl<T, E> Clone for Slot<T, E> {
@@ -36,6 +43,9 @@ impl<T, E> Clone for Slot<T, E> {
             Slot::Breaker(b, c) => Slot::Breaker(b.clone(), c.clone()),
             Slot::Bulkhead(b) => Slot::Bulkhead(b.clone()),
             Slot::Cost(g, x) => Slot::Cost(g.clone(), Arc::clone(x)),
+            Slot::RateLimit(l) => Slot::RateLimit(l.clone()),
+            Slot::Throttle(t, c) => Slot::Throttle(t.clone(), c.clone()),
+            Slot::Limit(l, c) => Slot::Limit(l.clone(), c.clone()),
         }
     }
 }
@@ -49,6 +59,9 @@ impl<T, E> fmt::Debug for Slot<T, E> {
             Slot::Breaker(b, _) => b.fmt(f),
             Slot::Bulkhead(x) => x.fmt(f),
             Slot::Cost(g, _) => g.fmt(f),
+            Slot::RateLimit(l) => l.fmt(f),
+            Slot::Throttle(t, _) => t.fmt(f),
+            Slot::Limit(l, _) => l.fmt(f),
         }
     }
 }

@@ -27,6 +27,7 @@ mod timeout;
 
 pub use bulkhead::{Bulkhead, BulkheadBuilder, BulkheadSlot, OwnedBulkheadSlot};
 pub use chaos::{Chaos, ChaosBuilder, Injection, Latency};
+pub(crate) use concurrency_limit::CompactPermit;
 pub use concurrency_limit::{
     AdaptiveLimit, Aimd, ClassifiedLimit, ConcurrencyLimit, ConcurrencyLimitBuilder, Gradient2,
     LimitAlgorithm, LimitPermit, LimitSample, OwnedLimitPermit, Vegas,

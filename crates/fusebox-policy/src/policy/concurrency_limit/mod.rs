@@ -426,6 +426,44 @@ impl Drop for OwnedLimitPermit {
     }
 }
 
+/// A [`LimitPermit`] in three words rather than four, for a pipeline whose call future
+/// keeps one state per policy inline: its start is kept as nanoseconds since the limit's
+/// origin instead of a tokio `Instant`.
+#[derive(Debug)]
+pub(crate) struct CompactPermit<'a> {
+    limit: &'a ConcurrencyLimit,
+    started_nanos: u64,
+    in_flight: u32,
+}
+
+impl CompactPermit<'_> {
+    /// Settles the call with `outcome`; see [`LimitPermit::settle`].
+    pub(crate) fn settle(self, outcome: Outcome) {
+        let inner = &self.limit.inner;
+        let started = inner.origin + Duration::from_nanos(self.started_nanos);
+        inner.record(started, self.in_flight, outcome);
+    }
+}
+
+impl Drop for CompactPermit<'_> {
+    fn drop(&mut self) {
+        self.limit.inner.in_flight.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+impl ConcurrencyLimit {
+    /// Like [`try_acquire`](Self::try_acquire), as a [`CompactPermit`].
+    pub(crate) fn try_acquire_compact(&self) -> Result<CompactPermit<'_>, LimitExceeded> {
+        let in_flight = self.take_place()?;
+        let since = tokio::time::Instant::now().saturating_duration_since(self.inner.origin);
+        Ok(CompactPermit {
+            limit: self,
+            started_nanos: u64::try_from(since.as_nanos()).unwrap_or(u64::MAX),
+            in_flight,
+        })
+    }
+}
+
 impl Drop for LimitPermit<'_> {
     fn drop(&mut self) {
         self.limit.inner.in_flight.fetch_sub(1, Ordering::AcqRel);
