@@ -8,8 +8,13 @@ use std::task::{Context, Waker};
 use std::time::Duration;
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use fusebox::policy::{Aimd, ConcurrencyLimit, LimitAlgorithm, Vegas};
+use fusebox::breaker::Breaker;
+use fusebox::classify::ErrIsFailure;
+use fusebox::policy::{Aimd, ConcurrencyLimit, LimitAlgorithm, Throttle, Vegas};
+use fusebox::stack::Stack;
+use fusebox::tower::breaker::BreakerLayer;
 use fusebox::tower::concurrency_limit::ConcurrencyLimitLayer;
+use fusebox::tower::throttle::ThrottleLayer;
 use tower::Layer;
 
 #[path = "support/tower.rs"]
@@ -78,5 +83,61 @@ fn concurrency_limit(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, concurrency_limit);
+/// Adaptive throttling's success path (no peer in tower-resilience): the layer beside the
+/// bare service and beside fusebox's breaker layer, a yardstick of one policy's cost, and
+/// the policy in a `Stack` beside an empty one.
+fn throttle(c: &mut Criterion) {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()
+        .expect("a runtime");
+    let _entered = runtime.enter();
+    let mut cx = Context::from_waker(Waker::noop());
+    let mut group = c.benchmark_group("throttle_success");
+    group.warm_up_time(Duration::from_secs(1));
+    group.measurement_time(Duration::from_secs(3));
+    group.sample_size(40);
+
+    let mut bare = Echo;
+    group.bench_function("bare_service", |b| {
+        b.iter(|| black_box(round_trip(&mut bare, &mut cx, black_box(7))))
+    });
+    let throttle = Throttle::builder("bench").seed(1).build().expect("valid");
+    let mut layered = ThrottleLayer::new(throttle.clone(), ErrIsFailure).layer(Echo);
+    group.bench_function("fusebox_throttle_layer", |b| {
+        b.iter(|| black_box(round_trip(&mut layered, &mut cx, black_box(7))))
+    });
+    let breaker = Breaker::builder("bench").build().expect("valid");
+    let mut breaker_layer = BreakerLayer::new(breaker).layer(Echo);
+    group.bench_function("fusebox_breaker_layer", |b| {
+        b.iter(|| black_box(round_trip(&mut breaker_layer, &mut cx, black_box(7))))
+    });
+
+    let empty = Stack::new();
+    group.bench_function("empty_stack", |b| {
+        b.iter(|| {
+            let call = empty.call(|| async { Ok::<_, ()>(black_box(7u64)) });
+            black_box(poll_once(call, &mut cx))
+        })
+    });
+    let stack = Stack::new().policy(throttle.classified(ErrIsFailure));
+    group.bench_function("fusebox_throttle_stack", |b| {
+        b.iter(|| {
+            let call = stack.call(|| async { Ok::<_, ()>(black_box(7u64)) });
+            black_box(poll_once(call, &mut cx))
+        })
+    });
+    group.finish();
+}
+
+/// Polls a future that completes at once.
+fn poll_once<F: std::future::Future>(future: F, cx: &mut Context<'_>) -> Option<F::Output> {
+    let mut future = std::pin::pin!(future);
+    match future.as_mut().poll(cx) {
+        std::task::Poll::Ready(v) => Some(v),
+        std::task::Poll::Pending => None,
+    }
+}
+
+criterion_group!(benches, concurrency_limit, throttle);
 criterion_main!(benches);

@@ -26,7 +26,7 @@ pub struct Revisions<T> {
     current: AtomicUsize,
     initial: T,
     /// Revisions 1 and later, allocated on the first replacement only.
-    later: OnceLock<Box<boxcar::Vec<T>>>,
+    later: OnceLock<Box<Later<T>>>,
     /// Replacements are serialised so that the latest pushed is the one published.
     writer: Mutex<()>,
 }
@@ -124,7 +124,7 @@ impl<T> Revisions<T> {
         // Holds no data: a panic in `make` leaves nothing half-written.
         let _writer = self.writer.lock().unwrap_or_else(|p| p.into_inner());
         let value = make(self.current());
-        let later = self.later.get_or_init(|| Box::new(boxcar::Vec::new()));
+        let later = self.later.get_or_init(|| Box::new(Later::new()));
         let revision = later.push(value) + 1;
         self.current.store(revision, Ordering::Release);
         revision
@@ -137,6 +137,60 @@ impl<T: fmt::Debug> fmt::Debug for Revisions<T> {
             .field("revision", &self.revision())
             .field("current", self.current())
             .finish()
+    }
+}
+
+#[cfg(not(loom))]
+type Later<T> = boxcar::Vec<T>;
+
+#[cfg(loom)]
+use loom_stand_in::Later;
+
+/// Under `--cfg loom` (boxcar's loom build is not wired up here): revisions in a chain of
+/// write-once links. The loom models never reconfigure; this only has to compile and be
+/// right.
+#[cfg(loom)]
+mod loom_stand_in {
+    use std::sync::OnceLock;
+
+    pub(super) struct Later<T> {
+        first: OnceLock<Box<Link<T>>>,
+    }
+
+    struct Link<T> {
+        value: T,
+        next: OnceLock<Box<Link<T>>>,
+    }
+
+    impl<T> Later<T> {
+        pub(super) fn new() -> Self {
+            Later {
+                first: OnceLock::new(),
+            }
+        }
+
+        /// Appends `value`; callers serialise pushes.
+        pub(super) fn push(&self, value: T) -> usize {
+            let mut slot = &self.first;
+            let mut index = 0;
+            while let Some(link) = slot.get() {
+                slot = &link.next;
+                index += 1;
+            }
+            let _ = slot.set(Box::new(Link {
+                value,
+                next: OnceLock::new(),
+            }));
+            index
+        }
+
+        pub(super) fn get(&self, index: usize) -> Option<&T> {
+            let mut link = self.first.get()?;
+            for _ in 0..index {
+                link = link.next.get()?;
+            }
+            Some(&link.value)
+        }
     }
 }
 

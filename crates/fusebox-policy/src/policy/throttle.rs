@@ -16,7 +16,7 @@ use rand::Rng;
 use rand::rngs::SmallRng;
 
 use fusebox_core::breaker::Name;
-use fusebox_core::clock::{IntoClock, PreciseClock, SharedClock};
+use fusebox_core::clock::{IntoClock, SharedClock};
 use fusebox_core::{Classifier, ConfigError, Error, Outcome, Throttled};
 
 /// The drop probability for `requests` sent and `accepts` accepted with multiplier `k`, in
@@ -81,7 +81,9 @@ impl ThrottleInner {
     }
 
     fn epoch(&self) -> u64 {
-        self.clock.now_nanos() / self.bucket_nanos
+        // Buckets span hundreds of milliseconds: the recent time (a load on the default
+        // clock) places a call as well as a clock read would.
+        self.clock.recent_nanos() / self.bucket_nanos
     }
 
     /// Totals over the buckets still inside the window.
@@ -179,7 +181,8 @@ impl ThrottleBuilder {
         self
     }
 
-    /// The clock the window moves on (default: [`PreciseClock`]).
+    /// The clock the window moves on (default: the monotonic clock, whose recent time, a
+    /// load kept within about a millisecond, places calls in buckets).
     ///
     /// ```
     /// use fusebox_core::clock::ManualClock;
@@ -229,7 +232,7 @@ impl ThrottleBuilder {
                 name: self.name,
                 k,
                 bucket_nanos,
-                clock: self.clock.unwrap_or_else(|| PreciseClock.into_handle()),
+                clock: self.clock.unwrap_or_else(SharedClock::monotonic),
                 window: Mutex::new(Window {
                     buckets: vec![Bucket::default(); buckets as usize],
                     rng: fusebox_core::rng::small_rng(self.seed),
