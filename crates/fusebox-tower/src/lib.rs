@@ -1,8 +1,10 @@
 //! # fusebox-tower
 //!
 //! tower [`Layer`](tower_layer::Layer)s for fusebox: a circuit breaker, retry, timeout,
-//! bulkhead, fallback and cost guard, each a `XxxLayer` + service + `ResponseFuture` that
-//! compose with `tower::ServiceBuilder` and with each other; HTTP classification and helpers;
+//! bulkhead, fallback and cost guard, and the load-adaptive policies (rate limit, keyed rate
+//! limit, adaptive concurrency limit, adaptive throttling, hedging, outlier ejection, chaos),
+//! each a `XxxLayer` + service + `ResponseFuture` that compose with `tower::ServiceBuilder`
+//! and with each other; HTTP classification and helpers;
 //! breakers keyed by host, route or tenant; and, with feature `dashboard`, a live web
 //! dashboard of breakers (module `dashboard`).
 //!
@@ -11,9 +13,11 @@
 //! Every service here returns [`BoxError`], the tower convention, so layers stack in any order
 //! with any other tower middleware. The caller's error stays intact inside it, and fusebox's
 //! own reasons are typed: downcast to [`Rejected`](fusebox_core::Rejected),
-//! [`TimedOut`](fusebox_core::TimedOut), [`BulkheadFull`](fusebox_core::BulkheadFull) or
-//! [`CostRejected`](fusebox_core::CostRejected), or call [`classify_error`] to get a
-//! [`fusebox_core::Error`] back.
+//! [`TimedOut`](fusebox_core::TimedOut), [`BulkheadFull`](fusebox_core::BulkheadFull),
+//! [`CostRejected`](fusebox_core::CostRejected), [`RateLimited`](fusebox_core::RateLimited),
+//! [`LimitExceeded`](fusebox_core::LimitExceeded), [`Throttled`](fusebox_core::Throttled) or
+//! [`Ejected`](fusebox_core::Ejected) ([`fusebox_core::is_refusal`] tells any of these), or
+//! call [`classify_error`] to get a [`fusebox_core::Error`] back.
 //!
 //! # Readiness
 //!

@@ -245,6 +245,11 @@ pub fn describe_metrics() {
         "State changes of a circuit breaker, by from and to state."
     );
     describe_counter!(
+        names::SHADOW_REJECTIONS,
+        Unit::Count,
+        "Calls a breaker in shadow mode would have rejected, and let through."
+    );
+    describe_counter!(
         names::RETRIES,
         Unit::Count,
         "Retries started by a retry policy, by reason (error, value, timeout...)."

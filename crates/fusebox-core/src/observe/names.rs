@@ -211,9 +211,9 @@ pub const HEDGES_REFUSED: &str = "fusebox_hedges_refused_total";
 /// ```
 /// use fusebox_core::observe::names;
 /// assert!(names::ALL.contains(&names::CALLS));
-/// assert_eq!(names::ALL.len(), 25);
+/// assert_eq!(names::ALL.len(), 26);
 /// ```
-pub const ALL: [&str; 25] = [
+pub const ALL: [&str; 26] = [
     CALLS,
     SLOW_CALLS,
     CALL_DURATION,
@@ -221,6 +221,7 @@ pub const ALL: [&str; 25] = [
     FAILURE_RATE,
     SLOW_RATE,
     TRANSITIONS,
+    SHADOW_REJECTIONS,
     RETRIES,
     RETRY_GIVE_UPS,
     BULKHEAD_REJECTIONS,
