@@ -491,3 +491,86 @@ fn a_bad_key_is_refused_at_build_with_its_path() {
     let negative = toml::from_str::<fusebox::settings::RegistrySettings>("idle_timeout = \"-1s\"");
     assert!(negative.is_err(), "a negative duration does not parse");
 }
+
+#[tokio::test(start_paused = true)]
+async fn the_load_adaptive_policies_load_from_toml_and_the_environment() {
+    let mut settings: PipelineSettings = toml::from_str(
+        r#"
+        rate_limit = { permits = 2, per = "1s", burst = 2 }
+        retry = { max_retries = 0 }
+        throttle = { k = 2.0, window = "4s", buckets = 8, seed = 3 }
+        concurrency_limit = { algorithm = "vegas", min_limit = 1, initial_limit = 4 }
+    "#,
+    )
+    .unwrap();
+    settings
+        .apply_vars(
+            "search",
+            [
+                ("FUSEBOX_SEARCH__RATE_LIMIT__BURST", "3"),
+                ("FUSEBOX_SEARCH__CONCURRENCY_LIMIT__MAX_LIMIT", "50"),
+                ("FUSEBOX_SEARCH__THROTTLE__K", "1.5"),
+            ],
+        )
+        .unwrap();
+    assert_eq!(settings.rate_limit.as_ref().unwrap().burst, Some(3));
+    let pipeline: Pipeline<u32, &str> = settings.build("search").unwrap();
+    assert_eq!(pipeline.depth(), 4);
+    for _ in 0..3 {
+        assert_eq!(pipeline.call(|| async { Ok(1) }).await.unwrap(), 1);
+    }
+    let limited = pipeline.call(|| async { Ok(1) }).await.unwrap_err();
+    assert_eq!(limited.stopped_by(), Some("rate_limit"), "a burst of 3");
+
+    let bad = |text: &str| {
+        let settings: PipelineSettings = toml::from_str(text).unwrap();
+        settings
+            .build::<u32, &str>("search")
+            .unwrap_err()
+            .path()
+            .to_owned()
+    };
+    assert_eq!(bad("rate_limit = { permits = 0 }"), "rate_limit.permits");
+    assert_eq!(
+        bad("rate_limit = { permits = 5, max_wait = \"1s\" }"),
+        "rate_limit.max_wait"
+    );
+    assert_eq!(bad("throttle = { k = 0.5 }"), "throttle.k");
+    assert_eq!(bad("throttle = { buckets = 0 }"), "throttle.buckets");
+    assert_eq!(
+        bad("concurrency_limit = { min_limit = 0 }"),
+        "concurrency_limit.min_limit"
+    );
+    assert_eq!(
+        bad("concurrency_limit = { min_limit = 10, max_limit = 5 }"),
+        "concurrency_limit.max_limit"
+    );
+    let unknown: Result<PipelineSettings, _> =
+        toml::from_str("concurrency_limit = { algorithm = \"fifo\" }");
+    assert!(unknown.is_err());
+    let mut env = PipelineSettings::default();
+    let err = env
+        .apply_vars(
+            "search",
+            [("FUSEBOX_SEARCH__CONCURRENCY_LIMIT__ALGORITHM", "fifo")],
+        )
+        .unwrap_err();
+    assert!(err.to_string().contains("gradient2"), "{err}");
+}
+
+#[test]
+fn breaker_shadow_mode_and_the_retry_after_cap_come_from_the_environment() {
+    let mut settings = PipelineSettings::default();
+    settings
+        .apply_vars(
+            "pay",
+            [
+                ("FUSEBOX_PAY__BREAKER__SHADOW", "true"),
+                ("FUSEBOX_PAY__BREAKER__RETRY_AFTER_MAX", "2m"),
+            ],
+        )
+        .unwrap();
+    let breaker = settings.breaker.unwrap();
+    assert_eq!(breaker.shadow, Some(true));
+    assert_eq!(breaker.retry_after_max, Some(Duration::from_secs(120)));
+}

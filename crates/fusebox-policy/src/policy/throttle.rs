@@ -140,12 +140,14 @@ impl fmt::Debug for ThrottleBuilder {
 
 impl ThrottleBuilder {
     /// The multiplier `k` (default 2.0): the throttle starts dropping once the dependency
-    /// accepts fewer than one call in `k`. Lower is more aggressive. Must be finite and
-    /// above zero.
+    /// accepts fewer than one call in `k`. Lower is more aggressive. Must be finite and at
+    /// least 1: below, the rule would drop calls while the dependency accepts every one.
     ///
     /// ```
     /// use fusebox_policy::policy::Throttle;
     /// assert_eq!(Throttle::builder("a").k(0.0).build().unwrap_err().field(), Some("k"));
+    /// assert_eq!(Throttle::builder("a").k(0.5).build().unwrap_err().field(), Some("k"));
+    /// assert!(Throttle::builder("a").k(1.0).build().is_ok());
     /// assert_eq!(Throttle::builder("a").k(f64::NAN).build().unwrap_err().field(), Some("k"));
     /// ```
     pub fn k(mut self, k: f64) -> Self {
@@ -216,7 +218,15 @@ impl ThrottleBuilder {
     /// ```
     pub fn build(self) -> Result<Throttle, ConfigError> {
         let k = fusebox_core::check::finite("k", self.k)?;
-        let k = fusebox_core::check::positive("k", k)?;
+        if k < 1.0 {
+            // Below 1 the rule drops calls even when the dependency accepts every one.
+            return Err(ConfigError::invalid(
+                "k",
+                format!(
+                    "must be at least 1 (below, calls are dropped while all are accepted), got {k}"
+                ),
+            ));
+        }
         let window = fusebox_core::check::nonzero_duration("window", self.window)?;
         let buckets = fusebox_core::check::nonzero("buckets", self.buckets.into())?;
         let bucket_nanos = u64::try_from(window.as_nanos() / u128::from(buckets))

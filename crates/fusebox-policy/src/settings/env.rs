@@ -7,8 +7,8 @@ use fusebox_core::backoff::Jitter;
 use fusebox_core::breaker::BreakerSettings;
 
 use super::{
-    BackoffKind, BackoffSettings, BudgetSettings, BulkheadSettings, PipelineSettings,
-    RetrySettings, SettingsError,
+    BackoffKind, BackoffSettings, BudgetSettings, BulkheadSettings, LimitAlgorithmKind,
+    PipelineSettings, RetrySettings, SettingsError,
 };
 
 /// Why a value could not be set: the setting does not exist, or the value does not parse.
@@ -132,6 +132,38 @@ impl PipelineSettings {
                 .bulkhead
                 .get_or_insert_with(Default::default)
                 .set(rest, value)?,
+            ["rate_limit", field] => {
+                let s = self.rate_limit.get_or_insert_with(Default::default);
+                match *field {
+                    "permits" => s.permits = Some(number(value)?),
+                    "per" => s.per = Some(duration(value)?),
+                    "burst" => s.burst = Some(number(value)?),
+                    "max_wait" => s.max_wait = Some(duration(value)?),
+                    _ => return Err(no_such_setting()),
+                }
+            }
+            ["throttle", field] => {
+                let s = self.throttle.get_or_insert_with(Default::default);
+                match *field {
+                    "k" => s.k = Some(number(value)?),
+                    "window" => s.window = Some(duration(value)?),
+                    "buckets" => s.buckets = Some(number(value)?),
+                    "seed" => s.seed = Some(number(value)?),
+                    _ => return Err(no_such_setting()),
+                }
+            }
+            ["concurrency_limit", field] => {
+                let s = self.concurrency_limit.get_or_insert_with(Default::default);
+                match *field {
+                    "algorithm" => s.algorithm = Some(limit_algorithm(value)?),
+                    "min_limit" => s.min_limit = Some(number(value)?),
+                    "max_limit" => s.max_limit = Some(number(value)?),
+                    "initial_limit" => s.initial_limit = Some(number(value)?),
+                    "window" => s.window = Some(duration(value)?),
+                    "min_samples" => s.min_samples = Some(number(value)?),
+                    _ => return Err(no_such_setting()),
+                }
+            }
             _ => return Err(no_such_setting()),
         }
         Ok(())
@@ -246,9 +278,28 @@ fn set_breaker(s: &mut BreakerSettings, field: &str, value: &str) -> Result<(), 
         "half_open_max_duration" => s.half_open_max_duration = Some(duration(value)?),
         "outcome_log" => s.outcome_log = Some(number(value)?),
         "seed" => s.seed = Some(number(value)?),
+        "shadow" => s.shadow = Some(boolean(value)?),
+        "retry_after_max" => s.retry_after_max = Some(duration(value)?),
         _ => return Err(no_such_setting()),
     }
     Ok(())
+}
+
+fn boolean(value: &str) -> Result<bool, Refusal> {
+    match value.trim() {
+        "true" => Ok(true),
+        "false" => Ok(false),
+        other => Err(format!("expected true or false, got {other:?}")),
+    }
+}
+
+fn limit_algorithm(value: &str) -> Result<LimitAlgorithmKind, Refusal> {
+    match value.trim() {
+        "aimd" => Ok(LimitAlgorithmKind::Aimd),
+        "vegas" => Ok(LimitAlgorithmKind::Vegas),
+        "gradient2" => Ok(LimitAlgorithmKind::Gradient2),
+        other => Err(format!("expected aimd, vegas or gradient2, got {other:?}")),
+    }
 }
 
 fn duration(value: &str) -> Result<Duration, Refusal> {

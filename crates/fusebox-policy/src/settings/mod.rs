@@ -73,6 +73,7 @@
 //! prefix that names no setting, or whose value does not parse, is an error naming the
 //! variable: a typo never passes silently.
 
+mod adaptive;
 mod build;
 mod env;
 mod pipeline;
@@ -86,6 +87,9 @@ use fusebox_core::ConfigError;
 use fusebox_core::backoff::Jitter;
 use fusebox_core::breaker::BreakerSettings;
 
+pub use adaptive::{
+    ConcurrencyLimitSettings, LimitAlgorithmKind, RateLimitSettings, ThrottleSettings,
+};
 pub use pipeline::PipelineFromSettings;
 pub use registry::RegistrySettings;
 #[cfg(feature = "reload")]
@@ -137,6 +141,17 @@ pub struct PipelineSettings {
     /// The bulkhead, innermost: a slot is held only while the dependency is called.
     #[cfg_attr(feature = "serde", serde(skip_serializing_if = "Option::is_none"))]
     pub bulkhead: Option<BulkheadSettings>,
+    /// A rate limiter on calls (outside the retry: a retried call takes one permit); it
+    /// refuses at once (`max_wait` is refused here).
+    #[cfg_attr(feature = "serde", serde(skip_serializing_if = "Option::is_none"))]
+    pub rate_limit: Option<RateLimitSettings>,
+    /// Adaptive throttling of attempts (inside the retry and the breaker).
+    #[cfg_attr(feature = "serde", serde(skip_serializing_if = "Option::is_none"))]
+    pub throttle: Option<ThrottleSettings>,
+    /// An adaptive concurrency limit on attempts (inside the attempt timeout, outside the
+    /// bulkhead).
+    #[cfg_attr(feature = "serde", serde(skip_serializing_if = "Option::is_none"))]
+    pub concurrency_limit: Option<ConcurrencyLimitSettings>,
 }
 
 /// The settings of a [`Retry`](crate::policy::Retry); unset fields keep the builder's values

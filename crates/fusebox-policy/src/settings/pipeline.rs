@@ -164,8 +164,8 @@ impl<T, E> PipelineFromSettings<'_, T, E> {
     }
 
     /// Validates everything and builds the pipeline: the code's outer policies, then
-    /// `timeout`, `retry`, `breaker`, `attempt_timeout` and `bulkhead`, each present in the
-    /// settings. Errors name the field's path (`retry.backoff.max`).
+    /// `timeout`, `rate_limit`, `retry`, `breaker`, `throttle`, `attempt_timeout`,
+    /// `concurrency_limit` and `bulkhead`, each present in the settings. Errors name the field's path (`retry.backoff.max`).
     pub fn build(self) -> Result<Pipeline<T, E>, SettingsError>
     where
         T: 'static,
@@ -175,6 +175,19 @@ impl<T, E> PipelineFromSettings<'_, T, E> {
         let mut pipeline = self.outer.unwrap_or_else(Pipeline::builder);
         if let Some(timeout) = s.timeout {
             pipeline = pipeline.timeout(checked_timeout("timeout", timeout)?);
+        }
+        if let Some(settings) = &s.rate_limit {
+            if settings.max_wait.is_some() {
+                return Err(SettingsError::invalid(
+                    "rate_limit.max_wait",
+                    "a pipeline's rate limiter refuses at once; a waiting one goes in a Stack \
+                     or a tower layer",
+                ));
+            }
+            let limiter = settings
+                .build(self.name.clone())
+                .map_err(|e| e.within("rate_limit"))?;
+            pipeline = pipeline.rate_limit(limiter);
         }
         if let Some(settings) = &s.retry {
             let code = self
@@ -196,8 +209,20 @@ impl<T, E> PipelineFromSettings<'_, T, E> {
                 .map_err(|e| SettingsError::from(e).within("breaker"))?;
             pipeline = pipeline.breaker_classified(breaker, self.classify);
         }
+        if let Some(settings) = &s.throttle {
+            let throttle = settings
+                .build(self.name.clone())
+                .map_err(|e| e.within("throttle"))?;
+            pipeline = pipeline.throttle(throttle);
+        }
         if let Some(timeout) = s.attempt_timeout {
             pipeline = pipeline.timeout(checked_timeout("attempt_timeout", timeout)?);
+        }
+        if let Some(settings) = &s.concurrency_limit {
+            let limit = settings
+                .build(self.name.clone())
+                .map_err(|e| e.within("concurrency_limit"))?;
+            pipeline = pipeline.concurrency_limit(limit);
         }
         if let Some(settings) = &s.bulkhead {
             let code = self
