@@ -13,7 +13,8 @@ use fusebox::clock::{ManualClock, TokioClock};
 use fusebox::guard::{CostGuard, CostPolicy};
 use fusebox::pipeline::Pipeline;
 use fusebox::policy::{
-    Bulkhead, ClassifiedThrottle, ConcurrencyLimit, Fallback, RateLimiter, Retry, Throttle, Timeout,
+    Bulkhead, Chaos, ClassifiedThrottle, ConcurrencyLimit, Fallback, Latency, RateLimiter, Retry,
+    Throttle, Timeout,
 };
 use fusebox::stack::{Policy, Stack};
 use fusebox::{Error, Outcome};
@@ -212,6 +213,7 @@ enum Kind {
     RateLimit { burst: u32 },
     Throttle { seed: u64 },
     Limit { initial: u32 },
+    Chaos { seed: u64 },
 }
 
 fn kind() -> impl Strategy<Value = Kind> {
@@ -228,6 +230,7 @@ fn kind() -> impl Strategy<Value = Kind> {
         (1..4u32).prop_map(|burst| Kind::RateLimit { burst }),
         (0..4u64).prop_map(|seed| Kind::Throttle { seed }),
         (1..3u32).prop_map(|initial| Kind::Limit { initial }),
+        (0..4u64).prop_map(|seed| Kind::Chaos { seed }),
     ]
 }
 
@@ -270,6 +273,7 @@ enum Built {
     RateLimit(RateLimiter),
     Throttle(ClassifiedThrottle<Classify>),
     Limit(ConcurrencyLimit),
+    Chaos(Chaos<u16>),
     Pass,
 }
 
@@ -306,6 +310,15 @@ fn build(kind: Option<Kind>) -> Built {
                 .unwrap()
                 .classified(refused as Classify),
         ),
+        Some(Kind::Chaos { seed }) => Built::Chaos(
+            Chaos::builder("c")
+                .enabled(true)
+                .seed(seed)
+                .fault(0.3, || 503)
+                .latency(0.3, Latency::Fixed(ms(20)))
+                .build()
+                .unwrap(),
+        ),
         Some(Kind::Limit { initial }) => Built::Limit(
             ConcurrencyLimit::builder("l")
                 .min_limit(1)
@@ -334,6 +347,7 @@ impl Policy<u32, u16> for Built {
             Built::RateLimit(p) => p.run(attempt).await,
             Built::Throttle(p) => p.run(attempt).await,
             Built::Limit(p) => p.run(attempt).await,
+            Built::Chaos(p) => p.run(attempt).await,
             Built::Pass => attempt().await,
         }
     }
@@ -421,6 +435,7 @@ fn differential(kinds: &[Option<Kind>; 4], script: &[Step], calls: usize) {
                 Built::RateLimit(p) => builder.rate_limit(p.clone()),
                 Built::Throttle(p) => builder.throttle(p.throttle().clone()),
                 Built::Limit(p) => builder.concurrency_limit(p.clone()),
+                Built::Chaos(p) => builder.chaos(p.clone()),
                 Built::Pass => builder,
             };
         }

@@ -7,7 +7,8 @@ use std::time::Duration;
 use super::slot::Slot;
 use super::{MAX_DEPTH, Pipeline};
 use crate::policy::{
-    Bulkhead, ConcurrencyLimit, Fallback, RateLimitMode, RateLimiter, Retry, Throttle, Timeout,
+    Bulkhead, Chaos, ConcurrencyLimit, Fallback, RateLimitMode, RateLimiter, Retry, Throttle,
+    Timeout,
 };
 use fusebox_core::ConfigError;
 use fusebox_core::Error;
@@ -384,6 +385,33 @@ impl<T, E> PipelineBuilder<T, E> {
         C: Fn(&Result<T, Error<E>>) -> Outcome + Send + Sync + 'static,
     {
         self.push(Slot::Limit(limit, Some(Arc::new(classify))))
+    }
+
+    /// Adds fault and latency injection (off unless the chaos policy is enabled): a drawn
+    /// delay runs on the call's timer before the policies inside, then a drawn fault answers
+    /// instead of the call, as `Error::Inner`.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() -> Result<(), fusebox_core::ConfigError> {
+    /// use fusebox_policy::pipeline::Pipeline;
+    /// use fusebox_policy::policy::{Chaos, Latency};
+    /// use std::time::Duration;
+    /// let chaos = Chaos::builder("db")
+    ///     .enabled(true)
+    ///     .latency(1.0, Latency::Fixed(Duration::from_millis(30)))
+    ///     .fault(1.0, || "injected")
+    ///     .build()?;
+    /// let pipeline = Pipeline::<u32, &str>::builder().chaos(chaos).build()?;
+    /// let started = tokio::time::Instant::now();
+    /// let err = pipeline.call(|| async { Ok(1) }).await.unwrap_err();
+    /// assert_eq!(err.into_inner(), Some("injected"));
+    /// assert_eq!(started.elapsed(), Duration::from_millis(30));
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn chaos(self, chaos: Chaos<E>) -> Self {
+        self.push(Slot::Chaos(chaos))
     }
 
     /// Validates and builds the pipeline.

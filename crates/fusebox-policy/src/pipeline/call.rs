@@ -172,6 +172,10 @@ enum Level<'a, T, E> {
     Cost(CostPermit<'a>),
     /// A place under a concurrency limit, freed as it drops if the call never settles it.
     Limit(CompactPermit<'a>),
+    /// A chaos policy delaying the call, which then fails with its fault if `fault`.
+    Chaos {
+        fault: bool,
+    },
     /// Held for its drop, which frees the slot.
     Bulkhead {
         _slot: BulkheadSlot<'a>,
@@ -190,7 +194,11 @@ impl<T, E> Level<'_, T, E> {
     fn holds_nothing(&self) -> bool {
         matches!(
             self,
-            Level::Vacant | Level::Idle | Level::Timeout(_) | Level::Retry { attempts: None, .. }
+            Level::Vacant
+                | Level::Idle
+                | Level::Timeout(_)
+                | Level::Chaos { .. }
+                | Level::Retry { attempts: None, .. }
         )
     }
 }
@@ -451,6 +459,27 @@ where
                     Ok(()) => put(Level::Idle),
                     Err(throttled) => return Some(refused(i, Error::Throttled(throttled))),
                 },
+                Slot::Chaos(c) => {
+                    let injection = c.decide();
+                    if let Some(delay) = injection.delay {
+                        put(Level::Chaos {
+                            fault: injection.fault,
+                        });
+                        // The delay runs on the call's timer, like a retry's backoff; the
+                        // policies inside are entered (or the fault answered) when it ends.
+                        self.set_wait(Wait::Backoff {
+                            level: i as u8,
+                            until: Instant::now().checked_add(delay),
+                        });
+                        return None;
+                    }
+                    if injection.fault
+                        && let Some(fault) = c.make_fault()
+                    {
+                        return Some(refused(i, Error::Inner(fault)));
+                    }
+                    put(Level::Idle);
+                }
                 Slot::Limit(l, _) => match l.try_acquire_compact() {
                     Ok(permit) => put(Level::Limit(permit)),
                     Err(exceeded) => return Some(refused(i, Error::LimitExceeded(exceeded))),
@@ -545,8 +574,8 @@ where
                 // A fallback passing a success and a timeout that did not expire leave the
                 // result alone, and hold nothing to drop.
                 (
-                    Slot::Fallback(_) | Slot::Timeout(_) | Slot::RateLimit(_),
-                    Level::Idle | Level::Timeout(_),
+                    Slot::Fallback(_) | Slot::Timeout(_) | Slot::RateLimit(_) | Slot::Chaos(_),
+                    Level::Idle | Level::Timeout(_) | Level::Chaos { .. },
                 ) => {
                     self.leave_idle(i);
                 }
@@ -620,6 +649,13 @@ where
             && until <= fired_at
         {
             self.set_wait(Wait::Empty);
+            if let (Some(Level::Chaos { fault: true }), Slot::Chaos(chaos)) =
+                (self.levels.get(level), &self.slots[level])
+                && let Some(fault) = chaos.make_fault()
+            {
+                // The injected delay is over: the fault answers instead of the call.
+                return Fired::Unwind(level + 1, Err(Error::Inner(fault)));
+            }
             return match self.descend(level + 1) {
                 None => Fired::Again,
                 Some((above, result)) => Fired::Unwind(above, result),

@@ -3,7 +3,9 @@
 use std::fmt;
 use std::sync::Arc;
 
-use crate::policy::{Bulkhead, ConcurrencyLimit, Fallback, RateLimiter, Retry, Throttle, Timeout};
+use crate::policy::{
+    Bulkhead, Chaos, ConcurrencyLimit, Fallback, RateLimiter, Retry, Throttle, Timeout,
+};
 use fusebox_core::Error;
 use fusebox_core::Outcome;
 use fusebox_core::breaker::Breaker;
@@ -32,6 +34,8 @@ pub(super) enum Slot<T, E> {
     Throttle(Throttle, Option<ClassifyOutcome<T, E>>),
     /// `None`: the default classification, [`breaker_outcome`](super::breaker_outcome).
     Limit(ConcurrencyLimit, Option<ClassifyOutcome<T, E>>),
+    /// Fault and latency injection.
+    Chaos(Chaos<E>),
 }
 
 impl<T, E> Clone for Slot<T, E> {
@@ -46,6 +50,7 @@ impl<T, E> Clone for Slot<T, E> {
             Slot::RateLimit(l) => Slot::RateLimit(l.clone()),
             Slot::Throttle(t, c) => Slot::Throttle(t.clone(), c.clone()),
             Slot::Limit(l, c) => Slot::Limit(l.clone(), c.clone()),
+            Slot::Chaos(c) => Slot::Chaos(c.clone()),
         }
     }
 }
@@ -62,6 +67,7 @@ impl<T, E> fmt::Debug for Slot<T, E> {
             Slot::RateLimit(l) => l.fmt(f),
             Slot::Throttle(t, _) => t.fmt(f),
             Slot::Limit(l, _) => l.fmt(f),
+            Slot::Chaos(c) => c.fmt(f),
         }
     }
 }
