@@ -13,8 +13,8 @@ use fusebox::clock::{ManualClock, TokioClock};
 use fusebox::guard::{CostGuard, CostPolicy};
 use fusebox::pipeline::Pipeline;
 use fusebox::policy::{
-    Bulkhead, Chaos, ClassifiedThrottle, ConcurrencyLimit, Fallback, Latency, RateLimiter, Retry,
-    Throttle, Timeout,
+    Bulkhead, Chaos, ClassifiedThrottle, ConcurrencyLimit, Fallback, Latency, OutlierDetector,
+    OutlierEndpoint, RateLimiter, Retry, Throttle, Timeout,
 };
 use fusebox::stack::{Policy, Stack};
 use fusebox::{Error, Outcome};
@@ -214,6 +214,7 @@ enum Kind {
     Throttle { seed: u64 },
     Limit { initial: u32 },
     Chaos { seed: u64 },
+    Outlier { failures: u32 },
 }
 
 fn kind() -> impl Strategy<Value = Kind> {
@@ -231,6 +232,7 @@ fn kind() -> impl Strategy<Value = Kind> {
         (0..4u64).prop_map(|seed| Kind::Throttle { seed }),
         (1..3u32).prop_map(|initial| Kind::Limit { initial }),
         (0..4u64).prop_map(|seed| Kind::Chaos { seed }),
+        (1..3u32).prop_map(|failures| Kind::Outlier { failures }),
     ]
 }
 
@@ -274,6 +276,7 @@ enum Built {
     Throttle(ClassifiedThrottle<Classify>),
     Limit(ConcurrencyLimit),
     Chaos(Chaos<u16>),
+    Outlier(OutlierEndpoint<&'static str>),
     Pass,
 }
 
@@ -319,6 +322,17 @@ fn build(kind: Option<Kind>) -> Built {
                 .build()
                 .unwrap(),
         ),
+        Some(Kind::Outlier { failures }) => {
+            let detector = OutlierDetector::builder("o")
+                .consecutive_failures(failures)
+                .max_ejection_percent(50)
+                .clock(TokioClock::new())
+                .build()
+                .unwrap();
+            // Two endpoints known, so one may be ejected.
+            detector.record(&"peer", Outcome::Success);
+            Built::Outlier(detector.endpoint("this"))
+        }
         Some(Kind::Limit { initial }) => Built::Limit(
             ConcurrencyLimit::builder("l")
                 .min_limit(1)
@@ -348,6 +362,7 @@ impl Policy<u32, u16> for Built {
             Built::Throttle(p) => p.run(attempt).await,
             Built::Limit(p) => p.run(attempt).await,
             Built::Chaos(p) => p.run(attempt).await,
+            Built::Outlier(p) => p.run(attempt).await,
             Built::Pass => attempt().await,
         }
     }
@@ -436,6 +451,7 @@ fn differential(kinds: &[Option<Kind>; 4], script: &[Step], calls: usize) {
                 Built::Throttle(p) => builder.throttle(p.throttle().clone()),
                 Built::Limit(p) => builder.concurrency_limit(p.clone()),
                 Built::Chaos(p) => builder.chaos(p.clone()),
+                Built::Outlier(p) => builder.outlier(p.clone()),
                 Built::Pass => builder,
             };
         }

@@ -1,14 +1,15 @@
 //! [`PipelineBuilder`]: the policies of a pipeline, outermost first, validated by `build`.
 
 use std::fmt;
+use std::hash::Hash;
 use std::sync::Arc;
 use std::time::Duration;
 
 use super::slot::Slot;
 use super::{MAX_DEPTH, Pipeline};
 use crate::policy::{
-    Bulkhead, Chaos, ConcurrencyLimit, Fallback, RateLimitMode, RateLimiter, Retry, Throttle,
-    Timeout,
+    Bulkhead, Chaos, ConcurrencyLimit, Fallback, OutlierEndpoint, RateLimitMode, RateLimiter,
+    Retry, Throttle, Timeout,
 };
 use fusebox_core::ConfigError;
 use fusebox_core::Error;
@@ -412,6 +413,35 @@ impl<T, E> PipelineBuilder<T, E> {
     /// ```
     pub fn chaos(self, chaos: Chaos<E>) -> Self {
         self.push(Slot::Chaos(chaos))
+    }
+
+    /// Adds one endpoint of an outlier detector: calls are refused with
+    /// [`Error::Ejected`](fusebox_core::Error::Ejected) while it is ejected, and counted for
+    /// it otherwise (read as a breaker reads them). Give each endpoint's pipeline its own
+    /// [`OutlierDetector::endpoint`](crate::policy::OutlierDetector::endpoint) of one shared
+    /// detector.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), fusebox_core::ConfigError> {
+    /// use fusebox_policy::pipeline::Pipeline;
+    /// use fusebox_policy::policy::OutlierDetector;
+    /// let detector = OutlierDetector::builder("replicas").consecutive_failures(1).build()?;
+    /// let [a, b] = ["10.0.0.1", "10.0.0.2"]
+    ///     .map(|host| Pipeline::<(), &str>::builder().outlier(detector.endpoint(host)).build());
+    /// let (a, b) = (a?, b?);
+    /// b.call(|| async { Ok(()) }).await.unwrap();
+    /// let _ = a.call(|| async { Err("503") }).await;
+    /// let refused = a.call(|| async { Ok(()) }).await.unwrap_err();
+    /// assert_eq!(refused.stopped_by(), Some("outlier_ejection"));
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn outlier<K>(self, endpoint: OutlierEndpoint<K>) -> Self
+    where
+        K: Hash + Eq + Clone + fmt::Display + Send + Sync + 'static,
+    {
+        self.push(Slot::Outlier(Arc::new(endpoint)))
     }
 
     /// Validates and builds the pipeline.

@@ -480,6 +480,10 @@ where
                     }
                     put(Level::Idle);
                 }
+                Slot::Outlier(endpoint) => match endpoint.admit() {
+                    Ok(()) => put(Level::Idle),
+                    Err(ejected) => return Some(refused(i, Error::Ejected(ejected))),
+                },
                 Slot::Limit(l, _) => match l.try_acquire_compact() {
                     Ok(permit) => put(Level::Limit(permit)),
                     Err(exceeded) => return Some(refused(i, Error::LimitExceeded(exceeded))),
@@ -554,6 +558,10 @@ where
                         Some(c) => c(result),
                     };
                     t.record(outcome != Outcome::Failure);
+                    self.leave_idle(i);
+                }
+                (Slot::Outlier(endpoint), Level::Idle) => {
+                    endpoint.record(breaker_outcome(result));
                     self.leave_idle(i);
                 }
                 (Slot::Limit(_, classify), Level::Limit(_)) => {

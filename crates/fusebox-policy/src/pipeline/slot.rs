@@ -4,7 +4,8 @@ use std::fmt;
 use std::sync::Arc;
 
 use crate::policy::{
-    Bulkhead, Chaos, ConcurrencyLimit, Fallback, RateLimiter, Retry, Throttle, Timeout,
+    Bulkhead, Chaos, ConcurrencyLimit, EndpointGate, Fallback, RateLimiter, Retry, Throttle,
+    Timeout,
 };
 use fusebox_core::Error;
 use fusebox_core::Outcome;
@@ -36,6 +37,8 @@ pub(super) enum Slot<T, E> {
     Limit(ConcurrencyLimit, Option<ClassifyOutcome<T, E>>),
     /// Fault and latency injection.
     Chaos(Chaos<E>),
+    /// One endpoint of an outlier detector.
+    Outlier(Arc<dyn EndpointGate>),
 }
 
 impl<T, E> Clone for Slot<T, E> {
@@ -51,6 +54,7 @@ impl<T, E> Clone for Slot<T, E> {
             Slot::Throttle(t, c) => Slot::Throttle(t.clone(), c.clone()),
             Slot::Limit(l, c) => Slot::Limit(l.clone(), c.clone()),
             Slot::Chaos(c) => Slot::Chaos(c.clone()),
+            Slot::Outlier(o) => Slot::Outlier(Arc::clone(o)),
         }
     }
 }
@@ -68,6 +72,7 @@ impl<T, E> fmt::Debug for Slot<T, E> {
             Slot::Throttle(t, _) => t.fmt(f),
             Slot::Limit(l, _) => l.fmt(f),
             Slot::Chaos(c) => c.fmt(f),
+            Slot::Outlier(_) => f.write_str("OutlierEndpoint"),
         }
     }
 }

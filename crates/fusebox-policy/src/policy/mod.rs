@@ -35,9 +35,10 @@ pub use concurrency_limit::{
 pub use fallback::Fallback;
 pub(crate) use fallback::{Answer, BoxFuture};
 pub use hedge::{Hedge, HedgeBuilder, HedgeEvent, HedgeStats, LatencyHistogram, Stopwatch};
+pub(crate) use outlier::EndpointGate;
 pub use outlier::{
-    EjectionPermit, EjectionReason, OutlierDetector, OutlierDetectorBuilder, OutlierEvent,
-    OwnedEjectionPermit,
+    EjectionPermit, EjectionReason, OutlierDetector, OutlierDetectorBuilder, OutlierEndpoint,
+    OutlierEvent, OwnedEjectionPermit,
 };
 pub use rate_limit::{KeyedRateLimiter, RateLimitMode, RateLimiter, RateLimiterBuilder};
 pub use retry::{

@@ -7,6 +7,7 @@
 
 mod algorithm;
 mod builder;
+mod endpoint;
 mod permit;
 
 use std::fmt;
@@ -22,6 +23,8 @@ use fusebox_core::{Ejected, Error, Outcome};
 pub use algorithm::EjectionReason;
 use algorithm::{Check, Endpoints, Verdict};
 pub use builder::OutlierDetectorBuilder;
+pub(crate) use endpoint::EndpointGate;
+pub use endpoint::OutlierEndpoint;
 pub use permit::{EjectionPermit, OwnedEjectionPermit};
 
 /// What an [`OutlierDetector`] tells its listeners.
@@ -189,7 +192,7 @@ impl<K> OutlierDetector<K> {
 }
 
 impl<K: Hash + Eq + Clone + fmt::Display> OutlierDetector<K> {
-    fn check(&self, key: &K) -> Result<(), Ejected> {
+    pub(super) fn check(&self, key: &K) -> Result<(), Ejected> {
         let now = self.now();
         let mut endpoints = self.lock();
         match endpoints.check(key, now) {
