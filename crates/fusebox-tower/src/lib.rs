@@ -42,6 +42,7 @@ pub mod dashboard;
 mod error;
 pub mod fallback;
 pub mod hedge;
+mod held;
 #[cfg(feature = "http")]
 pub mod http;
 pub mod keyed;

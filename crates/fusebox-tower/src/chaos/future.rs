@@ -7,13 +7,28 @@ use tokio::time::Sleep;
 use tower_service::Service;
 
 use crate::BoxError;
+use crate::held::Held;
 
-/// What a delayed call does once its delay is over.
-pub(super) enum AfterDelay<S, Req, R> {
-    /// Answer the injected fault.
-    Fault(Result<R, BoxError>),
-    /// Call the service, which was ready, with the request.
-    Call(S, Req),
+const LAYER: &str = "chaos future polled after completion";
+
+/// An injected delay, then the injected fault if one was drawn (`None`: send the call).
+pub(super) struct Delay<R> {
+    // Boxed: only delayed calls pay for the timer.
+    sleep: Pin<Box<Sleep>>,
+    fault: Option<Result<R, BoxError>>,
+}
+
+// Nothing in it is pinned: the timer is boxed and the fault is only moved out.
+impl<R> Unpin for Delay<R> {}
+
+impl<R> Future for Delay<R> {
+    type Output = Option<Result<R, BoxError>>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.get_mut();
+        ready!(this.sleep.as_mut().poll(cx));
+        Poll::Ready(this.fault.take())
+    }
 }
 
 pin_project! {
@@ -37,44 +52,49 @@ pin_project! {
         S: Service<Req>,
     {
         #[pin]
-        state: State<S, Req>,
-    }
-}
-
-pin_project! {
-    #[project = StateProj]
-    enum State<S, Req>
-    where
-        S: Service<Req>,
-    {
-        Passing { #[pin] future: S::Future },
-        // Boxed: only delayed calls pay for the timer.
-        Delayed { sleep: Pin<Box<Sleep>>, after: Option<AfterDelay<S, Req, S::Response>> },
-        Answered { answer: Option<Result<S::Response, BoxError>> },
+        inner: Held<S, Req, Delay<S::Response>>,
     }
 }
 
 impl<S: Service<Req>, Req> ResponseFuture<S, Req> {
     pub(super) fn passing(future: S::Future) -> Self {
         ResponseFuture {
-            state: State::Passing { future },
-        }
-    }
-
-    pub(super) fn delayed(sleep: Sleep, after: AfterDelay<S, Req, S::Response>) -> Self {
-        ResponseFuture {
-            state: State::Delayed {
-                sleep: Box::pin(sleep),
-                after: Some(after),
-            },
+            inner: Held::sent(future, LAYER),
         }
     }
 
     pub(super) fn answered(answer: Result<S::Response, BoxError>) -> Self {
         ResponseFuture {
-            state: State::Answered {
-                answer: Some(answer),
-            },
+            inner: Held::answered(answer, LAYER),
+        }
+    }
+
+    /// Waits `sleep`, then answers `fault`.
+    pub(super) fn delayed_fault(sleep: Sleep, fault: Result<S::Response, BoxError>) -> Self {
+        // No call follows a fault: no service is held.
+        ResponseFuture {
+            inner: Held::answered_after(
+                Delay {
+                    sleep: Box::pin(sleep),
+                    fault: Some(fault),
+                },
+                LAYER,
+            ),
+        }
+    }
+
+    /// Waits `sleep`, then calls the ready `service` with `request`.
+    pub(super) fn delayed_call(sleep: Sleep, service: S, request: Req) -> Self {
+        ResponseFuture {
+            inner: Held::holding(
+                Delay {
+                    sleep: Box::pin(sleep),
+                    fault: None,
+                },
+                service,
+                request,
+                LAYER,
+            ),
         }
     }
 }
@@ -85,8 +105,6 @@ impl<S: Service<Req>, Req> std::fmt::Debug for ResponseFuture<S, Req> {
     }
 }
 
-const POLLED_AFTER_COMPLETION: &str = "chaos future polled after completion";
-
 impl<S, Req> Future for ResponseFuture<S, Req>
 where
     S: Service<Req>,
@@ -95,29 +113,6 @@ where
     type Output = Result<S::Response, BoxError>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let mut this = self.project();
-        loop {
-            match this.state.as_mut().project() {
-                StateProj::Passing { future } => return future.poll(cx).map_err(Into::into),
-                StateProj::Answered { answer } => {
-                    return Poll::Ready(
-                        answer
-                            .take()
-                            .unwrap_or_else(|| Err(POLLED_AFTER_COMPLETION.into())),
-                    );
-                }
-                StateProj::Delayed { sleep, after } => {
-                    ready!(sleep.as_mut().poll(cx));
-                    match after.take() {
-                        Some(AfterDelay::Call(mut service, request)) => {
-                            let future = service.call(request);
-                            this.state.set(State::Passing { future });
-                        }
-                        Some(AfterDelay::Fault(answer)) => return Poll::Ready(answer),
-                        None => return Poll::Ready(Err(POLLED_AFTER_COMPLETION.into())),
-                    }
-                }
-            }
-        }
+        self.project().inner.poll(cx)
     }
 }

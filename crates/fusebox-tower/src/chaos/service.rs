@@ -4,7 +4,7 @@ use fusebox_policy::policy::Chaos;
 use tower_service::Service;
 
 use super::ChaosFault;
-use super::future::{AfterDelay, ResponseFuture};
+use super::future::ResponseFuture;
 use crate::BoxError;
 
 /// A service whose calls chaos may delay or answer with a fault; built by
@@ -85,13 +85,13 @@ where
             (None, None) => ResponseFuture::passing(self.inner.call(req)),
             (None, Some(answer)) => ResponseFuture::answered(answer),
             (Some(delay), Some(answer)) => {
-                ResponseFuture::delayed(tokio::time::sleep(delay), AfterDelay::Fault(answer))
+                ResponseFuture::delayed_fault(tokio::time::sleep(delay), answer)
             }
             (Some(delay), None) => {
                 // The ready service keeps the delayed request; a clone takes its place.
                 let clone = self.inner.clone();
                 let ready = std::mem::replace(&mut self.inner, clone);
-                ResponseFuture::delayed(tokio::time::sleep(delay), AfterDelay::Call(ready, req))
+                ResponseFuture::delayed_call(tokio::time::sleep(delay), ready, req)
             }
         }
     }

@@ -1,15 +1,37 @@
 use std::future::Future;
+use std::marker::PhantomData;
 use std::pin::Pin;
-use std::task::{Context, Poll, ready};
+use std::task::{Context, Poll};
 
 use fusebox_core::RateLimited;
 use pin_project_lite::pin_project;
 use tower_service::Service;
 
 use crate::BoxError;
+use crate::held::Held;
 
 /// A call waiting for its permit; boxed, since only calls that wait pay for it.
 pub(super) type Waiting = Pin<Box<dyn Future<Output = Result<(), RateLimited>> + Send>>;
+
+const LAYER: &str = "rate limit future polled after completion";
+
+/// The wait for a permit, ending with `None` to send the call or with the refusal.
+pub(super) struct Permit<R> {
+    waiting: Waiting,
+    response: PhantomData<fn() -> R>,
+}
+
+impl<R> Future for Permit<R> {
+    type Output = Option<Result<R, BoxError>>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        self.waiting.as_mut().poll(cx).map(|permit| {
+            permit
+                .err()
+                .map(|limited| Err(Box::new(limited) as BoxError))
+        })
+    }
+}
 
 pin_project! {
     /// The response of a [`RateLimit`](super::RateLimit) or
@@ -34,44 +56,30 @@ pin_project! {
         S: Service<Req>,
     {
         #[pin]
-        state: State<S, Req>,
-    }
-}
-
-pin_project! {
-    #[project = StateProj]
-    enum State<S, Req>
-    where
-        S: Service<Req>,
-    {
-        Refused { limited: Option<RateLimited> },
-        Waiting { waiting: Waiting, service: Option<S>, request: Option<Req> },
-        Running { #[pin] future: S::Future },
+        inner: Held<S, Req, Permit<S::Response>>,
     }
 }
 
 impl<S: Service<Req>, Req> ResponseFuture<S, Req> {
     pub(super) fn running(future: S::Future) -> Self {
         ResponseFuture {
-            state: State::Running { future },
+            inner: Held::sent(future, LAYER),
         }
     }
 
     pub(super) fn refused(limited: RateLimited) -> Self {
         ResponseFuture {
-            state: State::Refused {
-                limited: Some(limited),
-            },
+            inner: Held::answered(Err(Box::new(limited)), LAYER),
         }
     }
 
     pub(super) fn waiting(waiting: Waiting, service: S, request: Req) -> Self {
+        let permit = Permit {
+            waiting,
+            response: PhantomData,
+        };
         ResponseFuture {
-            state: State::Waiting {
-                waiting,
-                service: Some(service),
-                request: Some(request),
-            },
+            inner: Held::holding(permit, service, request, LAYER),
         }
     }
 }
@@ -90,36 +98,6 @@ where
     type Output = Result<S::Response, BoxError>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let mut this = self.project();
-        loop {
-            match this.state.as_mut().project() {
-                StateProj::Refused { limited } => {
-                    return Poll::Ready(Err(match limited.take() {
-                        Some(limited) => Box::new(limited),
-                        None => "rate limit future polled after completion".into(),
-                    }));
-                }
-                StateProj::Waiting {
-                    waiting,
-                    service,
-                    request,
-                } => {
-                    if let Err(limited) = ready!(waiting.as_mut().poll(cx)) {
-                        return Poll::Ready(Err(Box::new(limited)));
-                    }
-                    let (Some(mut service), Some(request)) = (service.take(), request.take())
-                    else {
-                        return Poll::Ready(
-                            Err("rate limit future polled after completion".into()),
-                        );
-                    };
-                    let future = service.call(request);
-                    this.state.set(State::Running { future });
-                }
-                StateProj::Running { future } => {
-                    return future.poll(cx).map_err(Into::into);
-                }
-            }
-        }
+        self.project().inner.poll(cx)
     }
 }
