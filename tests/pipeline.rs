@@ -607,3 +607,88 @@ fn a_waiting_rate_limiter_is_refused_by_a_pipeline() {
         .unwrap_err();
     assert_eq!(err.field(), Some("rate_limit"));
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_hedged_pipeline_drops_its_racing_attempts_when_a_timeout_cancels_the_call() {
+    use fusebox::policy::Hedge;
+    use std::sync::atomic::AtomicUsize;
+
+    /// Counts the attempts dropped before they finished.
+    struct Dropped<'a>(&'a AtomicUsize);
+    impl Drop for Dropped<'_> {
+        fn drop(&mut self) {
+            self.0.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    let hedge = Hedge::builder("h")
+        .delay(Duration::from_millis(20))
+        .max_hedged_attempts(2)
+        .build()
+        .unwrap();
+    let pipeline = Pipeline::<(), ()>::builder()
+        .timeout(Duration::from_millis(100))
+        .hedge(hedge.clone())
+        .build()
+        .unwrap();
+    let (started, dropped) = (AtomicU32::new(0), AtomicUsize::new(0));
+    let err = pipeline
+        .call(|| async {
+            started.fetch_add(1, Ordering::Relaxed);
+            let _guard = Dropped(&dropped);
+            tokio::time::sleep(Duration::from_secs(10)).await;
+            Ok(())
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.stopped_by(), Some("timeout"));
+    assert_eq!(
+        started.load(Ordering::Relaxed),
+        3,
+        "the first attempt and two hedges"
+    );
+    assert_eq!(dropped.load(Ordering::Relaxed), 3, "all three cancelled");
+    assert_eq!(hedge.stats().hedges_sent, 2);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_hedged_pipeline_returns_the_last_failure_once_every_attempt_failed() {
+    use fusebox::policy::Hedge;
+    let hedge = Hedge::builder("h")
+        .delay(Duration::from_millis(10))
+        .max_hedged_attempts(1)
+        .build()
+        .unwrap();
+    let pipeline = Pipeline::<u32, u32>::builder()
+        .hedge(hedge.clone())
+        .build()
+        .unwrap();
+    let n = AtomicU32::new(0);
+    let started = Instant::now();
+    let err = pipeline
+        .call(|| async {
+            let i = n.fetch_add(1, Ordering::Relaxed);
+            // The first fails late, the hedge early: the call waits for both.
+            tokio::time::sleep(Duration::from_millis(if i == 0 { 50 } else { 5 })).await;
+            Err(i)
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(
+        err.into_inner(),
+        Some(0),
+        "the last failure: the first attempt's"
+    );
+    assert_eq!(started.elapsed(), Duration::from_millis(50));
+}
+
+#[test]
+fn a_hedge_with_policies_inside_it_is_refused_by_a_pipeline() {
+    use fusebox::policy::Hedge;
+    let err = Pipeline::<(), ()>::builder()
+        .hedge(Hedge::builder("h").build().unwrap())
+        .timeout(Duration::from_millis(10))
+        .build()
+        .unwrap_err();
+    assert_eq!(err.field(), Some("hedge"));
+}

@@ -13,8 +13,8 @@ use fusebox::clock::{ManualClock, TokioClock};
 use fusebox::guard::{CostGuard, CostPolicy};
 use fusebox::pipeline::Pipeline;
 use fusebox::policy::{
-    Bulkhead, Chaos, ClassifiedThrottle, ConcurrencyLimit, Fallback, Latency, OutlierDetector,
-    OutlierEndpoint, RateLimiter, Retry, Throttle, Timeout,
+    Bulkhead, Chaos, ClassifiedThrottle, ConcurrencyLimit, Fallback, Hedge, Latency,
+    OutlierDetector, OutlierEndpoint, RateLimiter, Retry, Throttle, Timeout,
 };
 use fusebox::stack::{Policy, Stack};
 use fusebox::{Error, Outcome};
@@ -215,6 +215,7 @@ enum Kind {
     Limit { initial: u32 },
     Chaos { seed: u64 },
     Outlier { failures: u32 },
+    Hedge { delay_ms: u64, max: u32 },
 }
 
 fn kind() -> impl Strategy<Value = Kind> {
@@ -233,6 +234,10 @@ fn kind() -> impl Strategy<Value = Kind> {
         (1..3u32).prop_map(|initial| Kind::Limit { initial }),
         (0..4u64).prop_map(|seed| Kind::Chaos { seed }),
         (1..3u32).prop_map(|failures| Kind::Outlier { failures }),
+        (0..4u64, 1..3u32).prop_map(|(d, max)| Kind::Hedge {
+            delay_ms: d * 15,
+            max
+        }),
     ]
 }
 
@@ -277,6 +282,7 @@ enum Built {
     Limit(ConcurrencyLimit),
     Chaos(Chaos<u16>),
     Outlier(OutlierEndpoint<&'static str>),
+    Hedge(Hedge),
     Pass,
 }
 
@@ -333,6 +339,13 @@ fn build(kind: Option<Kind>) -> Built {
             detector.record(&"peer", Outcome::Success);
             Built::Outlier(detector.endpoint("this"))
         }
+        Some(Kind::Hedge { delay_ms, max }) => Built::Hedge(
+            Hedge::builder("h")
+                .delay(ms(delay_ms))
+                .max_hedged_attempts(max)
+                .build()
+                .unwrap(),
+        ),
         Some(Kind::Limit { initial }) => Built::Limit(
             ConcurrencyLimit::builder("l")
                 .min_limit(1)
@@ -363,6 +376,7 @@ impl Policy<u32, u16> for Built {
             Built::Limit(p) => p.run(attempt).await,
             Built::Chaos(p) => p.run(attempt).await,
             Built::Outlier(p) => p.run(attempt).await,
+            Built::Hedge(p) => p.run(attempt).await,
             Built::Pass => attempt().await,
         }
     }
@@ -423,7 +437,21 @@ fn breaker_states(built: &[Built]) -> Vec<(State, u32)> {
         .collect()
 }
 
+/// A pipeline hedges only its innermost policy: a hedge with any policy after it is dropped
+/// from the generated shape.
+fn innermost_hedge_only(kinds: &[Option<Kind>; 4]) -> [Option<Kind>; 4] {
+    let mut kinds = *kinds;
+    for i in 0..kinds.len() {
+        let inside = kinds[i + 1..].iter().any(Option::is_some);
+        if matches!(kinds[i], Some(Kind::Hedge { .. })) && inside {
+            kinds[i] = None;
+        }
+    }
+    kinds
+}
+
 fn differential(kinds: &[Option<Kind>; 4], script: &[Step], calls: usize) {
+    let kinds = &innermost_hedge_only(kinds);
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_time()
         .start_paused(true)
@@ -452,6 +480,7 @@ fn differential(kinds: &[Option<Kind>; 4], script: &[Step], calls: usize) {
                 Built::Limit(p) => builder.concurrency_limit(p.clone()),
                 Built::Chaos(p) => builder.chaos(p.clone()),
                 Built::Outlier(p) => builder.outlier(p.clone()),
+                Built::Hedge(p) => builder.hedge(p.clone()),
                 Built::Pass => builder,
             };
         }

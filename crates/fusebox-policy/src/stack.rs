@@ -14,7 +14,7 @@
 //! |---|---|---|
 //! | type | `Pipeline<T, E>`, whatever the policies | one type per shape |
 //! | built | at run time, validated by `build()` | at compile time, nothing left to validate |
-//! | policies | fallback, timeout, retry, breaker, bulkhead, cost guard, rate limiter (refusing), throttle, concurrency limit, chaos, an outlier detector's endpoint | every policy fusebox has (hedging and waiting rate limiters too), and your own ([`Policy`]) |
+//! | policies | fallback, timeout, retry, breaker, bulkhead, cost guard, rate limiter (refusing), throttle, concurrency limit, chaos, an outlier detector's endpoint, hedging (innermost) | every policy fusebox has (waiting rate limiters too), anywhere, and your own ([`Policy`]) |
 //! | success path, retry + breaker | 2.5-3x a bare breaker | 1.2-1.4x a bare breaker |
 //!
 //! Reach for a `Stack` where the shape is fixed and the call is hot; a `Pipeline` where the

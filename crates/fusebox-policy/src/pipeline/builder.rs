@@ -8,8 +8,8 @@ use std::time::Duration;
 use super::slot::Slot;
 use super::{MAX_DEPTH, Pipeline};
 use crate::policy::{
-    Bulkhead, Chaos, ConcurrencyLimit, Fallback, OutlierEndpoint, RateLimitMode, RateLimiter,
-    Retry, Throttle, Timeout,
+    Bulkhead, Chaos, ConcurrencyLimit, Fallback, Hedge, OutlierEndpoint, RateLimitMode,
+    RateLimiter, Retry, Throttle, Timeout,
 };
 use fusebox_core::ConfigError;
 use fusebox_core::Error;
@@ -444,6 +444,41 @@ impl<T, E> PipelineBuilder<T, E> {
         self.push(Slot::Outlier(Arc::new(endpoint)))
     }
 
+    /// Adds hedging around the attempt itself: after the hedge's delay the operation is
+    /// started again (up to its `max_hedged_attempts` more), the first success answers and
+    /// the other attempts are dropped; once every attempt has failed, the last failure
+    /// answers. A pipeline runs its other policies once per call, so a hedge is its
+    /// innermost policy: `build` refuses one with anything inside it (put the policies that
+    /// should see each hedged attempt apart in a [`Stack`](crate::stack::Stack)).
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() -> Result<(), fusebox_core::ConfigError> {
+    /// use fusebox_policy::pipeline::Pipeline;
+    /// use fusebox_policy::policy::Hedge;
+    /// use std::sync::atomic::{AtomicU32, Ordering};
+    /// use std::time::Duration;
+    /// let hedge = Hedge::builder("search").delay(Duration::from_millis(50)).build()?;
+    /// let pipeline = Pipeline::<&str, ()>::builder().hedge(hedge.clone()).build()?;
+    /// let asked = AtomicU32::new(0);
+    /// let started = tokio::time::Instant::now();
+    /// let answer = pipeline
+    ///     .call(|| async {
+    ///         let stuck = asked.fetch_add(1, Ordering::Relaxed) == 0;
+    ///         tokio::time::sleep(Duration::from_millis(if stuck { 2_000 } else { 10 })).await;
+    ///         Ok(if stuck { "stuck" } else { "hedge" })
+    ///     })
+    ///     .await;
+    /// assert_eq!(answer.unwrap(), "hedge");
+    /// assert_eq!(started.elapsed(), Duration::from_millis(60));
+    /// assert_eq!(hedge.stats().hedge_wins, 1);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn hedge(self, hedge: Hedge) -> Self {
+        self.push(Slot::Hedge(hedge))
+    }
+
     /// Validates and builds the pipeline.
     ///
     /// ```
@@ -458,6 +493,19 @@ impl<T, E> PipelineBuilder<T, E> {
     pub fn build(self) -> Result<Pipeline<T, E>, ConfigError> {
         if let Some(e) = self.error {
             return Err(e);
+        }
+        let innermost = self.slots.len().saturating_sub(1);
+        if self
+            .slots
+            .iter()
+            .enumerate()
+            .any(|(i, slot)| matches!(slot, Slot::Hedge(_)) && i != innermost)
+        {
+            return Err(ConfigError::invalid(
+                "hedge",
+                "a pipeline hedges the attempt itself: the hedge must be its innermost policy \
+                 (put policies that should see each hedged attempt in a Stack)",
+            ));
         }
         if self.slots.len() > MAX_DEPTH {
             return Err(ConfigError::invalid(

@@ -15,7 +15,10 @@ use tokio::time::{Instant, Sleep};
 use super::MAX_DEPTH;
 use super::slot::Slot;
 use super::{breaker_outcome, settle_cost};
-use crate::policy::{Answer, BoxFuture, BulkheadSlot, CompactPermit, Fallback, RetryAttempts};
+use crate::policy::Hedge;
+use crate::policy::{
+    Answer, BoxFuture, BulkheadSlot, CompactPermit, Fallback, RetryAttempts, Stopwatch,
+};
 use fusebox_core::breaker::Permit;
 use fusebox_core::guard::CostPermit;
 use fusebox_core::{BulkheadFull, Error, Outcome, TimedOut};
@@ -45,7 +48,7 @@ pin_project! {
     pub(super) struct Call<'a, T, E, F, Fut> {
         slots: &'a [Slot<T, E>],
         // Emptied by hand on drop, when it may hold something.
-        wait: ManuallyDrop<Wait<'a, T, E>>,
+        wait: ManuallyDrop<Wait<'a, T, E, Fut>>,
         // The state of each policy the call is inside, outermost first: a level is pushed
         // when the call enters its policy and popped when it leaves, so a new call writes
         // only the length, and dropping the call drops the levels it is inside, innermost
@@ -98,7 +101,13 @@ impl<'a, T, E, F, Fut> Call<'a, T, E, F, Fut> {
 
 /// Drops the attempt in flight, if there is one, leaving `wait` empty.
 #[inline]
-fn drop_attempt<T, E, Fut>(wait: &mut Wait<'_, T, E>, mut attempt: Pin<&mut Option<Fut>>) {
+fn drop_attempt<T, E, Fut>(wait: &mut Wait<'_, T, E, Fut>, mut attempt: Pin<&mut Option<Fut>>) {
+    if matches!(wait, Wait::Hedged { .. }) {
+        // The hedges are cancelled with their race, then the first attempt.
+        *wait = Wait::Empty;
+        attempt.set(None);
+        return;
+    }
     if matches!(wait, Wait::Attempt) {
         // `Attempt` holds nothing itself; cleared first, so the call never waits on an
         // attempt that is gone, even if its drop panics. Forgotten rather than dropped: no
@@ -136,7 +145,7 @@ type QueueWait<'a> =
 /// caller's future, the only part that may need pinning, is kept beside it. The tag comes
 /// first (see [`Call`]'s layout).
 #[repr(u8)]
-enum Wait<'a, T, E> {
+enum Wait<'a, T, E, Fut> {
     /// Not polled yet.
     Start,
     /// An attempt: the caller's future, in `attempt`.
@@ -148,11 +157,26 @@ enum Wait<'a, T, E> {
     /// The retry at `level` waiting before its next attempt (`None`: longer than the clock
     /// can represent).
     Backoff { level: u8, until: Option<Instant> },
+    /// Attempts racing under the hedge (the innermost policy): the first one in `attempt`,
+    /// the hedges in the race.
+    Hedged { race: Box<Race<T, E, Fut>> },
     /// Finished, or between two states inside `poll`.
     Empty,
 }
 
-impl<T, E> Wait<'_, T, E> {
+/// The hedges of one call, made when the first is sent.
+struct Race<T, E, Fut> {
+    /// Each hedge, `None` once finished, with its stopwatch; a hedge's place tells which it is.
+    hedges: Vec<(Option<Pin<Box<Fut>>>, Stopwatch)>,
+    /// When the next hedge is due; `None` when no more may be sent.
+    next: Option<Instant>,
+    /// The first attempt is still running (in the call's `attempt`).
+    first_running: bool,
+    last_failure: Option<E>,
+    _value: std::marker::PhantomData<fn() -> T>,
+}
+
+impl<T, E, Fut> Wait<'_, T, E, Fut> {
     /// Whether replacing this state needs no drop.
     fn holds_nothing(&self) -> bool {
         matches!(
@@ -176,6 +200,11 @@ enum Level<'a, T, E> {
     Chaos {
         fault: bool,
     },
+    /// The hedge: when its first attempt started, and its delay (ns), fixed for the call.
+    Hedge {
+        started: Instant,
+        delay_nanos: u64,
+    },
     /// Held for its drop, which frees the slot.
     Bulkhead {
         _slot: BulkheadSlot<'a>,
@@ -198,6 +227,7 @@ impl<T, E> Level<'_, T, E> {
                 | Level::Idle
                 | Level::Timeout(_)
                 | Level::Chaos { .. }
+                | Level::Hedge { .. }
                 | Level::Retry { attempts: None, .. }
         )
     }
@@ -227,7 +257,7 @@ enum Fired<T, E> {
 /// The parts of a [`Call`] that stepping changes.
 struct Machine<'p, 'a, T, E, F, Fut> {
     attempt: Pin<&'p mut Option<Fut>>,
-    wait: &'p mut Wait<'a, T, E>,
+    wait: &'p mut Wait<'a, T, E, Fut>,
     levels: &'p mut ArrayVec<Level<'a, T, E>, MAX_DEPTH>,
     slots: &'a [Slot<T, E>],
     op: &'p F,
@@ -304,6 +334,11 @@ where
                         Fired::Unwind(above, result) => (above, result),
                     },
                 },
+                Wait::Hedged { .. } => match m.poll_hedged(cx) {
+                    Fired::Nothing => return Poll::Pending,
+                    Fired::Again => continue,
+                    Fired::Unwind(above, result) => (above, result),
+                },
                 Wait::Backoff { .. } => match m.expired(cx) {
                     Fired::Nothing => return Poll::Pending,
                     Fired::Again => continue,
@@ -335,7 +370,7 @@ where
 {
     /// Replaces whatever the leaf waits on with `wait`, dropping it (the attempt included).
     #[inline]
-    fn set_wait(&mut self, wait: Wait<'a, T, E>) {
+    fn set_wait(&mut self, wait: Wait<'a, T, E, Fut>) {
         if self.wait.holds_nothing() {
             std::mem::forget(std::mem::replace(self.wait, wait));
         } else {
@@ -356,6 +391,9 @@ where
                 // The finished attempt is dropped before the policies see its result, as a
                 // nested future would be.
                 drop_attempt(self.wait, self.attempt.as_mut());
+                if r.is_ok() {
+                    self.first_won();
+                }
                 Fired::Unwind(self.slots.len(), r.map_err(Error::Inner))
             }
             Poll::Pending => self.expired(cx),
@@ -480,6 +518,15 @@ where
                     }
                     put(Level::Idle);
                 }
+                Slot::Hedge(h) => {
+                    // The call counts in the budget; its first attempt's start times it.
+                    let _ = h.begin_call();
+                    let delay = h.delay();
+                    put(Level::Hedge {
+                        started: Instant::now(),
+                        delay_nanos: u64::try_from(delay.as_nanos()).unwrap_or(u64::MAX),
+                    });
+                }
                 Slot::Outlier(endpoint) => match endpoint.admit() {
                     Ok(()) => put(Level::Idle),
                     Err(ejected) => return Some(refused(i, Error::Ejected(ejected))),
@@ -582,8 +629,12 @@ where
                 // A fallback passing a success and a timeout that did not expire leave the
                 // result alone, and hold nothing to drop.
                 (
-                    Slot::Fallback(_) | Slot::Timeout(_) | Slot::RateLimit(_) | Slot::Chaos(_),
-                    Level::Idle | Level::Timeout(_) | Level::Chaos { .. },
+                    Slot::Fallback(_)
+                    | Slot::Timeout(_)
+                    | Slot::RateLimit(_)
+                    | Slot::Chaos(_)
+                    | Slot::Hedge(_),
+                    Level::Idle | Level::Timeout(_) | Level::Chaos { .. } | Level::Hedge { .. },
                 ) => {
                     self.leave_idle(i);
                 }
@@ -627,6 +678,142 @@ where
         }
     }
 
+    /// The hedge the call is inside, if its innermost policy is one: its level and policy.
+    #[inline]
+    fn hedge_level(&self) -> Option<(usize, &'a Hedge)> {
+        let slots = self.slots;
+        match slots.last() {
+            Some(Slot::Hedge(h)) if self.levels.len() == slots.len() => Some((slots.len() - 1, h)),
+            _ => None,
+        }
+    }
+
+    /// The first attempt answered before any hedge: its latency feeds a percentile delay.
+    #[inline]
+    fn first_won(&mut self) {
+        if let Some((level, h)) = self.hedge_level()
+            && let Some(Level::Hedge { started, .. }) = self.levels.get(level)
+        {
+            h.settle(0, h.stopwatch_at(*started), None, 0);
+        }
+    }
+
+    /// When the next hedge is due, if one may still be sent.
+    fn next_hedge(&self) -> Option<Instant> {
+        let (level, _) = self.hedge_level()?;
+        match &*self.wait {
+            Wait::Hedged { race, .. } => race.next,
+            Wait::Attempt => match self.levels.get(level) {
+                Some(Level::Hedge {
+                    started,
+                    delay_nanos,
+                }) => started.checked_add(Duration::from_nanos(*delay_nanos)),
+                _ => None,
+            },
+            _ => None,
+        }
+    }
+
+    /// Sends the next hedge (the hedge's delay is over), unless the budget refuses it.
+    #[cold]
+    fn send_hedge(&mut self) -> Fired<T, E> {
+        let Some((level, h)) = self.hedge_level() else {
+            return Fired::Nothing;
+        };
+        let Some(Level::Hedge { delay_nanos, .. }) = self.levels.get(level) else {
+            return Fired::Nothing;
+        };
+        let delay = Duration::from_nanos(*delay_nanos);
+        if matches!(&*self.wait, Wait::Attempt) {
+            // The first hedge: the race begins, around the first attempt still running.
+            self.set_wait(Wait::Hedged {
+                race: Box::new(Race {
+                    hedges: Vec::new(),
+                    next: None,
+                    first_running: true,
+                    last_failure: None,
+                    _value: std::marker::PhantomData,
+                }),
+            });
+        }
+        let Wait::Hedged { race, .. } = &mut *self.wait else {
+            return Fired::Nothing;
+        };
+        let number = race.hedges.len() as u32 + 1;
+        race.next = None;
+        match h.try_hedge(number) {
+            Some(watch) => {
+                race.hedges.push((Some(Box::pin((self.op)())), watch));
+                if number < h.max_hedged_attempts() {
+                    race.next = Instant::now().checked_add(delay);
+                }
+                Fired::Again
+            }
+            // Refused by the budget: no later hedge for this call.
+            None => Fired::Nothing,
+        }
+    }
+
+    /// Polls the attempts racing under a hedge: the first success answers and the others
+    /// are dropped; a failure waits for the others, and the last one answers once all have
+    /// failed.
+    fn poll_hedged(&mut self, cx: &mut Context<'_>) -> Fired<T, E> {
+        let Some((_, h)) = self.hedge_level() else {
+            return self.expired(cx);
+        };
+        let started = match self.levels.last() {
+            Some(Level::Hedge { started, .. }) => *started,
+            _ => Instant::now(),
+        };
+        let Wait::Hedged { race, .. } = &mut *self.wait else {
+            return self.expired(cx);
+        };
+        let mut won: Option<(u32, Stopwatch, T)> = None;
+        if race.first_running
+            && let Some(first) = self.attempt.as_mut().as_pin_mut()
+            && let Poll::Ready(result) = first.poll(cx)
+        {
+            race.first_running = false;
+            self.attempt.set(None);
+            match result {
+                Ok(value) => won = Some((0, h.stopwatch_at(started), value)),
+                Err(failure) => race.last_failure = Some(failure),
+            }
+        }
+        if won.is_none() {
+            for (index, (slot, watch)) in race.hedges.iter_mut().enumerate() {
+                let Some(running) = slot.as_mut() else {
+                    continue;
+                };
+                if let Poll::Ready(result) = running.as_mut().poll(cx) {
+                    *slot = None;
+                    match result {
+                        Ok(value) => {
+                            won = Some((index as u32 + 1, *watch, value));
+                            break;
+                        }
+                        Err(failure) => race.last_failure = Some(failure),
+                    }
+                }
+            }
+        }
+        let hedges_running = race.hedges.iter().filter(|(h, _)| h.is_some()).count() as u32;
+        let in_flight = hedges_running + u32::from(race.first_running);
+        if let Some((winner, watch, value)) = won {
+            let first = (winner > 0 && race.first_running).then(|| h.stopwatch_at(started));
+            h.settle(winner, watch, first, in_flight);
+            drop_attempt(self.wait, self.attempt.as_mut());
+            return Fired::Unwind(self.slots.len(), Ok(value));
+        }
+        if in_flight == 0
+            && let Some(failure) = race.last_failure.take()
+        {
+            drop_attempt(self.wait, self.attempt.as_mut());
+            return Fired::Unwind(self.slots.len(), Err(Error::Inner(failure)));
+        }
+        self.expired(cx)
+    }
+
     /// Arms the timer for the earliest active deadline and, if it has passed, acts on what
     /// expired: the backoff delay at the leaf, or else the innermost expired timeout.
     fn expired(&mut self, cx: &mut Context<'_>) -> Fired<T, E> {
@@ -634,12 +821,17 @@ where
             Wait::Backoff { level, until } => Some((usize::from(*level), *until)),
             _ => None,
         };
+        let hedge = self.next_hedge();
         let depth = self.levels.len();
         let deadlines = self.levels.iter().filter_map(|l| match l {
             Level::Timeout(deadline) => *deadline,
             _ => None,
         });
-        let Some(earliest) = deadlines.chain(backoff.and_then(|(_, until)| until)).min() else {
+        let Some(earliest) = deadlines
+            .chain(backoff.and_then(|(_, until)| until))
+            .chain(hedge)
+            .min()
+        else {
             return Fired::Nothing;
         };
         let sleep = self
@@ -673,6 +865,9 @@ where
             |&i| matches!(&self.levels[i], Level::Timeout(Some(deadline)) if *deadline <= fired_at),
         );
         let Some(level) = expired else {
+            if hedge.is_some_and(|due| due <= fired_at) {
+                return self.send_hedge();
+            }
             return Fired::Nothing;
         };
         // Everything inside the timeout is dropped, innermost first, like a cancelled future,

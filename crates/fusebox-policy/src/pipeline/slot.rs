@@ -4,7 +4,7 @@ use std::fmt;
 use std::sync::Arc;
 
 use crate::policy::{
-    Bulkhead, Chaos, ConcurrencyLimit, EndpointGate, Fallback, RateLimiter, Retry, Throttle,
+    Bulkhead, Chaos, ConcurrencyLimit, EndpointGate, Fallback, Hedge, RateLimiter, Retry, Throttle,
     Timeout,
 };
 use fusebox_core::Error;
@@ -39,6 +39,8 @@ pub(super) enum Slot<T, E> {
     Chaos(Chaos<E>),
     /// One endpoint of an outlier detector.
     Outlier(Arc<dyn EndpointGate>),
+    /// Hedged attempts; always the innermost policy (the builder sees to it).
+    Hedge(Hedge),
 }
 
 impl<T, E> Clone for Slot<T, E> {
@@ -55,6 +57,7 @@ impl<T, E> Clone for Slot<T, E> {
             Slot::Limit(l, c) => Slot::Limit(l.clone(), c.clone()),
             Slot::Chaos(c) => Slot::Chaos(c.clone()),
             Slot::Outlier(o) => Slot::Outlier(Arc::clone(o)),
+            Slot::Hedge(h) => Slot::Hedge(h.clone()),
         }
     }
 }
@@ -73,6 +76,7 @@ impl<T, E> fmt::Debug for Slot<T, E> {
             Slot::Limit(l, _) => l.fmt(f),
             Slot::Chaos(c) => c.fmt(f),
             Slot::Outlier(_) => f.write_str("OutlierEndpoint"),
+            Slot::Hedge(h) => h.fmt(f),
         }
     }
 }

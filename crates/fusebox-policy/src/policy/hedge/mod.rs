@@ -502,6 +502,14 @@ impl Hedge {
 #[derive(Debug, Clone, Copy)]
 pub struct Stopwatch(Option<Instant>);
 
+impl Hedge {
+    /// The stopwatch of an attempt that started at `started`, for a caller that kept the
+    /// start itself (a pipeline's call).
+    pub(crate) fn stopwatch_at(&self, started: Instant) -> Stopwatch {
+        Stopwatch(self.inner.latencies.is_some().then_some(started))
+    }
+}
+
 impl HedgeInner {
     fn stopwatch(&self) -> Stopwatch {
         Stopwatch(self.latencies.is_some().then(Instant::now))
