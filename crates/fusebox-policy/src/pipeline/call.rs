@@ -15,10 +15,10 @@ use tokio::time::{Instant, Sleep};
 use super::MAX_DEPTH;
 use super::slot::Slot;
 use super::{breaker_outcome, settle_cost};
-use crate::policy::Hedge;
 use crate::policy::{
     Answer, BoxFuture, BulkheadSlot, CompactPermit, Fallback, RetryAttempts, Stopwatch,
 };
+use crate::policy::{Chaos, Hedge};
 use fusebox_core::breaker::Permit;
 use fusebox_core::guard::CostPermit;
 use fusebox_core::{BulkheadFull, Error, Outcome, TimedOut};
@@ -102,20 +102,26 @@ impl<'a, T, E, F, Fut> Call<'a, T, E, F, Fut> {
 /// Drops the attempt in flight, if there is one, leaving `wait` empty.
 #[inline]
 fn drop_attempt<T, E, Fut>(wait: &mut Wait<'_, T, E, Fut>, mut attempt: Pin<&mut Option<Fut>>) {
-    if matches!(wait, Wait::Hedged { .. }) {
-        // The hedges are cancelled with their race, then the first attempt.
-        *wait = Wait::Empty;
-        attempt.set(None);
-        return;
+    match wait {
+        Wait::Attempt => {
+            // `Attempt` holds nothing itself; cleared first, so the call never waits on an
+            // attempt that is gone, even if its drop panics. Forgotten rather than dropped: no
+            // drop glue is called for a state known to hold nothing.
+            std::mem::forget(std::mem::replace(wait, Wait::Empty));
+            // Dropped in place, as a pinned value must be.
+            attempt.set(None);
+        }
+        Wait::Hedged { .. } => drop_race(wait, attempt),
+        _ => {}
     }
-    if matches!(wait, Wait::Attempt) {
-        // `Attempt` holds nothing itself; cleared first, so the call never waits on an
-        // attempt that is gone, even if its drop panics. Forgotten rather than dropped: no
-        // drop glue is called for a state known to hold nothing.
-        std::mem::forget(std::mem::replace(wait, Wait::Empty));
-        // Dropped in place, as a pinned value must be.
-        attempt.set(None);
-    }
+}
+
+/// Drops a hedged call's racing attempts: the hedges with their race, then the first.
+#[cold]
+#[inline(never)]
+fn drop_race<T, E, Fut>(wait: &mut Wait<'_, T, E, Fut>, mut attempt: Pin<&mut Option<Fut>>) {
+    *wait = Wait::Empty;
+    attempt.set(None);
 }
 
 /// The call's timer, if it ever waited on a deadline.
@@ -178,6 +184,7 @@ struct Race<T, E, Fut> {
 
 impl<T, E, Fut> Wait<'_, T, E, Fut> {
     /// Whether replacing this state needs no drop.
+    #[inline(always)]
     fn holds_nothing(&self) -> bool {
         matches!(
             self,
@@ -197,8 +204,11 @@ enum Level<'a, T, E> {
     /// A place under a concurrency limit, freed as it drops if the call never settles it.
     Limit(CompactPermit<'a>),
     /// A chaos policy delaying the call, which then fails with its fault if `fault`.
+    /// (A word, not a `bool`: every payload of a level starts on a word, so a level moved
+    /// out of the stack and read back field by field is copied in whole words, which the
+    /// reads can forward from.)
     Chaos {
-        fault: bool,
+        fault: u64,
     },
     /// The hedge: when its first attempt started, and its delay (ns), fixed for the call.
     Hedge {
@@ -231,6 +241,16 @@ impl<T, E> Level<'_, T, E> {
                 | Level::Retry { attempts: None, .. }
         )
     }
+}
+
+/// What a chaos policy's draw did to a call entering it.
+enum Injected<T, E> {
+    /// A delay now runs on the call's timer.
+    Delayed,
+    /// The fault answers at once, for the policies above.
+    Fault((usize, Result<T, Error<E>>)),
+    /// A fault was drawn but the policy makes none: the call goes on.
+    Nothing,
 }
 
 /// Where the call goes after the policies have handled a result.
@@ -271,7 +291,7 @@ where
 {
     type Output = Result<T, Error<E>>;
 
-    #[inline]
+    #[inline(always)]
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.project();
         let mut m = Machine {
@@ -369,7 +389,7 @@ where
     Fut: Future<Output = Result<T, E>>,
 {
     /// Replaces whatever the leaf waits on with `wait`, dropping it (the attempt included).
-    #[inline]
+    #[inline(always)]
     fn set_wait(&mut self, wait: Wait<'a, T, E, Fut>) {
         if self.wait.holds_nothing() {
             std::mem::forget(std::mem::replace(self.wait, wait));
@@ -498,35 +518,18 @@ where
                     Err(throttled) => return Some(refused(i, Error::Throttled(throttled))),
                 },
                 Slot::Chaos(c) => {
+                    // Off, a chaos policy draws nothing: only a drawn injection leaves the path.
                     let injection = c.decide();
-                    if let Some(delay) = injection.delay {
-                        put(Level::Chaos {
-                            fault: injection.fault,
-                        });
-                        // The delay runs on the call's timer, like a retry's backoff; the
-                        // policies inside are entered (or the fault answered) when it ends.
-                        self.set_wait(Wait::Backoff {
-                            level: i as u8,
-                            until: Instant::now().checked_add(delay),
-                        });
-                        return None;
+                    if injection.delay.is_some() || injection.fault {
+                        match self.inject(i, c, injection) {
+                            Injected::Delayed => return None,
+                            Injected::Fault(refusal) => return Some(refusal),
+                            Injected::Nothing => {}
+                        }
                     }
-                    if injection.fault
-                        && let Some(fault) = c.make_fault()
-                    {
-                        return Some(refused(i, Error::Inner(fault)));
-                    }
-                    put(Level::Idle);
+                    let _ = self.levels.try_push(Level::Idle);
                 }
-                Slot::Hedge(h) => {
-                    // The call counts in the budget; its first attempt's start times it.
-                    let _ = h.begin_call();
-                    let delay = h.delay();
-                    put(Level::Hedge {
-                        started: Instant::now(),
-                        delay_nanos: u64::try_from(delay.as_nanos()).unwrap_or(u64::MAX),
-                    });
-                }
+                Slot::Hedge(h) => self.enter_hedge(h),
                 Slot::Outlier(endpoint) => match endpoint.admit() {
                     Ok(()) => put(Level::Idle),
                     Err(ejected) => return Some(refused(i, Error::Ejected(ejected))),
@@ -544,6 +547,47 @@ where
         self.attempt.set(Some(attempt));
         self.set_wait(Wait::Attempt);
         None
+    }
+
+    /// Enters the chaos policy at `i` with what it drew: a delay on the call's timer (the
+    /// fault, if any, answers when it ends), or the fault at once.
+    #[cold]
+    #[inline(never)]
+    fn inject(
+        &mut self,
+        i: usize,
+        chaos: &Chaos<E>,
+        injection: crate::policy::Injection,
+    ) -> Injected<T, E> {
+        if let Some(delay) = injection.delay {
+            let _ = self.levels.try_push(Level::Chaos {
+                fault: u64::from(injection.fault),
+            });
+            // The policies inside are entered (or the fault answered) when the delay ends,
+            // as after a retry's backoff.
+            self.set_wait(Wait::Backoff {
+                level: i as u8,
+                until: Instant::now().checked_add(delay),
+            });
+            return Injected::Delayed;
+        }
+        match chaos.make_fault() {
+            Some(fault) => Injected::Fault(refused(i, Error::Inner(fault))),
+            None => Injected::Nothing,
+        }
+    }
+
+    /// Enters the hedge, the innermost policy: the call counts in its budget, and the
+    /// first attempt's start and the delay it earns are kept.
+    #[cold]
+    #[inline(never)]
+    fn enter_hedge(&mut self, hedge: &Hedge) {
+        let _ = hedge.begin_call();
+        let delay = hedge.delay();
+        let _ = self.levels.try_push(Level::Hedge {
+            started: Instant::now(),
+            delay_nanos: u64::try_from(delay.as_nanos()).unwrap_or(u64::MAX),
+        });
     }
 
     /// Hands `result` to each policy above index `above` (which must equal `depth`),
@@ -757,6 +801,8 @@ where
     /// Polls the attempts racing under a hedge: the first success answers and the others
     /// are dropped; a failure waits for the others, and the last one answers once all have
     /// failed.
+    #[cold]
+    #[inline(never)]
     fn poll_hedged(&mut self, cx: &mut Context<'_>) -> Fired<T, E> {
         let Some((_, h)) = self.hedge_level() else {
             return self.expired(cx);
@@ -849,7 +895,7 @@ where
             && until <= fired_at
         {
             self.set_wait(Wait::Empty);
-            if let (Some(Level::Chaos { fault: true }), Slot::Chaos(chaos)) =
+            if let (Some(Level::Chaos { fault: 1 }), Slot::Chaos(chaos)) =
                 (self.levels.get(level), &self.slots[level])
                 && let Some(fault) = chaos.make_fault()
             {
