@@ -5,7 +5,6 @@
 
 use std::hint::black_box;
 use std::task::{Context, Waker};
-use std::time::Duration;
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use fusebox::breaker::Breaker;
@@ -32,16 +31,10 @@ fn fusebox_limit(algorithm: impl Into<LimitAlgorithm>) -> ConcurrencyLimit {
 }
 
 fn concurrency_limit(c: &mut Criterion) {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_time()
-        .build()
-        .expect("a runtime");
+    let runtime = support::runtime();
     let _entered = runtime.enter();
     let mut cx = Context::from_waker(Waker::noop());
-    let mut group = c.benchmark_group("concurrency_limit_success");
-    group.warm_up_time(Duration::from_secs(1));
-    group.measurement_time(Duration::from_secs(3));
-    group.sample_size(40);
+    let mut group = support::quick_group(c, "concurrency_limit_success");
 
     let mut bare = Echo;
     group.bench_function("bare_service", |b| {
@@ -87,16 +80,10 @@ fn concurrency_limit(c: &mut Criterion) {
 /// bare service and beside fusebox's breaker layer, a yardstick of one policy's cost, and
 /// the policy in a `Stack` beside an empty one.
 fn throttle(c: &mut Criterion) {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_time()
-        .build()
-        .expect("a runtime");
+    let runtime = support::runtime();
     let _entered = runtime.enter();
     let mut cx = Context::from_waker(Waker::noop());
-    let mut group = c.benchmark_group("throttle_success");
-    group.warm_up_time(Duration::from_secs(1));
-    group.measurement_time(Duration::from_secs(3));
-    group.sample_size(40);
+    let mut group = support::quick_group(c, "throttle_success");
 
     let mut bare = Echo;
     group.bench_function("bare_service", |b| {

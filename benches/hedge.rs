@@ -43,17 +43,11 @@ fn percentile() -> Hedge {
 }
 
 fn bench(c: &mut Criterion) {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_time()
-        .build()
-        .expect("a runtime");
+    let runtime = support::runtime();
     let _entered = runtime.enter();
     let mut cx = Context::from_waker(Waker::noop());
 
-    let mut group = c.benchmark_group("hedge_success");
-    group.warm_up_time(Duration::from_secs(1));
-    group.measurement_time(Duration::from_secs(3));
-    group.sample_size(40);
+    let mut group = support::quick_group(c, "hedge_success");
 
     let bare = Stack::new();
     group.bench_function("stack_bare", |b| {

@@ -22,17 +22,11 @@ use support::{Echo, round_trip};
 const PER_SECOND: u32 = 1_000_000_000;
 
 fn bench(c: &mut Criterion) {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_time()
-        .build()
-        .expect("a runtime");
+    let runtime = support::runtime();
     let _entered = runtime.enter(); // tower-resilience reads tokio's clock
     let mut cx = Context::from_waker(Waker::noop());
 
-    let mut group = c.benchmark_group("rate_limit_success");
-    group.warm_up_time(Duration::from_secs(1));
-    group.measurement_time(Duration::from_secs(3));
-    group.sample_size(40);
+    let mut group = support::quick_group(c, "rate_limit_success");
 
     let governor_direct = governor::RateLimiter::direct(governor::Quota::per_second(
         NonZeroU32::new(PER_SECOND).expect("non-zero"),

@@ -5,7 +5,6 @@
 
 use std::hint::black_box;
 use std::task::{Context, Waker};
-use std::time::Duration;
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use fusebox::breaker::Breaker;
@@ -18,10 +17,7 @@ use support::{Echo, round_trip};
 
 fn bench(c: &mut Criterion) {
     let mut cx = Context::from_waker(Waker::noop());
-    let mut group = c.benchmark_group("tower_layer_success");
-    group.warm_up_time(Duration::from_secs(1));
-    group.measurement_time(Duration::from_secs(3));
-    group.sample_size(40);
+    let mut group = support::quick_group(c, "tower_layer_success");
 
     let mut bare = Echo;
     group.bench_function("bare_service", |b| {

@@ -1,11 +1,14 @@
-//! What the tower benches share: a service that answers at once, and one request's
-//! ready-call-poll round trip.
+//! What the tower benches share: a service that answers at once, one request's
+//! ready-call-poll round trip, the runtime their timers need, and the short group settings
+//! of a 2-core machine.
 
 use std::convert::Infallible;
 use std::future::{Future, Ready, ready};
 use std::pin::pin;
 use std::task::{Context, Poll};
 
+use criterion::measurement::WallTime;
+use criterion::{BenchmarkGroup, Criterion};
 use tower::Service;
 
 /// A service that answers every request with itself, ready at once.
@@ -37,4 +40,23 @@ pub fn round_trip<S: Service<u64>>(svc: &mut S, cx: &mut Context<'_>, req: u64) 
             return r.is_ok();
         }
     }
+}
+
+/// A current-thread runtime with timers, for layers that read tokio's clock; enter it for
+/// the bench's duration.
+#[allow(dead_code)] // the breaker layer's bench reads no tokio clock
+pub fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()
+        .expect("a runtime")
+}
+
+/// A group measured briefly (1 s warm-up, 3 s, 40 samples): read ratios, not times.
+pub fn quick_group<'a>(c: &'a mut Criterion, name: &str) -> BenchmarkGroup<'a, WallTime> {
+    let mut group = c.benchmark_group(name);
+    group.warm_up_time(std::time::Duration::from_secs(1));
+    group.measurement_time(std::time::Duration::from_secs(3));
+    group.sample_size(40);
+    group
 }

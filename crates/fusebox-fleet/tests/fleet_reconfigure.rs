@@ -7,6 +7,9 @@ use fusebox_core::breaker::{Breaker, BreakerBuilder, State};
 use fusebox_fleet::{Fleet, FleetMode, FleetState, MemoryStore, StateStore};
 use fusebox_policy::TokioClock;
 
+mod support;
+use support::succeed_a_trial;
+
 const INTERVAL: Duration = Duration::from_millis(100);
 
 fn dep(trials: u32) -> BreakerBuilder {
@@ -15,18 +18,6 @@ fn dep(trials: u32) -> BreakerBuilder {
         .cooldown(Duration::from_secs(1))
         .half_open_trials(trials, trials)
         .clock(TokioClock::new())
-}
-
-async fn succeed_a_trial(b: &Breaker) {
-    for _ in 0..100 {
-        if let Ok(permit) = b.try_acquire() {
-            assert!(permit.is_trial());
-            permit.success();
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    panic!("no trial slot granted in a second");
 }
 
 #[tokio::test(flavor = "current_thread", start_paused = true)]

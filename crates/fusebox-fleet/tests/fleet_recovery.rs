@@ -12,6 +12,9 @@ use fusebox_fleet::{
 };
 use fusebox_policy::TokioClock;
 
+mod support;
+use support::succeed_a_trial;
+
 const INTERVAL: Duration = Duration::from_millis(100);
 
 fn store() -> MemoryStore {
@@ -43,19 +46,6 @@ fn fail_twice(b: &Breaker) {
     for _ in 0..2 {
         b.try_acquire().expect("admitted").failure();
     }
-}
-
-/// Calls until the fleet grants this instance a trial slot, and succeeds.
-async fn succeed_a_trial(b: &Breaker) {
-    for _ in 0..100 {
-        if let Ok(permit) = b.try_acquire() {
-            assert!(permit.is_trial());
-            permit.success();
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    panic!("no trial slot granted in a second");
 }
 
 async fn record(store: &MemoryStore, name: &str) -> fusebox_fleet::BreakerRecord {
