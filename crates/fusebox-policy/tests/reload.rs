@@ -302,3 +302,61 @@ fn a_missing_file_is_an_error_naming_it() {
         "{err}"
     );
 }
+
+#[test]
+fn a_registry_takes_new_defaults_and_overrides_and_its_breakers_keep_their_counts() {
+    use fusebox_core::keyed::BreakerRegistry;
+    let file = TempFile::new(
+        "registry",
+        "[registries.hosts.defaults]\nconsecutive_failures = 5\n",
+    );
+    let hosts = BreakerRegistry::<String>::builder("host").build().unwrap();
+    let reloader = Reloader::new(&file.0).registry("hosts", &hosts);
+    reloader.reload().unwrap();
+    let a = hosts.get_or_create(&"a.example".to_string());
+    fail(&a, 2);
+
+    file.write(
+        "[registries.hosts.defaults]\nconsecutive_failures = 4\n\
+         [registries.hosts.keys.\"a.example\"]\nconsecutive_failures = 2\n",
+    );
+    let report = reloader.reload().unwrap();
+    assert_eq!(report.applied, ["registries.hosts"]);
+    assert_eq!(
+        a.state(),
+        State::Open,
+        "the kept run of 2 meets the key's new threshold"
+    );
+    let b = hosts.get_or_create(&"b.example".to_string());
+    assert_eq!(
+        b.config().consecutive_failures(),
+        Some(4),
+        "new keys take the new defaults"
+    );
+
+    // A bad override refuses the whole file, naming the key and the field.
+    file.write(
+        "[registries.hosts.defaults]\nconsecutive_failures = 3\n\
+         [registries.hosts.keys.\"a.example\"]\nfailure_rate = 1.5\n",
+    );
+    let err = reloader.reload().unwrap_err();
+    assert_eq!(
+        err.setting(),
+        Some("registries.hosts.keys.\"a.example\".failure_rate"),
+        "{err}"
+    );
+    assert_eq!(
+        b.config().consecutive_failures(),
+        Some(4),
+        "nothing applied"
+    );
+    // A field only a build sets is refused for a held key too.
+    file.write("[registries.hosts.defaults]\noutcome_log = 8\n");
+    let err = reloader.reload().unwrap_err();
+    assert_eq!(
+        err.setting(),
+        Some("registries.hosts.defaults.outcome_log"),
+        "{err}"
+    );
+    assert_eq!(b.config().consecutive_failures(), Some(4));
+}

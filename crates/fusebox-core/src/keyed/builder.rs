@@ -23,7 +23,8 @@ pub(super) type OverrideFn<K> = dyn Fn(&K) -> Option<BreakerSettings> + Send + S
 pub(super) type CustomizeFn<K> = dyn Fn(&K, BreakerBuilder) -> BreakerBuilder + Send + Sync;
 
 use super::registry::{BreakerRegistry, Counters, Shared, Table};
-use super::shared::Factory;
+use super::shared::{Factory, KeySettings};
+use crate::revisions::Revisions;
 
 /// Builds a [`BreakerRegistry`]; every setting is checked by [`build`](Self::build).
 ///
@@ -265,9 +266,11 @@ where
                 }),
                 factory: Factory {
                     namer: self.namer,
-                    defaults: self.settings,
-                    default_config,
-                    overrides: self.overrides,
+                    settings: Revisions::new(KeySettings {
+                        defaults: self.settings,
+                        default_config,
+                        overrides: self.overrides,
+                    }),
                     customize: self.customize,
                     clock: clock_for_breakers,
                 },

@@ -64,8 +64,10 @@
 //! hash-flooding by chosen keys.
 
 mod builder;
+mod reconfigure;
 mod registry;
 mod shared;
 
 pub use builder::RegistryBuilder;
+pub use reconfigure::RegistryReconfigured;
 pub use registry::{BreakerRegistry, RegistryStats};

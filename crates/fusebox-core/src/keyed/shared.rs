@@ -9,6 +9,7 @@ use super::registry::{Counters, NoRoom, Shared, Table};
 use crate::ConfigError;
 use crate::breaker::{Breaker, BreakerConfig, BreakerListener, BreakerSettings, State, Transition};
 use crate::clock::Clock;
+use crate::revisions::Revisions;
 
 pub(super) struct Entry {
     pub(super) breaker: Breaker,
@@ -221,11 +222,27 @@ where
 /// registry's clock, the caller's customiser, and the protection mirror.
 pub(super) struct Factory<K> {
     pub(super) namer: Box<NameFn<K>>,
+    /// The defaults and per-key overrides, replaced by a reconfiguration.
+    pub(super) settings: Revisions<KeySettings<K>>,
+    pub(super) customize: Option<Box<CustomizeFn<K>>>,
+    pub(super) clock: Option<Arc<dyn Clock>>,
+}
+
+/// What each key's breaker is built from: the defaults, validated, and the overrides.
+pub(super) struct KeySettings<K> {
     pub(super) defaults: BreakerSettings,
     pub(super) default_config: BreakerConfig,
     pub(super) overrides: Option<Box<OverrideFn<K>>>,
-    pub(super) customize: Option<Box<CustomizeFn<K>>>,
-    pub(super) clock: Option<Arc<dyn Clock>>,
+}
+
+impl<K> KeySettings<K> {
+    /// The settings of `key`: its override, or the defaults.
+    pub(super) fn of(&self, key: &K) -> BreakerSettings {
+        self.overrides
+            .as_ref()
+            .and_then(|f| f(key))
+            .unwrap_or_else(|| self.defaults.clone())
+    }
 }
 
 impl<K> Factory<K> {
@@ -239,8 +256,9 @@ impl<K> Factory<K> {
             releases: Arc::clone(&counters.releases),
         });
         let mut fell_back = false;
-        if let Some(settings) = self.overrides.as_ref().and_then(|f| f(key)) {
-            match self.assemble(key, &name, settings, &protection, true) {
+        let settings = self.settings.current();
+        if let Some(overridden) = settings.overrides.as_ref().and_then(|f| f(key)) {
+            match self.assemble(key, &name, overridden, &protection, true) {
                 Ok(breaker) => return (breaker, protection),
                 Err(error) => {
                     fell_back = true;
@@ -252,7 +270,8 @@ impl<K> Factory<K> {
                 }
             }
         }
-        let breaker = match self.assemble(key, &name, self.defaults.clone(), &protection, true) {
+        let breaker = match self.assemble(key, &name, settings.defaults.clone(), &protection, true)
+        {
             Ok(breaker) => breaker,
             Err(error) => {
                 // The defaults were validated when the registry was built: the customiser
@@ -264,10 +283,10 @@ impl<K> Factory<K> {
                     "breaker customiser produced invalid settings; using the registry defaults \
                      without it"
                 );
-                self.assemble(key, &name, self.defaults.clone(), &protection, false)
+                self.assemble(key, &name, settings.defaults.clone(), &protection, false)
                     // Unreachable in practice (validated settings, non-empty name); still no
                     // panic if it ever fails.
-                    .unwrap_or_else(|_| Breaker::from_config(name, self.default_config.clone()))
+                    .unwrap_or_else(|_| Breaker::from_config(name, settings.default_config.clone()))
             }
         };
         if fell_back {

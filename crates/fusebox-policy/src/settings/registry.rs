@@ -98,6 +98,22 @@ impl RegistrySettings {
     where
         K: AsRef<str> + Hash + Eq + Clone + Send + Sync + 'static,
     {
+        let merged = self.merged()?;
+        let merged = Arc::new(merged);
+        let mut builder = builder
+            .settings(self.defaults.clone())
+            .per_key(move |key: &K| merged.get(key.as_ref()).cloned());
+        if let Some(max) = self.max_keys {
+            builder = builder.max_keys(max);
+        }
+        if let Some(idle) = self.idle_timeout {
+            builder = builder.idle_timeout(idle);
+        }
+        Ok(builder)
+    }
+
+    /// The defaults checked, and every key's settings laid over them and checked.
+    fn merged(&self) -> Result<BTreeMap<String, BreakerSettings>, SettingsError> {
         Breaker::builder("defaults")
             .settings(self.defaults.clone())
             .build_config()
@@ -114,17 +130,80 @@ impl RegistrySettings {
                 .map_err(|e| SettingsError::from(e).within(&quoted(key)).within("keys"))?;
             merged.insert(key.clone(), settings);
         }
-        let merged = Arc::new(merged);
-        let mut builder = builder
-            .settings(self.defaults.clone())
-            .per_key(move |key: &K| merged.get(key.as_ref()).cloned());
-        if let Some(max) = self.max_keys {
-            builder = builder.max_keys(max);
-        }
-        if let Some(idle) = self.idle_timeout {
-            builder = builder.idle_timeout(idle);
-        }
-        Ok(builder)
+        Ok(merged)
+    }
+
+    /// Applies these settings to a live registry (see
+    /// [`BreakerRegistry::reconfigure`]): new defaults and overrides for the keys to come,
+    /// and every breaker it holds reconfigured in place, keeping its state. All or nothing;
+    /// errors name `defaults.<field>` or `keys."<key>".<field>`. `max_keys` and
+    /// `idle_timeout` are fixed when the registry is built and are not changed.
+    ///
+    /// ```
+    /// use fusebox_core::breaker::BreakerSettings;
+    /// use fusebox_policy::settings::RegistrySettings;
+    /// use std::collections::BTreeMap;
+    ///
+    /// let hosts = RegistrySettings::default().build::<String>("host")?;
+    /// let beta = hosts.get_or_create(&"beta".to_string());
+    /// assert_eq!(beta.config().consecutive_failures(), Some(5)); // the breaker default
+    ///
+    /// let reloaded = RegistrySettings {
+    ///     keys: BTreeMap::from([(
+    ///         "beta".to_string(),
+    ///         BreakerSettings { consecutive_failures: Some(1), ..Default::default() },
+    ///     )]),
+    ///     ..Default::default()
+    /// };
+    /// reloaded.reconfigure(&hosts)?;
+    /// assert_eq!(beta.config().consecutive_failures(), Some(1));
+    /// # Ok::<(), fusebox_policy::settings::SettingsError>(())
+    /// ```
+    pub fn reconfigure<K>(
+        &self,
+        registry: &BreakerRegistry<K>,
+    ) -> Result<fusebox_core::keyed::RegistryReconfigured, SettingsError>
+    where
+        K: AsRef<str> + Hash + Eq + Clone + Send + Sync + std::fmt::Debug + 'static,
+    {
+        let done = self.reconfigure_or_check(registry, true)?;
+        done.ok_or_else(|| SettingsError::invalid("", "the registry was not reconfigured"))
+    }
+
+    /// [`reconfigure`](Self::reconfigure), or only its checks when `commit` is false.
+    pub(super) fn reconfigure_or_check<K>(
+        &self,
+        registry: &BreakerRegistry<K>,
+        commit: bool,
+    ) -> Result<Option<fusebox_core::keyed::RegistryReconfigured>, SettingsError>
+    where
+        K: AsRef<str> + Hash + Eq + Clone + Send + Sync + std::fmt::Debug + 'static,
+    {
+        let merged = Arc::new(self.merged()?);
+        let per_key = Arc::clone(&merged);
+        let overrides = Some(move |key: &K| per_key.get(key.as_ref()).cloned());
+        let done = if commit {
+            registry
+                .reconfigure(self.defaults.clone(), overrides)
+                .map(Some)
+        } else {
+            registry
+                .check_reconfigure(self.defaults.clone(), overrides)
+                .map(|()| None)
+        };
+        done.map_err(|error| {
+            // A held key's merged settings were checked above; what is left is a field only a
+            // build sets, or the defaults.
+            let key = merged
+                .keys()
+                .find(|key| error.to_string().contains(&format!("for key {key:?}")));
+            match key {
+                Some(key) => SettingsError::from(error)
+                    .within(&quoted(key))
+                    .within("keys"),
+                None => SettingsError::from(error).within("defaults"),
+            }
+        })
     }
 
     /// A registry naming its breakers `{prefix}:{key}`, from these settings alone.

@@ -1,16 +1,19 @@
-//! Live settings: a TOML file whose `[breakers.<name>]` and `[retries.<name>]` tables are
-//! applied to running breakers and retries, on demand or whenever the file changes.
+//! Live settings: a TOML file whose `[breakers.<name>]`, `[retries.<name>]` and
+//! `[registries.<name>]` tables are applied to running breakers, retries and keyed
+//! registries, on demand or whenever the file changes.
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
+use std::hash::Hash;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, mpsc};
 use std::time::Duration;
 
 use fusebox_core::breaker::{Breaker, BreakerConfig, BreakerSettings, algorithm};
+use fusebox_core::keyed::BreakerRegistry;
 
 use super::registry::quoted;
-use super::{RetrySettings, SettingsError};
+use super::{RegistrySettings, RetrySettings, SettingsError};
 use crate::policy::{Retry, RetryPlan};
 
 /// What a settings file holds: tables of breaker and retry settings by name.
@@ -19,6 +22,7 @@ use crate::policy::{Retry, RetryPlan};
 struct LiveFile {
     breakers: BTreeMap<String, BreakerSettings>,
     retries: BTreeMap<String, RetrySettings>,
+    registries: BTreeMap<String, RegistrySettings>,
 }
 
 /// Why a reload was refused. Nothing was applied: every breaker and retry keeps the settings
@@ -89,16 +93,20 @@ pub struct ReloadReport {
 }
 
 type ApplyRetry = Box<dyn Fn(&RetrySettings, bool) -> Result<(), SettingsError> + Send + Sync>;
+type ApplyRegistry =
+    Box<dyn Fn(&RegistrySettings, bool) -> Result<(), SettingsError> + Send + Sync>;
 
 struct Registered {
     breakers: Vec<(String, Breaker)>,
     retries: Vec<(String, ApplyRetry)>,
+    registries: Vec<(String, ApplyRegistry)>,
 }
 
 /// Settings applied to live breakers and retries from one TOML file, keeping their state:
 /// each `[breakers.<name>]` table goes to the breaker registered under that name through
 /// [`Breaker::reconfigure_settings`], each `[retries.<name>]` table to the retry through
-/// [`Retry::reconfigure`].
+/// [`Retry::reconfigure`], each `[registries.<name>]` table to the keyed registry through
+/// [`RegistrySettings::reconfigure`].
 ///
 /// A reload is all or nothing: every table is validated first (values, fields fixed at build,
 /// names registered), and a single error refuses the whole file, naming the setting
@@ -147,6 +155,7 @@ pub struct Reloader {
 struct Applied {
     breakers: HashMap<String, BreakerSettings>,
     retries: HashMap<String, RetrySettings>,
+    registries: HashMap<String, RegistrySettings>,
 }
 
 impl fmt::Debug for Reloader {
@@ -181,6 +190,7 @@ impl Reloader {
             registered: Registered {
                 breakers: Vec::new(),
                 retries: Vec::new(),
+                registries: Vec::new(),
             },
             applied: Mutex::new(Applied::default()),
         }
@@ -233,6 +243,30 @@ impl Reloader {
             Ok(())
         });
         self.registered.retries.push((name.into(), apply));
+        self
+    }
+
+    /// Applies the file's `[registries.<name>]` table (a [`RegistrySettings`]: `defaults`
+    /// and `[registries.<name>.keys."<key>"]` overrides) to a keyed registry: new settings
+    /// for the keys to come, and every breaker it holds reconfigured in place (see
+    /// [`RegistrySettings::reconfigure`]).
+    ///
+    /// ```
+    /// use fusebox_core::keyed::BreakerRegistry;
+    /// let hosts = BreakerRegistry::<String>::builder("host").build()?;
+    /// let reloader = fusebox_policy::settings::Reloader::new("f.toml").registry("hosts", &hosts);
+    /// # Ok::<(), fusebox_core::ConfigError>(())
+    /// ```
+    #[must_use]
+    pub fn registry<K>(mut self, name: impl Into<String>, registry: &BreakerRegistry<K>) -> Self
+    where
+        K: AsRef<str> + Hash + Eq + Clone + Send + Sync + fmt::Debug + 'static,
+    {
+        let registry = registry.clone();
+        let apply: ApplyRegistry = Box::new(move |settings, commit| {
+            settings.reconfigure_or_check(&registry, commit).map(|_| ())
+        });
+        self.registered.registries.push((name.into(), apply));
         self
     }
 
@@ -302,6 +336,30 @@ impl Reloader {
             retry_changes.push((apply, name, settings));
             report.applied.push(at);
         }
+        let mut registry_changes = Vec::new();
+        for (name, settings) in &file.registries {
+            let at = format!("registries.{}", quoted(name));
+            let within = |e: SettingsError| invalid(e.within(&quoted(name)).within("registries"));
+            let Some((_, apply)) = self.registered.registries.iter().find(|(n, _)| n == name)
+            else {
+                return Err(within(SettingsError::invalid(
+                    "",
+                    "no registry is registered under this name",
+                )));
+            };
+            if applied.registries.get(name) == Some(settings) {
+                report.unchanged.push(at);
+                continue;
+            }
+            apply(settings, false).map_err(within)?;
+            registry_changes.push((apply, name, settings));
+            report.applied.push(at);
+        }
+        for (name, _) in &self.registered.registries {
+            if !file.registries.contains_key(name) {
+                report.absent.push(format!("registries.{}", quoted(name)));
+            }
+        }
         for (name, _) in &self.registered.breakers {
             if !file.breakers.contains_key(name) {
                 report.absent.push(format!("breakers.{}", quoted(name)));
@@ -323,6 +381,10 @@ impl Reloader {
         for (apply, name, settings) in retry_changes {
             apply(settings, true).map_err(|e| invalid(e.within(name)))?;
             applied.retries.insert(name.clone(), settings.clone());
+        }
+        for (apply, name, settings) in registry_changes {
+            apply(settings, true).map_err(|e| invalid(e.within(name)))?;
+            applied.registries.insert(name.clone(), settings.clone());
         }
         if !report.applied.is_empty() {
             tracing::info!(path = %self.path.display(), applied = ?report.applied, "settings reloaded");
