@@ -6,7 +6,7 @@ use std::hash::Hash;
 
 use super::builder::UNNAMED;
 use super::registry::BreakerRegistry;
-use super::shared::{KeySettings, read};
+use super::shared::KeySettings;
 use crate::ConfigError;
 use crate::breaker::{Breaker, BreakerSettings, algorithm};
 
@@ -144,15 +144,6 @@ where
             }
         }
         Ok(settings)
-    }
-
-    fn held(&self) -> Vec<(K, Breaker)> {
-        let table = read(&self.shared.table);
-        table
-            .entries
-            .iter()
-            .map(|(key, entry)| (key.clone(), entry.breaker.clone()))
-            .collect()
     }
 }
 

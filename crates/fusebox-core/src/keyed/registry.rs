@@ -252,17 +252,20 @@ where
     /// # Ok::<(), fusebox_core::ConfigError>(())
     /// ```
     pub fn snapshot(&self) -> Vec<(K, Snapshot)> {
-        let held: Vec<(K, Breaker)> = {
-            let table = read(&self.shared.table);
-            table
-                .entries
-                .iter()
-                .map(|(key, entry)| (key.clone(), entry.breaker.clone()))
-                .collect()
-        };
         // Outside the lock: a snapshot may move a breaker to half-open and run its listeners.
-        held.into_iter()
+        self.held()
+            .into_iter()
             .map(|(key, breaker)| (key, breaker.snapshot()))
+            .collect()
+    }
+
+    /// The keys held and their breakers, copied out of the lock.
+    pub(super) fn held(&self) -> Vec<(K, Breaker)> {
+        let table = read(&self.shared.table);
+        table
+            .entries
+            .iter()
+            .map(|(key, entry)| (key.clone(), entry.breaker.clone()))
             .collect()
     }
 
