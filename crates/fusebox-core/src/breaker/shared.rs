@@ -115,7 +115,7 @@ impl Shared {
     }
 
     /// The ticket of a call admitted in CLOSED or DISABLED state `word`: timed only when
-    /// some rule or listener needs its duration (see [`PermitKey::untimed`]).
+    /// some rule or listener needs its duration (else it starts at [`UNTIMED`]).
     #[inline(always)]
     fn closed_ticket(&self, word: u64) -> PermitKey {
         let started = if self.flags().times_calls() {

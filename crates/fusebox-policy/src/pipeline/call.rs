@@ -14,7 +14,7 @@ use tokio::time::{Instant, Sleep};
 
 use super::MAX_DEPTH;
 use super::slot::Slot;
-use super::{breaker_outcome, settle_cost};
+use super::{breaker_outcome, classified, settle_cost};
 use crate::policy::{
     Answer, BoxFuture, BulkheadSlot, CompactPermit, Fallback, RetryAttempts, Stopwatch,
 };
@@ -603,10 +603,7 @@ where
             };
             match (slot, state) {
                 (Slot::Breaker(_, classify), Level::Breaker(_)) => {
-                    let outcome = match classify {
-                        None => breaker_outcome(result),
-                        Some(c) => c(result),
-                    };
+                    let outcome = classified(classify.as_ref(), result);
                     match self.leave() {
                         Level::Breaker(permit) => permit.record(outcome),
                         // Never the case: the state matched above.
@@ -644,10 +641,7 @@ where
                     }
                 }
                 (Slot::Throttle(t, classify), Level::Idle) => {
-                    let outcome = match classify {
-                        None => breaker_outcome(result),
-                        Some(c) => c(result),
-                    };
+                    let outcome = classified(classify.as_ref(), result);
                     t.record(outcome != Outcome::Failure);
                     self.leave_idle(i);
                 }
@@ -656,10 +650,7 @@ where
                     self.leave_idle(i);
                 }
                 (Slot::Limit(_, classify), Level::Limit(_)) => {
-                    let outcome = match classify {
-                        None => breaker_outcome(result),
-                        Some(c) => c(result),
-                    };
+                    let outcome = classified(classify.as_ref(), result);
                     if let Level::Limit(permit) = self.leave() {
                         permit.settle(outcome);
                     }

@@ -75,6 +75,19 @@ pub(crate) fn breaker_outcome<T, E>(result: &Result<T, Error<E>>) -> Outcome {
     }
 }
 
+/// How a level with an optional classifier of its own reads `result`: by `classify`, or as
+/// a breaker does.
+#[inline]
+pub(crate) fn classified<T, E>(
+    classify: Option<&slot::ClassifyOutcome<T, E>>,
+    result: &Result<T, Error<E>>,
+) -> Outcome {
+    match classify {
+        None => breaker_outcome(result),
+        Some(c) => c(result),
+    }
+}
+
 /// Settles a cost guard's permit with the result of the call it admitted. A refusal by a
 /// policy further in proves the call never reached the dependency, so it cannot have cost
 /// anything: the reservation is released without asking `extract`. Any other result is

@@ -672,16 +672,6 @@ impl ConcurrencyLimit {
     }
 }
 
-/// Counts `Ok` as a success, a failed or timed-out attempt as a drop, and a refusal from a
-/// policy further in as nothing.
-fn default_outcome<T, E>(result: &Result<T, Error<E>>) -> Outcome {
-    match result {
-        Ok(_) => Outcome::Success,
-        Err(Error::Inner(_)) | Err(Error::Timeout(_)) => Outcome::Failure,
-        Err(_) => Outcome::Ignored,
-    }
-}
-
 /// A [`ConcurrencyLimit`] with the function that classifies its calls, for a
 /// [`Stack`](crate::stack::Stack) (see [`ConcurrencyLimit::classify_with`]).
 ///
@@ -717,7 +707,8 @@ impl<T, E> crate::stack::Policy<T, E> for ConcurrencyLimit {
         F: Fn() -> Fut + Copy,
         Fut: Future<Output = Result<T, Error<E>>>,
     {
-        self.around_with(attempt, default_outcome::<T, E>)
+        // `Ok` a success, a failed or timed-out attempt a drop, a refusal further in nothing.
+        self.around_with(attempt, crate::pipeline::breaker_outcome::<T, E>)
     }
 }
 

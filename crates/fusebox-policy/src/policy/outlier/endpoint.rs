@@ -8,6 +8,7 @@ use std::hash::Hash;
 use fusebox_core::{Ejected, Error, Outcome};
 
 use super::OutlierDetector;
+use crate::pipeline::breaker_outcome;
 
 /// The calls to one endpoint of an [`OutlierDetector`], as a [`Stack`](crate::stack::Stack)
 /// or [`Pipeline`](crate::pipeline::Pipeline) policy: refused with
@@ -79,15 +80,6 @@ impl<K> OutlierEndpoint<K> {
     }
 }
 
-/// How a call's result counts for the endpoint that answered it.
-fn endpoint_outcome<T, E>(result: &Result<T, Error<E>>) -> Outcome {
-    match result {
-        Ok(_) => Outcome::Success,
-        Err(Error::Inner(_)) | Err(Error::Timeout(_)) => Outcome::Failure,
-        Err(_) => Outcome::Ignored,
-    }
-}
-
 impl<K: Hash + Eq + Clone + fmt::Display> OutlierEndpoint<K> {
     /// Refuses while the endpoint is ejected; makes it known otherwise.
     pub(crate) fn admit(&self) -> Result<(), Ejected> {
@@ -96,7 +88,8 @@ impl<K: Hash + Eq + Clone + fmt::Display> OutlierEndpoint<K> {
 
     /// Counts a call's result for the endpoint.
     pub(crate) fn settle<T, E>(&self, result: &Result<T, Error<E>>) {
-        self.detector.record(&self.key, endpoint_outcome(result));
+        // Read as a breaker reads it: a refusal further in says nothing of the endpoint.
+        self.detector.record(&self.key, breaker_outcome(result));
     }
 }
 
