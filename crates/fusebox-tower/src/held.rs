@@ -12,12 +12,6 @@ use tower_service::Service;
 
 use crate::BoxError;
 
-/// What a held call waits on: it ends with `None` to send the call, or with the answer to
-/// give instead.
-pub(crate) trait Hold<R>: Future<Output = Option<Result<R, BoxError>>> {}
-
-impl<R, W: Future<Output = Option<Result<R, BoxError>>>> Hold<R> for W {}
-
 pin_project! {
     pub(crate) struct Held<S, Req, W>
     where
@@ -83,7 +77,9 @@ impl<S, Req, W> Future for Held<S, Req, W>
 where
     S: Service<Req>,
     S::Error: Into<BoxError>,
-    W: Hold<S::Response>,
+    // What a held call waits on: it ends with `None` to send the call, or with the answer
+    // to give instead.
+    W: Future<Output = Option<Result<S::Response, BoxError>>>,
 {
     type Output = Result<S::Response, BoxError>;
 
