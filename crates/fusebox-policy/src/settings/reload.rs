@@ -92,14 +92,66 @@ pub struct ReloadReport {
     pub absent: Vec<String>,
 }
 
-type ApplyRetry = Box<dyn Fn(&RetrySettings, bool) -> Result<(), SettingsError> + Send + Sync>;
-type ApplyRegistry =
-    Box<dyn Fn(&RegistrySettings, bool) -> Result<(), SettingsError> + Send + Sync>;
+/// Checks a table for one registered policy (`false`), or applies it (`true`).
+type Apply<S> = Box<dyn Fn(&S, bool) -> Result<(), SettingsError> + Send + Sync>;
 
+/// The policies registered under each name, by kind.
 struct Registered {
-    breakers: Vec<(String, Breaker)>,
-    retries: Vec<(String, ApplyRetry)>,
-    registries: Vec<(String, ApplyRegistry)>,
+    breakers: Vec<(String, Apply<BreakerSettings>)>,
+    retries: Vec<(String, Apply<RetrySettings>)>,
+    registries: Vec<(String, Apply<RegistrySettings>)>,
+}
+
+/// The tables of one kind a reload changes, checked: each with its policy's `Apply`.
+type Staged<'a, S> = Vec<(&'a Apply<S>, &'a String, &'a S)>;
+
+/// Checks the `kind` tables of `file` (every name registered, every changed table valid
+/// for its policy) and notes in `report` what changes, what does not and what is absent.
+/// Errors name the setting from the file's root.
+fn stage<'a, S: PartialEq>(
+    kind: &str,
+    file: &'a BTreeMap<String, S>,
+    registered: &'a [(String, Apply<S>)],
+    applied: &HashMap<String, S>,
+    report: &mut ReloadReport,
+) -> Result<Staged<'a, S>, SettingsError> {
+    let mut staged = Vec::new();
+    for (name, settings) in file {
+        let at = format!("{kind}.{}", quoted(name));
+        let within = |e: SettingsError| e.within(&quoted(name)).within(kind);
+        let Some((_, apply)) = registered.iter().find(|(n, _)| n == name) else {
+            return Err(within(SettingsError::invalid(
+                "",
+                "nothing is registered under this name",
+            )));
+        };
+        if applied.get(name) == Some(settings) {
+            report.unchanged.push(at);
+            continue;
+        }
+        apply(settings, false).map_err(within)?;
+        staged.push((apply, name, settings));
+        report.applied.push(at);
+    }
+    for (name, _) in registered {
+        if !file.contains_key(name) {
+            report.absent.push(format!("{kind}.{}", quoted(name)));
+        }
+    }
+    Ok(staged)
+}
+
+/// Applies the checked `staged` tables of `kind`, remembering each as applied.
+fn commit<S: Clone>(
+    kind: &str,
+    staged: Staged<'_, S>,
+    applied: &mut HashMap<String, S>,
+) -> Result<(), SettingsError> {
+    for (apply, name, settings) in staged {
+        apply(settings, true).map_err(|e| e.within(&quoted(name)).within(kind))?;
+        applied.insert(name.clone(), settings.clone());
+    }
+    Ok(())
 }
 
 /// Settings applied to live breakers and retries from one TOML file, keeping their state:
@@ -160,19 +212,15 @@ struct Applied {
 
 impl fmt::Debug for Reloader {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let names = |v: &[(String, _)]| v.iter().map(|(n, _)| n.clone()).collect::<Vec<_>>();
+        fn names<T>(registered: &[(String, T)]) -> Vec<&str> {
+            registered.iter().map(|(name, _)| name.as_str()).collect()
+        }
+        let r = &self.registered;
         f.debug_struct("Reloader")
             .field("path", &self.path)
-            .field("breakers", &names(&self.registered.breakers))
-            .field(
-                "retries",
-                &self
-                    .registered
-                    .retries
-                    .iter()
-                    .map(|(n, _)| n)
-                    .collect::<Vec<_>>(),
-            )
+            .field("breakers", &names(&r.breakers))
+            .field("retries", &names(&r.retries))
+            .field("registries", &names(&r.registries))
             .finish()
     }
 }
@@ -212,9 +260,15 @@ impl Reloader {
     /// ```
     #[must_use]
     pub fn breaker(mut self, name: impl Into<String>, breaker: &Breaker) -> Self {
-        self.registered
-            .breakers
-            .push((name.into(), breaker.clone()));
+        let breaker = breaker.clone();
+        let apply: Apply<BreakerSettings> = Box::new(move |settings, commit| {
+            let config = live_breaker_config(&breaker, settings)?;
+            if commit {
+                breaker.reconfigure(config)?;
+            }
+            Ok(())
+        });
+        self.registered.breakers.push((name.into(), apply));
         self
     }
 
@@ -235,7 +289,7 @@ impl Reloader {
         E: 'static,
     {
         let retry = retry.clone();
-        let apply: ApplyRetry = Box::new(move |settings, commit| {
+        let apply: Apply<RetrySettings> = Box::new(move |settings, commit| {
             let plan = settings.plan_for(&retry)?;
             if commit {
                 retry.reconfigure(plan)?;
@@ -263,7 +317,7 @@ impl Reloader {
         K: AsRef<str> + Hash + Eq + Clone + Send + Sync + fmt::Debug + 'static,
     {
         let registry = registry.clone();
-        let apply: ApplyRegistry = Box::new(move |settings, commit| {
+        let apply: Apply<RegistrySettings> = Box::new(move |settings, commit| {
             settings.reconfigure_or_check(&registry, commit).map(|_| ())
         });
         self.registered.registries.push((name.into(), apply));
@@ -295,97 +349,40 @@ impl Reloader {
             error,
         };
         let mut applied = self.applied.lock().unwrap_or_else(|p| p.into_inner());
+        let applied = &mut *applied;
         let mut report = ReloadReport::default();
+        let r = &self.registered;
 
-        // Validate everything before changing anything.
-        let mut breaker_changes: Vec<(&Breaker, BreakerConfig, &String, &BreakerSettings)> =
-            Vec::new();
-        for (name, settings) in &file.breakers {
-            let at = format!("breakers.{}", quoted(name));
-            let within = |e: SettingsError| invalid(e.within(&quoted(name)).within("breakers"));
-            let Some((_, breaker)) = self.registered.breakers.iter().find(|(n, _)| n == name)
-            else {
-                return Err(within(SettingsError::invalid(
-                    "",
-                    "no breaker is registered under this name",
-                )));
-            };
-            if applied.breakers.get(name) == Some(settings) {
-                report.unchanged.push(at);
-                continue;
-            }
-            let config = live_breaker_config(breaker, settings).map_err(within)?;
-            breaker_changes.push((breaker, config, name, settings));
-            report.applied.push(at);
-        }
-        let mut retry_changes = Vec::new();
-        for (name, settings) in &file.retries {
-            let at = format!("retries.{}", quoted(name));
-            let within = |e: SettingsError| invalid(e.within(&quoted(name)).within("retries"));
-            let Some((_, apply)) = self.registered.retries.iter().find(|(n, _)| n == name) else {
-                return Err(within(SettingsError::invalid(
-                    "",
-                    "no retry is registered under this name",
-                )));
-            };
-            if applied.retries.get(name) == Some(settings) {
-                report.unchanged.push(at);
-                continue;
-            }
-            apply(settings, false).map_err(within)?;
-            retry_changes.push((apply, name, settings));
-            report.applied.push(at);
-        }
-        let mut registry_changes = Vec::new();
-        for (name, settings) in &file.registries {
-            let at = format!("registries.{}", quoted(name));
-            let within = |e: SettingsError| invalid(e.within(&quoted(name)).within("registries"));
-            let Some((_, apply)) = self.registered.registries.iter().find(|(n, _)| n == name)
-            else {
-                return Err(within(SettingsError::invalid(
-                    "",
-                    "no registry is registered under this name",
-                )));
-            };
-            if applied.registries.get(name) == Some(settings) {
-                report.unchanged.push(at);
-                continue;
-            }
-            apply(settings, false).map_err(within)?;
-            registry_changes.push((apply, name, settings));
-            report.applied.push(at);
-        }
-        for (name, _) in &self.registered.registries {
-            if !file.registries.contains_key(name) {
-                report.absent.push(format!("registries.{}", quoted(name)));
-            }
-        }
-        for (name, _) in &self.registered.breakers {
-            if !file.breakers.contains_key(name) {
-                report.absent.push(format!("breakers.{}", quoted(name)));
-            }
-        }
-        for (name, _) in &self.registered.retries {
-            if !file.retries.contains_key(name) {
-                report.absent.push(format!("retries.{}", quoted(name)));
-            }
-        }
+        // Check everything before changing anything.
+        let breakers = stage(
+            "breakers",
+            &file.breakers,
+            &r.breakers,
+            &applied.breakers,
+            &mut report,
+        );
+        let breakers = breakers.map_err(invalid)?;
+        let retries = stage(
+            "retries",
+            &file.retries,
+            &r.retries,
+            &applied.retries,
+            &mut report,
+        );
+        let retries = retries.map_err(invalid)?;
+        let registries = stage(
+            "registries",
+            &file.registries,
+            &r.registries,
+            &applied.registries,
+            &mut report,
+        );
+        let registries = registries.map_err(invalid)?;
 
-        // Validated: apply. Nothing below refuses what the checks above accepted.
-        for (breaker, config, name, settings) in breaker_changes {
-            breaker
-                .reconfigure(config)
-                .map_err(|e| invalid(SettingsError::from(e).within(name)))?;
-            applied.breakers.insert(name.clone(), settings.clone());
-        }
-        for (apply, name, settings) in retry_changes {
-            apply(settings, true).map_err(|e| invalid(e.within(name)))?;
-            applied.retries.insert(name.clone(), settings.clone());
-        }
-        for (apply, name, settings) in registry_changes {
-            apply(settings, true).map_err(|e| invalid(e.within(name)))?;
-            applied.registries.insert(name.clone(), settings.clone());
-        }
+        // Checked: apply. Nothing below refuses what the checks above accepted.
+        commit("breakers", breakers, &mut applied.breakers).map_err(invalid)?;
+        commit("retries", retries, &mut applied.retries).map_err(invalid)?;
+        commit("registries", registries, &mut applied.registries).map_err(invalid)?;
         if !report.applied.is_empty() {
             tracing::info!(path = %self.path.display(), applied = ?report.applied, "settings reloaded");
         }
