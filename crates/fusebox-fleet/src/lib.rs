@@ -83,6 +83,9 @@
 //! # }).unwrap();
 //! ```
 
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+
 #[cfg(feature = "contract")]
 pub mod contract;
 mod engine;

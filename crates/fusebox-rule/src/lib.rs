@@ -58,6 +58,9 @@
 //! parentheses and `not` (16) by default. Every level of nesting costs stack in the parser,
 //! compiler and evaluator, so the nesting limit is capped at [`Limits::MAX_DEPTH_CEILING`].
 
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+
 mod ast;
 mod compile;
 mod error;
