@@ -10,18 +10,20 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use pin_project_lite::pin_project;
-use tokio::time::{Instant, Sleep};
+use tokio::time::Instant;
 
 use super::MAX_DEPTH;
 use super::slot::Slot;
 use super::{breaker_outcome, classified, settle_cost};
-use crate::policy::{
-    Answer, BoxFuture, BulkheadSlot, CompactPermit, Fallback, RetryAttempts, Stopwatch,
-};
-use crate::policy::{Chaos, Hedge};
-use fusebox_core::breaker::Permit;
-use fusebox_core::guard::CostPermit;
-use fusebox_core::{BulkheadFull, Error, Outcome, TimedOut};
+use crate::policy::{Answer, BoxFuture, Chaos, Fallback};
+use fusebox_core::{Error, Outcome, TimedOut};
+
+mod deadline;
+mod hedge;
+mod state;
+
+use deadline::Timer;
+use state::{Fired, Injected, Level, Next, Wait, drop_attempt};
 
 /// A refusal by the policy at `i`, for the policies above it.
 #[cold]
@@ -99,183 +101,8 @@ impl<'a, T, E, F, Fut> Call<'a, T, E, F, Fut> {
     }
 }
 
-/// Drops the attempt in flight, if there is one, leaving `wait` empty.
-#[inline]
-fn drop_attempt<T, E, Fut>(wait: &mut Wait<'_, T, E, Fut>, mut attempt: Pin<&mut Option<Fut>>) {
-    match wait {
-        Wait::Attempt => {
-            // `Attempt` holds nothing itself; cleared first, so the call never waits on an
-            // attempt that is gone, even if its drop panics. Forgotten rather than dropped: no
-            // drop glue is called for a state known to hold nothing.
-            std::mem::forget(std::mem::replace(wait, Wait::Empty));
-            // Dropped in place, as a pinned value must be.
-            attempt.set(None);
-        }
-        Wait::Hedged { .. } => drop_race(wait, attempt),
-        _ => {}
-    }
-}
-
-/// Drops a hedged call's racing attempts: the hedges with their race, then the first.
-#[cold]
-#[inline(never)]
-fn drop_race<T, E, Fut>(wait: &mut Wait<'_, T, E, Fut>, mut attempt: Pin<&mut Option<Fut>>) {
-    *wait = Wait::Empty;
-    attempt.set(None);
-}
-
-/// The call's timer, if it ever waited on a deadline.
-struct Timer(Option<Pin<Box<Sleep>>>);
-
-impl Drop for Timer {
-    // Most calls never make a timer: the check is inlined into the call's drop and the
-    // timer's own drop, a sizeable function, is called only when there is one.
-    #[inline]
-    fn drop(&mut self) {
-        if let Some(sleep) = self.0.take() {
-            drop_timer(sleep);
-        }
-    }
-}
-
-#[cold]
-#[inline(never)]
-fn drop_timer(sleep: Pin<Box<Sleep>>) {
-    drop(sleep);
-}
-
-type QueueWait<'a> =
-    Pin<Box<dyn Future<Output = Result<BulkheadSlot<'a>, BulkheadFull>> + Send + 'a>>;
-
-/// What the call is waiting on, below every active policy. Nothing here is pinned: the
-/// caller's future, the only part that may need pinning, is kept beside it. The tag comes
-/// first (see [`Call`]'s layout).
-#[repr(u8)]
-enum Wait<'a, T, E, Fut> {
-    /// Not polled yet.
-    Start,
-    /// An attempt: the caller's future, in `attempt`.
-    Attempt,
-    /// The fallback at `level` answering with its handler.
-    Fallback { level: u8, fut: BoxFuture<T, E> },
-    /// The bulkhead at `level` waiting in its queue.
-    Queue { level: u8, fut: QueueWait<'a> },
-    /// The retry at `level` waiting before its next attempt (`None`: longer than the clock
-    /// can represent).
-    Backoff { level: u8, until: Option<Instant> },
-    /// Attempts racing under the hedge (the innermost policy): the first one in `attempt`,
-    /// the hedges in the race.
-    Hedged { race: Box<Race<T, E, Fut>> },
-    /// Finished, or between two states inside `poll`.
-    Empty,
-}
-
-/// The hedges of one call, made when the first is sent.
-struct Race<T, E, Fut> {
-    /// Each hedge, `None` once finished, with its stopwatch; a hedge's place tells which it is.
-    hedges: Vec<(Option<Pin<Box<Fut>>>, Stopwatch)>,
-    /// When the next hedge is due; `None` when no more may be sent.
-    next: Option<Instant>,
-    /// The first attempt is still running (in the call's `attempt`).
-    first_running: bool,
-    last_failure: Option<E>,
-    _value: std::marker::PhantomData<fn() -> T>,
-}
-
-impl<T, E, Fut> Wait<'_, T, E, Fut> {
-    /// Whether replacing this state needs no drop.
-    #[inline(always)]
-    fn holds_nothing(&self) -> bool {
-        matches!(
-            self,
-            Wait::Start | Wait::Attempt | Wait::Backoff { .. } | Wait::Empty
-        )
-    }
-}
-
-/// The state of one policy while the call is inside it.
-enum Level<'a, T, E> {
-    /// Nothing: what `leave` answers when no level is left (never, by construction).
-    Vacant,
-    /// A policy that keeps no state (a fallback).
-    Idle,
-    Breaker(Permit<'a>),
-    Cost(CostPermit<'a>),
-    /// A place under a concurrency limit, freed as it drops if the call never settles it.
-    Limit(CompactPermit<'a>),
-    /// A chaos policy delaying the call, which then fails with its fault if `fault`.
-    /// (A word, not a `bool`: every payload of a level starts on a word, so a level moved
-    /// out of the stack and read back field by field is copied in whole words, which the
-    /// reads can forward from.)
-    Chaos {
-        fault: u64,
-    },
-    /// The hedge: when its first attempt started, and its delay (ns), fixed for the call.
-    Hedge {
-        started: Instant,
-        delay_nanos: u64,
-    },
-    /// Held for its drop, which frees the slot.
-    Bulkhead {
-        _slot: BulkheadSlot<'a>,
-    },
-    /// When the timeout expires (`None`: later than the clock can represent).
-    Timeout(Option<Instant>),
-    /// The decisions are made at the first result, and kept (boxed) only if it is retried.
-    Retry {
-        started: Option<u64>,
-        attempts: Option<Box<RetryAttempts<'a, T, E>>>,
-    },
-}
-
-impl<T, E> Level<'_, T, E> {
-    /// Whether forgetting this state leaks nothing: it holds no permit, slot or box.
-    fn holds_nothing(&self) -> bool {
-        matches!(
-            self,
-            Level::Vacant
-                | Level::Idle
-                | Level::Timeout(_)
-                | Level::Chaos { .. }
-                | Level::Hedge { .. }
-                | Level::Retry { attempts: None, .. }
-        )
-    }
-}
-
-/// What a chaos policy's draw did to a call entering it.
-enum Injected<T, E> {
-    /// A delay now runs on the call's timer.
-    Delayed,
-    /// The fault answers at once, for the policies above.
-    Fault((usize, Result<T, Error<E>>)),
-    /// A fault was drawn but the policy makes none: the call goes on.
-    Nothing,
-}
-
-/// Where the call goes after the policies have handled a result.
-enum Next {
-    /// Finished with the result handed up.
-    Done,
-    /// A retry starts another attempt: enter the policies from this index.
-    Descend(usize),
-    /// A new leaf waits.
-    Wait,
-}
-
-/// What polling the attempt, or the timer's expiry, led to.
-enum Fired<T, E> {
-    /// Nothing is ready and nothing has expired: wait.
-    Nothing,
-    /// A backoff delay ended and the next attempt was started: poll it.
-    Again,
-    /// A result for the policy just above this index (an attempt's result, a timeout's
-    /// error, or a refusal of the next attempt).
-    Unwind(usize, Result<T, Error<E>>),
-}
-
 /// The parts of a [`Call`] that stepping changes.
-struct Machine<'p, 'a, T, E, F, Fut> {
+struct Walk<'p, 'a, T, E, F, Fut> {
     attempt: Pin<&'p mut Option<Fut>>,
     wait: &'p mut Wait<'a, T, E, Fut>,
     levels: &'p mut ArrayVec<Level<'a, T, E>, MAX_DEPTH>,
@@ -294,7 +121,7 @@ where
     #[inline(always)]
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.project();
-        let mut m = Machine {
+        let mut m = Walk {
             attempt: this.attempt,
             wait: &mut **this.wait,
             levels: this.levels,
@@ -383,7 +210,7 @@ where
     }
 }
 
-impl<'a, T, E, F, Fut> Machine<'_, 'a, T, E, F, Fut>
+impl<'a, T, E, F, Fut> Walk<'_, 'a, T, E, F, Fut>
 where
     F: Fn() -> Fut,
     Fut: Future<Output = Result<T, E>>,
@@ -577,19 +404,6 @@ where
         }
     }
 
-    /// Enters the hedge, the innermost policy: the call counts in its budget, and the
-    /// first attempt's start and the delay it earns are kept.
-    #[cold]
-    #[inline(never)]
-    fn enter_hedge(&mut self, hedge: &Hedge) {
-        let _ = hedge.begin_call();
-        let delay = hedge.delay();
-        let _ = self.levels.try_push(Level::Hedge {
-            started: Instant::now(),
-            delay_nanos: u64::try_from(delay.as_nanos()).unwrap_or(u64::MAX),
-        });
-    }
-
     /// Hands `result` to each policy above index `above` (which must equal `depth`),
     /// innermost first.
     #[inline]
@@ -680,21 +494,6 @@ where
         Next::Done
     }
 
-    /// Starts the next attempt below the retry at `i` (the innermost policy entered) after
-    /// `delay`.
-    #[cold]
-    fn retry_after(&mut self, i: usize, delay: Duration) -> Next {
-        if delay.is_zero() {
-            return Next::Descend(i + 1);
-        }
-        let until = Instant::now().checked_add(delay);
-        self.set_wait(Wait::Backoff {
-            level: i as u8,
-            until,
-        });
-        Next::Wait
-    }
-
     /// Lets a fallback answer the error in `result`: now, in place, or later with the
     /// returned future.
     #[cold]
@@ -711,214 +510,5 @@ where
             }
             Answer::Later(fut) => Some(fut),
         }
-    }
-
-    /// The hedge the call is inside, if its innermost policy is one: its level and policy.
-    #[inline]
-    fn hedge_level(&self) -> Option<(usize, &'a Hedge)> {
-        let slots = self.slots;
-        match slots.last() {
-            Some(Slot::Hedge(h)) if self.levels.len() == slots.len() => Some((slots.len() - 1, h)),
-            _ => None,
-        }
-    }
-
-    /// The first attempt answered before any hedge: its latency feeds a percentile delay.
-    #[inline]
-    fn first_won(&mut self) {
-        if let Some((level, h)) = self.hedge_level()
-            && let Some(Level::Hedge { started, .. }) = self.levels.get(level)
-        {
-            h.settle(0, h.stopwatch_at(*started), None, 0);
-        }
-    }
-
-    /// When the next hedge is due, if one may still be sent.
-    fn next_hedge(&self) -> Option<Instant> {
-        let (level, _) = self.hedge_level()?;
-        match &*self.wait {
-            Wait::Hedged { race, .. } => race.next,
-            Wait::Attempt => match self.levels.get(level) {
-                Some(Level::Hedge {
-                    started,
-                    delay_nanos,
-                }) => started.checked_add(Duration::from_nanos(*delay_nanos)),
-                _ => None,
-            },
-            _ => None,
-        }
-    }
-
-    /// Sends the next hedge (the hedge's delay is over), unless the budget refuses it.
-    #[cold]
-    fn send_hedge(&mut self) -> Fired<T, E> {
-        let Some((level, h)) = self.hedge_level() else {
-            return Fired::Nothing;
-        };
-        let Some(Level::Hedge { delay_nanos, .. }) = self.levels.get(level) else {
-            return Fired::Nothing;
-        };
-        let delay = Duration::from_nanos(*delay_nanos);
-        if matches!(&*self.wait, Wait::Attempt) {
-            // The first hedge: the race begins, around the first attempt still running.
-            self.set_wait(Wait::Hedged {
-                race: Box::new(Race {
-                    hedges: Vec::new(),
-                    next: None,
-                    first_running: true,
-                    last_failure: None,
-                    _value: std::marker::PhantomData,
-                }),
-            });
-        }
-        let Wait::Hedged { race, .. } = &mut *self.wait else {
-            return Fired::Nothing;
-        };
-        let number = race.hedges.len() as u32 + 1;
-        race.next = None;
-        match h.try_hedge(number) {
-            Some(watch) => {
-                race.hedges.push((Some(Box::pin((self.op)())), watch));
-                if number < h.max_hedged_attempts() {
-                    race.next = Instant::now().checked_add(delay);
-                }
-                Fired::Again
-            }
-            // Refused by the budget: no later hedge for this call.
-            None => Fired::Nothing,
-        }
-    }
-
-    /// Polls the attempts racing under a hedge: the first success answers and the others
-    /// are dropped; a failure waits for the others, and the last one answers once all have
-    /// failed.
-    #[cold]
-    #[inline(never)]
-    fn poll_hedged(&mut self, cx: &mut Context<'_>) -> Fired<T, E> {
-        let Some((_, h)) = self.hedge_level() else {
-            return self.expired(cx);
-        };
-        let started = match self.levels.last() {
-            Some(Level::Hedge { started, .. }) => *started,
-            _ => Instant::now(),
-        };
-        let Wait::Hedged { race, .. } = &mut *self.wait else {
-            return self.expired(cx);
-        };
-        let mut won: Option<(u32, Stopwatch, T)> = None;
-        if race.first_running
-            && let Some(first) = self.attempt.as_mut().as_pin_mut()
-            && let Poll::Ready(result) = first.poll(cx)
-        {
-            race.first_running = false;
-            self.attempt.set(None);
-            match result {
-                Ok(value) => won = Some((0, h.stopwatch_at(started), value)),
-                Err(failure) => race.last_failure = Some(failure),
-            }
-        }
-        if won.is_none() {
-            for (index, (slot, watch)) in race.hedges.iter_mut().enumerate() {
-                let Some(running) = slot.as_mut() else {
-                    continue;
-                };
-                if let Poll::Ready(result) = running.as_mut().poll(cx) {
-                    *slot = None;
-                    match result {
-                        Ok(value) => {
-                            won = Some((index as u32 + 1, *watch, value));
-                            break;
-                        }
-                        Err(failure) => race.last_failure = Some(failure),
-                    }
-                }
-            }
-        }
-        let hedges_running = race.hedges.iter().filter(|(h, _)| h.is_some()).count() as u32;
-        let in_flight = hedges_running + u32::from(race.first_running);
-        if let Some((winner, watch, value)) = won {
-            let first = (winner > 0 && race.first_running).then(|| h.stopwatch_at(started));
-            h.settle(winner, watch, first, in_flight);
-            drop_attempt(self.wait, self.attempt.as_mut());
-            return Fired::Unwind(self.slots.len(), Ok(value));
-        }
-        if in_flight == 0
-            && let Some(failure) = race.last_failure.take()
-        {
-            drop_attempt(self.wait, self.attempt.as_mut());
-            return Fired::Unwind(self.slots.len(), Err(Error::Inner(failure)));
-        }
-        self.expired(cx)
-    }
-
-    /// Arms the timer for the earliest active deadline and, if it has passed, acts on what
-    /// expired: the backoff delay at the leaf, or else the innermost expired timeout.
-    fn expired(&mut self, cx: &mut Context<'_>) -> Fired<T, E> {
-        let backoff = match &*self.wait {
-            Wait::Backoff { level, until } => Some((usize::from(*level), *until)),
-            _ => None,
-        };
-        let hedge = self.next_hedge();
-        let depth = self.levels.len();
-        let deadlines = self.levels.iter().filter_map(|l| match l {
-            Level::Timeout(deadline) => *deadline,
-            _ => None,
-        });
-        let Some(earliest) = deadlines
-            .chain(backoff.and_then(|(_, until)| until))
-            .chain(hedge)
-            .min()
-        else {
-            return Fired::Nothing;
-        };
-        let sleep = self
-            .timer
-            .0
-            .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(earliest)));
-        if sleep.deadline() != earliest {
-            sleep.as_mut().reset(earliest);
-        }
-        if sleep.as_mut().poll(cx).is_pending() {
-            return Fired::Nothing;
-        }
-        let fired_at = Instant::now().max(earliest);
-        if let Some((level, Some(until))) = backoff
-            && until <= fired_at
-        {
-            self.set_wait(Wait::Empty);
-            if let (Some(Level::Chaos { fault: 1 }), Slot::Chaos(chaos)) =
-                (self.levels.get(level), &self.slots[level])
-                && let Some(fault) = chaos.make_fault()
-            {
-                // The injected delay is over: the fault answers instead of the call.
-                return Fired::Unwind(level + 1, Err(Error::Inner(fault)));
-            }
-            return match self.descend(level + 1) {
-                None => Fired::Again,
-                Some((above, result)) => Fired::Unwind(above, result),
-            };
-        }
-        let expired = (0..depth).rev().find(
-            |&i| matches!(&self.levels[i], Level::Timeout(Some(deadline)) if *deadline <= fired_at),
-        );
-        let Some(level) = expired else {
-            if hedge.is_some_and(|due| due <= fired_at) {
-                return self.send_hedge();
-            }
-            return Fired::Nothing;
-        };
-        // Everything inside the timeout is dropped, innermost first, like a cancelled future,
-        // and the timeout itself is left.
-        drop_attempt(self.wait, self.attempt.as_mut());
-        self.set_wait(Wait::Empty);
-        while self.levels.len() > level {
-            drop(self.leave());
-        }
-        let Slot::Timeout(t) = &self.slots[level] else {
-            return Fired::Nothing;
-        };
-        let after = t.duration();
-        tracing::debug!(after_ms = after.as_millis() as u64, "call timed out");
-        Fired::Unwind(level, Err(Error::Timeout(TimedOut { after })))
     }
 }
