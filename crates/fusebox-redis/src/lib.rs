@@ -40,16 +40,16 @@ mod keys;
 mod listen;
 mod reply;
 mod scripts;
+mod store;
 
 use std::collections::HashMap;
 use std::fmt;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use fusebox_fleet::{
-    Cas, Claim, FleetChange, FleetView, ForcedState, Notice, StateStore, StoreError, StoreFuture,
-    SyncRequest, check_force_ms, check_span_ms,
-};
+#[cfg(doc)]
+use fusebox_fleet::StateStore;
+use fusebox_fleet::{FleetView, Notice, StoreError};
 use redis::{RedisError, Value};
 use tokio::sync::broadcast;
 
@@ -57,7 +57,6 @@ pub use builder::RedisStoreBuilder;
 use builder::Target;
 use connection::{Backend, Connection};
 use keys::key_part;
-use reply::decode_view;
 use scripts::Scripts;
 
 /// A fleet store on Redis: one server, or a Redis Cluster.
@@ -379,165 +378,6 @@ impl RedisStore {
     }
 }
 
-impl StateStore for RedisStore {
-    fn prepare(&self) -> StoreFuture<'_, ()> {
-        Box::pin(async move {
-            let mut con = self.connection().await?;
-            let _: String = redis::cmd("PING")
-                .query_async(&mut con)
-                .await
-                .map_err(store_error)?;
-            Ok(())
-        })
-    }
-
-    fn sync<'a>(&'a self, req: &'a SyncRequest) -> StoreFuture<'a, FleetView> {
-        Box::pin(async move {
-            if req.instance.is_empty() {
-                return Err(StoreError::Invalid("empty instance id".into()));
-            }
-            check_span_ms("lease_ttl_ms", req.lease_ttl_ms)?;
-            let args = [
-                req.instance.clone(),
-                req.lease_ttl_ms.max(1).to_string(),
-                req.seq.to_string(),
-                req.outcomes.successes.to_string(),
-                req.outcomes.failures.to_string(),
-                req.outcomes.slow.to_string(),
-                req.trials.generation.to_string(),
-                req.trials.successes.to_string(),
-                req.trials.failures.to_string(),
-                req.trials.release.to_string(),
-                u8::from(req.local_open).to_string(),
-                req.mode.clone(),
-                req.incarnation.to_string(),
-            ];
-            let reply = self
-                .run_script(&self.inner.scripts.sync, &req.breaker, &args)
-                .await?;
-            let view = decode_view(&req.breaker, &reply)?.0;
-            self.note_breaker(&view, true).await;
-            Ok(view)
-        })
-    }
-
-    fn transition<'a>(
-        &'a self,
-        breaker: &'a str,
-        expected_generation: u64,
-        change: FleetChange,
-        reason: &'a str,
-    ) -> StoreFuture<'a, Cas> {
-        Box::pin(async move {
-            change.check()?;
-            let cooldown = match change {
-                FleetChange::Open { cooldown_ms } => cooldown_ms,
-                FleetChange::HalfOpen | FleetChange::Closed => 0,
-            };
-            let args = [
-                expected_generation.to_string(),
-                change.target().as_str().to_owned(),
-                cooldown.to_string(),
-                reason.to_owned(),
-            ];
-            let reply = self
-                .run_script(&self.inner.scripts.transition, breaker, &args)
-                .await?;
-            let (view, won) = decode_view(breaker, &reply)?;
-            self.note_breaker(&view, won == 1).await;
-            Ok(Cas {
-                won: won == 1,
-                view,
-            })
-        })
-    }
-
-    fn claim_trials<'a>(
-        &'a self,
-        breaker: &'a str,
-        instance: &'a str,
-        want: u32,
-        permitted: u32,
-    ) -> StoreFuture<'a, Claim> {
-        Box::pin(async move {
-            let args = [instance.to_owned(), want.to_string(), permitted.to_string()];
-            let reply = self
-                .run_script(&self.inner.scripts.claim, breaker, &args)
-                .await?;
-            let (view, granted) = decode_view(breaker, &reply)?;
-            self.note_breaker(&view, false).await;
-            Ok(Claim {
-                granted: u32::try_from(granted).unwrap_or(0),
-                view,
-            })
-        })
-    }
-
-    fn force<'a>(
-        &'a self,
-        breaker: &'a str,
-        forced: Option<ForcedState>,
-        for_ms: Option<u64>,
-    ) -> StoreFuture<'a, FleetView> {
-        Box::pin(async move {
-            check_force_ms(for_ms)?;
-            let args = [
-                forced.map(ForcedState::as_str).unwrap_or("").to_owned(),
-                for_ms.unwrap_or(0).to_string(),
-            ];
-            let reply = self
-                .run_script(&self.inner.scripts.force, breaker, &args)
-                .await?;
-            let view = decode_view(breaker, &reply)?.0;
-            self.note_breaker(&view, true).await;
-            Ok(view)
-        })
-    }
-
-    fn view<'a>(&'a self, breaker: &'a str) -> StoreFuture<'a, Option<FleetView>> {
-        Box::pin(async move {
-            let reply = self
-                .run_script(&self.inner.scripts.view, breaker, &[])
-                .await?;
-            match reply {
-                Value::Nil => Ok(None),
-                other => Ok(Some(decode_view(breaker, &other)?.0)),
-            }
-        })
-    }
-
-    fn breakers(&self) -> StoreFuture<'_, Vec<String>> {
-        Box::pin(async move {
-            let mut con = self.connection().await?;
-            let names: Vec<String> = if self.is_cluster() {
-                self.inner
-                    .scripts
-                    .seen_list
-                    .key(self.seen_key())
-                    .arg(millis(self.inner.idle_ttl).max(1))
-                    .invoke_async(&mut con)
-                    .await
-            } else {
-                self.inner
-                    .scripts
-                    .breakers
-                    .key(self.names_key())
-                    .arg(&self.inner.prefix)
-                    .invoke_async(&mut con)
-                    .await
-            }
-            .map_err(store_error)?;
-            Ok(names)
-        })
-    }
-
-    fn subscribe(&self) -> broadcast::Receiver<Notice> {
-        let receiver = self.inner.notices.subscribe();
-        self.inner.listening.call_once(|| self.listen());
-        receiver
-    }
-}
-
 fn store_error(e: RedisError) -> StoreError {
     if e.is_io_error()
         || e.is_timeout()
@@ -558,93 +398,4 @@ fn millis(d: Duration) -> u64 {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use redis::cluster_routing::Slot;
-
-    /// Breaker names and instance ids that try to end the hash tag early, open a second
-    /// one, or hold the escape itself.
-    const HOSTILE_NAMES: [&str; 18] = [
-        "a",
-        "a}:lease:y",
-        "a%7D:lease:y",
-        "{a}",
-        "a}",
-        "{",
-        "}",
-        "{}",
-        "}{",
-        "%",
-        "%7B",
-        "x{y}z",
-        "{payments}:leases",
-        "line\nbreak",
-        "\u{1b}[31mred",
-        "pipe|1 space",
-        "i:dep",
-        "día",
-    ];
-    const HOSTILE_INSTANCES: [&str; 5] = ["i0", "y}", "{", "}{x}", "x|1\n"];
-
-    fn cluster_store(prefix: &str) -> RedisStore {
-        RedisStore::cluster_builder(["redis://127.0.0.1:7001"])
-            .prefix(prefix)
-            .build()
-            .expect("valid settings")
-    }
-
-    #[test]
-    fn every_key_of_a_script_call_shares_the_breakers_slot() {
-        for prefix in ["fusebox:", "orders:eu:", "a%b:"] {
-            let store = cluster_store(prefix);
-            let mut slots = std::collections::HashSet::new();
-            for name in HOSTILE_NAMES {
-                let (keys, lease_prefix) = store.script_keys(name);
-                assert_eq!(keys.len(), 4, "{name:?}: a key beside the breaker's own");
-                // The tag is exactly the escaped name: no name ends it early or moves it.
-                let slot = Slot::for_key(key_part(name).as_bytes());
-                let leases = HOSTILE_INSTANCES.map(|id| format!("{lease_prefix}{id}"));
-                for key in keys.iter().chain(&leases) {
-                    assert_eq!(Slot::for_key(key), slot, "{prefix:?} {name:?}: {key:?}");
-                }
-                slots.insert(format!("{slot:?}"));
-            }
-            // Breakers spread over the cluster rather than sharing one slot.
-            assert!(slots.len() > HOSTILE_NAMES.len() / 2, "{slots:?}");
-            let seen = store.seen_key();
-            assert!(
-                !seen.contains(['{', '}']),
-                "the index of names has no tag: {seen:?}"
-            );
-        }
-    }
-
-    #[test]
-    fn standalone_keys_keep_the_names_of_earlier_releases() {
-        let store = RedisStore::new("redis://127.0.0.1").expect("valid settings");
-        let (keys, lease_prefix) = store.script_keys("a}:lease:y");
-        assert_eq!(
-            keys,
-            [
-                "fusebox:{a%7D:lease:y}",
-                "fusebox:{a%7D:lease:y}:leases",
-                "fusebox:{a%7D:lease:y}:open",
-                "fusebox:{a%7D:lease:y}:claims",
-                "fusebox:breakers",
-            ]
-        );
-        assert_eq!(lease_prefix, "fusebox:{a%7D:lease:y}:lease:");
-        assert_eq!(store.channel(), "fusebox:events");
-    }
-
-    #[test]
-    fn cluster_names_are_refreshed_well_within_the_idle_ttl() {
-        let day = cluster_store("fusebox:");
-        assert_eq!(day.register_every(), Duration::from_secs(60));
-        let short = RedisStore::cluster_builder(["redis://127.0.0.1:7001"])
-            .idle_ttl(Duration::from_secs(20))
-            .build()
-            .expect("valid settings");
-        assert_eq!(short.register_every(), Duration::from_secs(5));
-    }
-}
+mod tests;
