@@ -3,22 +3,25 @@
 //!
 //! Use it to run a breaker inside an actor, a simulation, or any place that owns its state;
 //! [`Breaker`](super::Breaker) is the same rules behind atomics for concurrent callers.
+//!
+//! Reconfiguration (`reconfigure`) and the operator's transitions (`manual`) have files of
+//! their own.
+
+mod manual;
+mod reconfigure;
 
 use crate::outcome::Outcome;
 use rand::rngs::SmallRng;
 
 use super::Name;
 use super::algorithm::{
-    Manual, Move, WindowChange, after_retune, after_trial, below_minimum, due, enter,
-    hinted_open_until, is_slow_after, judges, retry_after, retry_hint_until, retune,
-    success_may_raise_a_rate, trial_admissible, trial_counts, trip,
+    Move, after_trial, below_minimum, due, enter, hinted_open_until, is_slow_after, judges,
+    retry_after, retry_hint_until, success_may_raise_a_rate, trial_admissible, trial_counts, trip,
 };
 use super::config::BreakerConfig;
-use super::reconfigure::Reconfigured;
 use super::rejected::Rejected;
 use super::stats::{State, Transition, TransitionReason, WindowStats};
 use super::window::{Mark, SeqWindow};
-use crate::ConfigError;
 
 /// Admission of one call by a [`Machine`]; hand it back with the outcome.
 ///
@@ -250,58 +253,6 @@ impl Machine {
         self.last_failure
     }
 
-    /// Replaces the configuration at `now`, keeping the state and the counts the new one can
-    /// use, by the same rules as [`Breaker::reconfigure`](super::Breaker::reconfigure) (see
-    /// [`algorithm::retune`](super::algorithm::retune)); the new rules are judged at once.
-    /// A refused configuration leaves the machine as it was.
-    ///
-    /// ```
-    /// use fusebox_core::breaker::{algorithm::WindowChange, Breaker, Machine, State};
-    /// use fusebox_core::Outcome;
-    /// let mut m = Machine::new("m", Breaker::builder("m").failures_in_last(3, 10).build_config()?);
-    /// for t in 0..2 {
-    ///     let ticket = m.acquire(t).unwrap();
-    ///     m.record(ticket, Outcome::Failure, t);
-    /// }
-    /// let lowered = Breaker::builder("m").failures_in_last(2, 10).build_config()?;
-    /// let done = m.reconfigure(lowered, 5)?;
-    /// assert_eq!((done.window, done.state), (WindowChange::Kept, State::Open));
-    /// # Ok::<(), fusebox_core::ConfigError>(())
-    /// ```
-    pub fn reconfigure(
-        &mut self,
-        config: BreakerConfig,
-        now: u64,
-    ) -> Result<Reconfigured, ConfigError> {
-        let window = retune(&self.config, &config)?;
-        if window != WindowChange::Kept {
-            self.window = SeqWindow::new(config.window);
-            self.below_minimum = true;
-        }
-        self.config = config;
-        self.revision += 1;
-        self.settle(now);
-        let stats = self.window.stats(now);
-        if self.state == State::Closed {
-            self.below_minimum = below_minimum(&self.config, &stats);
-        }
-        if let Some((to, reason)) = after_retune(
-            &self.config,
-            self.state,
-            self.consecutive_failures,
-            &stats,
-            self.trial_successes,
-            self.trial_failures,
-        ) {
-            self.move_to(to, reason, now);
-        }
-        Ok(Reconfigured {
-            revision: self.revision,
-            window,
-            state: self.state,
-        })
-    }
-
     /// The state changes made since the last call, oldest first.
     ///
     /// ```
@@ -515,81 +466,6 @@ impl Machine {
         {
             self.trials_in_flight -= 1;
         }
-    }
-
-    /// Opens by hand until [`reset`](Self::reset).
-    ///
-    /// ```
-    /// use fusebox_core::breaker::{Breaker, Machine, State};
-    /// let mut m = Machine::new("m", Breaker::builder("f").build_config()?);
-    /// assert!(m.force_open(0));
-    /// assert!(!m.force_open(1)); // already forced open
-    /// assert_eq!(m.state(u64::MAX), State::ForcedOpen); // no cooldown ends it
-    /// # Ok::<(), fusebox_core::ConfigError>(())
-    /// ```
-    pub fn force_open(&mut self, now: u64) -> bool {
-        self.manual(Manual::ForceOpen, now)
-    }
-
-    /// Always admits, still measures, never trips.
-    ///
-    /// ```
-    /// use fusebox_core::breaker::{Breaker, Machine, State};
-    /// use fusebox_core::Outcome;
-    /// let mut m = Machine::new("m", Breaker::builder("d").consecutive_failures(1).build_config()?);
-    /// assert!(m.disable(0));
-    /// let ticket = m.acquire(1).unwrap();
-    /// m.record(ticket, Outcome::Failure, 1);
-    /// assert_eq!((m.state(2), m.consecutive_failures()), (State::Disabled, 1));
-    /// # Ok::<(), fusebox_core::ConfigError>(())
-    /// ```
-    pub fn disable(&mut self, now: u64) -> bool {
-        self.manual(Manual::Disable, now)
-    }
-
-    /// Back to CLOSED with counters cleared.
-    ///
-    /// ```
-    /// use fusebox_core::breaker::{Breaker, Machine, State};
-    /// let mut m = Machine::new("m", Breaker::builder("r").build_config()?);
-    /// m.trip("drill", 0);
-    /// assert!(m.reset(1));
-    /// assert_eq!(m.state(1), State::Closed);
-    /// assert!(!m.reset(2)); // already closed: counters cleared, no change
-    /// # Ok::<(), fusebox_core::ConfigError>(())
-    /// ```
-    pub fn reset(&mut self, now: u64) -> bool {
-        self.manual(Manual::Reset, now)
-    }
-
-    /// Opens on an external signal; recovers like after any trip.
-    ///
-    /// ```
-    /// use fusebox_core::breaker::{Breaker, Machine, State, TransitionReason, TripReason};
-    /// let mut m = Machine::new("m", Breaker::builder("t").build_config()?);
-    /// assert!(m.trip("health check failed", 0));
-    /// assert!(!m.trip("again", 1)); // already open
-    /// let change = m.take_transitions().next().unwrap();
-    /// let external = TripReason::External { reason: "health check failed".into() };
-    /// assert_eq!((change.to, change.reason), (State::Open, TransitionReason::Tripped(external)));
-    /// # Ok::<(), fusebox_core::ConfigError>(())
-    /// ```
-    pub fn trip(&mut self, reason: &'static str, now: u64) -> bool {
-        self.manual(Manual::Trip(reason.into()), now)
-    }
-
-    fn manual(&mut self, manual: Manual, now: u64) -> bool {
-        if !manual.allowed_from(self.state) {
-            return false;
-        }
-        if !manual.changes_state(self.state) {
-            // A reset of a closed machine: counters cleared, no change to report.
-            self.clear_counts();
-            return false;
-        }
-        let to = manual.target();
-        self.move_to(to, manual.reason(), now);
-        true
     }
 
     fn record_trial(&mut self, ticket: Ticket, outcome: Outcome, now: u64, took: u64) {
