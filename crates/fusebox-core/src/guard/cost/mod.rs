@@ -70,13 +70,14 @@ mod permit;
 mod policy;
 mod shell;
 mod status;
+mod ticket;
 
 #[cfg(test)]
 mod tests;
 
 pub use builder::CostGuardBuilder;
 pub use event::{CostEvent, CostExtractor, CostListener, CostRejected};
-pub use meter::{Admitted, CostMeter, CostRefusal, CostTicket, Settled};
+pub use meter::CostMeter;
 pub use permit::{CostPermit, OwnedCostPermit};
 pub use policy::{
     CostBaseline, CostDecision, CostPolicy, CostPolicyBuilder, CostRejectReason, CostWindow,
@@ -84,3 +85,4 @@ pub use policy::{
 };
 pub use shell::CostGuard;
 pub use status::{BaselineReading, CostEventKind, CostEvents, CostStatus};
+pub use ticket::{Admitted, CostRefusal, CostTicket, Settled};

@@ -3,8 +3,8 @@
 use std::fmt;
 use std::sync::Arc;
 
-use super::meter::CostTicket;
 use super::shell::Shared;
+use super::ticket::CostTicket;
 
 /// Permission for one call, from [`CostGuard::try_acquire`](super::CostGuard::try_acquire). Record the call's cost with
 /// [`record_cost`](Self::record_cost), [`record`](Self::record) or

@@ -7,10 +7,11 @@ use std::sync::Arc;
 
 use super::builder::CostGuardBuilder;
 use super::event::{CostEvent, CostExtractor, CostListener, CostRejected};
-use super::meter::{CostMeter, CostTicket};
+use super::meter::CostMeter;
 use super::permit::{CostPermit, OwnedCostPermit, Reservation};
 use super::policy::CostPolicy;
 use super::status::{CostEventKind, CostEvents, CostStatus};
+use super::ticket::CostTicket;
 use crate::ConfigError;
 use crate::breaker::Name;
 use crate::clock::ClockHandle;
