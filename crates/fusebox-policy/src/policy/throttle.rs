@@ -171,6 +171,11 @@ impl ThrottleBuilder {
         self
     }
 
+    /// The window and buckets set so far, for settings that change only one of them.
+    pub(crate) fn window_and_buckets(&self) -> (Duration, u32) {
+        (self.window, self.buckets)
+    }
+
     /// Seeds the random drops, for reproducible tests (default: a fresh seed).
     ///
     /// ```

@@ -122,16 +122,17 @@ pub struct ThrottleSettings {
 }
 
 impl ThrottleSettings {
-    /// Lays the settings over `builder`.
+    /// Lays the settings over `builder` (what they leave unset keeps the builder's value).
     pub fn apply(&self, builder: ThrottleBuilder) -> ThrottleBuilder {
         let mut builder = builder;
         if let Some(k) = self.k {
             builder = builder.k(k);
         }
         if self.window.is_some() || self.buckets.is_some() {
+            let (window, buckets) = builder.window_and_buckets();
             builder = builder.window(
-                self.window.unwrap_or(Duration::from_secs(4)),
-                self.buckets.unwrap_or(8),
+                self.window.unwrap_or(window),
+                self.buckets.unwrap_or(buckets),
             );
         }
         if let Some(seed) = self.seed {
@@ -205,7 +206,7 @@ pub struct ConcurrencyLimitSettings {
 }
 
 impl ConcurrencyLimitSettings {
-    /// Lays the settings over `builder`.
+    /// Lays the settings over `builder` (what they leave unset keeps the builder's value).
     pub fn apply(&self, builder: ConcurrencyLimitBuilder) -> ConcurrencyLimitBuilder {
         let mut builder = builder;
         match self.algorithm {
@@ -224,9 +225,10 @@ impl ConcurrencyLimitSettings {
             builder = builder.initial_limit(n);
         }
         if self.window.is_some() || self.min_samples.is_some() {
+            let (window, min_samples) = builder.window_and_min_samples();
             builder = builder.window(
-                self.window.unwrap_or(Duration::from_millis(250)),
-                self.min_samples.unwrap_or(10),
+                self.window.unwrap_or(window),
+                self.min_samples.unwrap_or(min_samples),
             );
         }
         builder
@@ -235,5 +237,54 @@ impl ConcurrencyLimitSettings {
     /// A concurrency limit named `name` from these settings alone.
     pub fn build(&self, name: impl Into<Name>) -> Result<ConcurrencyLimit, SettingsError> {
         Ok(self.apply(ConcurrencyLimit::builder(name)).build()?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_throttle_setting_changes_only_its_half_of_the_window() {
+        let builder = Throttle::builder("t").window(Duration::from_secs(10), 5);
+        let buckets_only = ThrottleSettings {
+            buckets: Some(20),
+            ..Default::default()
+        };
+        assert_eq!(
+            buckets_only.apply(builder).window_and_buckets(),
+            (Duration::from_secs(10), 20)
+        );
+        let builder = Throttle::builder("t").window(Duration::from_secs(10), 5);
+        let window_only = ThrottleSettings {
+            window: Some(Duration::from_secs(2)),
+            ..Default::default()
+        };
+        assert_eq!(
+            window_only.apply(builder).window_and_buckets(),
+            (Duration::from_secs(2), 5)
+        );
+    }
+
+    #[test]
+    fn a_limit_setting_changes_only_its_half_of_the_window() {
+        let builder = ConcurrencyLimit::builder("l").window(Duration::from_secs(1), 40);
+        let samples_only = ConcurrencyLimitSettings {
+            min_samples: Some(3),
+            ..Default::default()
+        };
+        assert_eq!(
+            samples_only.apply(builder).window_and_min_samples(),
+            (Duration::from_secs(1), 3)
+        );
+        let builder = ConcurrencyLimit::builder("l").window(Duration::from_secs(1), 40);
+        let window_only = ConcurrencyLimitSettings {
+            window: Some(Duration::from_millis(100)),
+            ..Default::default()
+        };
+        assert_eq!(
+            window_only.apply(builder).window_and_min_samples(),
+            (Duration::from_millis(100), 40)
+        );
     }
 }

@@ -95,6 +95,12 @@ impl ConcurrencyLimitBuilder {
         self.min_samples = min_samples;
         self
     }
+
+    /// The window and minimum samples set so far, for settings that change only one of
+    /// them.
+    pub(crate) fn window_and_min_samples(&self) -> (Duration, u32) {
+        (self.window, self.min_samples)
+    }
     /// Calls `f` with the name and the new limit whenever the limit moves.
     ///
     /// ```
